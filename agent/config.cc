@@ -1,0 +1,190 @@
+#include "agent/config.h"
+
+#include <netdb.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "agent/duration.h"
+
+namespace poolkeeper {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+CheckConfig parse_check(const std::string& name, const toml::table& t, const std::string& file) {
+  TableReader r(t, file, "checks." + name);
+  if (!valid_name(name)) r.fail("kind", "check name must be letters, digits, '-', '_' or '.'");
+  CheckConfig c;
+  c.name = name;
+  c.kind = r.require_string("kind");
+  const CheckFactory* factory = find_check_factory(c.kind);
+  if (!factory)
+    r.fail("kind", "unknown kind \"" + c.kind + "\" (known: " + known_check_kinds() + ")");
+  c.interval = r.duration("interval", 10ms, 24h).value_or(c.interval);
+  c.timeout = r.duration("timeout", 1ms, 10min).value_or(c.timeout);
+  c.fast_interval = r.duration("fast_interval", 10ms, 24h).value_or(c.fast_interval);
+  c.rise = static_cast<int>(r.integer("rise", 1, 1000).value_or(c.rise));
+  c.fall = static_cast<int>(r.integer("fall", 1, 1000).value_or(c.fall));
+  c.critical = r.boolean("critical").value_or(c.critical);
+  if (c.timeout > c.interval && r.has("timeout"))
+    r.fail("timeout", "must not be longer than interval (" + format_duration(c.interval) + ")");
+  if (c.timeout > c.interval) c.timeout = c.interval;  // a short interval clamps the default
+  c.check = std::shared_ptr<Check>((*factory)(r));
+  r.finish();
+  std::ostringstream fp;
+  fp << t;
+  c.fingerprint = fp.str();
+  return c;
+}
+
+ServiceConfig parse_service(const std::string& name, const toml::table& t, const std::string& file,
+                            const std::map<std::string, CheckConfig>& checks) {
+  TableReader r(t, file, "services." + name);
+  if (!valid_name(name)) r.fail("checks", "service name must be letters, digits, '-', '_' or '.'");
+  ServiceConfig s;
+  s.name = name;
+  auto names = r.strings("checks");
+  if (!names) r.fail("checks", "is required (the checks this service depends on)");
+  if (names->empty()) r.fail("checks", "must name at least one check");
+  for (const auto& c : *names) {
+    if (!checks.count(c)) r.fail("checks", "no check named \"" + c + "\" ([checks." + c + "])");
+    for (const auto& prev : s.checks)
+      if (prev == c) r.fail("checks", "names \"" + c + "\" twice");
+    s.checks.push_back(c);
+  }
+  s.port = static_cast<int>(r.integer("port", 1, 65535).value_or(0));
+  s.peers = r.strings("peers").value_or(std::vector<std::string>{});
+  for (const auto& p : s.peers)
+    if (p.rfind("http://", 0) != 0 && p.rfind("https://", 0) != 0)
+      r.fail("peers", "\"" + p + "\" must be an http:// or https:// URL of a peer's agent");
+  s.min_pooled = static_cast<int>(r.integer("min_pooled", 0, 1000).value_or(1));
+  r.finish();
+  return s;
+}
+
+AgentConfig parse_agent(const toml::table* t, const std::string& file) {
+  AgentConfig a;
+  if (!t) {
+    a.hostname = host_fqdn();
+    return a;
+  }
+  TableReader r(*t, file, "agent");
+  a.listen = r.string("listen").value_or(a.listen);
+  std::string host;
+  int port;
+  if (!split_host_port(a.listen, &host, &port))
+    r.fail("listen", "\"" + a.listen + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
+  a.admin_socket = r.string("admin_socket").value_or(a.admin_socket);
+  a.admin_group = r.string("admin_group").value_or("");
+  a.state_dir = r.string("state_dir").value_or(a.state_dir);
+  a.drain_seconds = static_cast<int>(r.integer("drain_seconds", 0, 3600).value_or(10));
+  a.hostname = r.string("hostname").value_or("");
+  if (a.hostname.empty()) a.hostname = host_fqdn();
+  a.boot_id_file = r.string("boot_id_file").value_or(a.boot_id_file);
+  r.finish();
+  return a;
+}
+
+}  // namespace
+
+bool split_host_port(const std::string& s, std::string* host, int* port) {
+  std::string h, p;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos || s.find(':') != colon) return false;
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  if (h.empty() || p.empty() || p.size() > 5) return false;
+  for (char c : p)
+    if (c < '0' || c > '9') return false;
+  int v = std::stoi(p);
+  if (v > 65535) return false;
+  *host = h;
+  *port = v;
+  return true;
+}
+
+std::string host_fqdn() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  std::string name = buf;
+  if (name.find('.') != std::string::npos) return name;
+  struct addrinfo hints {};
+  hints.ai_flags = AI_CANONNAME;
+  hints.ai_family = AF_UNSPEC;
+  struct addrinfo* res = nullptr;
+  if (::getaddrinfo(name.c_str(), nullptr, &hints, &res) == 0 && res) {
+    if (res->ai_canonname && *res->ai_canonname) name = res->ai_canonname;
+    ::freeaddrinfo(res);
+  }
+  return name;
+}
+
+Config parse_config(std::string_view text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(path + ":" + std::to_string(e.source().begin.line) + ": " +
+                      std::string(e.description()));
+  }
+  Config cfg;
+  cfg.file = path;
+  TableReader top(root, path, "");
+  cfg.agent = parse_agent(top.table("agent"), path);
+
+  const toml::table* checks = top.table("checks");
+  if (checks) {
+    for (const auto& [k, v] : *checks) {
+      std::string name(k.str());
+      if (!v.is_table())
+        throw ConfigError(path + ":" + std::to_string(v.source().begin.line) + ": checks." +
+                          name + ": must be a table ([checks." + name + "])");
+      cfg.checks.emplace(name, parse_check(name, *v.as_table(), path));
+    }
+  }
+  const toml::table* services = top.table("services");
+  if (!services || services->empty())
+    throw ConfigError(path + ":1: services: at least one [services.NAME] table is required");
+  for (const auto& [k, v] : *services) {
+    std::string name(k.str());
+    if (!v.is_table())
+      throw ConfigError(path + ":" + std::to_string(v.source().begin.line) + ": services." + name +
+                        ": must be a table ([services." + name + "])");
+    cfg.services.emplace(name, parse_service(name, *v.as_table(), path, cfg.checks));
+  }
+  top.finish();
+  return cfg;
+}
+
+Config load_config(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw ConfigError(path + ":0: cannot open: " + std::strerror(errno));
+  std::string text;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  bool err = std::ferror(f);
+  std::fclose(f);
+  if (err) throw ConfigError(path + ":0: cannot read: " + std::strerror(errno));
+  return parse_config(text, path);
+}
+
+}  // namespace poolkeeper

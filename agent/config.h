@@ -1,0 +1,64 @@
+// The agent's configuration (TOML, schema in DESIGN.md). load_config() validates all
+// of it up front and throws ConfigError("FILE:LINE: key: what") on the first problem,
+// so a bad file never half-applies.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/clock.h"
+#include "checks/check.h"
+
+namespace poolkeeper {
+
+struct CheckConfig {
+  std::string name;
+  std::string kind;
+  Duration interval = std::chrono::seconds(1);
+  Duration timeout = std::chrono::milliseconds(500);
+  Duration fast_interval = std::chrono::milliseconds(200);
+  int rise = 3;
+  int fall = 2;
+  bool critical = true;
+  std::string fingerprint;  // the table's text: equal fingerprints = unchanged on reload
+  std::shared_ptr<Check> check;
+};
+
+struct ServiceConfig {
+  std::string name;
+  std::vector<std::string> checks;
+  int port = 0;                     // where clients connect (drain counts); 0 = unknown
+  std::vector<std::string> peers;   // other hosts' agents, "http://host:9473"
+  int min_pooled = 1;
+};
+
+struct AgentConfig {
+  std::string listen = "127.0.0.1:9473";
+  std::string admin_socket = "/run/poolkeeper/admin.sock";
+  std::string admin_group;
+  std::string state_dir = "/var/lib/poolkeeper";
+  int drain_seconds = 10;
+  std::string hostname;  // default: the host's FQDN
+  std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
+};
+
+struct Config {
+  std::string file;
+  AgentConfig agent;
+  std::map<std::string, ServiceConfig> services;
+  std::map<std::string, CheckConfig> checks;
+};
+
+Config load_config(const std::string& path);
+Config parse_config(std::string_view text, const std::string& path);
+
+// gethostname(), made fully qualified through the resolver's canonical name when it
+// has no dot (as `hostname -f` does).
+std::string host_fqdn();
+
+// "127.0.0.1:9473", "[::1]:9473", "localhost:9473" → host and port; false if malformed.
+bool split_host_port(const std::string& s, std::string* host, int* port);
+
+}  // namespace poolkeeper

@@ -1,0 +1,133 @@
+#include "agent/http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "agent/config.h"
+
+namespace poolkeeper {
+
+namespace {
+
+int kSeen;  // marks a request as seen; its address is all that matters
+
+MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
+                      const char* /*version*/, const char* /*upload_data*/,
+                      size_t* upload_data_size, void** con_cls) {
+  // Queue on the second call: answering on the first makes libmicrohttpd close the
+  // connection instead of keeping it alive (measured: a fifth of the throughput).
+  if (*con_cls == nullptr) {
+    *con_cls = &kSeen;
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {  // a body on a read-only endpoint: discard it
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  auto* server = static_cast<HttpServer*>(cls);
+  HttpReply reply = server->answer(method, url);
+  MHD_Response* resp = MHD_create_response_from_buffer(
+      reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+  if (!resp) return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
+  for (const auto& [k, v] : reply.headers) MHD_add_response_header(resp, k.c_str(), v.c_str());
+  MHD_Result ret = MHD_queue_response(conn, static_cast<unsigned>(reply.status), resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+}  // namespace
+
+int listen_tcp(const std::string& address, int backlog, int* bound_port) {
+  std::string host;
+  int port = 0;
+  if (!split_host_port(address, &host, &port))
+    throw std::runtime_error("cannot listen on " + address + ": not ADDRESS:PORT");
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_storage ss{};
+  socklen_t len;
+  int family;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    family = AF_INET;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    throw std::runtime_error("cannot listen on " + address + ": not a numeric address");
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(e));
+  }
+  sockaddr_storage got{};
+  socklen_t gl = sizeof got;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &gl);
+  *bound_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
+                                        : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+  return fd;
+}
+
+HttpServer::HttpServer(HttpServerOptions options, SnapshotSource source, Metrics* metrics)
+    : options_(std::move(options)), source_(std::move(source)), metrics_(metrics) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::start() {
+  listen_fd_ = listen_tcp(options_.listen, 512, &port_);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+  daemon_ = MHD_start_daemon(
+      flags, 0, nullptr, nullptr, &on_request, this,
+      MHD_OPTION_LISTEN_SOCKET, listen_fd_,
+      MHD_OPTION_CONNECTION_LIMIT, options_.connection_limit,
+      MHD_OPTION_CONNECTION_TIMEOUT, options_.connection_timeout_seconds,
+      MHD_OPTION_THREAD_POOL_SIZE, options_.threads,
+      MHD_OPTION_END);
+  if (!daemon_) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    throw std::runtime_error("cannot start HTTP server on " + options_.listen);
+  }
+}
+
+void HttpServer::stop() {
+  if (daemon_) {
+    MHD_stop_daemon(daemon_);  // closes the listening socket it was given
+    daemon_ = nullptr;
+    listen_fd_ = -1;
+  }
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
+}
+
+HttpReply HttpServer::answer(const char* method, const char* url) {
+  std::shared_ptr<const Snapshot> snap = source_();
+  HttpReply reply = handle_http(method, url, *snap, [this] {
+    return metrics_ ? metrics_->serialize() : std::string();
+  });
+  if (metrics_) metrics_->http_request(reply.route, reply.status);
+  return reply;
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,55 @@
+// The agent's read-only HTTP endpoint on libmicrohttpd. Answers come from the latest
+// snapshot (never from a probe), so a request never waits on the scheduler. Bounded:
+// a connection limit and an idle timeout keep slow or half-open clients from
+// exhausting it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/http_api.h"
+#include "agent/metrics.h"
+
+struct MHD_Daemon;
+
+namespace poolkeeper {
+
+struct HttpServerOptions {
+  std::string listen = "127.0.0.1:9473";
+  unsigned connection_limit = 512;
+  unsigned connection_timeout_seconds = 10;
+  unsigned threads = 2;
+};
+
+class HttpServer {
+ public:
+  using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
+  HttpServer(HttpServerOptions options, SnapshotSource source, Metrics* metrics);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving; throws std::runtime_error naming the address on failure.
+  void start();
+  void stop();
+  int port() const { return port_; }
+
+  // The libmicrohttpd request callback (public for the C trampoline).
+  HttpReply answer(const char* method, const char* url);
+
+ private:
+  HttpServerOptions options_;
+  SnapshotSource source_;
+  Metrics* metrics_;
+  MHD_Daemon* daemon_ = nullptr;
+  int listen_fd_ = -1;
+  int port_ = 0;
+};
+
+// Creates a bound, listening TCP socket for "host:port" (numeric IPv4/IPv6 or
+// "localhost"); throws std::runtime_error("cannot listen on …: why").
+int listen_tcp(const std::string& address, int backlog, int* bound_port);
+
+}  // namespace poolkeeper

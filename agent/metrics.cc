@@ -1,0 +1,101 @@
+#include "agent/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "agent/snapshot.h"
+
+namespace poolkeeper {
+
+namespace {
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      check_up_(prometheus::BuildGauge()
+                    .Name("poolkeeper_check_up")
+                    .Help("1 when the check is healthy (risen), 0 when unhealthy or unknown")
+                    .Register(*registry_)),
+      check_duration_(prometheus::BuildHistogram()
+                          .Name("poolkeeper_check_duration_seconds")
+                          .Help("Latency of each probe")
+                          .Register(*registry_)),
+      check_results_(prometheus::BuildCounter()
+                         .Name("poolkeeper_check_results_total")
+                         .Help("Probe results by outcome")
+                         .Register(*registry_)),
+      check_transitions_(prometheus::BuildCounter()
+                             .Name("poolkeeper_check_transitions_total")
+                             .Help("Check state changes by new state")
+                             .Register(*registry_)),
+      check_last_success_(prometheus::BuildGauge()
+                              .Name("poolkeeper_check_last_success_timestamp_seconds")
+                              .Help("Unix time of the check's last passing probe")
+                              .Register(*registry_)),
+      service_pooled_(prometheus::BuildGauge()
+                          .Name("poolkeeper_service_pooled")
+                          .Help("1 when the service is effectively pooled (/health/<service> 200)")
+                          .Register(*registry_)),
+      service_healthy_(prometheus::BuildGauge()
+                           .Name("poolkeeper_service_healthy")
+                           .Help("1 when every critical check of the service is healthy")
+                           .Register(*registry_)),
+      service_intent_(prometheus::BuildGauge()
+                          .Name("poolkeeper_service_intent")
+                          .Help("The operator's intent for the service (1 for the current one)")
+                          .Register(*registry_)),
+      config_reload_(prometheus::BuildGauge()
+                         .Name("poolkeeper_config_last_reload_successful")
+                         .Help("1 when the last config (re)load succeeded")
+                         .Register(*registry_)),
+      http_requests_(prometheus::BuildCounter()
+                         .Name("poolkeeper_http_requests_total")
+                         .Help("HTTP requests served by path and status code")
+                         .Register(*registry_)),
+      build_info_(prometheus::BuildGauge()
+                      .Name("poolkeeper_build_info")
+                      .Help("Always 1; the version label names the build")
+                      .Register(*registry_)) {
+  build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
+  config_reload_.Add({}).Set(1);
+}
+
+void Metrics::on_result(const std::string& check, const Result& r, WallTime when) {
+  check_duration_.Add({{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
+  check_results_.Add({{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
+  if (r.ok()) check_last_success_.Add({{"check", check}}).Set(unix_seconds(when));
+}
+
+void Metrics::on_event(const Event& e) {
+  if (e.kind == "check") check_transitions_.Add({{"check", e.name}, {"to", e.to}}).Increment();
+}
+
+void Metrics::on_snapshot(const Snapshot& s) {
+  for (const auto& c : s.checks) {
+    check_up_.Add({{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+    // Make the series exist from the start, so rate() and absent() behave.
+    check_duration_.Add({{"check", c.name}}, kLatencyBuckets);
+  }
+  for (const auto& sv : s.services) {
+    service_pooled_.Add({{"service", sv.name}})
+        .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
+    service_healthy_.Add({{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
+    for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
+      service_intent_.Add({{"service", sv.name}, {"intent", intent_name(i)}})
+          .Set(sv.intent.intent == i ? 1 : 0);
+  }
+}
+
+void Metrics::http_request(const std::string& route, int code) {
+  http_requests_.Add({{"path", route}, {"code", std::to_string(code)}}).Increment();
+}
+
+void Metrics::config_reload(bool ok) { config_reload_.Add({}).Set(ok ? 1 : 0); }
+
+std::string Metrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,48 @@
+// Prometheus metrics (names in DESIGN.md), kept by subscribing to the state owner's
+// results, events and snapshots, and rendered with prometheus-cpp's text serializer
+// by our own HTTP server. prometheus-cpp's families are internally locked, so the
+// HTTP threads may count requests and serialize while the owner updates.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "agent/events.h"
+
+namespace poolkeeper {
+
+class Metrics final : public Observer {
+ public:
+  Metrics();
+
+  void on_result(const std::string& check, const Result& r, WallTime when) override;
+  void on_event(const Event& e) override;
+  void on_snapshot(const Snapshot& s) override;
+
+  void http_request(const std::string& route, int code);
+  void config_reload(bool ok);
+  std::string serialize() const;
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& check_up_;
+  prometheus::Family<prometheus::Histogram>& check_duration_;
+  prometheus::Family<prometheus::Counter>& check_results_;
+  prometheus::Family<prometheus::Counter>& check_transitions_;
+  prometheus::Family<prometheus::Gauge>& check_last_success_;
+  prometheus::Family<prometheus::Gauge>& service_pooled_;
+  prometheus::Family<prometheus::Gauge>& service_healthy_;
+  prometheus::Family<prometheus::Gauge>& service_intent_;
+  prometheus::Family<prometheus::Gauge>& config_reload_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+};
+
+}  // namespace poolkeeper

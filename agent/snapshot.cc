@@ -1,0 +1,89 @@
+#include "agent/snapshot.h"
+
+#include "agent/duration.h"
+
+namespace poolkeeper {
+
+const ServiceView* Snapshot::find_service(const std::string& name) const {
+  for (const auto& s : services)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+const CheckView* Snapshot::find_check(const std::string& name) const {
+  for (const auto& c : checks)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+namespace {
+
+nlohmann::json intent_json(const AdminIntent& i) {
+  nlohmann::json j = {{"intent", intent_name(i.intent)}, {"reason", i.reason}, {"who", i.who}};
+  j["when"] = i.when == WallTime{} ? nlohmann::json(nullptr) : nlohmann::json(format_wall(i.when));
+  j["expires"] = i.expires ? nlohmann::json(format_wall(*i.expires)) : nlohmann::json(nullptr);
+  j["until_boot"] = i.until_boot;
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json status_json(const Snapshot& s) {
+  nlohmann::json j;
+  j["host"] = s.host;
+  j["lifecycle"] = lifecycle_name(s.lifecycle);
+  j["lifecycle_since"] = format_wall(s.lifecycle_since);
+  j["generated"] = format_wall(s.generated);
+  j["version"] = POOLKEEPER_VERSION;
+  nlohmann::json services = nlohmann::json::object();
+  for (const auto& sv : s.services) {
+    nlohmann::json o;
+    o["effective"] = effective_name(sv.effective.state);
+    o["pooled"] = sv.effective.state == Effective::kPooled;
+    o["reason"] = sv.effective.reason;
+    o["since"] = format_wall(sv.since);
+    o["health"] = sv.healthy ? "healthy" : "unhealthy";
+    o["health_reason"] = sv.health_reason;
+    o["warnings"] = sv.warnings;
+    o["intent"] = intent_json(sv.intent);
+    o["checks"] = sv.checks;
+    services[sv.name] = std::move(o);
+  }
+  j["services"] = std::move(services);
+  nlohmann::json checks = nlohmann::json::object();
+  for (const auto& c : s.checks) {
+    nlohmann::json o;
+    o["kind"] = c.kind;
+    o["target"] = c.target;
+    o["critical"] = c.critical;
+    o["state"] = check_health_name(c.health);
+    o["since"] = format_wall(c.since);
+    o["rise"] = c.rise;
+    o["fall"] = c.fall;
+    o["successes"] = c.successes;
+    o["failures"] = c.failures;
+    o["services"] = c.services;
+    if (c.last) {
+      o["last"] = {{"result", outcome_name(c.last->outcome)},
+                   {"reason", c.last->reason},
+                   {"latency_seconds", seconds(c.last->latency)},
+                   {"time", format_wall(c.last_time)},
+                   {"details", c.last->details}};
+    } else {
+      o["last"] = nullptr;
+    }
+    o["last_success"] = c.last_success ? nlohmann::json(format_wall(*c.last_success))
+                                       : nlohmann::json(nullptr);
+    checks[c.name] = std::move(o);
+  }
+  j["checks"] = std::move(checks);
+  return j;
+}
+
+nlohmann::json events_json(const Snapshot& s) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& e : s.events) arr.push_back(event_json(e));
+  return {{"host", s.host}, {"events", std::move(arr)}};
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,57 @@
+// An immutable picture of the agent's state. The state owner builds a new one after
+// every change and swaps it in atomically; readers (HTTP, admin socket) only ever see
+// a complete snapshot and never wait on a probe or on the owner.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/events.h"
+#include "agent/health.h"
+
+namespace poolkeeper {
+
+struct CheckView {
+  std::string name, kind, target;
+  bool critical = true;
+  CheckHealth health = CheckHealth::kUnknown;
+  int successes = 0, failures = 0, rise = 0, fall = 0;
+  std::optional<Result> last;
+  WallTime last_time{};
+  WallTime since{};  // when health last changed (or start)
+  std::optional<WallTime> last_success;
+  std::vector<std::string> services;
+};
+
+struct ServiceView {
+  std::string name;
+  EffectiveState effective;
+  bool healthy = false;
+  std::string health_reason;            // first failing critical check; "" when healthy
+  std::vector<std::string> warnings;    // failing non-critical checks
+  AdminIntent intent;
+  WallTime since{};                     // when `effective` last changed
+  std::vector<std::string> checks;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  std::string host;
+  Lifecycle lifecycle = Lifecycle::kStarting;
+  WallTime lifecycle_since{};
+  WallTime generated{};
+  std::vector<ServiceView> services;
+  std::vector<CheckView> checks;
+  std::vector<Event> events;  // oldest first
+
+  const ServiceView* find_service(const std::string& name) const;
+  const CheckView* find_check(const std::string& name) const;
+};
+
+nlohmann::json status_json(const Snapshot& s);
+nlohmann::json events_json(const Snapshot& s);
+
+}  // namespace poolkeeper

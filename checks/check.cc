@@ -1,0 +1,53 @@
+#include "checks/check.h"
+
+#include <map>
+
+#include "checks/exec_check.h"
+
+namespace poolkeeper {
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kPassed: return "passed";
+    case Outcome::kFailed: return "failed";
+    case Outcome::kNetworkError: return "network_error";
+    case Outcome::kTimeout: return "timeout";
+  }
+  return "failed";
+}
+
+namespace {
+const std::map<std::string, CheckFactory>& registry() {
+  static const std::map<std::string, CheckFactory> kinds = {
+      {"exec", make_exec_check},
+  };
+  return kinds;
+}
+}  // namespace
+
+const CheckFactory* find_check_factory(const std::string& kind) {
+  auto it = registry().find(kind);
+  return it == registry().end() ? nullptr : &it->second;
+}
+
+std::string known_check_kinds() {
+  std::string out;
+  for (const auto& [k, f] : registry()) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+Result run_probe(Check& check, Duration timeout) {
+  SteadyTime start = SteadyClock::now();
+  Result r;
+  try {
+    r = check.run(start + timeout);
+  } catch (const std::exception& e) {
+    r = Result::fail(Outcome::kFailed, std::string("probe error: ") + e.what());
+  } catch (...) {
+    r = Result::fail(Outcome::kFailed, "probe error");
+  }
+  r.latency = SteadyClock::now() - start;
+  return r;
+}
+
+}  // namespace poolkeeper

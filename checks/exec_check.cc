@@ -1,0 +1,174 @@
+#include "checks/exec_check.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace poolkeeper {
+
+namespace {
+
+constexpr size_t kMaxOutput = 4096;
+constexpr auto kKillGrace = std::chrono::milliseconds(100);
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+std::string first_line(const std::string& out) {
+  size_t start = out.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return "";
+  size_t end = out.find_first_of("\r\n", start);
+  std::string line = out.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
+  if (line.size() > 200) line = line.substr(0, 197) + "...";
+  return line;
+}
+
+// Waits for `pid` up to `until`; returns true and sets *status once it has been reaped.
+bool wait_until(pid_t pid, int* status, SteadyTime until) {
+  for (;;) {
+    pid_t r = ::waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return true;  // already gone
+    if (SteadyClock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+}  // namespace
+
+ExecCheck::ExecCheck(std::vector<std::string> argv) : argv_(std::move(argv)) {}
+
+std::string ExecCheck::target() const {
+  std::string s;
+  for (const auto& a : argv_) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+Result ExecCheck::run(Deadline deadline) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    return Result::fail(Outcome::kFailed, std::string("pipe: ") + std::strerror(errno));
+  ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);  // only our end; the command writes blocking
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<char*> argv;
+  for (auto& a : argv_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+
+  pid_t pid = -1;
+  int err = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(pipefd[1]);
+  if (err != 0) {
+    ::close(pipefd[0]);
+    return Result::fail(Outcome::kFailed,
+                        "cannot run " + argv_[0] + ": " + std::strerror(err));
+  }
+
+  int pfd = pidfd_open(pid);
+  std::string output;
+  bool exited = false, timed_out = false, pipe_open = true;
+  int status = 0;
+  while (!exited) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                      SteadyClock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd fds[2];
+    int n = 0;
+    if (pipe_open) fds[n++] = {pipefd[0], POLLIN, 0};
+    if (pfd >= 0) fds[n++] = {pfd, POLLIN, 0};
+    int wait_ms = static_cast<int>(std::min<long long>(left.count() + 1, pfd >= 0 ? 1 << 30 : 5));
+    int r = ::poll(fds, n, wait_ms);
+    if (r < 0 && errno != EINTR) break;
+    if (pipe_open) {
+      char buf[1024];
+      ssize_t got = ::read(pipefd[0], buf, sizeof buf);
+      if (got > 0) {
+        if (output.size() < kMaxOutput)
+          output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - output.size()));
+      } else if (got == 0) {
+        pipe_open = false;
+      }
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+  }
+  if (exited) {
+    char buf[1024];
+    ssize_t got;
+    while (output.size() < kMaxOutput && (got = ::read(pipefd[0], buf, sizeof buf)) > 0)
+      output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - output.size()));
+  }
+  if (!exited) {
+    ::kill(-pid, SIGTERM);
+    if (!wait_until(pid, &status, SteadyClock::now() + kKillGrace)) {
+      ::kill(-pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  ::kill(-pid, SIGKILL);  // whatever the command left behind in its group
+  ::close(pipefd[0]);
+  if (pfd >= 0) ::close(pfd);
+
+  std::string line = first_line(output);
+  if (timed_out) {
+    Result r = Result::fail(Outcome::kTimeout, "timed out");
+    if (!line.empty()) r.details["output"] = line;
+    return r;
+  }
+  Result r;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    r = Result::pass(line.empty() ? "exit 0" : line);
+  } else if (WIFEXITED(status)) {
+    r = Result::fail(Outcome::kFailed,
+                     line.empty() ? "exit status " + std::to_string(WEXITSTATUS(status)) : line);
+  } else if (WIFSIGNALED(status)) {
+    r = Result::fail(Outcome::kFailed, std::string("killed by signal ") +
+                                           std::to_string(WTERMSIG(status)) +
+                                           (line.empty() ? "" : ": " + line));
+  } else {
+    r = Result::fail(Outcome::kFailed, "ended abnormally");
+  }
+  if (WIFEXITED(status)) r.details["exit_status"] = WEXITSTATUS(status);
+  return r;
+}
+
+std::unique_ptr<Check> make_exec_check(TableReader& reader) {
+  auto argv = reader.strings("command");
+  if (!argv) reader.fail("command", "is required (a list: program and its arguments)");
+  if (argv->empty() || (*argv)[0].empty())
+    reader.fail("command", "must name a program to run");
+  return std::make_unique<ExecCheck>(std::move(*argv));
+}
+
+}  // namespace poolkeeper

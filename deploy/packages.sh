@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian 12 packages poolkeeper needs to build, test and run the demo,
+# only those that are missing (idempotent). Used by tests/run.sh and deploy/demo.sh.
+set -eu
+
+BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev
+libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
+libcurl4-openssl-dev libgtest-dev libgmock-dev"
+SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
+iproute2 curl procps tshark"
+
+missing=""
+for p in $BUILD $SERVERS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "packages.sh: missing packages:$missing (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "packages.sh: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # Servers are started by the tests and the demo themselves, never by the package.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,144 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+using namespace poolkeeper;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kGood = R"(
+[agent]
+listen = "127.0.0.1:9473"
+hostname = "clouddumps1001.example.org"
+drain_seconds = 3
+
+[services.http]
+checks = ["web", "disk"]
+port = 80
+[services.rsync]
+checks = ["disk"]
+
+[checks.web]
+kind = "exec"
+command = ["/bin/true"]
+interval = "2s"
+timeout = "1s"
+rise = 2
+fall = 2
+
+[checks.disk]
+kind = "exec"
+command = ["/bin/true"]
+critical = false
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ConfigTest, ParsesTheSchema) {
+  Config c = parse_config(kGood, "test.toml");
+  EXPECT_EQ(c.agent.hostname, "clouddumps1001.example.org");
+  EXPECT_EQ(c.agent.drain_seconds, 3);
+  ASSERT_EQ(c.services.size(), 2u);
+  EXPECT_EQ(c.services.at("http").checks, (std::vector<std::string>{"web", "disk"}));
+  EXPECT_EQ(c.services.at("http").port, 80);
+  EXPECT_EQ(c.services.at("http").min_pooled, 1);
+  const CheckConfig& web = c.checks.at("web");
+  EXPECT_EQ(web.interval, Duration(2s));
+  EXPECT_EQ(web.timeout, Duration(1s));
+  EXPECT_EQ(web.rise, 2);
+  EXPECT_TRUE(web.critical);
+  const CheckConfig& disk = c.checks.at("disk");
+  EXPECT_EQ(disk.interval, Duration(1s));
+  EXPECT_EQ(disk.timeout, Duration(500ms));
+  EXPECT_EQ(disk.fast_interval, Duration(200ms));
+  EXPECT_EQ(disk.rise, 3);
+  EXPECT_EQ(disk.fall, 2);
+  EXPECT_FALSE(disk.critical);
+  ASSERT_TRUE(disk.check);
+}
+
+TEST(ConfigTest, TypoedKeyNamesFileLineAndKey) {
+  std::string text = kGood;
+  text.replace(text.find("rise = 2"), 8, "rsie = 2");
+  EXPECT_EQ(error_of(text), "test.toml:18: checks.web.rsie: unknown key");
+}
+
+TEST(ConfigTest, UnknownTopLevelAndAgentKeys) {
+  EXPECT_EQ(error_of(std::string(kGood) + "\n[agnet]\nx = 1\n"), "test.toml:26: agnet: unknown key");
+  std::string text = kGood;
+  text.replace(text.find("drain_seconds"), 13, "drain_secs");
+  EXPECT_EQ(error_of(text), "test.toml:5: agent.drain_secs: unknown key");
+}
+
+TEST(ConfigTest, ServiceNamingMissingCheck) {
+  std::string text = kGood;
+  text.replace(text.find("[\"disk\"]\n\n"), 8, "[\"dsik\"]");
+  EXPECT_EQ(error_of(text), "test.toml:11: services.rsync.checks: no check named \"dsik\" ([checks.dsik])");
+}
+
+TEST(ConfigTest, BadValues) {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string t = kGood;
+    t.replace(t.find(from), from.size(), to);
+    return error_of(t);
+  };
+  EXPECT_EQ(with("interval = \"2s\"", "interval = \"2\""),
+            "test.toml:16: checks.web.interval: missing unit in \"2\" (use ms, s, m, h or d)");
+  EXPECT_EQ(with("interval = \"2s\"", "interval = 2"),
+            "test.toml:16: checks.web.interval: must be a duration string such as \"500ms\" or \"2s\"");
+  EXPECT_EQ(with("rise = 2", "rise = 0"), "test.toml:18: checks.web.rise: must be between 1 and 1000, not 0");
+  EXPECT_EQ(with("timeout = \"1s\"", "timeout = \"3s\""),
+            "test.toml:17: checks.web.timeout: must not be longer than interval (2s)");
+  EXPECT_EQ(with("kind = \"exec\"\ncommand = [\"/bin/true\"]\ninterval", "kind = \"ecex\"\ninterval"),
+            "test.toml:14: checks.web.kind: unknown kind \"ecex\" (known: exec)");
+  EXPECT_EQ(with("command = [\"/bin/true\"]\ninterval", "interval"),
+            "test.toml:13: checks.web.command: is required (a list: program and its arguments)");
+  EXPECT_EQ(with("127.0.0.1:9473", "127.0.0.1"),
+            "test.toml:3: agent.listen: \"127.0.0.1\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
+  EXPECT_EQ(with("port = 80", "port = 80000"),
+            "test.toml:9: services.http.port: must be between 1 and 65535, not 80000");
+}
+
+TEST(ConfigTest, SyntaxErrorNamesLine) {
+  std::string e = error_of("[agent]\nlisten = \"x\n");
+  EXPECT_EQ(e.rfind("test.toml:2: ", 0), 0u) << e;
+}
+
+TEST(ConfigTest, NeedsAService) {
+  EXPECT_EQ(error_of("[agent]\nhostname = \"a\"\n"),
+            "test.toml:1: services: at least one [services.NAME] table is required");
+}
+
+TEST(ConfigTest, MissingFile) {
+  try {
+    load_config("/nonexistent/poolkeeper.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "/nonexistent/poolkeeper.toml:0: cannot open: No such file or directory");
+  }
+}
+
+TEST(ConfigTest, SplitHostPort) {
+  std::string h;
+  int p;
+  EXPECT_TRUE(split_host_port("127.0.0.1:9473", &h, &p));
+  EXPECT_EQ(h, "127.0.0.1");
+  EXPECT_EQ(p, 9473);
+  EXPECT_TRUE(split_host_port("[::1]:80", &h, &p));
+  EXPECT_EQ(h, "::1");
+  EXPECT_FALSE(split_host_port("::1:80", &h, &p));
+  EXPECT_FALSE(split_host_port("host:", &h, &p));
+  EXPECT_FALSE(split_host_port("host:99999", &h, &p));
+  EXPECT_FALSE(split_host_port("host:8x", &h, &p));
+}

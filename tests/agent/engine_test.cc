@@ -1,0 +1,259 @@
+// The engine in simulated time: a FakeClock moves only when the test says so, and
+// probe results are submitted by the test. No sleeps, no threads.
+#include "agent/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <map>
+#include <random>
+
+using namespace poolkeeper;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kConfig = R"(
+[agent]
+hostname = "host1.example.org"
+[services.nfs]
+checks = ["export"]
+[services.http]
+checks = ["web", "export", "disk"]
+[checks.export]
+kind = "exec"
+command = ["/bin/true"]
+interval = "2s"
+timeout = "1s"
+rise = 2
+fall = 2
+[checks.web]
+kind = "exec"
+command = ["/bin/true"]
+[checks.disk]
+kind = "exec"
+command = ["/bin/true"]
+critical = false
+rise = 1
+fall = 1
+)";
+
+struct Recorder : Observer {
+  std::vector<Event> events;
+  int results = 0;
+  void on_event(const Event& e) override { events.push_back(e); }
+  void on_result(const std::string&, const Result&, WallTime) override { ++results; }
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  EngineTest() : config_(parse_config(kConfig, "t.toml")) {}
+
+  void make(std::function<double()> rnd = [] { return 0.5; }) {
+    engine_ = std::make_unique<Engine>(config_, clock_, rnd);
+    engine_->add_observer(&rec_);
+  }
+
+  // Advances time to the next due probe, answers every due probe with `answer(name)`,
+  // and repeats until `until`. Returns how many probes ran per check.
+  std::map<std::string, int> drive(SteadyTime until,
+                                   const std::function<bool(const std::string&)>& answer) {
+    std::map<std::string, int> runs;
+    for (int guard = 0; guard < 100000; ++guard) {
+      SteadyTime next = engine_->next_due();
+      if (next > until) break;
+      clock_.advance_to(next);
+      for (const auto& name : engine_->take_due()) {
+        ++runs[name];
+        engine_->on_result(name, answer(name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
+      }
+    }
+    clock_.advance_to(until);
+    return runs;
+  }
+
+  const ServiceView& svc(const std::string& name) {
+    snap_ = engine_->snapshot();
+    return *snap_->find_service(name);
+  }
+
+  Config config_;
+  FakeClock clock_;
+  Recorder rec_;
+  std::unique_ptr<Engine> engine_;
+  std::shared_ptr<const Snapshot> snap_;
+};
+
+}  // namespace
+
+TEST_F(EngineTest, StartsNotPooledAndSpreadsFirstProbes) {
+  make([] { return 0.999; });
+  SteadyTime t0 = clock_.now();
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(svc("nfs").effective.reason, "starting");
+  EXPECT_TRUE(engine_->take_due().empty());
+  // With the largest random draw, the first probe of each check comes just before
+  // interval/2 after start.
+  EXPECT_LT(engine_->next_due(), t0 + 1s);   // export: interval 2s → < 1s
+  EXPECT_GE(engine_->next_due(), t0 + 499ms);  // web: interval 1s → ~0.4995s
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  EXPECT_EQ(svc("nfs").effective.reason, "check export unknown: no result yet");
+}
+
+TEST_F(EngineTest, StartupGatingThenRiseThenFall) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  SteadyTime t0 = clock_.now();
+  // export rise=2: first result then a fast_interval later the second → healthy.
+  drive(t0 + 1001ms, [](const std::string&) { return true; });
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  // web rise=3 at 0.5s, +~0.21s, +~0.21s → healthy by ~0.93s.
+  EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
+  EXPECT_EQ(svc("http").effective.reason, "");
+
+  // export breaks: out after fall=2 results: ≤ interval*1.1 + fast_interval*1.1.
+  SteadyTime broke = clock_.now();
+  SteadyTime out_at{};
+  for (int guard = 0; guard < 100 && svc("nfs").effective.state == Effective::kPooled; ++guard) {
+    clock_.advance_to(engine_->next_due());
+    for (const auto& n : engine_->take_due())
+      engine_->on_result(n, n == "export" ? Result::fail(Outcome::kNetworkError, "connection refused")
+                                          : Result::pass());
+    out_at = clock_.now();
+  }
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: connection refused");
+  EXPECT_LE(out_at - broke, 2s * 1.1 + 200ms * 1.1);
+  // a check shared by two services takes both out
+  EXPECT_EQ(svc("http").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(svc("http").effective.reason, "check export unhealthy: connection refused");
+}
+
+TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
+  make([] { return 0.0; });  // no jitter: exact intervals
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  clock_.advance(0ms);
+  auto due = engine_->take_due();  // all first probes at t0 (spread draw 0)
+  ASSERT_EQ(due.size(), 3u);
+  SteadyTime t = clock_.now();
+  engine_->on_result("export", Result::pass());  // rising 1/2 → fast
+  EXPECT_EQ(engine_->next_due(), t + 200ms);
+  clock_.advance(200ms);
+  ASSERT_EQ(engine_->take_due(), std::vector<std::string>{"export"});
+  engine_->on_result("export", Result::pass());  // healthy → normal interval
+  // web and disk are still in flight; export's next is 2s out
+  EXPECT_EQ(engine_->next_due(), clock_.now() + 2s);
+  clock_.advance(2s);
+  ASSERT_EQ(engine_->take_due(), std::vector<std::string>{"export"});
+  engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));  // falling → fast
+  EXPECT_EQ(engine_->next_due(), clock_.now() + 200ms);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // 1 of fall=2
+  clock_.advance(200ms);
+  engine_->take_due();
+  engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));
+  EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: timed out");
+  EXPECT_EQ(engine_->next_due(), clock_.now() + 2s);  // settled down → normal interval
+}
+
+TEST_F(EngineTest, JitterStaysWithinTenPercent) {
+  std::mt19937 gen(42);
+  make([&gen] { return std::uniform_real_distribution<double>(0, 1)(gen); });
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  SteadyTime t0 = clock_.now();
+  EXPECT_GE(engine_->next_due(), t0);
+  // Run all checks healthy; record each export gap.
+  Duration min_gap = 1h, max_gap = 0s;
+  SteadyTime last{};
+  for (int i = 0; i < 2000; ++i) {
+    clock_.advance_to(engine_->next_due());
+    for (const auto& n : engine_->take_due()) {
+      if (n == "export" && engine_->check_state("export")->health() == CheckHealth::kHealthy) {
+        if (last != SteadyTime{}) {
+          min_gap = std::min(min_gap, clock_.now() - last);
+          max_gap = std::max(max_gap, clock_.now() - last);
+        }
+        last = clock_.now();
+      }
+      engine_->on_result(n, Result::pass());
+    }
+  }
+  EXPECT_GE(min_gap, 2s);
+  EXPECT_LE(max_gap, 2200ms);
+  EXPECT_GT(max_gap - min_gap, 100ms);  // it does jitter
+}
+
+TEST_F(EngineTest, HungProbeDelaysNothingElse) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  // "export" is taken once and never answers; the others keep their schedule.
+  std::map<std::string, int> runs;
+  SteadyTime end = clock_.now() + 30s;
+  for (int guard = 0; guard < 10000; ++guard) {
+    SteadyTime next = engine_->next_due();
+    if (next > end) break;
+    clock_.advance_to(next);
+    for (const auto& n : engine_->take_due()) {
+      ++runs[n];
+      if (n != "export") engine_->on_result(n, Result::pass());
+    }
+  }
+  EXPECT_EQ(runs["export"], 1);  // one in flight at a time, never re-launched
+  EXPECT_GE(runs["web"], 25);     // ~30 s at 1 s intervals
+  EXPECT_GE(runs["disk"], 25);
+  EXPECT_EQ(svc("nfs").effective.reason, "check export unknown: no result yet");
+}
+
+TEST_F(EngineTest, NonCriticalCheckOnlyWarns) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string& n) { return n != "disk"; });
+  const ServiceView& http = svc("http");
+  EXPECT_EQ(http.effective.state, Effective::kPooled);
+  EXPECT_TRUE(http.healthy);
+  ASSERT_EQ(http.warnings.size(), 1u);
+  EXPECT_EQ(http.warnings[0], "check disk unhealthy: connection refused");
+}
+
+TEST_F(EngineTest, IntentAndLifecycle) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  AdminIntent dep{Intent::kDepooled, "kernel upgrade", "alice", clock_.wall()};
+  EXPECT_TRUE(engine_->set_intent("nfs", dep));
+  EXPECT_FALSE(engine_->set_intent("nope", dep));
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(svc("nfs").effective.reason, "depooled: kernel upgrade");
+  EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
+  engine_->set_intent("http", {Intent::kDrained, "", "bob", clock_.wall()});
+  EXPECT_EQ(svc("http").effective.state, Effective::kDrained);
+  engine_->set_lifecycle(Lifecycle::kStopping);
+  EXPECT_EQ(svc("http").effective.reason, "stopping");
+  EXPECT_EQ(svc("nfs").effective.reason, "stopping");
+
+  // Every kind of transition became an event, in order.
+  std::vector<std::string> kinds;
+  for (const auto& e : rec_.events) kinds.push_back(e.kind + ":" + e.name + ":" + e.to);
+  auto has = [&](const std::string& k) {
+    return std::find(kinds.begin(), kinds.end(), k) != kinds.end();
+  };
+  EXPECT_TRUE(has("lifecycle::running"));
+  EXPECT_TRUE(has("check:export:healthy"));
+  EXPECT_TRUE(has("service:nfs:pooled"));
+  EXPECT_TRUE(has("intent:nfs:depooled"));
+  EXPECT_TRUE(has("service:nfs:not_pooled"));
+  EXPECT_TRUE(has("service:http:drained"));
+  EXPECT_TRUE(has("lifecycle::stopping"));
+  EXPECT_EQ(svc("nfs").intent.who, "alice");
+  EXPECT_FALSE(snap_->events.empty());
+}
+
+TEST_F(EngineTest, SnapshotOnlyRebuiltOnChange) {
+  make();
+  auto a = engine_->snapshot();
+  auto b = engine_->snapshot();
+  EXPECT_EQ(a.get(), b.get());
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  EXPECT_NE(engine_->snapshot().get(), a.get());
+}
