@@ -3,6 +3,10 @@
 #include <map>
 
 #include "checks/exec_check.h"
+#include "checks/http_check.h"
+#include "checks/nfs_check.h"
+#include "checks/rsync_check.h"
+#include "checks/vip_check.h"
 
 namespace poolkeeper {
 
@@ -20,6 +24,10 @@ namespace {
 const std::map<std::string, CheckFactory>& registry() {
   static const std::map<std::string, CheckFactory> kinds = {
       {"exec", make_exec_check},
+      {"http", make_http_check},
+      {"nfs", make_nfs_check},
+      {"rsync", make_rsync_check},
+      {"vip", make_vip_check},
   };
   return kinds;
 }

@@ -100,7 +100,7 @@ TEST(ConfigTest, BadValues) {
   EXPECT_EQ(with("timeout = \"1s\"", "timeout = \"3s\""),
             "test.toml:17: checks.web.timeout: must not be longer than interval (2s)");
   EXPECT_EQ(with("kind = \"exec\"\ncommand = [\"/bin/true\"]\ninterval", "kind = \"ecex\"\ninterval"),
-            "test.toml:14: checks.web.kind: unknown kind \"ecex\" (known: exec)");
+            "test.toml:14: checks.web.kind: unknown kind \"ecex\" (known: exec, http, nfs, rsync, vip)");
   EXPECT_EQ(with("command = [\"/bin/true\"]\ninterval", "interval"),
             "test.toml:13: checks.web.command: is required (a list: program and its arguments)");
   EXPECT_EQ(with("127.0.0.1:9473", "127.0.0.1"),

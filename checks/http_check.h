@@ -1,0 +1,39 @@
+// kind = "http": one request with libcurl. Passes when the status is in
+// `expect_status` (default [200]) and the body contains `expect_body` if set. TLS is
+// verified unless `tls_verify = false`; redirects are not followed unless
+// `follow_redirects = true` (PyBal's ProxyFetch does not follow them either).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checks/check.h"
+
+namespace poolkeeper {
+
+struct HttpCheckOptions {
+  std::string url;
+  std::string host;  // Host header; empty: from the URL
+  std::vector<long> expect_status{200};
+  std::optional<std::string> expect_body;
+  bool tls_verify = true;
+  bool follow_redirects = false;
+};
+
+class HttpCheck final : public Check {
+ public:
+  explicit HttpCheck(HttpCheckOptions o);
+  ~HttpCheck() override;
+  Result run(Deadline deadline) override;
+  std::string target() const override { return "GET " + o_.url; }
+
+ private:
+  HttpCheckOptions o_;
+  void* curl_ = nullptr;  // CURL*, kept for connection reuse (keep-alive)
+};
+
+std::unique_ptr<Check> make_http_check(TableReader& reader);
+
+}  // namespace poolkeeper

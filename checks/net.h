@@ -1,0 +1,35 @@
+// Small blocking-with-deadline TCP helpers for probes that speak their own protocol.
+// Addresses are numeric (IPv4, IPv6) or "localhost": a probe never depends on DNS.
+#pragma once
+
+#include <string>
+
+#include "checks/check.h"
+
+namespace poolkeeper {
+
+// A connected socket, closed on destruction.
+class TcpConn {
+ public:
+  TcpConn() = default;
+  ~TcpConn();
+  TcpConn(const TcpConn&) = delete;
+  TcpConn& operator=(const TcpConn&) = delete;
+
+  // On failure returns a Result describing it ("connection refused", "timed out connecting").
+  std::optional<Result> connect(const std::string& host, int port, Deadline deadline);
+  std::optional<Result> write_all(const std::string& bytes, Deadline deadline);
+  // Reads what is available (at most `max` bytes) into `out`; returns false at EOF,
+  // and sets *timeout when the deadline passed first.
+  bool read_some(std::string* out, size_t max, Deadline deadline, bool* timeout,
+                 std::string* error);
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// "127.0.0.1:873", "[::1]:873" → host and port.
+bool parse_address(const std::string& s, std::string* host, int* port);
+
+}  // namespace poolkeeper
