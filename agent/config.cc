@@ -75,10 +75,7 @@ ServiceConfig parse_service(const std::string& name, const toml::table& t, const
 
 AgentConfig parse_agent(const toml::table* t, const std::string& file) {
   AgentConfig a;
-  if (!t) {
-    a.hostname = host_fqdn();
-    return a;
-  }
+  if (!t) return a;
   TableReader r(*t, file, "agent");
   a.listen = r.string("listen").value_or(a.listen);
   std::string host;
@@ -89,8 +86,7 @@ AgentConfig parse_agent(const toml::table* t, const std::string& file) {
   a.admin_group = r.string("admin_group").value_or("");
   a.state_dir = r.string("state_dir").value_or(a.state_dir);
   a.drain_seconds = static_cast<int>(r.integer("drain_seconds", 0, 3600).value_or(10));
-  a.hostname = r.string("hostname").value_or("");
-  if (a.hostname.empty()) a.hostname = host_fqdn();
+  a.hostname = r.string("hostname").value_or("");  // empty: resolved at start (host_fqdn)
   a.boot_id_file = r.string("boot_id_file").value_or(a.boot_id_file);
   r.finish();
   return a;

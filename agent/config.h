@@ -40,7 +40,7 @@ struct AgentConfig {
   std::string admin_group;
   std::string state_dir = "/var/lib/poolkeeper";
   int drain_seconds = 10;
-  std::string hostname;  // default: the host's FQDN
+  std::string hostname;  // empty in the file: the daemon uses host_fqdn() at start
   std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
 };
 

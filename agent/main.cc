@@ -51,6 +51,7 @@ int run(const std::string& file) {
     log_error("bad config", {{"error", e.what()}});
     return 2;
   }
+  if (cfg.agent.hostname.empty()) cfg.agent.hostname = host_fqdn();
   SystemClock clock;
   Agent agent(cfg, clock);
   try {

@@ -257,6 +257,12 @@ TEST_F(AgentBinaryTest, CheckConfigTypoExitsTwoNamingFileLine) {
   EXPECT_NE(out.find(":16: checks.flag.flal: unknown key"), std::string::npos) << out;
 }
 
+TEST_F(AgentBinaryTest, ExampleConfigIsValid) {
+  std::string out;
+  int rc = run_command({POOLKEEPER_BIN, "--check-config", SOURCE_DIR "/deploy/examples/poolkeeper.toml"}, &out);
+  EXPECT_EQ(rc, 0) << out;
+}
+
 TEST_F(AgentBinaryTest, PoolctlCheckIsANagiosPlugin) {
   write_file(dir_.file("agent.toml"), config());
   std::string out;
