@@ -4,17 +4,13 @@
 
 namespace poolkeeper {
 
-Engine::Engine(const Config& config, const Clock& clock, std::function<double()> uniform01)
-    : config_(config), clock_(clock), uniform01_(std::move(uniform01)) {
+Engine::Engine(const Config& config, const Clock& clock, std::function<double()> uniform01,
+               std::string boot_id)
+    : config_(config), clock_(clock), uniform01_(std::move(uniform01)), boot_id_(std::move(boot_id)) {
   SteadyTime now = clock_.now();
   WallTime wall = clock_.wall();
   lifecycle_since_ = wall;
-  for (const auto& [name, cc] : config_.checks) {
-    CheckRuntime rt{.cfg = cc, .state = CheckState(cc.rise, cc.fall)};
-    rt.next_due = now + std::chrono::duration_cast<Duration>(cc.interval * (uniform01_() * 0.5));
-    rt.since = wall;
-    checks_.emplace(name, std::move(rt));
-  }
+  for (const auto& [name, cc] : config_.checks) checks_.emplace(name, new_check(cc, now, wall));
   for (const auto& [name, sc] : config_.services) {
     ServiceRuntime rt;
     rt.cfg = sc;
@@ -25,17 +21,25 @@ Engine::Engine(const Config& config, const Clock& clock, std::function<double()>
   recompute_services();
 }
 
+Engine::CheckRuntime Engine::new_check(const CheckConfig& cc, SteadyTime now, WallTime wall) {
+  CheckRuntime rt{.cfg = cc, .state = CheckState(cc.rise, cc.fall)};
+  rt.gen = next_gen_++;
+  rt.next_due = now + std::chrono::duration_cast<Duration>(cc.interval * (uniform01_() * 0.5));
+  rt.since = wall;
+  return rt;
+}
+
 Duration Engine::jittered(Duration base) {
   return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
 }
 
-std::vector<std::string> Engine::take_due() {
+std::vector<Engine::Due> Engine::take_due() {
   SteadyTime now = clock_.now();
-  std::vector<std::string> due;
+  std::vector<Due> due;
   for (auto& [name, rt] : checks_) {
     if (!rt.in_flight && rt.next_due <= now) {
       rt.in_flight = true;
-      due.push_back(name);
+      due.push_back({name, rt.gen});
     }
   }
   return due;
@@ -45,12 +49,28 @@ SteadyTime Engine::next_due() const {
   SteadyTime t = SteadyTime::max();
   for (const auto& [name, rt] : checks_)
     if (!rt.in_flight) t = std::min(t, rt.next_due);
+  WallTime wall = clock_.wall();
+  for (const auto& [name, svc] : services_) {
+    if (svc.intent.expires && svc.intent.intent != Intent::kPooled) {
+      auto left = std::max<Duration>(Duration::zero(), *svc.intent.expires - wall);
+      t = std::min(t, clock_.now() + left);
+    }
+  }
   return t;
 }
 
-void Engine::on_result(const std::string& check, const Result& r) {
+uint64_t Engine::generation(const std::string& check) const {
   auto it = checks_.find(check);
-  if (it == checks_.end()) return;  // a result from a check removed by a reload
+  return it == checks_.end() ? 0 : it->second.gen;
+}
+
+void Engine::on_result(const std::string& check, const Result& r) {
+  on_result(check, generation(check), r);
+}
+
+void Engine::on_result(const std::string& check, uint64_t gen, const Result& r) {
+  auto it = checks_.find(check);
+  if (it == checks_.end() || it->second.gen != gen) return;  // replaced by a reload
   CheckRuntime& rt = it->second;
   WallTime wall = clock_.wall();
   rt.in_flight = false;
@@ -69,6 +89,7 @@ void Engine::on_result(const std::string& check, const Result& r) {
   }
   ++version_;  // streaks and last result are part of the picture
   recompute_services();
+  tick();
 }
 
 void Engine::set_lifecycle(Lifecycle l) {
@@ -82,15 +103,38 @@ void Engine::set_lifecycle(Lifecycle l) {
   recompute_services();
 }
 
+void Engine::load_state(const LoadedState& state) {
+  WallTime wall = clock_.wall();
+  state_ok_ = state.status != LoadedState::Status::kUnreadable;
+  state_error_ = state.error;
+  for (auto& [name, svc] : services_) {
+    if (!state_ok_) {
+      // Never silently pool a host whose recorded intent is unknown.
+      change_intent(svc, name, {Intent::kDepooled, "state file unreadable: " + state.error, "poolkeeper", wall});
+      continue;
+    }
+    auto it = state.intents.find(name);
+    change_intent(svc, name, it != state.intents.end() ? it->second : AdminIntent{});
+  }
+  ++version_;
+  recompute_services();
+  tick();
+}
+
+void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent) {
+  if (svc.intent == intent) return;
+  std::string before = intent_name(svc.intent.intent);
+  svc.intent = intent;
+  std::string why = intent.reason;
+  if (!intent.who.empty()) why += (why.empty() ? "" : " ") + std::string("(") + intent.who + ")";
+  emit({clock_.wall(), "intent", name, before, intent_name(intent.intent), why});
+  ++version_;
+}
+
 bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
   auto it = services_.find(service);
   if (it == services_.end()) return false;
-  if (it->second.intent == intent) return true;
-  std::string before = intent_name(it->second.intent.intent);
-  it->second.intent = intent;
-  emit({clock_.wall(), "intent", service, before, intent_name(intent.intent),
-        intent.reason.empty() ? intent.who : intent.reason + " (" + intent.who + ")"});
-  ++version_;
+  change_intent(it->second, service, intent);
   recompute_services();
   return true;
 }
@@ -98,6 +142,93 @@ bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
 const AdminIntent* Engine::intent(const std::string& service) const {
   auto it = services_.find(service);
   return it == services_.end() ? nullptr : &it->second.intent;
+}
+
+std::map<std::string, AdminIntent> Engine::intents() const {
+  std::map<std::string, AdminIntent> out;
+  for (const auto& [name, svc] : services_) out[name] = svc.intent;
+  return out;
+}
+
+void Engine::tick() {
+  WallTime wall = clock_.wall();
+  bool changed = false;
+  for (auto& [name, svc] : services_) {
+    const AdminIntent& i = svc.intent;
+    if (i.intent == Intent::kPooled) continue;
+    if (i.expires && wall >= *i.expires) {
+      change_intent(svc, name, {Intent::kPooled, "depool for " + std::string(intent_name(i.intent)) +
+                                                     " expired (was: " + i.reason + ")",
+                                "poolkeeper", wall});
+      changed = true;
+    } else if (i.until_boot && !boot_id_.empty() && i.boot_id != boot_id_ && svc.healthy) {
+      change_intent(svc, name, {Intent::kPooled, "healthy after reboot (was: " + i.reason + ")",
+                                "poolkeeper", wall});
+      changed = true;
+    }
+  }
+  if (changed) {
+    recompute_services();
+    if (on_auto_intent_) on_auto_intent_();
+  }
+}
+
+void Engine::set_peers(std::vector<PeerState> peers) {
+  peers_ = std::move(peers);
+  ++version_;
+  recompute_services();
+}
+
+std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
+  std::vector<PeerState> out;
+  for (const auto& p : peers_)
+    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() &&
+        p.host != config_.agent.hostname)
+      out.push_back(p);
+  // A configured peer we have not heard from yet counts as unreachable.
+  for (const auto& url : sc.peers) {
+    bool seen = std::any_of(peers_.begin(), peers_.end(), [&](const PeerState& p) { return p.url == url; });
+    if (!seen) {
+      PeerState p;
+      p.url = url;
+      p.error = "not polled yet";
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+void Engine::reconfigure(const Config& config) {
+  SteadyTime now = clock_.now();
+  WallTime wall = clock_.wall();
+  std::map<std::string, CheckRuntime> checks;
+  for (const auto& [name, cc] : config.checks) {
+    auto old = checks_.find(name);
+    if (old != checks_.end() && old->second.cfg.fingerprint == cc.fingerprint) {
+      CheckRuntime rt = std::move(old->second);
+      rt.cfg = cc;
+      rt.services.clear();
+      checks.emplace(name, std::move(rt));
+    } else {
+      checks.emplace(name, new_check(cc, now, wall));
+    }
+  }
+  std::map<std::string, ServiceRuntime> services;
+  for (const auto& [name, sc] : config.services) {
+    ServiceRuntime rt;
+    auto old = services_.find(name);
+    if (old != services_.end()) rt = old->second;
+    else rt.since = wall;
+    rt.cfg = sc;
+    for (const auto& c : sc.checks) checks.at(c).services.push_back(name);
+    services.emplace(name, std::move(rt));
+  }
+  checks_ = std::move(checks);
+  services_ = std::move(services);
+  config_ = config;
+  emit({wall, "config", "", "", "reloaded", config.file});
+  ++version_;
+  recompute_services();
 }
 
 const CheckState* Engine::check_state(const std::string& check) const {
@@ -109,6 +240,7 @@ void Engine::recompute_services() {
   WallTime wall = clock_.wall();
   for (auto& [name, svc] : services_) {
     std::string failing;
+    bool any_unhealthy = false;
     std::vector<std::string> warnings;
     for (const auto& cname : svc.cfg.checks) {
       const CheckRuntime& c = checks_.at(cname);
@@ -124,6 +256,7 @@ void Engine::recompute_services() {
       }
       if (c.cfg.critical) {
         if (failing.empty()) failing = why;
+        any_unhealthy |= c.state.health() == CheckHealth::kUnhealthy;
       } else {
         warnings.push_back(why);
       }
@@ -131,7 +264,15 @@ void Engine::recompute_services() {
     svc.healthy = failing.empty();
     svc.health_reason = failing;
     svc.warnings = warnings;
-    EffectiveState eff = decide_effective(lifecycle_, svc.intent, failing, false);
+    svc.failing = lifecycle_ == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
+    bool keep = false;
+    if (svc.failing && !svc.cfg.peers.empty())
+      keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+    svc.kept_by_floor = keep;
+    EffectiveState eff = decide_effective(lifecycle_, svc.intent, failing, keep);
+    if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
+        svc.intent.boot_id != boot_id_ && lifecycle_ == Lifecycle::kRunning)
+      eff.reason += " (returns once healthy: rebooted since)";
     if (eff.state != svc.effective.state) {
       emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state),
             eff.reason});
@@ -155,6 +296,8 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   s->lifecycle = lifecycle_;
   s->lifecycle_since = lifecycle_since_;
   s->generated = clock_.wall();
+  s->state_file_ok = state_ok_;
+  s->state_file_error = state_error_;
   for (const auto& [name, svc] : services_) {
     ServiceView v;
     v.name = name;
@@ -165,6 +308,13 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
     v.intent = svc.intent;
     v.since = svc.since;
     v.checks = svc.cfg.checks;
+    v.port = svc.cfg.port;
+    v.failing = svc.failing;
+    v.has_peers = !svc.cfg.peers.empty();
+    v.min_pooled = svc.cfg.min_pooled;
+    if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
+    v.kept_by_floor = svc.kept_by_floor;
+    v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
     s->services.push_back(std::move(v));
   }
   for (const auto& [name, c] : checks_) {
@@ -184,6 +334,22 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
     v.last_success = c.last_success;
     v.services = c.services;
     s->checks.push_back(std::move(v));
+  }
+  for (const auto& p : peers_) {
+    PeerView pv;
+    pv.state = p;
+    for (const auto& [name, c] : checks_) {
+      if (c.cfg.kind != "nfs") continue;
+      std::optional<bool> match;
+      auto theirs = p.nfs_handles.find(name);
+      if (p.reachable && theirs != p.nfs_handles.end() && c.last && c.last->details.contains("fh") &&
+          !theirs->second.second.empty()) {
+        match = c.last->details.value("root_fh", "") == theirs->second.first &&
+                c.last->details.value("fh", "") == theirs->second.second;
+      }
+      pv.handles_match[name] = match;
+    }
+    s->peers.push_back(std::move(pv));
   }
   s->events.assign(events_.items().begin(), events_.items().end());
   snapshot_ = std::move(s);

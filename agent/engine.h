@@ -1,8 +1,9 @@
 // The state owner's logic: schedules probes, folds their results into check states,
-// service health, intent and lifecycle, decides each service's effective state, and
-// emits events. Single-threaded by contract (one owner thread calls everything); it
-// does no I/O and reads time only from the injected Clock, so unit tests drive it in
-// simulated time. The threaded runtime around it lives in agent/agent.h.
+// service health, intent and lifecycle, applies the safety floor from the peers'
+// states, decides each service's effective state, and emits events. Single-threaded
+// by contract (one owner thread calls everything); it does no I/O and reads time only
+// from the injected Clock, so unit tests drive it in simulated time. The threaded
+// runtime around it lives in agent/agent.h.
 #pragma once
 
 #include <functional>
@@ -14,35 +15,64 @@
 
 #include "agent/config.h"
 #include "agent/events.h"
+#include "agent/floor.h"
 #include "agent/health.h"
 #include "agent/snapshot.h"
+#include "agent/state_store.h"
 
 namespace poolkeeper {
 
 class Engine {
  public:
-  // `uniform01` returns values in [0, 1) for jitter and start-up spread.
-  Engine(const Config& config, const Clock& clock, std::function<double()> uniform01);
+  // `uniform01` returns values in [0, 1) for jitter and start-up spread. `boot_id`
+  // identifies this boot (for `depool --until-boot`).
+  Engine(const Config& config, const Clock& clock, std::function<double()> uniform01,
+         std::string boot_id = "");
 
   void add_observer(Observer* o) { observers_.push_back(o); }
+  // Called after the engine changed an intent by itself (expiry, return after boot),
+  // so the owner persists it.
+  void on_auto_intent(std::function<void()> fn) { on_auto_intent_ = std::move(fn); }
 
   // Scheduling. Each check has at most one probe in flight. First probes are spread
   // over [0, interval/2) after start; later ones come `interval` (or `fast_interval`
   // while the check is changing state) after the previous result, plus a jitter of up
-  // to 10% of that interval.
-  std::vector<std::string> take_due();
-  SteadyTime next_due() const;  // earliest due time of an idle check; max() if none
-  void on_result(const std::string& check, const Result& r);
+  // to 10% of that interval. Results carry the generation of the check they were
+  // started for; results of a check replaced by a reload are dropped.
+  struct Due {
+    std::string name;
+    uint64_t gen;
+  };
+  std::vector<Due> take_due();
+  // Earliest time anything is due: an idle check's probe or an intent's expiry.
+  SteadyTime next_due() const;
+  void on_result(const std::string& check, uint64_t gen, const Result& r);
+  void on_result(const std::string& check, const Result& r);  // current generation
+  uint64_t generation(const std::string& check) const;
 
   void set_lifecycle(Lifecycle l);
   Lifecycle lifecycle() const { return lifecycle_; }
 
-  // Returns false for an unknown service.
+  // Intent. load_state() installs what was persisted; an unreadable file depools
+  // every service with reason "state file unreadable: …".
+  void load_state(const LoadedState& state);
   bool set_intent(const std::string& service, const AdminIntent& intent);
   const AdminIntent* intent(const std::string& service) const;
+  std::map<std::string, AdminIntent> intents() const;
+  // Expiries and returns after boot; called on every owner wake-up.
+  void tick();
+
+  // The latest view of the peer agents (all services' peers together).
+  void set_peers(std::vector<PeerState> peers);
+  const std::vector<PeerState>& peers() const { return peers_; }
+
+  // Applies a new config, keeping the state (streaks, results) of checks whose
+  // definition did not change, and every intent of services that still exist.
+  void reconfigure(const Config& config);
 
   const CheckState* check_state(const std::string& check) const;
   const Config& config() const { return config_; }
+  const std::string& boot_id() const { return boot_id_; }
 
   // The current picture (rebuilt only after a change).
   std::shared_ptr<const Snapshot> snapshot();
@@ -52,6 +82,7 @@ class Engine {
   struct CheckRuntime {
     CheckConfig cfg;
     CheckState state;
+    uint64_t gen = 0;
     SteadyTime next_due{};
     bool in_flight = false;
     std::optional<Result> last{};
@@ -65,24 +96,35 @@ class Engine {
     AdminIntent intent;
     EffectiveState effective{Effective::kNotPooled, "starting"};
     bool healthy = false;
+    bool failing = false;
+    bool kept_by_floor = false;
     std::string health_reason;
     std::vector<std::string> warnings;
     WallTime since{};
   };
 
+  CheckRuntime new_check(const CheckConfig& cc, SteadyTime now, WallTime wall);
   Duration jittered(Duration base);
   void recompute_services();
   void emit(Event e);
+  void change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent);
+  std::vector<PeerState> peers_for(const ServiceConfig& sc) const;
 
   Config config_;
   const Clock& clock_;
   std::function<double()> uniform01_;
+  std::string boot_id_;
   std::vector<Observer*> observers_;
+  std::function<void()> on_auto_intent_;
   std::map<std::string, CheckRuntime> checks_;
   std::map<std::string, ServiceRuntime> services_;
+  std::vector<PeerState> peers_;
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   WallTime lifecycle_since_{};
   EventRing events_;
+  bool state_ok_ = true;
+  std::string state_error_;
+  uint64_t next_gen_ = 1;
   uint64_t version_ = 1;
   std::shared_ptr<const Snapshot> snapshot_;
 };

@@ -93,7 +93,7 @@ int run(const std::string& file) {
                {{"signal", strsignal(sig)},
                 {"drain_seconds", std::to_string(cfg.agent.drain_seconds)}});
     } else if (sig == SIGHUP) {
-      log_warn("SIGHUP: config reload is not available in this build; restart to apply");
+      agent.reload(file);
     }
   }
   agent.shutdown();

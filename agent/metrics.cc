@@ -57,6 +57,16 @@ Metrics::Metrics()
       build_info_(prometheus::BuildGauge()
                       .Name("poolkeeper_build_info")
                       .Help("Always 1; the version label names the build")
+                      .Register(*registry_)),
+      nfs_handles_match_(prometheus::BuildGauge()
+                             .Name("poolkeeper_nfs_handles_match")
+                             .Help("1 when the peer's NFS root and canary file handles equal ours "
+                                   "(a client moved there keeps working), 0 when they differ (ESTALE)")
+                             .Register(*registry_)),
+      state_file_(prometheus::BuildGauge()
+                      .Name("poolkeeper_state_file_readable")
+                      .Help("0 when the persisted intent could not be read at start (every service "
+                            "was depooled)")
                       .Register(*registry_)) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
@@ -78,6 +88,12 @@ void Metrics::on_snapshot(const Snapshot& s) {
     // Make the series exist from the start, so rate() and absent() behave.
     check_duration_.Add({{"check", c.name}}, kLatencyBuckets);
   }
+  for (const auto& pv : s.peers) {
+    std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
+    for (const auto& [check, match] : pv.handles_match) {
+      if (match) nfs_handles_match_.Add({{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
+    }
+  }
   for (const auto& sv : s.services) {
     service_pooled_.Add({{"service", sv.name}})
         .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
@@ -93,6 +109,8 @@ void Metrics::http_request(const std::string& route, int code) {
 }
 
 void Metrics::config_reload(bool ok) { config_reload_.Add({}).Set(ok ? 1 : 0); }
+
+void Metrics::state_file(bool readable) { state_file_.Add({}).Set(readable ? 1 : 0); }
 
 std::string Metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -27,6 +27,7 @@ class Metrics final : public Observer {
 
   void http_request(const std::string& route, int code);
   void config_reload(bool ok);
+  void state_file(bool readable);
   std::string serialize() const;
   prometheus::Registry& registry() { return *registry_; }
 
@@ -43,6 +44,8 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& config_reload_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& nfs_handles_match_;
+  prometheus::Family<prometheus::Gauge>& state_file_;
 };
 
 }  // namespace poolkeeper

@@ -1,32 +1,150 @@
-// poolctl: the operator's command line. `check` runs every configured check once, now,
-// and prints Nagios plugin output (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), so
-// Icinga can use it as is. `status` shows what the running agent decided and why.
-#include <curl/curl.h>
+// poolctl: the operator's command line, and — through the symlinks pool, depool, drain
+// and ispooled — conftool's host commands. Talks to the running agent over its admin
+// socket; `check` runs every configured check once, now, as a Nagios plugin (exit 0 OK,
+// 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Errors are one line and exit 2.
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <iostream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "agent/config.h"
+#include "agent/conn_count.h"
 #include "agent/duration.h"
 
 using namespace poolkeeper;
 
 namespace {
 
+constexpr const char* kDefaultSocket = "/run/poolkeeper/admin.sock";
+
+[[noreturn]] void die(const std::string& msg, int code = 2) {
+  std::cerr << "poolctl: " << msg << "\n";
+  std::exit(code);
+}
+
 int usage(std::ostream& out, int code) {
-  out << "usage: poolctl status [--json] [--url http://127.0.0.1:9473]\n"
-         "       poolctl check --config FILE\n";
+  out << "usage: poolctl [--socket PATH] status [--json]\n"
+         "       poolctl pool [SERVICE...] [--reason TEXT]\n"
+         "       poolctl depool [SERVICE...] [--reason TEXT] [--for DURATION | --until-boot] [--force]\n"
+         "                      [--wait [DURATION]]\n"
+         "       poolctl drain [SERVICE...] [--reason TEXT] [--for DURATION] [--force] [--wait [DURATION]]\n"
+         "       poolctl ispooled SERVICE        (exit 0 pooled, 1 not)\n"
+         "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
+         "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
+         "commands of their own (symlinks to poolctl).\n";
   return code;
 }
 
-size_t collect(char* p, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, size * n);
-  return size * n;
+// One request line to the admin socket, one reply line back.
+nlohmann::json call(const std::string& socket_path, const nlohmann::json& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) die("socket path too long: " + socket_path);
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    if (e == ENOENT || e == ECONNREFUSED) die("agent not running (no admin socket at " + socket_path + ")");
+    if (e == EACCES) die("permission denied: cannot open " + socket_path);
+    die("cannot reach the agent at " + socket_path + ": " + std::strerror(e));
+  }
+  std::string line = request.dump() + "\n";
+  if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    die("the agent closed the admin socket");
+  std::string reply;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 30000) <= 0) die("the agent did not answer within 30 s");
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+    if (reply.find('\n') != std::string::npos) break;
+  }
+  ::close(fd);
+  auto j = nlohmann::json::parse(reply, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) die("the agent sent a bad reply");
+  if (!j.value("ok", false)) die(j.value("error", "request failed"));
+  return j;
+}
+
+std::string pad(std::string s, size_t w) {
+  if (s.size() < w) s.append(w - s.size(), ' ');
+  return s + " ";
+}
+
+std::string when_short(const std::string& iso) {
+  // 2026-11-23T19:29:19.726Z → 2026-11-23 19:29:19
+  if (iso.size() < 19) return iso;
+  return iso.substr(0, 10) + " " + iso.substr(11, 8);
+}
+
+void print_status(const nlohmann::json& s) {
+  std::cout << "host " << s.value("host", "?") << "  lifecycle " << s.value("lifecycle", "?") << "\n";
+  if (s.contains("state_file") && !s["state_file"].value("ok", true))
+    std::cout << "STATE FILE UNREADABLE: " << s["state_file"].value("error", "") << "\n";
+  std::cout << "\n"
+            << pad("SERVICE", 10) << pad("EFFECTIVE", 10) << pad("HEALTH", 9) << pad("INTENT", 8)
+            << pad("SINCE", 19) << "REASON\n";
+  for (auto& [name, sv] : s["services"].items()) {
+    std::string reason = sv.value("reason", "");
+    const auto& intent = sv["intent"];
+    if (intent.value("intent", "pooled") != "pooled" && !intent.value("who", "").empty()) {
+      reason += " [by " + intent.value("who", "");
+      if (!intent["expires"].is_null()) reason += ", until " + when_short(intent["expires"].get<std::string>());
+      if (intent.value("until_boot", false)) reason += ", until next boot";
+      reason += "]";
+    }
+    std::cout << pad(name, 10) << pad(sv.value("effective", ""), 10) << pad(sv.value("health", ""), 9)
+              << pad(intent.value("intent", ""), 8) << pad(when_short(sv.value("since", "")), 19) << reason
+              << "\n";
+    for (const auto& w : sv.value("warnings", nlohmann::json::array())) std::cout << "  warning: " << w.get<std::string>() << "\n";
+    if (sv.contains("floor")) {
+      const auto& f = sv["floor"];
+      std::cout << "  floor: min_pooled " << f.value("min_pooled", 0) << ", " << f.value("peers_pooled_healthy", 0)
+                << " peer(s) pooled and healthy" << (f.value("kept_by_floor", false) ? ", KEPT BY FLOOR" : "") << "\n";
+    }
+  }
+  std::cout << "\n"
+            << pad("CHECK", 10) << pad("STATE", 9) << pad("STREAK", 6) << pad("LATENCY", 8) << "REASON\n";
+  for (auto& [name, c] : s["checks"].items()) {
+    std::string streak = c.value("successes", 0) > 0 ? "+" + std::to_string(c.value("successes", 0))
+                                                      : "-" + std::to_string(c.value("failures", 0));
+    std::string latency = "-", reason = "no result yet";
+    if (c["last"].is_object()) {
+      latency = format_duration(std::chrono::nanoseconds(
+          static_cast<long long>(c["last"].value("latency_seconds", 0.0) * 1e9)));
+      reason = c["last"].value("reason", "");
+    }
+    std::cout << pad(name, 10) << pad(c.value("state", ""), 9) << pad(streak, 6) << pad(latency, 8) << reason
+              << (c.value("critical", true) ? "" : " (warn only)") << "\n";
+  }
+  if (s.contains("peers") && !s["peers"].empty()) {
+    std::cout << "\n" << pad("PEER", 30) << "STATE\n";
+    for (const auto& p : s["peers"]) {
+      std::string name = p.value("host", "");
+      if (name.empty()) name = p.value("url", "");
+      std::string state;
+      if (!p.value("reachable", false)) {
+        state = "unreachable (" + p.value("error", "") + ")";
+      } else {
+        for (auto& [svc, ps] : p["services"].items())
+          state += svc + "=" + ps.value("effective", "") + (ps.value("healthy", false) ? "" : "(unhealthy)") + " ";
+        for (auto& [check, m] : p["nfs_handles_match"].items())
+          if (!m.is_null()) state += check + ":" + (m.get<bool>() ? "same-handles" : "DIFFERENT-HANDLES(ESTALE on failover)") + " ";
+      }
+      std::cout << pad(name, 30) << state << "\n";
+    }
+  }
 }
 
 int cmd_check(const std::string& file) {
@@ -46,8 +164,7 @@ int cmd_check(const std::string& file) {
     else if (cc.critical) crit.push_back(line);
     else warn.push_back(line);
     char buf[128];
-    std::snprintf(buf, sizeof buf, " %s=%.6fs;;%.3f;0", name.c_str(), seconds(r.latency),
-                  seconds(cc.timeout));
+    std::snprintf(buf, sizeof buf, " %s=%.6fs;;%.3f;0", name.c_str(), seconds(r.latency), seconds(cc.timeout));
     perf += buf;
   }
   auto join = [](const std::vector<std::string>& v) {
@@ -71,104 +188,159 @@ int cmd_check(const std::string& file) {
   return code;
 }
 
-std::string pad(std::string s, size_t w) {
-  if (s.size() < w) s.append(w - s.size(), ' ');
-  return s;
+// Waits until the services' established client connections are gone or `limit` passes.
+int wait_for_clients(const nlohmann::json& services, Duration limit) {
+  bool tty = ::isatty(1);
+  auto start = SteadyClock::now();
+  std::map<std::string, int> ports;
+  for (auto& [name, s] : services.items()) {
+    int port = s.value("port", 0);
+    if (port == 0) {
+      std::cout << name << ": no port configured (services." << name << ".port): cannot count clients\n";
+      continue;
+    }
+    ports[name] = port;
+  }
+  if (ports.empty()) return 0;
+  int last_total = -1;
+  auto last_line = start;
+  for (;;) {
+    std::string line, err;
+    int total = 0;
+    for (const auto& [name, port] : ports) {
+      int n = count_established(port, &err);
+      if (n < 0) die("cannot count connections: " + err);
+      total += n;
+      line += (line.empty() ? "" : ", ") + name + ": " + std::to_string(n);
+    }
+    auto elapsed = SteadyClock::now() - start;
+    std::string text = "clients left: " + line + " (" +
+                       format_duration(std::chrono::duration_cast<std::chrono::seconds>(elapsed)) + " elapsed)";
+    if (tty) {
+      std::cout << "\r\033[K" << text << std::flush;
+    } else if (total != last_total || SteadyClock::now() - last_line >= std::chrono::seconds(10)) {
+      std::cout << text << "\n" << std::flush;
+      last_line = SteadyClock::now();
+    }
+    last_total = total;
+    if (total == 0) {
+      if (tty) std::cout << "\n";
+      std::cout << "all clients gone after "
+                << format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed)) << "\n";
+      return 0;
+    }
+    if (elapsed >= limit) {
+      if (tty) std::cout << "\n";
+      std::cout << "gave up after " << format_duration(limit) << ": " << total << " client connection"
+                << (total == 1 ? "" : "s") << " remain (" << line << ")\n";
+      for (const auto& [name, port] : ports)
+        if (name.find("nfs") != std::string::npos || port == 2049)
+          std::cout << "note: NFS clients stay connected while they have the export mounted; they stall "
+                       "until this host is back (or they remount elsewhere).\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
-int cmd_status(const std::string& url, bool json) {
-  CURL* c = curl_easy_init();
-  std::string body;
-  std::string full = url + "/status";
-  curl_easy_setopt(c, CURLOPT_URL, full.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
-  long code = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK || code != 200) {
-    std::cerr << "poolctl: agent not running at " << url << ": "
-              << (rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(code)) << "\n";
-    return 2;
-  }
-  if (json) {
-    std::cout << body;
-    return 0;
-  }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(body);
-  } catch (const std::exception& e) {
-    std::cerr << "poolctl: agent at " << url << " sent a bad /status: " << e.what() << "\n";
-    return 2;
-  }
-  std::cout << "host " << j.value("host", "?") << "  lifecycle " << j.value("lifecycle", "?")
-            << "\n\n";
-  std::cout << pad("SERVICE", 12) << pad("EFFECTIVE", 12) << pad("HEALTH", 11)
-            << pad("INTENT", 10) << pad("SINCE", 26) << "REASON\n";
-  for (auto& [name, s] : j["services"].items()) {
-    std::cout << pad(name, 12) << pad(s.value("effective", ""), 12)
-              << pad(s.value("health", ""), 11) << pad(s["intent"].value("intent", ""), 10)
-              << pad(s.value("since", ""), 26) << s.value("reason", "") << "\n";
-  }
-  std::cout << "\n"
-            << pad("CHECK", 12) << pad("STATE", 11) << pad("STREAK", 9) << pad("LATENCY", 10)
-            << "REASON\n";
-  for (auto& [name, c] : j["checks"].items()) {
-    std::string streak = c.value("successes", 0) > 0
-                             ? "+" + std::to_string(c.value("successes", 0))
-                             : "-" + std::to_string(c.value("failures", 0));
-    std::string latency = "-", reason = "no result yet";
-    if (c["last"].is_object()) {
-      latency = format_duration(std::chrono::nanoseconds(
-          static_cast<long long>(c["last"].value("latency_seconds", 0.0) * 1e9)));
-      reason = c["last"].value("reason", "");
-    }
-    std::cout << pad(name, 12) << pad(c.value("state", ""), 11) << pad(streak, 9)
-              << pad(latency, 10) << reason << (c.value("critical", true) ? "" : " (warn only)")
-              << "\n";
-  }
-  return 0;
+std::string base_name(const char* argv0) {
+  std::string s = argv0;
+  size_t slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty()) return usage(std::cerr, 2);
-  std::string verb = args[0];
-  std::string config, url = "http://127.0.0.1:9473";
-  bool json = false;
-  for (size_t i = 1; i < args.size(); ++i) {
+  std::string verb;
+  std::string self = base_name(argv[0]);
+  if (self == "pool" || self == "depool" || self == "drain" || self == "ispooled") verb = self;
+
+  std::string socket_path = kDefaultSocket, config, reason;
+  if (const char* env = std::getenv("POOLKEEPER_SOCKET")) socket_path = env;
+  bool json = false, force = false, until_boot = false, wait = false;
+  std::optional<Duration> for_duration;
+  Duration wait_limit = std::chrono::minutes(5);
+  std::vector<std::string> services;
+  for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) {
-        std::cerr << "poolctl: " << a << " needs a value\n";
-        std::exit(2);
-      }
-      *out = args[++i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) die(a + " needs a value");
+      return args[++i];
     };
-    if (a == "--config") value(&config);
-    else if (a == "--url") value(&url);
+    auto duration = [&](const std::string& text) {
+      std::string err;
+      auto d = parse_duration(text, &err);
+      if (!d || d->count() <= 0) die(a + ": " + (d ? "must be positive" : err));
+      return *d;
+    };
+    if (a == "--socket") socket_path = value();
+    else if (a == "--config") config = value();
     else if (a == "--json") json = true;
-    else {
-      std::cerr << "poolctl: unknown argument \"" << a << "\"\n";
+    else if (a == "--reason") reason = value();
+    else if (a == "--for") for_duration = duration(value());
+    else if (a == "--until-boot") until_boot = true;
+    else if (a == "--force") force = true;
+    else if (a == "--wait") {
+      wait = true;
+      std::string err;
+      if (i + 1 < args.size() && parse_duration(args[i + 1], &err)) wait_limit = duration(args[++i]);
+    } else if (a == "-h" || a == "--help") return usage(std::cout, 0);
+    else if (!a.empty() && a[0] == '-') {
+      std::cerr << "poolctl: unknown option \"" << a << "\"\n";
       return usage(std::cerr, 2);
-    }
+    } else if (verb.empty()) verb = a;
+    else services.push_back(a);
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (verb.empty()) return usage(std::cerr, 2);
+  if (for_duration && until_boot) die("--for and --until-boot exclude each other");
+
   if (verb == "check") {
     if (config.empty()) {
-      std::cerr << "poolctl: check needs --config FILE\n";
+      std::cout << "POOLKEEPER UNKNOWN - check needs --config FILE\n";
       return 3;
     }
     return cmd_check(config);
   }
-  if (verb == "status") return cmd_status(url, json);
-  if (verb == "-h" || verb == "--help") return usage(std::cout, 0);
+  if (!config.empty()) {
+    try {
+      socket_path = load_config(config).agent.admin_socket;
+    } catch (const ConfigError& e) {
+      die(e.what());
+    }
+  }
+  if (verb == "status") {
+    auto j = call(socket_path, {{"cmd", "status"}});
+    if (json) std::cout << j["status"].dump(2) << "\n";
+    else print_status(j["status"]);
+    return 0;
+  }
+  if (verb == "ispooled") {
+    if (services.size() != 1) die("ispooled takes exactly one SERVICE");
+    auto j = call(socket_path, {{"cmd", "ispooled"}, {"services", services}});
+    bool pooled = j.value("pooled", false);
+    std::cout << services[0] << " " << (pooled ? "pooled" : "not pooled: " + j.value("reason", "")) << "\n";
+    return pooled ? 0 : 1;
+  }
+  if (verb == "pool" || verb == "depool" || verb == "drain") {
+    if (verb == "pool" && (for_duration || until_boot || wait)) die("pool takes no --for, --until-boot or --wait");
+    if (verb == "drain" && until_boot) die("--until-boot goes with depool");
+    nlohmann::json req = {{"cmd", verb}, {"services", services}, {"reason", reason}, {"force", force}};
+    if (for_duration)
+      req["for_seconds"] = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(*for_duration).count());
+    if (until_boot) req["until_boot"] = true;
+    if (const char* sudo = std::getenv("SUDO_USER")) req["sudo_user"] = sudo;
+    auto j = call(socket_path, req);
+    for (auto& [name, s] : j["services"].items()) {
+      std::cout << name << ": " << s.value("effective", "");
+      std::string r = s.value("reason", "");
+      if (!r.empty()) std::cout << " (" << r << ")";
+      std::cout << "\n";
+    }
+    if (wait && verb != "pool") return wait_for_clients(j["services"], wait_limit);
+    return 0;
+  }
   std::cerr << "poolctl: unknown command \"" << verb << "\"\n";
   return usage(std::cerr, 2);
 }

@@ -47,6 +47,14 @@ nlohmann::json status_json(const Snapshot& s) {
     o["warnings"] = sv.warnings;
     o["intent"] = intent_json(sv.intent);
     o["checks"] = sv.checks;
+    o["port"] = sv.port;
+    o["failing"] = sv.failing;
+    if (sv.returns_after_boot) o["returns_after_boot"] = true;
+    if (sv.has_peers) {
+      o["floor"] = {{"min_pooled", sv.min_pooled},
+                    {"peers_pooled_healthy", sv.peers_pooled_healthy},
+                    {"kept_by_floor", sv.kept_by_floor}};
+    }
     services[sv.name] = std::move(o);
   }
   j["services"] = std::move(services);
@@ -77,6 +85,23 @@ nlohmann::json status_json(const Snapshot& s) {
     checks[c.name] = std::move(o);
   }
   j["checks"] = std::move(checks);
+  nlohmann::json peers = nlohmann::json::array();
+  for (const auto& pv : s.peers) {
+    const PeerState& p = pv.state;
+    nlohmann::json o = {{"url", p.url}, {"host", p.host}, {"reachable", p.reachable},
+                        {"error", p.error}, {"lifecycle", p.lifecycle}};
+    o["last_seen"] = p.last_seen == WallTime{} ? nlohmann::json(nullptr) : nlohmann::json(format_wall(p.last_seen));
+    nlohmann::json svcs = nlohmann::json::object();
+    for (const auto& [name, ps] : p.services)
+      svcs[name] = {{"effective", ps.effective}, {"healthy", ps.healthy}, {"failing", ps.failing}};
+    o["services"] = svcs;
+    nlohmann::json hm = nlohmann::json::object();
+    for (const auto& [check, m] : pv.handles_match) hm[check] = m ? nlohmann::json(*m) : nlohmann::json(nullptr);
+    o["nfs_handles_match"] = hm;
+    peers.push_back(o);
+  }
+  j["peers"] = peers;
+  j["state_file"] = {{"ok", s.state_file_ok}, {"error", s.state_file_error}};
   return j;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/events.h"
+#include "agent/floor.h"
 #include "agent/health.h"
 
 namespace poolkeeper {
@@ -35,6 +36,18 @@ struct ServiceView {
   AdminIntent intent;
   WallTime since{};                     // when `effective` last changed
   std::vector<std::string> checks;
+  int port = 0;
+  bool failing = false;                 // running, intent pooled, a critical check unhealthy
+  bool has_peers = false;               // the floor applies
+  int min_pooled = 0;
+  int peers_pooled_healthy = 0;
+  bool kept_by_floor = false;
+  bool returns_after_boot = false;      // until-boot depool of an earlier boot
+};
+
+struct PeerView {
+  PeerState state;
+  std::map<std::string, std::optional<bool>> handles_match;  // our nfs check → match?
 };
 
 struct Snapshot {
@@ -46,6 +59,9 @@ struct Snapshot {
   std::vector<ServiceView> services;
   std::vector<CheckView> checks;
   std::vector<Event> events;  // oldest first
+  std::vector<PeerView> peers;
+  bool state_file_ok = true;
+  std::string state_file_error;
 
   const ServiceView* find_service(const std::string& name) const;
   const CheckView* find_check(const std::string& name) const;

@@ -3,7 +3,7 @@
 # only those that are missing (idempotent). Used by tests/run.sh and deploy/demo.sh.
 set -eu
 
-BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev
+BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
 libcurl4-openssl-dev libgtest-dev libgmock-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus

@@ -38,6 +38,12 @@ rise = 1
 fall = 1
 )";
 
+std::vector<std::string> names(const std::vector<Engine::Due>& due) {
+  std::vector<std::string> out;
+  for (const auto& d : due) out.push_back(d.name);
+  return out;
+}
+
 struct Recorder : Observer {
   std::vector<Event> events;
   int results = 0;
@@ -63,9 +69,9 @@ class EngineTest : public ::testing::Test {
       SteadyTime next = engine_->next_due();
       if (next > until) break;
       clock_.advance_to(next);
-      for (const auto& name : engine_->take_due()) {
-        ++runs[name];
-        engine_->on_result(name, answer(name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
+      for (const auto& d : engine_->take_due()) {
+        ++runs[d.name];
+        engine_->on_result(d.name, d.gen, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
       }
     }
     clock_.advance_to(until);
@@ -117,9 +123,9 @@ TEST_F(EngineTest, StartupGatingThenRiseThenFall) {
   SteadyTime out_at{};
   for (int guard = 0; guard < 100 && svc("nfs").effective.state == Effective::kPooled; ++guard) {
     clock_.advance_to(engine_->next_due());
-    for (const auto& n : engine_->take_due())
-      engine_->on_result(n, n == "export" ? Result::fail(Outcome::kNetworkError, "connection refused")
-                                          : Result::pass());
+    for (const auto& d : engine_->take_due())
+      engine_->on_result(d.name, d.name == "export" ? Result::fail(Outcome::kNetworkError, "connection refused")
+                                                    : Result::pass());
     out_at = clock_.now();
   }
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
@@ -140,12 +146,12 @@ TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
   engine_->on_result("export", Result::pass());  // rising 1/2 → fast
   EXPECT_EQ(engine_->next_due(), t + 200ms);
   clock_.advance(200ms);
-  ASSERT_EQ(engine_->take_due(), std::vector<std::string>{"export"});
+  ASSERT_EQ(names(engine_->take_due()), std::vector<std::string>{"export"});
   engine_->on_result("export", Result::pass());  // healthy → normal interval
   // web and disk are still in flight; export's next is 2s out
   EXPECT_EQ(engine_->next_due(), clock_.now() + 2s);
   clock_.advance(2s);
-  ASSERT_EQ(engine_->take_due(), std::vector<std::string>{"export"});
+  ASSERT_EQ(names(engine_->take_due()), std::vector<std::string>{"export"});
   engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));  // falling → fast
   EXPECT_EQ(engine_->next_due(), clock_.now() + 200ms);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // 1 of fall=2
@@ -167,7 +173,8 @@ TEST_F(EngineTest, JitterStaysWithinTenPercent) {
   SteadyTime last{};
   for (int i = 0; i < 2000; ++i) {
     clock_.advance_to(engine_->next_due());
-    for (const auto& n : engine_->take_due()) {
+    for (const auto& d : engine_->take_due()) {
+      const std::string& n = d.name;
       if (n == "export" && engine_->check_state("export")->health() == CheckHealth::kHealthy) {
         if (last != SteadyTime{}) {
           min_gap = std::min(min_gap, clock_.now() - last);
@@ -193,9 +200,9 @@ TEST_F(EngineTest, HungProbeDelaysNothingElse) {
     SteadyTime next = engine_->next_due();
     if (next > end) break;
     clock_.advance_to(next);
-    for (const auto& n : engine_->take_due()) {
-      ++runs[n];
-      if (n != "export") engine_->on_result(n, Result::pass());
+    for (const auto& d : engine_->take_due()) {
+      ++runs[d.name];
+      if (d.name != "export") engine_->on_result(d.name, Result::pass());
     }
   }
   EXPECT_EQ(runs["export"], 1);  // one in flight at a time, never re-launched

@@ -26,6 +26,8 @@ class AgentBinaryTest : public ::testing::Test {
     return "[agent]\n"
            "listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n"
            "hostname = \"host1.example.org\"\n"
+           "admin_socket = \"" + dir_.file("admin.sock") + "\"\n"
+           "state_dir = \"" + dir_.file("state") + "\"\n"
            "drain_seconds = " + std::to_string(drain_seconds) + "\n"
            "[services.web]\nchecks = [\"flag\"]\n"
            "[services.slow]\nchecks = [\"hang\"]\n"
@@ -247,14 +249,14 @@ TEST_F(AgentBinaryTest, CheckConfigTypoExitsTwoNamingFileLine) {
   std::string out;
   int rc = run_command({POOLKEEPER_BIN, "--check-config", dir_.file("bad.toml")}, &out);
   EXPECT_EQ(rc, 2);
-  EXPECT_EQ(out, dir_.file("bad.toml") + ":16: checks.flag.flal: unknown key\n");
+  EXPECT_EQ(out, dir_.file("bad.toml") + ":18: checks.flag.flal: unknown key\n");
   write_file(dir_.file("good.toml"), config());
   rc = run_command({POOLKEEPER_BIN, "--check-config", dir_.file("good.toml")}, &out);
   EXPECT_EQ(rc, 0) << out;
   // The daemon refuses to start on it, with the same message.
   rc = run_command({POOLKEEPER_BIN, "--config", dir_.file("bad.toml")}, &out);
   EXPECT_EQ(rc, 2);
-  EXPECT_NE(out.find(":16: checks.flag.flal: unknown key"), std::string::npos) << out;
+  EXPECT_NE(out.find(":18: checks.flag.flal: unknown key"), std::string::npos) << out;
 }
 
 TEST_F(AgentBinaryTest, ExampleConfigIsValid) {
@@ -287,11 +289,15 @@ TEST_F(AgentBinaryTest, PoolctlStatusTable) {
   start();
   ASSERT_TRUE(wait_for([&] { return get("/health/web").status == 200; }, 3000ms));
   std::string out;
-  int rc = run_command({POOLCTL_BIN, "status", "--url", "http://127.0.0.1:" + std::to_string(port_)}, &out);
+  int rc = run_command({POOLCTL_BIN, "--socket", dir_.file("admin.sock"), "status"}, &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("host host1.example.org  lifecycle running"), std::string::npos) << out;
-  EXPECT_NE(out.find("web         pooled      healthy    pooled"), std::string::npos) << out;
-  rc = run_command({POOLCTL_BIN, "status", "--url", "http://127.0.0.1:1"}, &out);
+  EXPECT_NE(out.find("web        pooled     healthy   pooled"), std::string::npos) << out;
+  EXPECT_NE(out.find("flag       healthy   +"), std::string::npos) << out;
+  rc = run_command({POOLCTL_BIN, "--socket", dir_.file("admin.sock"), "status", "--json"}, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["services"]["web"]["effective"], "pooled");
+  rc = run_command({POOLCTL_BIN, "--socket", dir_.file("nope.sock"), "status"}, &out);
   EXPECT_EQ(rc, 2);
-  EXPECT_EQ(out.rfind("poolctl: agent not running at http://127.0.0.1:1: ", 0), 0u) << out;
+  EXPECT_EQ(out, "poolctl: agent not running (no admin socket at " + dir_.file("nope.sock") + ")\n");
 }

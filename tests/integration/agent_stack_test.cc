@@ -16,6 +16,7 @@ TEST(AgentStackTest, NfsOutAndBackIn) {
   int port = free_port();
   std::string cfg =
       "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nhostname = \"host1.example.org\"\n"
+      "admin_socket = \"" + dir.file("admin.sock") + "\"\nstate_dir = \"" + dir.file("state") + "\"\n"
       "drain_seconds = 0\n"
       "[services.nfs]\nchecks = [\"export\"]\n"
       "[services.http]\nchecks = [\"web\", \"export\"]\n"

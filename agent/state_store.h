@@ -1,0 +1,37 @@
+// The operator's intent on disk (agent.state_dir/state.json). Every change is written
+// atomically — temp file, fsync, rename, fsync of the directory — before the request
+// is acknowledged, so it survives kill -9 and power loss, and a failed write never
+// leaves a half-written file behind.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "agent/health.h"
+
+namespace poolkeeper {
+
+struct LoadedState {
+  enum class Status { kMissing, kOk, kUnreadable } status = Status::kMissing;
+  std::string error;  // for kUnreadable: what was wrong, one line
+  std::map<std::string, AdminIntent> intents;
+};
+
+class StateStore {
+ public:
+  explicit StateStore(std::string dir);
+  const std::string& path() const { return path_; }
+  LoadedState load() const;
+  // Returns an empty string on success, else the error (the old file is untouched).
+  std::string save(const std::map<std::string, AdminIntent>& intents) const;
+
+  // Exposed for tests and fuzzing: the file format.
+  static std::string serialize(const std::map<std::string, AdminIntent>& intents);
+  static LoadedState parse(const std::string& text);
+
+ private:
+  std::string dir_, path_;
+};
+
+}  // namespace poolkeeper
