@@ -2,6 +2,9 @@
 
 #include "agent/duration.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace poolkeeper {
 
 TableReader::TableReader(const toml::table& table, std::string file, std::string prefix)
@@ -16,8 +19,32 @@ int TableReader::line_of(std::string_view key) const {
   return static_cast<int>(table_.source().begin.line);
 }
 
+namespace {
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+}  // namespace
+
 void TableReader::fail(std::string_view key, const std::string& what) const {
-  throw ConfigError(file_ + ":" + std::to_string(line_of(key)) + ": " + dotted(key) + ": " + what);
+  std::string hint;
+  if (!table_.contains(key)) {
+    // A missing key is most often a typo'd one: point at it.
+    for (const auto& [k, v] : table_) {
+      if (used_.count(k.str()) || edit_distance(k.str(), key) > 2) continue;
+      hint = " (found \"" + std::string(k.str()) + "\" at line " + std::to_string(v.source().begin.line) +
+             ": a typo?)";
+      break;
+    }
+  }
+  throw ConfigError(file_ + ":" + std::to_string(line_of(key)) + ": " + dotted(key) + ": " + what + hint);
 }
 
 const toml::node* TableReader::get(std::string_view key) {

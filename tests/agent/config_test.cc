@@ -142,3 +142,11 @@ TEST(ConfigTest, SplitHostPort) {
   EXPECT_FALSE(split_host_port("host:99999", &h, &p));
   EXPECT_FALSE(split_host_port("host:8x", &h, &p));
 }
+
+TEST(ConfigTest, MissingRequiredKeyPointsAtItsTypo) {
+  std::string text = kGood;
+  text.replace(text.find("command = [\"/bin/true\"]\ninterval"), 7, "comand ");
+  EXPECT_EQ(error_of(text),
+            "test.toml:13: checks.web.command: is required (a list: program and its arguments) "
+            "(found \"comand\" at line 15: a typo?)");
+}

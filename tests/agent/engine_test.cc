@@ -264,3 +264,133 @@ TEST_F(EngineTest, SnapshotOnlyRebuiltOnChange) {
   engine_->set_lifecycle(Lifecycle::kRunning);
   EXPECT_NE(engine_->snapshot().get(), a.get());
 }
+
+TEST_F(EngineTest, DepoolForExpiresInSimulatedTime) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  int autosaves = 0;
+  engine_->on_auto_intent([&] { ++autosaves; });
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  AdminIntent dep{Intent::kDepooled, "disk swap", "alice", clock_.wall()};
+  dep.expires = clock_.wall() + 2h;
+  engine_->set_intent("nfs", dep);
+  EXPECT_EQ(svc("nfs").effective.reason, "depooled: disk swap");
+  // The owner is told to wake up for the expiry even with no probe due before it.
+  drive(clock_.now() + 2h - 1s, [](const std::string&) { return true; });
+  EXPECT_EQ(svc("nfs").intent.intent, Intent::kDepooled);
+  EXPECT_LE(engine_->next_due(), clock_.now() + 1s);
+  drive(clock_.now() + 2s, [](const std::string&) { return true; });
+  engine_->tick();
+  EXPECT_EQ(svc("nfs").intent.intent, Intent::kPooled);
+  EXPECT_EQ(svc("nfs").intent.who, "poolkeeper");
+  EXPECT_EQ(svc("nfs").intent.reason, "depool for depooled expired (was: disk swap)");
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_EQ(autosaves, 1);
+}
+
+TEST_F(EngineTest, UntilBootReturnsOnlyAfterANewBootOnceHealthy) {
+  AdminIntent dep{Intent::kDepooled, "reboot", "alice", clock_.wall()};
+  dep.until_boot = true;
+  dep.boot_id = "boot-1";
+  LoadedState st;
+  st.status = LoadedState::Status::kOk;
+  st.intents["nfs"] = dep;
+  {  // same boot: stays depooled however healthy
+    engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; }, "boot-1");
+    engine_->load_state(st);
+    engine_->set_lifecycle(Lifecycle::kRunning);
+    drive(clock_.now() + 10s, [](const std::string&) { return true; });
+    EXPECT_EQ(svc("nfs").effective.reason, "depooled: reboot");
+  }
+  {  // a new boot: not pooled while rising, pooled (and intent cleared) once healthy
+    engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; }, "boot-2");
+    int autosaves = 0;
+    engine_->on_auto_intent([&] { ++autosaves; });
+    engine_->load_state(st);
+    engine_->set_lifecycle(Lifecycle::kRunning);
+    EXPECT_EQ(svc("nfs").effective.reason, "depooled: reboot (returns once healthy: rebooted since)");
+    EXPECT_TRUE(svc("nfs").returns_after_boot);
+    drive(clock_.now() + 10s, [](const std::string&) { return true; });
+    EXPECT_EQ(svc("nfs").intent.intent, Intent::kPooled);
+    EXPECT_EQ(svc("nfs").intent.reason, "healthy after reboot (was: reboot)");
+    EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+    EXPECT_EQ(autosaves, 1);
+  }
+}
+
+TEST_F(EngineTest, UnreadableStateDepoolsEverything) {
+  make();
+  LoadedState st;
+  st.status = LoadedState::Status::kUnreadable;
+  st.error = "/var/lib/poolkeeper/state.json: not JSON";
+  engine_->load_state(st);
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 10s, [](const std::string&) { return true; });
+  for (const char* s : {"nfs", "http"}) {
+    EXPECT_EQ(svc(s).effective.state, Effective::kNotPooled);
+    EXPECT_EQ(svc(s).effective.reason,
+              "depooled: state file unreadable: /var/lib/poolkeeper/state.json: not JSON");
+  }
+  EXPECT_FALSE(snap_->state_file_ok);
+  // An operator's pool decides.
+  engine_->set_intent("nfs", {Intent::kPooled, "", "alice", clock_.wall()});
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+}
+
+TEST_F(EngineTest, FloorKeepsTheLastHostPooled) {
+  config_.services["nfs"].peers = {"http://b.example.org:9473"};
+  config_.services["nfs"].min_pooled = 1;
+  config_.agent.hostname = "a.example.org";
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  // The peer has not been heard from yet: unreachable.
+  drive(clock_.now() + 10s, [](const std::string& n) { return n != "export"; });
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_EQ(svc("nfs").effective.reason, "kept by floor: check export unhealthy: connection refused");
+  EXPECT_TRUE(svc("nfs").kept_by_floor);
+  // The http service has no peers: it leaves on its own health.
+  EXPECT_EQ(svc("http").effective.state, Effective::kNotPooled);
+  // The peer comes up healthy and pooled: we leave.
+  PeerState b;
+  b.url = "http://b.example.org:9473";
+  b.host = "b.example.org";
+  b.reachable = true;
+  b.lifecycle = "running";
+  b.services["nfs"] = {"pooled", true, false, ""};
+  engine_->set_peers({b});
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(snap_->find_service("nfs")->peers_pooled_healthy, 1);
+  // The peer fails too: the lower name (us, a) stays.
+  b.services["nfs"] = {"not_pooled", false, true, ""};
+  engine_->set_peers({b});
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  // An operator's depool is not overridden by the floor.
+  engine_->set_intent("nfs", {Intent::kDepooled, "maintenance", "alice", clock_.wall()});
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+}
+
+TEST_F(EngineTest, ReloadKeepsStreaksOfUnchangedChecks) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  engine_->set_intent("http", {Intent::kDrained, "x", "alice", clock_.wall()});
+  uint64_t export_gen = engine_->generation("export");
+  uint64_t web_gen = engine_->generation("web");
+  int export_successes = engine_->check_state("export")->successes();
+  Config next = parse_config(std::string(kConfig) + "\n[services.rsync]\nchecks = [\"export\"]\n", "t.toml");
+  std::string changed = kConfig;
+  const std::string web = "[checks.web]\nkind = \"exec\"\ncommand = [\"/bin/true\"]";
+  changed.replace(changed.find(web), web.size(), "[checks.web]\nkind = \"exec\"\ncommand = [\"/bin/false\"]");
+  next.checks.at("web") = parse_config(changed, "t.toml").checks.at("web");
+  engine_->reconfigure(next);
+  EXPECT_EQ(engine_->generation("export"), export_gen);  // unchanged: same runtime
+  EXPECT_EQ(engine_->check_state("export")->successes(), export_successes);
+  EXPECT_NE(engine_->generation("web"), web_gen);  // changed: starts over
+  EXPECT_EQ(engine_->check_state("web")->health(), CheckHealth::kUnknown);
+  EXPECT_EQ(svc("http").intent.intent, Intent::kDrained);  // intent kept
+  EXPECT_EQ(svc("rsync").effective.state, Effective::kPooled);  // new service, healthy check
+  // A late result of the replaced web check is dropped.
+  engine_->on_result("web", web_gen, Result::pass());
+  EXPECT_EQ(engine_->check_state("web")->successes(), 0);
+}

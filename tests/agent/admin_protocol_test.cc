@@ -1,0 +1,55 @@
+#include "agent/admin_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+using namespace poolkeeper;
+
+TEST(AdminProtocolTest, ParsesRequests) {
+  std::string err;
+  auto r = parse_admin_request(
+      R"({"cmd":"depool","services":["nfs","http"],"reason":"disk swap","for_seconds":7200,"force":true,"sudo_user":"alice"})",
+      &err);
+  ASSERT_TRUE(r) << err;
+  EXPECT_EQ(r->cmd, "depool");
+  EXPECT_EQ(r->services, (std::vector<std::string>{"nfs", "http"}));
+  EXPECT_EQ(r->reason, "disk swap");
+  EXPECT_EQ(r->for_seconds, 7200);
+  EXPECT_TRUE(r->force);
+  EXPECT_TRUE(r->mutating());
+  ASSERT_TRUE(parse_admin_request(R"({"cmd":"status"})", &err));
+  EXPECT_FALSE(parse_admin_request(R"({"cmd":"status"})", &err)->mutating());
+}
+
+TEST(AdminProtocolTest, RejectsWithOneLineErrors) {
+  auto error = [](const std::string& line) {
+    std::string err;
+    EXPECT_FALSE(parse_admin_request(line, &err)) << line;
+    EXPECT_EQ(err.find('\n'), std::string::npos);
+    return err;
+  };
+  EXPECT_EQ(error("hello"), "request is not JSON");
+  EXPECT_EQ(error("[1]"), "request must be a JSON object");
+  EXPECT_EQ(error("{}"), "cmd is required");
+  EXPECT_EQ(error(R"({"cmd":"reboot"})"), "unknown cmd \"reboot\"");
+  EXPECT_EQ(error(R"({"cmd":"pool","sevrices":["nfs"]})"), "unknown field \"sevrices\"");
+  EXPECT_EQ(error(R"({"cmd":"ispooled"})"), "ispooled takes exactly one service");
+  EXPECT_EQ(error(R"({"cmd":"depool","for_seconds":-5})"), "for_seconds must be a whole number of seconds up to a year");
+  EXPECT_EQ(error(R"({"cmd":"depool","for_seconds":5,"until_boot":true})"), "for_seconds and until_boot exclude each other");
+  EXPECT_EQ(error(R"({"cmd":"pool","until_boot":true})"), "for_seconds and until_boot go with depool or drain");
+  EXPECT_EQ(error(R"({"cmd":"depool","reason":"a\nb"})"), "reason must be one line");
+  EXPECT_EQ(error(std::string(20000, ' ')), "request too large");
+}
+
+TEST(AdminProtocolTest, SurvivesRandomBytes) {
+  std::mt19937 gen(3);
+  const std::string alphabet = "{}[]\":,0123456789abcdefghijklmnopqrstuvwxyz \\\n\x01\xff";
+  for (int i = 0; i < 20000; ++i) {
+    std::string s(gen() % 80, ' ');
+    for (auto& c : s) c = alphabet[gen() % alphabet.size()];
+    std::string err;
+    parse_admin_request(s, &err);
+  }
+  SUCCEED();
+}
