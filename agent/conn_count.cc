@@ -32,7 +32,10 @@ int count_established(int port, std::string* error) {
     }
     for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
       auto* m = reinterpret_cast<idiagnl_msg*>(o);
-      if (idiagnl_msg_get_sport(m) == port && idiagnl_msg_get_state(m) == IDIAG_SS_ESTABLISHED) ++count;
+      // libnl hands the port over in network byte order.
+      // Each dump may carry the other family too: count a socket once.
+      if (idiagnl_msg_get_family(m) != family) continue;
+      if (ntohs(idiagnl_msg_get_sport(m)) == port && idiagnl_msg_get_state(m) == IDIAG_SS_ESTABLISHED) ++count;
     }
     nl_cache_free(cache);
   }
