@@ -3,6 +3,9 @@
 // interval * fall + timeout; restarting it brings 200 back after `rise` passes.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "tests/harness/servers.h"
@@ -73,4 +76,68 @@ TEST(AgentStackTest, NfsOutAndBackIn) {
   EXPECT_NE(metrics.find("poolkeeper_check_duration_seconds_count{check=\"export\"}"), std::string::npos);
   EXPECT_NE(metrics.find("poolkeeper_check_results_total{check=\"export\",result=\"network_error\"}"),
             std::string::npos);
+}
+
+// Peers compare NFS file handles: a peer exporting the very same tree hands out the
+// same handles (a moved client keeps working); one filled independently does not
+// (a moved client gets ESTALE). /status and nfs_handles_match say which.
+TEST(AgentStackTest, PeersCompareNfsHandles) {
+  TempDir dir;
+  for (const char* d : {"same", "copy", "g1", "g2", "g3", "a", "b", "c"})
+    std::filesystem::create_directories(dir.file(d));
+  ::chmod(dir.file("same").c_str(), 0755);
+  ::chmod(dir.file("copy").c_str(), 0755);
+  write_file(dir.file("same/canary.txt"), "poolkeeper canary\n");
+  write_file(dir.file("copy/canary.txt"), "poolkeeper canary\n");  // same bytes, another inode
+  Ganesha g1(dir.file("g1"), dir.file("same")), g2(dir.file("g2"), dir.file("same")),
+      g3(dir.file("g3"), dir.file("copy"));
+  g1.start();
+  g2.start();
+  g3.start();
+  struct Host {
+    std::string name;
+    int port;
+    Ganesha* g;
+    std::string d;
+  };
+  std::vector<Host> hosts = {{"a.example.org", free_port(), &g1, dir.file("a")},
+                             {"b.example.org", free_port(), &g2, dir.file("b")},
+                             {"c.example.org", free_port(), &g3, dir.file("c")}};
+  std::vector<Process> agents;
+  for (const auto& h : hosts) {
+    std::string peers;
+    for (const auto& o : hosts)
+      if (o.name != h.name) peers += std::string(peers.empty() ? "" : ", ") + "\"http://127.0.0.1:" + std::to_string(o.port) + "\"";
+    write_file(h.d + "/agent.toml",
+               "[agent]\nlisten = \"127.0.0.1:" + std::to_string(h.port) + "\"\nhostname = \"" + h.name +
+                   "\"\nadmin_socket = \"" + h.d + "/admin.sock\"\nstate_dir = \"" + h.d + "/state\"\n"
+                   "[services.nfs]\nchecks = [\"export\"]\npeers = [" + peers + "]\n"
+                   "[checks.export]\nkind = \"nfs\"\nport = " + std::to_string(h.g->port()) +
+                   "\npath = \"/dumps/canary.txt\"\nrise = 1\n");
+    agents.emplace_back(std::vector<std::string>{POOLKEEPER_BIN, "--config", h.d + "/agent.toml"}, h.d + "/agent.log");
+  }
+  std::string a = "http://127.0.0.1:" + std::to_string(hosts[0].port);
+  nlohmann::json peers;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto r = http_get(a + "/status");
+        if (r.status != 200) return false;
+        peers = nlohmann::json::parse(r.body)["peers"];
+        int known = 0;
+        for (auto& p : peers) known += !p["nfs_handles_match"]["export"].is_null();
+        return known == 2;
+      },
+      10000ms, 50ms))
+      << peers.dump(2);
+  for (auto& p : peers) {
+    if (p["host"] == "b.example.org") {
+      EXPECT_EQ(p["nfs_handles_match"]["export"], true) << p.dump();
+    } else {
+      EXPECT_EQ(p["host"], "c.example.org");
+      EXPECT_EQ(p["nfs_handles_match"]["export"], false) << p.dump();
+    }
+  }
+  std::string m = http_get(a + "/metrics").body;
+  EXPECT_NE(m.find("poolkeeper_nfs_handles_match{check=\"export\",peer=\"b.example.org\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("poolkeeper_nfs_handles_match{check=\"export\",peer=\"c.example.org\"} 0"), std::string::npos) << m;
 }
