@@ -11,6 +11,7 @@
 #include <set>
 
 #include "agent/admin_protocol.h"
+#include "agent/conftool_wants.h"
 #include "agent/duration.h"
 #include "agent/log.h"
 
@@ -158,9 +159,34 @@ void Agent::start() {
                                            post([p = std::move(p)](Engine& e) mutable { e.set_peers(std::move(p)); });
                                          });
   if (!urls.empty()) peers_->start();
+  if (config_.conftool) {
+    engine_->set_conftool_enabled(true);
+    std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
+    ConftoolWriter::Callbacks cb;
+    cb.adopt = [this](const std::string& svc, const std::string& pooled) {
+      post([this, svc, pooled](Engine& e) {
+        AdminIntent i;
+        i.intent = pooled == "yes" ? Intent::kPooled : pooled == "inactive" ? Intent::kInactive : Intent::kDepooled;
+        i.reason = "set via conftool";
+        i.who = "conftool";
+        i.when = clock_.wall();
+        e.set_intent(svc, i);
+        std::string err = persist(e);
+        if (!err.empty()) log_error("cannot save state", {{"error", err}});
+      });
+    };
+    cb.verdict = [this](const std::string& svc, FloorVerdict v) {
+      post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
+    };
+    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys) {
+      post([up, error, keys](Engine& e) { e.set_conftool_status(up, error, keys); });
+    };
+    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+  }
   snapshot_.store(engine_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
   post([](Engine& e) { e.set_lifecycle(Lifecycle::kRunning); });
+  if (conftool_) conftool_->start();
 }
 
 void Agent::begin_stop() {
@@ -176,6 +202,7 @@ void Agent::shutdown() {
   }
   cv_.notify_all();
   if (peers_) peers_->stop();
+  if (conftool_) conftool_->stop();
   if (admin_) admin_->stop();
   if (owner_.joinable()) owner_.join();
   if (http_) http_->stop();
@@ -205,7 +232,9 @@ void Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
 
 void Agent::publish() {
   auto s = engine_->snapshot();
-  if (s != snapshot_.load()) snapshot_.store(std::move(s));
+  if (s == snapshot_.load()) return;
+  snapshot_.store(s);
+  if (conftool_) conftool_->update(conftool_wants(*s, engine_->config()), conftool_peers(*s, engine_->config()));
 }
 
 void Agent::owner_loop() {
@@ -357,6 +386,14 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
     bool polled = false;
     for (const auto& name : services) {
       auto it = configured.find(name);
+      if (it != configured.end() && it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
+      if (conftool_ && conftool_->up() && it != configured.end()) {
+        // The atomic floor: decided and written under the etcd lock.
+        bool unavailable = false;
+        auto refusal = conftool_->take_out(name, it->second.min_pooled, &unavailable);
+        if (refusal) return admin_error(*refusal);
+        if (!unavailable) continue;
+      }
       if (it == configured.end() || it->second.peers.empty() ||
           snap->find_service(name)->effective.state != Effective::kPooled)
         continue;

@@ -69,6 +69,9 @@ ServiceConfig parse_service(const std::string& name, const toml::table& t, const
     if (p.rfind("http://", 0) != 0 && p.rfind("https://", 0) != 0)
       r.fail("peers", "\"" + p + "\" must be an http:// or https:// URL of a peer's agent");
   s.min_pooled = static_cast<int>(r.integer("min_pooled", 0, 1000).value_or(1));
+  std::string on_reboot = r.string("on_reboot").value_or("drain");
+  if (on_reboot != "drain" && on_reboot != "hold") r.fail("on_reboot", "must be \"drain\" or \"hold\"");
+  s.hold_on_reboot = on_reboot == "hold";
   r.finish();
   return s;
 }
@@ -165,6 +168,16 @@ Config parse_config(std::string_view text, const std::string& path) {
       throw ConfigError(path + ":" + std::to_string(v.source().begin.line) + ": services." + name +
                         ": must be a table ([services." + name + "])");
     cfg.services.emplace(name, parse_service(name, *v.as_table(), path, cfg.checks));
+  }
+  if (const toml::table* t = top.table("conftool")) {
+    TableReader r(*t, path, "conftool");
+    cfg.conftool = parse_conftool_config(r, path);
+    r.finish();
+  }
+  if (const toml::table* t = top.table("haproxy_agent")) {
+    TableReader r(*t, path, "haproxy_agent");
+    cfg.haproxy_agent = parse_haproxy_agent_config(r);
+    r.finish();
   }
   top.finish();
   return cfg;

@@ -10,6 +10,7 @@
 
 #include "agent/clock.h"
 #include "checks/check.h"
+#include "pybal-compat/conftool_config.h"
 
 namespace poolkeeper {
 
@@ -32,6 +33,7 @@ struct ServiceConfig {
   int port = 0;                     // where clients connect (drain counts); 0 = unknown
   std::vector<std::string> peers;   // other hosts' agents, "http://host:9473"
   int min_pooled = 1;
+  bool hold_on_reboot = false;      // on_reboot = "hold": keep the conftool key "yes" through a reboot
 };
 
 struct AgentConfig {
@@ -49,6 +51,8 @@ struct Config {
   AgentConfig agent;
   std::map<std::string, ServiceConfig> services;
   std::map<std::string, CheckConfig> checks;
+  std::optional<ConftoolConfig> conftool;
+  std::optional<HaproxyAgentConfig> haproxy_agent;
 };
 
 Config load_config(const std::string& path);

@@ -174,7 +174,47 @@ void Engine::tick() {
 }
 
 void Engine::set_peers(std::vector<PeerState> peers) {
+  WallTime wall = clock_.wall();
+  for (auto& p : peers) {
+    if (p.reachable) continue;
+    auto old = std::find_if(peers_.begin(), peers_.end(), [&](const PeerState& o) { return o.url == p.url; });
+    if (old != peers_.end()) {
+      if (p.host.empty()) p.host = old->host;
+      p.last_seen = old->last_seen;
+      if (p.services.empty()) p.services = old->services;
+      for (auto& [name, s] : p.services) s = PeerService{"unknown", false, false, "unreachable"};
+      p.unreachable_since = old->reachable || old->unreachable_since == WallTime{} ? wall : old->unreachable_since;
+    } else {
+      p.unreachable_since = wall;
+    }
+  }
   peers_ = std::move(peers);
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_conftool_enabled(bool on) {
+  conftool_enabled_ = on;
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys) {
+  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_) return;
+  if (up != conftool_up_)
+    emit({clock_.wall(), "conftool", "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
+  conftool_up_ = up;
+  conftool_error_ = error;
+  if (up) conftool_keys_ = keys;
+  if (!up) verdicts_.clear();
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_floor_verdict(const std::string& service, FloorVerdict v) {
+  auto it = verdicts_.find(service);
+  if (it != verdicts_.end() && it->second == v) return;
+  verdicts_[service] = v;
   ++version_;
   recompute_services();
 }
@@ -266,8 +306,13 @@ void Engine::recompute_services() {
     svc.warnings = warnings;
     svc.failing = lifecycle_ == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
     bool keep = false;
-    if (svc.failing && !svc.cfg.peers.empty())
+    if (svc.failing && conftool_enabled_ && conftool_up_) {
+      // Decided under the etcd lock; until the verdict arrives, stay in.
+      auto v = verdicts_.find(name);
+      keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
+    } else if (svc.failing && !svc.cfg.peers.empty()) {
       keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+    }
     svc.kept_by_floor = keep;
     EffectiveState eff = decide_effective(lifecycle_, svc.intent, failing, keep);
     if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
@@ -297,6 +342,8 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   s->lifecycle_since = lifecycle_since_;
   s->generated = clock_.wall();
   s->state_file_ok = state_ok_;
+  if (conftool_enabled_)
+    s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_}};
   s->state_file_error = state_error_;
   for (const auto& [name, svc] : services_) {
     ServiceView v;

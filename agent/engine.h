@@ -19,6 +19,7 @@
 #include "agent/health.h"
 #include "agent/snapshot.h"
 #include "agent/state_store.h"
+#include "pybal-compat/conftool_writer.h"
 
 namespace poolkeeper {
 
@@ -62,8 +63,16 @@ class Engine {
   // Expiries and returns after boot; called on every owner wake-up.
   void tick();
 
-  // The latest view of the peer agents (all services' peers together).
+  // The latest view of the peer agents (all services' peers together). An unreachable
+  // peer keeps its last known name and gets the time it became unreachable.
   void set_peers(std::vector<PeerState> peers);
+
+  // conftool: when enabled and up, the floor for a failing service is decided under
+  // the etcd lock (verdicts from the ConftoolWriter); until a verdict comes, the host
+  // stays in. When etcd is down the peers' /status decide, as without conftool.
+  void set_conftool_enabled(bool on);
+  void set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys);
+  void set_floor_verdict(const std::string& service, FloorVerdict v);
   const std::vector<PeerState>& peers() const { return peers_; }
 
   // Applies a new config, keeping the state (streaks, results) of checks whose
@@ -122,6 +131,11 @@ class Engine {
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   WallTime lifecycle_since_{};
   EventRing events_;
+  bool conftool_enabled_ = false;
+  bool conftool_up_ = false;
+  std::string conftool_error_;
+  nlohmann::json conftool_keys_ = nlohmann::json::object();
+  std::map<std::string, FloorVerdict> verdicts_;
   bool state_ok_ = true;
   std::string state_error_;
   uint64_t next_gen_ = 1;

@@ -32,6 +32,7 @@ struct PeerState {
   std::string host;    // the peer's hostname, from its /status
   std::string lifecycle;
   WallTime last_seen{};
+  WallTime unreachable_since{};  // set while unreachable: since when (first failed poll)
   std::map<std::string, PeerService> services;
   // check name → {root_fh, fh} for the peer's nfs checks
   std::map<std::string, std::pair<std::string, std::string>> nfs_handles;

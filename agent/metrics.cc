@@ -67,7 +67,12 @@ Metrics::Metrics()
                       .Name("poolkeeper_state_file_readable")
                       .Help("0 when the persisted intent could not be read at start (every service "
                             "was depooled)")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      conftool_up_(prometheus::BuildGauge()
+                       .Name("poolkeeper_conftool_up")
+                       .Help("1 when etcd (conftool) answered the last sync, 0 when not; absent "
+                             "without a [conftool] section")
+                       .Register(*registry_)) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
 }
@@ -88,6 +93,7 @@ void Metrics::on_snapshot(const Snapshot& s) {
     // Make the series exist from the start, so rate() and absent() behave.
     check_duration_.Add({{"check", c.name}}, kLatencyBuckets);
   }
+  if (!s.conftool.is_null()) conftool_up_.Add({}).Set(s.conftool.value("up", false) ? 1 : 0);
   for (const auto& pv : s.peers) {
     std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
     for (const auto& [check, match] : pv.handles_match) {

@@ -46,6 +46,7 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Gauge>& nfs_handles_match_;
   prometheus::Family<prometheus::Gauge>& state_file_;
+  prometheus::Family<prometheus::Gauge>& conftool_up_;
 };
 
 }  // namespace poolkeeper

@@ -91,6 +91,8 @@ nlohmann::json status_json(const Snapshot& s) {
     nlohmann::json o = {{"url", p.url}, {"host", p.host}, {"reachable", p.reachable},
                         {"error", p.error}, {"lifecycle", p.lifecycle}};
     o["last_seen"] = p.last_seen == WallTime{} ? nlohmann::json(nullptr) : nlohmann::json(format_wall(p.last_seen));
+    o["unreachable_since"] = p.unreachable_since == WallTime{} ? nlohmann::json(nullptr)
+                                                                : nlohmann::json(format_wall(p.unreachable_since));
     nlohmann::json svcs = nlohmann::json::object();
     for (const auto& [name, ps] : p.services)
       svcs[name] = {{"effective", ps.effective}, {"healthy", ps.healthy}, {"failing", ps.failing}};
@@ -102,6 +104,7 @@ nlohmann::json status_json(const Snapshot& s) {
   }
   j["peers"] = peers;
   j["state_file"] = {{"ok", s.state_file_ok}, {"error", s.state_file_error}};
+  if (!s.conftool.is_null()) j["conftool"] = s.conftool;
   return j;
 }
 

@@ -60,6 +60,7 @@ struct Snapshot {
   std::vector<CheckView> checks;
   std::vector<Event> events;  // oldest first
   std::vector<PeerView> peers;
+  nlohmann::json conftool;  // null when conftool is not configured
   bool state_file_ok = true;
   std::string state_file_error;
 

@@ -23,8 +23,7 @@ AgentProc::~AgentProc() = default;
 std::string AgentProc::config_text() const {
   auto check = [&](const std::string& svc) {
     return "[checks." + svc + "_ok]\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"" +
-           dir_.file(svc + ".ok") + "\"]\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
-           "fast_interval = \"100ms\"\nrise = 2\nfall = 2\n";
+           dir_.file(svc + ".ok") + "\"]\n" + check_timing;
   };
   return "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\nhostname = \"" + hostname_ +
          "\"\nadmin_socket = \"" + socket() + "\"\nstate_dir = \"" + dir_.file("state") +

@@ -52,6 +52,9 @@ class AgentProc {
   const std::string& hostname() const { return hostname_; }
 
   std::string extra_agent, nfs_extra, http_extra;
+  // The exec checks' timing keys.
+  std::string check_timing =
+      "interval = \"200ms\"\ntimeout = \"150ms\"\nfast_interval = \"100ms\"\nrise = 2\nfall = 2\n";
 
  private:
   TempDir dir_;

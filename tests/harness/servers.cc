@@ -142,6 +142,31 @@ void RsyncDaemon::stop() {
   proc_ = Process();
 }
 
+// ---- etcd ----
+
+Etcd::Etcd(const std::string& dir) : dir_(dir), client_port_(free_port()), peer_port_(free_port()) {}
+
+void Etcd::start() {
+  std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  proc_ = Process({"etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls", client,
+                   "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                   "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
+                   "--enable-v2=true", "--log-level", "warn"},
+                  dir_ + "/etcd.log");
+  if (!wait_for([&] { return http_get(client + "/v2/keys/", 500).status == 200 || !proc_.running(); }, 20000ms, 50ms) ||
+      !proc_.running())
+    throw std::runtime_error("etcd did not start:\n" + read_file(dir_ + "/etcd.log"));
+}
+
+void Etcd::stop() {
+  if (!proc_.running()) return;
+  proc_.signal(SIGCONT);
+  proc_.signal(SIGTERM);
+  if (!proc_.wait(5000ms)) proc_.kill_and_wait();
+  proc_ = Process();
+}
+
 // ---- the stack ----
 
 Stack::Stack(GaneshaOptions g) {

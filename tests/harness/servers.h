@@ -78,6 +78,24 @@ class RsyncDaemon {
   Process proc_;
 };
 
+// etcd 3.4 with the v2 API enabled (conftool's), on free loopback ports.
+class Etcd {
+ public:
+  explicit Etcd(const std::string& dir);
+  ~Etcd() { stop(); }
+  void start();  // waits until /v2/keys answers
+  void stop();
+  void hang() { proc_.signal(SIGSTOP); }
+  void resume() { proc_.signal(SIGCONT); }
+  int port() const { return client_port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+
+ private:
+  std::string dir_;
+  int client_port_, peer_port_;
+  Process proc_;
+};
+
 // The three servers over one data tree with a canary file.
 class Stack {
  public:

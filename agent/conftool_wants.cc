@@ -1,0 +1,59 @@
+#include "agent/conftool_wants.h"
+
+namespace poolkeeper {
+
+std::string host_of_url(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find_first_of(":/", start);
+  if (start < url.size() && url[start] == '[') end = url.find(']', start) + 1;
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+std::vector<ConftoolWant> conftool_wants(const Snapshot& s, const Config& cfg) {
+  using K = ConftoolWant::Kind;
+  std::vector<ConftoolWant> out;
+  for (const auto& sv : s.services) {
+    auto it = cfg.services.find(sv.name);
+    if (it == cfg.services.end()) continue;
+    const ServiceConfig& sc = it->second;
+    ConftoolWant w{sv.name, K::kSkip, sc.min_pooled};
+    bool hold = sc.hold_on_reboot;
+    const AdminIntent& i = sv.intent;
+    if (i.intent == Intent::kInactive || s.lifecycle == Lifecycle::kStarting) {
+      w.kind = K::kSkip;
+    } else if (s.lifecycle == Lifecycle::kStopping) {
+      w.kind = hold ? K::kSkip : K::kNo;
+    } else if (i.intent == Intent::kDepooled || i.intent == Intent::kDrained) {
+      w.kind = hold && i.until_boot && !sv.failing ? K::kSkip : K::kNo;
+    } else if (sv.failing) {
+      w.kind = K::kNoUnderFloor;
+    } else if (sv.effective.state == Effective::kPooled) {
+      w.kind = K::kYes;
+    } else {
+      // Still rising (no verdict yet): leave the key as the last decision left it, so
+      // an agent restart flaps nothing. (A shutdown drain already wrote "no".)
+      w.kind = K::kSkip;
+    }
+    out.push_back(w);
+  }
+  return out;
+}
+
+std::vector<ConftoolPeer> conftool_peers(const Snapshot& s, const Config& cfg) {
+  std::vector<ConftoolPeer> out;
+  for (const auto& pv : s.peers) {
+    ConftoolPeer p;
+    p.host = pv.state.host.empty() ? host_of_url(pv.state.url) : pv.state.host;
+    p.reachable = pv.state.reachable;
+    p.unreachable_since = pv.state.unreachable_since;
+    for (const auto& [name, sc] : cfg.services)
+      for (const auto& url : sc.peers)
+        if (url == pv.state.url) p.services.push_back(name);
+    if (p.host == s.host) continue;
+    out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,22 @@
+// From the agent's state to what each conftool key should say (pure; unit-tested).
+// The rules: never touch an inactive service; drain (write "no") on shutdown unless
+// the service holds on reboot; a depool writes "no", except that `depool --until-boot`
+// of a hold service leaves the key as it is so its NFS clients stall and resume on
+// this host; failing health writes "no" only through the floor under the etcd lock;
+// a pooled service writes "yes"; one still rising leaves the key as it is.
+#pragma once
+
+#include <vector>
+
+#include "agent/config.h"
+#include "agent/snapshot.h"
+#include "pybal-compat/conftool_writer.h"
+
+namespace poolkeeper {
+
+std::vector<ConftoolWant> conftool_wants(const Snapshot& s, const Config& cfg);
+std::vector<ConftoolPeer> conftool_peers(const Snapshot& s, const Config& cfg);
+// "http://clouddumps1002.example.org:9473" → "clouddumps1002.example.org"
+std::string host_of_url(const std::string& url);
+
+}  // namespace poolkeeper

@@ -1,0 +1,71 @@
+#include "pybal-compat/conftool_config.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+namespace poolkeeper {
+
+namespace {
+bool others_can_read(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH);
+}
+}  // namespace
+
+ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file) {
+  ConftoolConfig c;
+  auto eps = r.strings("endpoints");
+  if (!eps || eps->empty()) r.fail("endpoints", "is required (etcd client URLs, e.g. [\"https://etcd1001.example.org:2379\"])");
+  for (const auto& e : *eps) {
+    if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
+      r.fail("endpoints", "\"" + e + "\" must be an http:// or https:// URL");
+    c.endpoints.push_back(e.back() == '/' ? e.substr(0, e.size() - 1) : e);
+  }
+  c.prefix = r.require_string("prefix");
+  if (c.prefix[0] != '/' || c.prefix.back() == '/') r.fail("prefix", "must be an absolute key path without a trailing slash, like \"/conftool/v1/pools/eqiad/dumps\"");
+  c.lock_prefix = r.string("lock_prefix").value_or(c.lock_prefix);
+  if (c.lock_prefix.empty() || c.lock_prefix[0] != '/') r.fail("lock_prefix", "must be an absolute key path");
+  // PyBal reads every child of <prefix>/<service>/ as a host: a lock there would
+  // become one. Keep locks outside the pools tree.
+  if (c.lock_prefix == c.prefix || c.lock_prefix.rfind(c.prefix + "/", 0) == 0 ||
+      c.prefix.rfind(c.lock_prefix + "/", 0) == 0)
+    r.fail("lock_prefix", "must be outside the pools tree (\"" + c.prefix + "\"): PyBal would read a lock there as a host");
+  c.hostname = r.string("hostname").value_or("");
+  c.ca_file = r.string("ca_file").value_or("");
+  c.cert_file = r.string("cert_file").value_or("");
+  c.key_file = r.string("key_file").value_or("");
+  c.username = r.string("username").value_or("");
+  auto password = r.string("password");
+  auto password_file = r.string("password_file");
+  if (password && password_file) r.fail("password_file", "give password or password_file, not both");
+  if (password) {
+    if (others_can_read(config_file))
+      r.fail("password", "the config holds a password but others can read " + config_file + " (chmod o-r)");
+    c.password = *password;
+  }
+  if (password_file) {
+    if (others_can_read(*password_file))
+      r.fail("password_file", "others can read " + *password_file + " (chmod o-r)");
+    std::ifstream in(*password_file);
+    if (!in) r.fail("password_file", "cannot read " + *password_file);
+    std::getline(in, c.password);
+    while (!c.password.empty() && (c.password.back() == '\r' || c.password.back() == ' ')) c.password.pop_back();
+  }
+  if ((password || password_file) && c.username.empty()) r.fail("username", "is required with a password");
+  c.create_missing = r.boolean("create_missing").value_or(false);
+  c.peer_dead_after = r.duration("peer_dead_after", std::chrono::seconds(1), std::chrono::hours(24)).value_or(c.peer_dead_after);
+  c.lock_ttl = r.duration("lock_ttl", std::chrono::seconds(2), std::chrono::minutes(5)).value_or(c.lock_ttl);
+  return c;
+}
+
+HaproxyAgentConfig parse_haproxy_agent_config(TableReader& r) {
+  HaproxyAgentConfig c;
+  c.listen = r.string("listen").value_or(c.listen);
+  size_t colon = c.listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= c.listen.size())
+    r.fail("listen", "\"" + c.listen + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
+  return c;
+}
+
+}  // namespace poolkeeper

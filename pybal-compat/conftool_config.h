@@ -1,0 +1,35 @@
+// The [conftool] and [haproxy_agent] config sections. They live here, with the code
+// that uses them; agent/config.cc calls these parsers for the tables.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/clock.h"
+#include "agent/toml_reader.h"
+
+namespace poolkeeper {
+
+struct ConftoolConfig {
+  std::vector<std::string> endpoints;   // etcd client URLs
+  std::string prefix;                   // "/conftool/v1/pools/eqiad/dumps"
+  std::string lock_prefix = "/poolkeeper/locks";
+  std::string hostname;                 // default: the agent's
+  std::string ca_file, cert_file, key_file;
+  std::string username, password;       // password inline or from password_file
+  bool create_missing = false;
+  Duration peer_dead_after = std::chrono::minutes(3);
+  Duration lock_ttl = std::chrono::seconds(10);
+};
+
+struct HaproxyAgentConfig {
+  std::string listen = "127.0.0.1:9474";
+};
+
+// `config_file` is checked for mode when it holds a password; a password file that
+// others can read is refused as well.
+ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file);
+HaproxyAgentConfig parse_haproxy_agent_config(TableReader& r);
+
+}  // namespace poolkeeper

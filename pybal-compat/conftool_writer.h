@@ -1,0 +1,139 @@
+// Keeps this host's conftool keys (<prefix>/<service>/<fqdn>, etcd v2) equal to what
+// the agent decided, the way confctl writes: read, merge "pooled" into the JSON value
+// (every other field and the operator's weight kept), compare-and-swap on the key's
+// modifiedIndex, re-read and retry on 412. It never writes "inactive", never touches
+// an inactive key, and creates a missing key only with create_missing.
+//
+// Changes it did not make (confctl by an operator) are handed back as the operator's
+// intent, never fought. Taking a host out for health (or `depool`) happens under an
+// etcd lock <lock_prefix>/<service>: read every host's key, refuse when fewer than
+// min_pooled others stay "yes", write, release — so two agents failing at once can
+// never both leave. A peer unreachable for peer_dead_after is taken out by the
+// lowest-named live agent, under the same lock and floor.
+//
+// One thread syncs, one watches the prefix (wait=true&waitIndex, full re-read on
+// errorCode 401). etcd being away never stops the agent: it retries with capped
+// exponential backoff and jitter, and writes nothing that does not differ.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/clock.h"
+#include "pybal-compat/conftool_config.h"
+#include "pybal-compat/etcd_client.h"
+
+namespace poolkeeper {
+
+// What the agent wants for one service's key.
+struct ConftoolWant {
+  enum class Kind {
+    kSkip,          // leave the key alone (starting, holding, inactive)
+    kYes,
+    kNo,            // operator's depool or shutdown drain: write "no"
+    kNoUnderFloor,  // failing health: "no" only if the floor allows (under the lock)
+  };
+  std::string service;
+  Kind kind = Kind::kSkip;
+  int min_pooled = 1;
+  bool operator==(const ConftoolWant&) const = default;
+};
+
+// A peer agent as the peer watcher last saw it.
+struct ConftoolPeer {
+  std::string host;  // its FQDN (its key's name)
+  bool reachable = false;
+  WallTime unreachable_since{};
+  std::vector<std::string> services;  // services that list it as a peer
+  bool operator==(const ConftoolPeer&) const = default;
+};
+
+enum class FloorVerdict { kNone, kKeep, kRelease };
+
+// The value of a conftool key, parsed defensively (fuzzed).
+struct ConftoolValue {
+  std::string pooled;  // yes | no | inactive
+  nlohmann::json raw;  // everything, for merging
+};
+std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error);
+// Merged value for a write: `pooled` set, poolkeeper's marker fields set or dropped.
+std::string merge_conftool_value(const nlohmann::json& raw, const std::string& pooled,
+                                 const std::optional<std::pair<std::string, std::string>>& depooled_by);
+
+class ConftoolWriter {
+ public:
+  struct Callbacks {
+    // An operator changed our key: adopt "yes"/"no"/"inactive" as intent.
+    std::function<void(const std::string& service, const std::string& pooled)> adopt;
+    std::function<void(const std::string& service, FloorVerdict v)> verdict;
+    std::function<void(bool up, const std::string& error, const nlohmann::json& keys)> status;
+  };
+  ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb);
+  ~ConftoolWriter();
+  void start();
+  void stop();
+
+  // Called whenever the agent's state changes; wakes the sync loop.
+  void update(std::vector<ConftoolWant> wants, std::vector<ConftoolPeer> peers);
+
+  // For `depool`: under the lock, refuse (returning why) when fewer than min_pooled
+  // other hosts would stay "yes"; otherwise write "no". *unavailable is set when etcd
+  // could not be asked (the caller falls back to the peers' /status).
+  std::optional<std::string> take_out(const std::string& service, int min_pooled, bool* unavailable);
+
+  bool up() const { return up_; }
+  std::string key(const std::string& service) const { return cfg_.prefix + "/" + service + "/" + host_; }
+  std::string lock_key(const std::string& service) const { return cfg_.lock_prefix + "/" + service; }
+
+ private:
+  struct Seen {
+    uint64_t written = 0;  // modifiedIndex of our last write
+    uint64_t seen = 0;     // last index we looked at
+  };
+  void sync_loop();
+  void watch_loop();
+  bool sync_once(std::string* error);
+  bool lock(const std::string& service);
+  void unlock(const std::string& service);
+  // Reads <prefix>/<service>/ → host → node.
+  std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
+  bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
+             const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error);
+  int others_yes(const std::map<std::string, EtcdNode>& hosts, const std::string& except1,
+                 const std::string& except2) const;
+  void load_seen();
+  void save_seen();
+
+  ConftoolConfig cfg_;
+  std::string host_;
+  std::string state_path_;
+  Callbacks cb_;
+  EtcdClient etcd_;
+  std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out)
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<ConftoolWant> wants_;
+  std::vector<ConftoolPeer> peers_;
+  bool dirty_ = true, stop_ = false;
+  std::map<std::string, Seen> seen_;
+  // Services take_out() just wrote "no" for: a "yes" want computed before the agent
+  // applied that depool must not write it back.
+  std::map<std::string, SteadyTime> held_out_;
+  bool have_seen_file_ = false;
+  std::atomic<bool> up_{false};
+  std::atomic<bool> abort_{false};
+  std::mt19937 rng_{std::random_device{}()};
+  std::thread sync_, watch_;
+};
+
+}  // namespace poolkeeper

@@ -1,0 +1,215 @@
+#include "pybal-compat/etcd_client.h"
+
+#include <curl/curl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace poolkeeper {
+
+namespace {
+
+size_t on_body(char* p, size_t size, size_t n, void* out) {
+  auto* s = static_cast<std::string*>(out);
+  if (s->size() < (16u << 20)) s->append(p, size * n);
+  return size * n;
+}
+
+size_t on_header(char* p, size_t size, size_t n, void* out) {
+  std::string line(p, size * n);
+  static const std::string kName = "x-etcd-index:";
+  if (line.size() > kName.size()) {
+    std::string lower = line.substr(0, kName.size());
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == kName) *static_cast<uint64_t*>(out) = std::strtoull(line.c_str() + kName.size(), nullptr, 10);
+  }
+  return size * n;
+}
+
+EtcdNode parse_node(const nlohmann::json& j) {
+  EtcdNode n;
+  n.key = j.value("key", "");
+  if (j.contains("value") && j["value"].is_string()) n.value = j["value"].get<std::string>();
+  n.dir = j.value("dir", false);
+  n.modified_index = j.value("modifiedIndex", uint64_t{0});
+  n.created_index = j.value("createdIndex", uint64_t{0});
+  if (j.contains("ttl") && j["ttl"].is_number_integer()) n.ttl = j["ttl"].get<int64_t>();
+  if (j.contains("nodes") && j["nodes"].is_array())
+    for (const auto& c : j["nodes"])
+      if (c.is_object()) n.nodes.push_back(parse_node(c));
+  return n;
+}
+
+}  // namespace
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') out += static_cast<char>(c);
+    else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string EtcdResult::describe() const {
+  if (!transport_error.empty()) return transport_error;
+  if (error_code) return "etcd: " + message + " (" + std::to_string(error_code) + ")";
+  if (http < 200 || http >= 300) return "etcd: HTTP " + std::to_string(http);
+  return "ok";
+}
+
+EtcdResult parse_etcd_response(long http, const std::string& body, uint64_t etcd_index_header) {
+  EtcdResult r;
+  r.http = http;
+  r.etcd_index = etcd_index_header;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    if (http < 200 || http >= 300) {
+      r.error_code = -1;
+      r.message = http == 404 ? "v2 API not enabled (start etcd with --enable-v2=true)" : "not an etcd reply";
+      return r;
+    }
+    r.error_code = -1;
+    r.message = "not an etcd reply";
+    return r;
+  }
+  try {
+    if (j.contains("errorCode")) {
+      r.error_code = j["errorCode"].is_number_integer() ? j["errorCode"].get<int>() : -1;
+      r.message = j.value("message", "error");
+      if (j.contains("index") && j["index"].is_number_unsigned()) r.etcd_index = j["index"].get<uint64_t>();
+      return r;
+    }
+    r.action = j.value("action", "");
+    if (j.contains("node") && j["node"].is_object()) r.node = parse_node(j["node"]);
+    if (j.contains("prevNode") && j["prevNode"].is_object()) r.prev_node = parse_node(j["prevNode"]);
+  } catch (const nlohmann::json::exception& e) {
+    r.error_code = -1;
+    r.message = std::string("bad etcd reply: ") + e.what();
+  }
+  return r;
+}
+
+EtcdClient::EtcdClient(EtcdOptions o) : o_(std::move(o)) {}
+
+EtcdResult EtcdClient::request(const std::string& method, const std::string& key, const std::string& query,
+                               const std::string& form, std::chrono::milliseconds timeout) {
+  EtcdResult last;
+  size_t start;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    start = preferred_;
+  }
+  for (size_t k = 0; k < o_.endpoints.size(); ++k) {
+    size_t idx = (start + k) % o_.endpoints.size();
+    const std::string& ep = o_.endpoints[idx];
+    std::string url = ep + "/v2/keys" + url_encode(key) + (query.empty() ? "" : "?" + query);
+    CURL* c = curl_easy_init();
+    if (!c) {
+      last.transport_error = "cannot create a curl handle";
+      continue;
+    }
+    std::string body;
+    uint64_t index = 0;
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &index);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long long>(timeout.count(), 2000)));
+    if (abort_) {
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+        return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+      });
+      curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(abort_));
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (!form.empty()) {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, form.c_str());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(form.size()));
+    }
+    if (!o_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, o_.ca_file.c_str());
+    if (!o_.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, o_.cert_file.c_str());
+    if (!o_.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, o_.key_file.c_str());
+    if (!o_.username.empty()) {
+      curl_easy_setopt(c, CURLOPT_USERNAME, o_.username.c_str());
+      curl_easy_setopt(c, CURLOPT_PASSWORD, o_.password.c_str());
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long http = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    long os_errno = 0;
+    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    curl_easy_cleanup(c);
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+      last = EtcdResult();
+      last.transport_error = "aborted";
+      return last;
+    }
+    if (rc != CURLE_OK) {
+      std::string why = rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED ? "connection refused"
+                        : rc == CURLE_OPERATION_TIMEDOUT                          ? "timed out"
+                        : errbuf[0]                                               ? errbuf
+                                                                                  : curl_easy_strerror(rc);
+      last = EtcdResult();
+      last.transport_error = "etcd at " + ep + ": " + why;
+      if (rc == CURLE_OPERATION_TIMEDOUT && query.find("wait=true") != std::string::npos) {
+        last.transport_error = "";  // a long poll that saw nothing
+        last.http = 0;
+        last.error_code = -2;
+        last.message = "watch timed out";
+        return last;
+      }
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      preferred_ = idx;
+    }
+    return parse_etcd_response(http, body, index);
+  }
+  return last;
+}
+
+EtcdResult EtcdClient::get(const std::string& key, bool recursive, bool quorum) {
+  std::string q;
+  if (recursive) q += "recursive=true";
+  if (quorum) q += std::string(q.empty() ? "" : "&") + "quorum=true";
+  return request("GET", key, q, "", o_.timeout);
+}
+
+EtcdResult EtcdClient::put(const std::string& key, const std::string& value, const EtcdPut& cond) {
+  std::string q;
+  auto add = [&](const std::string& kv) { q += (q.empty() ? "" : "&") + kv; };
+  if (cond.prev_exist) add(std::string("prevExist=") + (*cond.prev_exist ? "true" : "false"));
+  if (cond.prev_index) add("prevIndex=" + std::to_string(*cond.prev_index));
+  if (cond.prev_value) add("prevValue=" + url_encode(*cond.prev_value));
+  std::string form;
+  if (!cond.refresh) form = "value=" + url_encode(value);
+  if (cond.ttl) form += std::string(form.empty() ? "" : "&") + "ttl=" + std::to_string(*cond.ttl);
+  if (cond.refresh) form += std::string(form.empty() ? "" : "&") + "refresh=true";
+  return request("PUT", key, q, form, o_.timeout);
+}
+
+EtcdResult EtcdClient::del(const std::string& key, const std::optional<std::string>& prev_value) {
+  return request("DELETE", key, prev_value ? "prevValue=" + url_encode(*prev_value) : "", "", o_.timeout);
+}
+
+EtcdResult EtcdClient::watch(const std::string& key, bool recursive, uint64_t wait_index,
+                             std::chrono::milliseconds timeout) {
+  std::string q = "wait=true&waitIndex=" + std::to_string(wait_index);
+  if (recursive) q += "&recursive=true";
+  return request("GET", key, q, "", timeout);
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,83 @@
+// A small client for etcd's v2 keys API (what conftool and PyBal use), on libcurl and
+// nlohmann-json: get (optionally recursive, quorum), compare-and-swap put, delete,
+// and long-poll watch. Several endpoints are tried in turn. Thread-safe: every call
+// uses its own curl handle. Responses are parsed by a pure function (fuzzed).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace poolkeeper {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;  // "http://127.0.0.1:2379"
+  std::string ca_file, cert_file, key_file;
+  std::string username, password;
+  std::chrono::milliseconds timeout{2000};
+};
+
+struct EtcdNode {
+  std::string key;
+  std::string value;
+  bool dir = false;
+  uint64_t modified_index = 0;
+  uint64_t created_index = 0;
+  std::optional<int64_t> ttl;
+  std::vector<EtcdNode> nodes;
+};
+
+struct EtcdResult {
+  std::string transport_error;  // non-empty: no answer from any endpoint
+  long http = 0;
+  int error_code = 0;           // etcd's errorCode: 100 not found, 101 compare failed, 105 exists, 401 index cleared
+  std::string message;
+  std::string action;
+  EtcdNode node;
+  std::optional<EtcdNode> prev_node;
+  uint64_t etcd_index = 0;      // X-Etcd-Index, or the error's index
+  bool ok() const { return transport_error.empty() && error_code == 0 && http >= 200 && http < 300; }
+  // "etcd: key not found (100)", "etcd at http://…: connection refused"
+  std::string describe() const;
+};
+
+struct EtcdPut {
+  std::optional<bool> prev_exist{};
+  std::optional<uint64_t> prev_index{};
+  std::optional<std::string> prev_value{};
+  std::optional<int64_t> ttl{};
+  bool refresh = false;  // with ttl: renew without changing the value
+};
+
+// Pure: an HTTP answer from etcd → result.
+EtcdResult parse_etcd_response(long http, const std::string& body, uint64_t etcd_index_header);
+
+class EtcdClient {
+ public:
+  explicit EtcdClient(EtcdOptions o);
+  EtcdResult get(const std::string& key, bool recursive = false, bool quorum = true);
+  EtcdResult put(const std::string& key, const std::string& value, const EtcdPut& cond = {});
+  EtcdResult del(const std::string& key, const std::optional<std::string>& prev_value = std::nullopt);
+  // Long poll: waits up to `timeout` for a change at or after wait_index.
+  EtcdResult watch(const std::string& key, bool recursive, uint64_t wait_index,
+                   std::chrono::milliseconds timeout);
+  const EtcdOptions& options() const { return o_; }
+  // When *flag turns true, requests under way are abandoned (for a quick shutdown).
+  void set_abort_flag(const std::atomic<bool>* flag) { abort_ = flag; }
+
+ private:
+  EtcdResult request(const std::string& method, const std::string& key, const std::string& query,
+                     const std::string& form, std::chrono::milliseconds timeout);
+  EtcdOptions o_;
+  const std::atomic<bool>* abort_ = nullptr;
+  std::mutex mu_;
+  size_t preferred_ = 0;  // the endpoint that answered last
+};
+
+std::string url_encode(const std::string& s);
+
+}  // namespace poolkeeper
