@@ -152,6 +152,15 @@ void Agent::start() {
                                            return handle_admin(line, cred);
                                          });
   admin_->start();
+  if (config_.haproxy_agent) {
+    agent_check_ = std::make_unique<AgentCheckResponder>(config_.haproxy_agent->listen, [this] {
+      std::vector<AgentCheckService> out;
+      for (const auto& s : snapshot_.load()->services)
+        out.push_back({s.name, effective_name(s.effective.state), intent_name(s.intent.intent), s.effective.reason});
+      return out;
+    });
+    agent_check_->start();
+  }
   make_workers();
   auto urls = all_peer_urls(config_);
   peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
@@ -203,6 +212,7 @@ void Agent::shutdown() {
   cv_.notify_all();
   if (peers_) peers_->stop();
   if (conftool_) conftool_->stop();
+  if (agent_check_) agent_check_->stop();
   if (admin_) admin_->stop();
   if (owner_.joinable()) owner_.join();
   if (http_) http_->stop();

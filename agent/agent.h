@@ -21,6 +21,7 @@
 #include "agent/metrics.h"
 #include "agent/peers.h"
 #include "agent/state_store.h"
+#include "pybal-compat/agent_check.h"
 #include "pybal-compat/conftool_writer.h"
 
 namespace poolkeeper {
@@ -69,6 +70,7 @@ class Agent {
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<PeerWatcher> peers_;
   std::unique_ptr<ConftoolWriter> conftool_;
+  std::unique_ptr<AgentCheckResponder> agent_check_;
   std::map<std::string, std::unique_ptr<ProbeWorker>> workers_;
   std::vector<std::unique_ptr<ProbeWorker>> retired_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;

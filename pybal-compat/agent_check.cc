@@ -1,0 +1,161 @@
+#include "pybal-compat/agent_check.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace poolkeeper {
+
+namespace {
+
+std::string clean_reason(const std::string& r) {
+  std::string out;
+  for (char c : r) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u >= ' ' && u < 0x7f) ? c : ' ';
+    if (out.size() >= 120) break;
+  }
+  return out.empty() ? "no reason" : out;
+}
+
+std::string reply_for(const AgentCheckService& s) {
+  if (s.effective == "pooled") return "up ready 100%\n";
+  if (s.effective == "drained") return "drain\n";
+  if (s.intent == "depooled" || s.intent == "inactive") return "maint #" + clean_reason(s.reason) + "\n";
+  return "down #" + clean_reason(s.reason) + "\n";
+}
+
+}  // namespace
+
+std::string agent_check_service(std::string_view request) {
+  size_t end = request.find_first_of("\r\n");
+  std::string_view line = request.substr(0, end);
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+  if (line.size() > 64) return "\x01";  // not a service name: answer as unknown
+  for (char c : line)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return "\x01";
+  return std::string(line);
+}
+
+std::string agent_check_reply(const std::vector<AgentCheckService>& services, const std::string& service) {
+  if (service.empty()) {
+    if (services.empty()) return "down #no services\n";
+    for (const auto& s : services)
+      if (s.effective != "pooled") {
+        std::string r = reply_for(s);
+        // Name the service that holds the host back.
+        size_t hash = r.find('#');
+        if (hash != std::string::npos) r.insert(hash + 1, s.name + ": ");
+        return r;
+      }
+    return "up ready 100%\n";
+  }
+  for (const auto& s : services)
+    if (s.name == service) return reply_for(s);
+  return "down #unknown service\n";
+}
+
+AgentCheckResponder::AgentCheckResponder(std::string listen, Source source)
+    : listen_(std::move(listen)), source_(std::move(source)) {}
+
+AgentCheckResponder::~AgentCheckResponder() { stop(); }
+
+void AgentCheckResponder::start() {
+  std::string host, port;
+  if (!listen_.empty() && listen_[0] == '[') {
+    size_t close = listen_.find(']');
+    host = listen_.substr(1, close - 1);
+    port = listen_.substr(close + 2);
+  } else {
+    size_t colon = listen_.rfind(':');
+    host = listen_.substr(0, colon);
+    port = listen_.substr(colon + 1);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_storage ss{};
+  socklen_t len;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  int family;
+  int p = std::atoi(port.c_str());
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    family = v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(p));
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(p));
+    len = sizeof *v6;
+  } else {
+    throw std::runtime_error("cannot listen on " + listen_ + " (haproxy_agent): not a numeric address");
+  }
+  fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd_, 128) != 0) {
+    int e = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error("cannot listen on " + listen_ + " (haproxy_agent): " + std::strerror(e));
+  }
+  sockaddr_storage got{};
+  socklen_t gl = sizeof got;
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&got), &gl);
+  port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
+                                  : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+  if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  thread_ = std::thread([this] { loop(); });
+}
+
+void AgentCheckResponder::stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  char c = 0;
+  ssize_t ignored = ::write(wake_[1], &c, 1);
+  (void)ignored;
+  thread_.join();
+  ::close(fd_);
+  ::close(wake_[0]);
+  ::close(wake_[1]);
+  fd_ = -1;
+}
+
+void AgentCheckResponder::loop() {
+  while (!stop_) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (::poll(fds, 2, 1000) <= 0) continue;
+    if (fds[1].revents) break;
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) continue;
+    serve(c);
+    ::close(c);
+  }
+}
+
+void AgentCheckResponder::serve(int fd) {
+  // agent-send arrives right after the connect; without it HAProxy sends nothing.
+  std::string request;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  while (request.find('\n') == std::string::npos && request.size() < 256) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[256];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    request.append(buf, static_cast<size_t>(n));
+  }
+  std::string reply = agent_check_reply(source_(), agent_check_service(request));
+  ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+}  // namespace poolkeeper

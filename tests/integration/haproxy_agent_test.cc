@@ -1,0 +1,130 @@
+// A real HAProxy as the load balancer: two backends whose agent-check talks to two
+// agents' responders. HAProxy's `show servers state` shows each state we report.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include <signal.h>
+
+#include "tests/harness/agent_proc.h"
+#include "tests/harness/servers.h"
+
+using namespace pk_test;
+
+namespace {
+
+std::string stats(const std::string& sock, const std::string& cmd) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string line = cmd + "\n";
+  ::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// From `show servers state`: server name → {op_state, admin_state, uweight, last check}.
+struct ServerState {
+  int op = -1, admin = -1, uweight = -1;
+};
+std::map<std::string, ServerState> servers_state(const std::string& sock) {
+  std::map<std::string, ServerState> out;
+  std::istringstream in(stats(sock, "show servers state dumps"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || std::isdigit(static_cast<unsigned char>(line[0])) == 0) continue;
+    std::istringstream f(line);
+    std::vector<std::string> w;
+    std::string x;
+    while (f >> x) w.push_back(x);
+    // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight ...
+    if (w.size() < 8) continue;
+    out[w[3]] = {std::stoi(w[5]), std::stoi(w[6]), std::stoi(w[7])};
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(HaproxyAgentTest, ShowServersStateFollowsWhatWeReport) {
+  TempDir d;
+  for (const char* s : {"www", "nginx"}) std::filesystem::create_directories(d.file(s));
+  write_file(d.file("www/index.html"), "ok\n");
+  Nginx nginx(d.file("nginx"), d.file("www"));
+  nginx.start();
+  int port_a = free_port(), port_b = free_port();
+  AgentProc a("a.example.org", "\n[haproxy_agent]\nlisten = \"127.0.0.1:" + std::to_string(port_a) + "\"\n");
+  AgentProc b("b.example.org", "\n[haproxy_agent]\nlisten = \"127.0.0.1:" + std::to_string(port_b) + "\"\n");
+  {  // b drains for 3 s on SIGTERM, long enough for HAProxy to hear "down"
+    std::string cfg = b.config_text();
+    cfg.replace(cfg.find("drain_seconds = 0"), 17, "drain_seconds = 3");
+    b.write_config(cfg);
+  }
+  a.start();
+  b.start();
+  ASSERT_TRUE(a.wait_health("http", 200));
+  ASSERT_TRUE(b.wait_health("http", 200));
+  std::string sock = d.file("haproxy.sock");
+  auto server = [&](const std::string& name, int agent_port) {
+    return "  server " + name + " 127.0.0.1:" + std::to_string(nginx.port()) +
+           " check inter 200ms agent-check agent-port " + std::to_string(agent_port) +
+           " agent-inter 200ms agent-send \"http\\n\"\n";
+  };
+  write_file(d.file("haproxy.cfg"),
+             "global\n  stats socket " + sock + " mode 600 level admin\n"
+             "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n"
+             "frontend fe\n  bind 127.0.0.1:" + std::to_string(free_port()) + "\n  default_backend dumps\n"
+             "backend dumps\n" + server("a", port_a) + server("b", port_b));
+  Process haproxy({"haproxy", "-f", d.file("haproxy.cfg"), "-db"}, d.file("haproxy.log"));
+  auto state_of = [&](const std::string& srv) { return servers_state(sock)[srv]; };
+  auto wait_state = [&](const std::string& srv, int op, int admin, int uweight = -1) {
+    bool ok = wait_for([&] {
+      auto s = state_of(srv);
+      return s.op == op && s.admin == admin && (uweight < 0 || s.uweight == uweight);
+    }, 5000ms, 50ms);
+    auto s = state_of(srv);
+    EXPECT_TRUE(ok) << srv << ": op " << s.op << " admin " << s.admin << " uweight " << s.uweight << "\n"
+                    << stats(sock, "show servers state dumps") << read_file(d.file("haproxy.log"));
+    return ok;
+  };
+  // up ready 100%: running (op 2), no admin flags.
+  wait_state("a", 2, 0, 1);
+  wait_state("b", 2, 0, 1);
+  // "drain" → forced drain (SRV_ADMF_FDRAIN = 0x08): no new clients, running.
+  ASSERT_EQ(a.ctl({"drain", "http"}).rc, 0);
+  wait_state("a", 2, 0x08);
+  // "maint #disk swap" → forced maintenance (SRV_ADMF_FMAINT = 0x01).
+  ASSERT_EQ(a.ctl({"depool", "http", "--reason", "disk swap"}).rc, 0);
+  wait_state("a", 0, 0x01);
+  wait_state("b", 2, 0);  // the other backend untouched
+  ASSERT_EQ(a.ctl({"pool", "http"}).rc, 0);
+  wait_state("a", 2, 0);
+  // "down #check http_ok unhealthy: …" → stopped (op 0).
+  b.set_ok("http", false);
+  ASSERT_TRUE(b.wait_health("http", 503));
+  std::printf("agent says: %s", raw_request(port_b, "http\n").c_str());
+  wait_state("b", 0, 0);
+  EXPECT_NE(stats(sock, "show stat").find("b,"), std::string::npos);
+  b.set_ok("http", true);
+  wait_state("b", 2, 0);
+  // Stopping → "down #stopping" while it drains.
+  b.signal(SIGTERM);
+  wait_state("b", 0, 0);
+  EXPECT_NE(read_file(d.file("haproxy.log")).find("Server dumps/b is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down (stopping)\""),
+            std::string::npos) << read_file(d.file("haproxy.log"));
+}
