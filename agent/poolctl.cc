@@ -19,6 +19,9 @@
 #include "agent/config.h"
 #include "agent/conn_count.h"
 #include "agent/duration.h"
+#include "checks/http_check.h"
+#include "checks/vip_check.h"
+#include "pybal-compat/pybal_config.h"
 
 using namespace poolkeeper;
 
@@ -39,6 +42,7 @@ int usage(std::ostream& out, int code) {
          "       poolctl drain [SERVICE...] [--reason TEXT] [--for DURATION] [--force] [--wait [DURATION]]\n"
          "       poolctl ispooled SERVICE        (exit 0 pooled, 1 not)\n"
          "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
+         "       poolctl pybal-config --config FILE   (pybal.conf stanzas, conftool-data)\n"
          "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
          "commands of their own (symlinks to poolctl).\n";
   return code;
@@ -302,6 +306,35 @@ int main(int argc, char** argv) {
       return 3;
     }
     return cmd_check(config);
+  }
+  if (verb == "pybal-config") {
+    if (config.empty()) die("pybal-config needs --config FILE");
+    try {
+      Config cfg = load_config(config);
+      PybalInput in;
+      in.hostname = cfg.conftool && !cfg.conftool->hostname.empty() ? cfg.conftool->hostname
+                    : !cfg.agent.hostname.empty()                  ? cfg.agent.hostname
+                                                                   : host_fqdn();
+      if (cfg.conftool) {
+        in.prefix = cfg.conftool->prefix;
+        in.etcd_url = cfg.conftool->endpoints.front();
+      }
+      for (const auto& [name, sc] : cfg.services) {
+        PybalService ps{name, "", sc.port, "", sc.hold_on_reboot};
+        for (const auto& c : sc.checks) {
+          const CheckConfig& cc = cfg.checks.at(c);
+          if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
+          if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
+        }
+        in.services.push_back(ps);
+      }
+      std::cout << render_pybal_config(in);
+      return 0;
+    } catch (const ConfigError& e) {
+      die(e.what());
+    } catch (const std::exception& e) {
+      die(std::string("pybal-config: ") + e.what());
+    }
   }
   if (!config.empty()) {
     try {

@@ -28,6 +28,7 @@ class HttpCheck final : public Check {
   ~HttpCheck() override;
   Result run(Deadline deadline) override;
   std::string target() const override { return "GET " + o_.url; }
+  const std::string& host_header() const { return o_.host; }
 
  private:
   HttpCheckOptions o_;

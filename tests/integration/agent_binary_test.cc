@@ -3,6 +3,7 @@
 // config errors, and the stop signal.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -260,9 +261,47 @@ TEST_F(AgentBinaryTest, CheckConfigTypoExitsTwoNamingFileLine) {
 }
 
 TEST_F(AgentBinaryTest, ExampleConfigIsValid) {
+  // As installed: the etcd password in its own file, readable by root only.
+  std::string cfg = read_file(SOURCE_DIR "/deploy/examples/poolkeeper.toml");
+  ASSERT_NE(cfg.find("/etc/poolkeeper/etcd-password"), std::string::npos);
+  cfg.replace(cfg.find("/etc/poolkeeper/etcd-password"), 29, dir_.file("etcd-password"));
+  write_file(dir_.file("etcd-password"), "s3cret\n");
+  ::chmod(dir_.file("etcd-password").c_str(), 0600);
+  write_file(dir_.file("example.toml"), cfg);
   std::string out;
-  int rc = run_command({POOLKEEPER_BIN, "--check-config", SOURCE_DIR "/deploy/examples/poolkeeper.toml"}, &out);
+  int rc = run_command({POOLKEEPER_BIN, "--check-config", dir_.file("example.toml")}, &out);
   EXPECT_EQ(rc, 0) << out;
+  // A password file others can read is refused, naming it.
+  ::chmod(dir_.file("etcd-password").c_str(), 0644);
+  rc = run_command({POOLKEEPER_BIN, "--check-config", dir_.file("example.toml")}, &out);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find(": conftool.password_file: others can read " + dir_.file("etcd-password") + " (chmod o-r)"),
+            std::string::npos) << out;
+  ::chmod(dir_.file("etcd-password").c_str(), 0600);
+  // pybal-config for the example's services parses as PyBal's INI (ConfigParser with
+  // interpolation, so %% escapes) with Python list literals.
+  rc = run_command({POOLCTL_BIN, "pybal-config", "--config", dir_.file("example.toml")}, &out);
+  ASSERT_EQ(rc, 0) << out;
+  write_file(dir_.file("pybal.conf"), out);
+  const char* py = R"PY(
+import ast, configparser, sys
+c = configparser.ConfigParser()
+c.read(sys.argv[1])
+for s in c.sections():
+    mons = ast.literal_eval(c.get(s, 'monitors'))
+    assert isinstance(mons, list), s
+    if 'ProxyFetch' in mons:
+        urls = ast.literal_eval(c.get(s, 'ProxyFetch.url'))
+        assert isinstance(urls, list) and urls, s
+    print(s, c.get(s, 'ip'), c.get(s, 'port'), c.get(s, 'scheduler'), mons, c.get(s, 'config'))
+)PY";
+  write_file(dir_.file("parse.py"), py);
+  rc = run_command({"/usr/bin/python3", dir_.file("parse.py"), dir_.file("pybal.conf")}, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("dumps_nfs_2049 198.51.100.10 2049 sh [] etcd://etcd1001.example.org:2379/conftool/v1/pools/eqiad/dumps/nfs"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("dumps_http_443 198.51.100.10 443 wrr ['ProxyFetch']"), std::string::npos) << out;
+  EXPECT_NE(out.find("dumps_rsync_873 198.51.100.10 873 wrr ['IdleConnection']"), std::string::npos) << out;
 }
 
 TEST_F(AgentBinaryTest, PoolctlCheckIsANagiosPlugin) {

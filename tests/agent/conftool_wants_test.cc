@@ -1,0 +1,88 @@
+#include "agent/conftool_wants.h"
+
+#include <gtest/gtest.h>
+
+using namespace poolkeeper;
+using K = ConftoolWant::Kind;
+
+namespace {
+
+Config config() {
+  return parse_config(R"(
+[agent]
+hostname = "a.example.org"
+[services.nfs]
+checks = ["c"]
+on_reboot = "hold"
+min_pooled = 2
+[services.http]
+checks = ["c"]
+peers = ["http://b.example.org:9473"]
+[checks.c]
+kind = "exec"
+command = ["/bin/true"]
+)", "t.toml");
+}
+
+Snapshot snap(Lifecycle l, Effective eff, bool failing, Intent intent, bool until_boot = false) {
+  Snapshot s;
+  s.host = "a.example.org";
+  s.lifecycle = l;
+  for (const char* name : {"http", "nfs"}) {
+    ServiceView v;
+    v.name = name;
+    v.effective = {eff, ""};
+    v.failing = failing;
+    v.intent.intent = intent;
+    v.intent.until_boot = until_boot;
+    s.services.push_back(v);
+  }
+  return s;
+}
+
+std::pair<K, K> kinds(const Snapshot& s) {
+  auto w = conftool_wants(s, config());
+  EXPECT_EQ(w.size(), 2u);
+  return {w[0].kind, w[1].kind};  // http, nfs
+}
+
+}  // namespace
+
+TEST(ConftoolWantsTest, Rules) {
+  using L = Lifecycle;
+  using E = Effective;
+  using I = Intent;
+  // pooled and healthy → yes
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kPooled, false, I::kPooled)), std::make_pair(K::kYes, K::kYes));
+  // failing → only through the floor (also when the floor currently keeps it)
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kPooled, true, I::kPooled)), std::make_pair(K::kNoUnderFloor, K::kNoUnderFloor));
+  // still rising: leave the key alone
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
+  // starting: nothing; stopping: drain writes no, hold keeps
+  EXPECT_EQ(kinds(snap(L::kStarting, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kStopping, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kNo, K::kSkip));
+  // operator's depool: no; until-boot: hold keeps, unless failing
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kDepooled)), std::make_pair(K::kNo, K::kNo));
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kDepooled, true)), std::make_pair(K::kNo, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, true, I::kDepooled, true)), std::make_pair(K::kNo, K::kNo));
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kDrained, false, I::kDrained)), std::make_pair(K::kNo, K::kNo));
+  // inactive: never touched
+  EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kInactive)), std::make_pair(K::kSkip, K::kSkip));
+  EXPECT_EQ(conftool_wants(snap(L::kRunning, E::kPooled, false, I::kPooled), config())[1].min_pooled, 2);
+}
+
+TEST(ConftoolWantsTest, Peers) {
+  Snapshot s = snap(Lifecycle::kRunning, Effective::kPooled, false, Intent::kPooled);
+  PeerView pv;
+  pv.state.url = "http://b.example.org:9473";
+  pv.state.reachable = false;
+  pv.state.unreachable_since = WallTime(std::chrono::seconds(5));
+  s.peers.push_back(pv);
+  auto peers = conftool_peers(s, config());
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].host, "b.example.org");  // never seen: from the URL
+  EXPECT_EQ(peers[0].services, std::vector<std::string>{"http"});
+  EXPECT_FALSE(peers[0].reachable);
+  EXPECT_EQ(host_of_url("http://[2001:db8::1]:9473"), "[2001:db8::1]");
+  EXPECT_EQ(host_of_url("https://h.example.org/"), "h.example.org");
+}

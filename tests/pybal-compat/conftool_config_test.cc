@@ -1,0 +1,63 @@
+#include "pybal-compat/conftool_config.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace poolkeeper;
+
+namespace {
+std::string error_of(const std::string& table, const std::string& file = "t.toml") {
+  auto t = toml::parse(table, file);
+  TableReader r(*t["conftool"].as_table(), file, "conftool");
+  try {
+    parse_conftool_config(r, file);
+    r.finish();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(ConftoolConfigTest, Valid) {
+  auto t = toml::parse("[conftool]\nendpoints = [\"http://127.0.0.1:2379/\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n");
+  TableReader r(*t["conftool"].as_table(), "t.toml", "conftool");
+  ConftoolConfig c = parse_conftool_config(r, "t.toml");
+  EXPECT_EQ(c.endpoints[0], "http://127.0.0.1:2379");
+  EXPECT_EQ(c.lock_prefix, "/poolkeeper/locks");
+  EXPECT_EQ(c.peer_dead_after, std::chrono::minutes(3));
+  EXPECT_FALSE(c.create_missing);
+}
+
+TEST(ConftoolConfigTest, LocksNeverInsideThePoolsTree) {
+  EXPECT_EQ(error_of("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                     "lock_prefix = \"/conftool/v1/pools/eqiad/dumps/locks\"\n"),
+            "t.toml:4: conftool.lock_prefix: must be outside the pools tree (\"/conftool/v1/pools/eqiad/dumps\"): "
+            "PyBal would read a lock there as a host");
+  EXPECT_NE(error_of("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                     "lock_prefix = \"/conftool\"\n"),
+            "");
+}
+
+TEST(ConftoolConfigTest, SecretsMustNotBeWorldReadable) {
+  char path[] = "/tmp/pk-pw-XXXXXX";
+  int fd = mkstemp(path);
+  ::write(fd, "s3cret\n", 7);
+  ::close(fd);
+  ::chmod(path, 0644);
+  std::string base = "[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\nusername = \"pk\"\n";
+  EXPECT_EQ(error_of(base + "password_file = \"" + path + "\"\n"),
+            "t.toml:5: conftool.password_file: others can read " + std::string(path) + " (chmod o-r)");
+  ::chmod(path, 0600);
+  EXPECT_EQ(error_of(base + "password_file = \"" + path + "\"\n"), "");
+  // An inline password in a config others can read.
+  ::chmod(path, 0644);
+  EXPECT_EQ(error_of(base + "password = \"x\"\n", path),
+            std::string(path) + ":5: conftool.password: the config holds a password but others can read " + path + " (chmod o-r)");
+  EXPECT_EQ(error_of("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\npassword = \"x\"\n", "/nonexistent.toml"),
+            "/nonexistent.toml:1: conftool.username: is required with a password");
+  std::remove(path);
+}

@@ -1,0 +1,45 @@
+#include "pybal-compat/pybal_config.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+using namespace poolkeeper;
+
+TEST(PybalConfigTest, StanzasPerService) {
+  PybalInput in{"clouddumps1001.example.org", "https://etcd1001.example.org:2379", "/conftool/v1/pools/eqiad/dumps",
+                {{"http", "198.51.100.10", 80, "dumps.example.org", false},
+                 {"nfs", "198.51.100.10", 2049, "", true},
+                 {"rsync", "198.51.100.10", 873, "", false}}};
+  std::string out = render_pybal_config(in);
+  EXPECT_NE(out.find("[dumps_http_80]\nprotocol = tcp\nip = 198.51.100.10\nport = 80\n"
+                     "config = etcd://etcd1001.example.org:2379/conftool/v1/pools/eqiad/dumps/http\n"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("ProxyFetch.url = [ 'http://dumps.example.org/pybal-health/http' ]"), std::string::npos);
+  EXPECT_NE(out.find("[dumps_nfs_2049]"), std::string::npos);
+  EXPECT_NE(out.find("scheduler = sh\nmonitors = [ ]\n"), std::string::npos);
+  EXPECT_NE(out.find("monitors = [ 'IdleConnection' ]"), std::string::npos);
+  EXPECT_NE(out.find("#     clouddumps1001.example.org: [http, nfs, rsync]"), std::string::npos);
+}
+
+TEST(PybalConfigTest, EscapesForConfigParser) {
+  EXPECT_EQ(pybal_escape("a%b%%c"), "a%%b%%%%c");
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "192.0.2.1", 80, "d%ump's", false}}};
+  std::string out = render_pybal_config(in);
+  EXPECT_NE(out.find("ProxyFetch.url = [ 'http://d%%ump\\'s/pybal-health/http' ]"), std::string::npos) << out;
+}
+
+TEST(PybalConfigTest, NamesWhatIsMissing) {
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "", 80, "", false}}};
+  try {
+    render_pybal_config(in);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "service http: no service IP (add a kind = \"vip\" check to services.http.checks)");
+  }
+  in.services[0].ip = "192.0.2.1";
+  in.services[0].port = 0;
+  EXPECT_THROW(render_pybal_config(in), std::runtime_error);
+  in.prefix = "";
+  EXPECT_THROW(render_pybal_config(in), std::runtime_error);
+}
