@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "agent/duration.h"
+#include "checks/net.h"
 
 namespace poolkeeper {
 
@@ -98,26 +99,7 @@ AgentConfig parse_agent(const toml::table* t, const std::string& file) {
 }  // namespace
 
 bool split_host_port(const std::string& s, std::string* host, int* port) {
-  std::string h, p;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    h = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string::npos || s.find(':') != colon) return false;
-    h = s.substr(0, colon);
-    p = s.substr(colon + 1);
-  }
-  if (h.empty() || p.empty() || p.size() > 5) return false;
-  for (char c : p)
-    if (c < '0' || c > '9') return false;
-  int v = std::stoi(p);
-  if (v > 65535) return false;
-  *host = h;
-  *port = v;
-  return true;
+  return parse_address(s, host, port, /*allow_port_zero=*/true);
 }
 
 std::string host_fqdn() {

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "agent/config.h"
+#include "checks/net.h"
 
 namespace poolkeeper {
 
@@ -44,48 +45,6 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
 }
 
 }  // namespace
-
-int listen_tcp(const std::string& address, int backlog, int* bound_port) {
-  std::string host;
-  int port = 0;
-  if (!split_host_port(address, &host, &port))
-    throw std::runtime_error("cannot listen on " + address + ": not ADDRESS:PORT");
-  if (host == "localhost") host = "127.0.0.1";
-  sockaddr_storage ss{};
-  socklen_t len;
-  int family;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    family = AF_INET;
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *v6;
-  } else {
-    throw std::runtime_error("cannot listen on " + address + ": not a numeric address");
-  }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(errno));
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(e));
-  }
-  sockaddr_storage got{};
-  socklen_t gl = sizeof got;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &gl);
-  *bound_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
-  return fd;
-}
 
 HttpServer::HttpServer(HttpServerOptions options, SnapshotSource source, Metrics* metrics)
     : options_(std::move(options)), source_(std::move(source)), metrics_(metrics) {}

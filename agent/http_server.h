@@ -48,8 +48,5 @@ class HttpServer {
   int port_ = 0;
 };
 
-// Creates a bound, listening TCP socket for "host:port" (numeric IPv4/IPv6 or
-// "localhost"); throws std::runtime_error("cannot listen on …: why").
-int listen_tcp(const std::string& address, int backlog, int* bound_port);
 
 }  // namespace poolkeeper

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace poolkeeper {
 
@@ -20,7 +21,7 @@ int ms_left(Deadline d) {
 }
 }  // namespace
 
-bool parse_address(const std::string& s, std::string* host, int* port) {
+bool parse_address(const std::string& s, std::string* host, int* port, bool allow_port_zero) {
   std::string h, p;
   if (!s.empty() && s[0] == '[') {
     size_t close = s.find(']');
@@ -36,10 +37,52 @@ bool parse_address(const std::string& s, std::string* host, int* port) {
   if (h.empty() || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
     return false;
   int v = std::stoi(p);
-  if (v < 1 || v > 65535) return false;
+  if (v < (allow_port_zero ? 0 : 1) || v > 65535) return false;
   *host = h;
   *port = v;
   return true;
+}
+
+int listen_tcp(const std::string& address, int backlog, int* bound_port) {
+  std::string host;
+  int port = 0;
+  if (!parse_address(address, &host, &port, true))
+    throw std::runtime_error("cannot listen on " + address + ": not ADDRESS:PORT");
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_storage ss{};
+  socklen_t len;
+  int family;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    family = AF_INET;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    throw std::runtime_error("cannot listen on " + address + ": not a numeric address");
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(e));
+  }
+  sockaddr_storage got{};
+  socklen_t gl = sizeof got;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &gl);
+  *bound_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
+                                        : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+  return fd;
 }
 
 TcpConn::~TcpConn() {

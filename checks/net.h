@@ -29,7 +29,12 @@ class TcpConn {
   int fd_ = -1;
 };
 
-// "127.0.0.1:873", "[::1]:873" → host and port.
-bool parse_address(const std::string& s, std::string* host, int* port);
+// "127.0.0.1:873", "[::1]:873" → host and port (port 0 only when allowed: "any free
+// port" for listening).
+bool parse_address(const std::string& s, std::string* host, int* port, bool allow_port_zero = false);
+
+// A bound, listening TCP socket for "host:port" (numeric IPv4/IPv6 or "localhost");
+// throws std::runtime_error("cannot listen on …: why"). *bound_port gets the port.
+int listen_tcp(const std::string& address, int backlog, int* bound_port);
 
 }  // namespace poolkeeper

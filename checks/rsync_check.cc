@@ -43,6 +43,10 @@ bool read_line(TcpConn& c, std::string* buf, Deadline deadline, Result* fail, co
   return true;
 }
 
+// Connects and reads the daemon's greeting line; leaves what followed it in *buf.
+std::optional<RsyncGreeting> connect_and_greet(TcpConn& c, const std::string& host, int port, Deadline deadline,
+                                               std::string* buf, Result* fail);
+
 }  // namespace
 
 std::optional<RsyncGreeting> parse_rsync_greeting(std::string_view line) {
@@ -107,6 +111,25 @@ bool take_rsync_frames(std::string* buf, std::vector<RsyncFrame>* frames) {
   return true;
 }
 
+namespace {
+std::optional<RsyncGreeting> connect_and_greet(TcpConn& c, const std::string& host, int port, Deadline deadline,
+                                               std::string* buf, Result* fail) {
+  if (auto f = c.connect(host, port, deadline)) {
+    *fail = *f;
+    return std::nullopt;
+  }
+  if (!read_line(c, buf, deadline, fail, "greeting")) return std::nullopt;
+  std::string greeting = trim_line(buf->substr(0, buf->find('\n')));
+  auto g = parse_rsync_greeting(greeting);
+  if (!g) {
+    *fail = Result::fail(Outcome::kNetworkError, "garbage greeting: \"" + printable(greeting) + "\"");
+    return std::nullopt;
+  }
+  buf->erase(0, buf->find('\n') + 1);
+  return g;
+}
+}  // namespace
+
 std::string RsyncCheck::target() const {
   std::string h = o_.host.find(':') != std::string::npos ? "[" + o_.host + "]" : o_.host;
   return "rsync://" + h + ":" + std::to_string(o_.port) + "/" + o_.module +
@@ -115,14 +138,10 @@ std::string RsyncCheck::target() const {
 
 Result RsyncCheck::run(Deadline deadline) {
   TcpConn c;
-  if (auto f = c.connect(o_.host, o_.port, deadline)) return *f;
   std::string buf;
   Result fail;
-  if (!read_line(c, &buf, deadline, &fail, "greeting")) return fail;
-  std::string greeting = trim_line(buf.substr(0, buf.find('\n')));
-  auto g = parse_rsync_greeting(greeting);
-  if (!g) return Result::fail(Outcome::kNetworkError, "garbage greeting: \"" + printable(greeting) + "\"");
-  buf.erase(0, buf.find('\n') + 1);
+  auto g = connect_and_greet(c, o_.host, o_.port, deadline, &buf, &fail);
+  if (!g) return fail;
   if (auto f = c.write_all(std::string(kOurVersion) + "\n", deadline)) return *f;
   // The module list ends with "@RSYNCD: EXIT" and the daemon closes.
   RsyncListing listing;
@@ -156,13 +175,9 @@ Result RsyncCheck::run(Deadline deadline) {
 
 Result RsyncCheck::list_path(Deadline deadline) {
   TcpConn c;
-  if (auto f = c.connect(o_.host, o_.port, deadline)) return *f;
   std::string buf;
   Result fail;
-  if (!read_line(c, &buf, deadline, &fail, "greeting")) return fail;
-  if (!parse_rsync_greeting(trim_line(buf.substr(0, buf.find('\n')))))
-    return Result::fail(Outcome::kNetworkError, "garbage greeting");
-  buf.erase(0, buf.find('\n') + 1);
+  if (!connect_and_greet(c, o_.host, o_.port, deadline, &buf, &fail)) return fail;
   if (auto f = c.write_all(std::string(kOurVersion) + o_.module + "\n", deadline)) return *f;
   for (;;) {  // MOTD lines, then @RSYNCD: OK or @ERROR
     if (!read_line(c, &buf, deadline, &fail, "module reply")) return fail;

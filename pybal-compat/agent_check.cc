@@ -1,5 +1,7 @@
 #include "pybal-compat/agent_check.h"
 
+#include "checks/net.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -69,48 +71,11 @@ AgentCheckResponder::AgentCheckResponder(std::string listen, Source source)
 AgentCheckResponder::~AgentCheckResponder() { stop(); }
 
 void AgentCheckResponder::start() {
-  std::string host, port;
-  if (!listen_.empty() && listen_[0] == '[') {
-    size_t close = listen_.find(']');
-    host = listen_.substr(1, close - 1);
-    port = listen_.substr(close + 2);
-  } else {
-    size_t colon = listen_.rfind(':');
-    host = listen_.substr(0, colon);
-    port = listen_.substr(colon + 1);
+  try {
+    fd_ = listen_tcp(listen_, 128, &port_);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + " (haproxy_agent)");
   }
-  if (host == "localhost") host = "127.0.0.1";
-  sockaddr_storage ss{};
-  socklen_t len;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  int family;
-  int p = std::atoi(port.c_str());
-  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    family = v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(p));
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(p));
-    len = sizeof *v6;
-  } else {
-    throw std::runtime_error("cannot listen on " + listen_ + " (haproxy_agent): not a numeric address");
-  }
-  fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd_, 128) != 0) {
-    int e = errno;
-    ::close(fd_);
-    fd_ = -1;
-    throw std::runtime_error("cannot listen on " + listen_ + " (haproxy_agent): " + std::strerror(e));
-  }
-  sockaddr_storage got{};
-  socklen_t gl = sizeof got;
-  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&got), &gl);
-  port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
-                                  : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
   if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   thread_ = std::thread([this] { loop(); });
 }

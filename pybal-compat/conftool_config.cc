@@ -1,5 +1,7 @@
 #include "pybal-compat/conftool_config.h"
 
+#include "checks/net.h"
+
 #include <sys/stat.h>
 
 #include <fstream>
@@ -62,8 +64,9 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
 HaproxyAgentConfig parse_haproxy_agent_config(TableReader& r) {
   HaproxyAgentConfig c;
   c.listen = r.string("listen").value_or(c.listen);
-  size_t colon = c.listen.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= c.listen.size())
+  std::string host;
+  int port;
+  if (!parse_address(c.listen, &host, &port, true))
     r.fail("listen", "\"" + c.listen + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
   return c;
 }
