@@ -303,6 +303,7 @@ std::string Agent::reload(const std::string& file) {
   run_on_owner([&](Engine& e) {
     e.reconfigure(next);
     make_workers();
+    publish();  // visible before reload() returns and the metric says so
   });
   if (peers_) {
     auto urls = all_peer_urls(next);
