@@ -155,7 +155,7 @@ TEST_F(AgentBinaryTest, MetricsPassPromtool) {
         "poolkeeper_check_last_success_timestamp_seconds{check=\"flag\"}",
         "poolkeeper_service_pooled{service=\"web\"} 1", "poolkeeper_service_healthy{service=\"slow\"} 0",
         "poolkeeper_service_intent{intent=\"pooled\",service=\"web\"} 1",
-        "poolkeeper_config_last_reload_successful 1",
+        "\npoolkeeper_config_last_reload_successful 1\n",
         "poolkeeper_http_requests_total{code=\"200\",path=\"/health/web\"}",
         "poolkeeper_http_requests_total{code=\"404\",path=\"other\"} 1",
         "poolkeeper_http_requests_total{code=\"405\",path=\"/health/web\"} 1",

@@ -102,7 +102,7 @@ TEST_F(ConftoolTest, KeyFollowsHealthAndIntentKeepingOperatorFields) {
   auto s = a.status();
   EXPECT_EQ(s["conftool"]["up"], true);
   EXPECT_EQ(s["conftool"]["keys"]["nfs"]["pooled"], "yes");
-  EXPECT_NE(a.get("/metrics").body.find("poolkeeper_conftool_up 1"), std::string::npos);
+  EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 1\n"), std::string::npos);
 }
 
 TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
@@ -169,7 +169,7 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   etcd_->stop();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == false; }, 10000ms));
   EXPECT_NE(a.status()["conftool"]["last_error"].get<std::string>().find("connection refused"), std::string::npos);
-  EXPECT_NE(a.get("/metrics").body.find("poolkeeper_conftool_up 0"), std::string::npos);
+  EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 0\n"), std::string::npos);
   EXPECT_EQ(a.health("nfs"), 200);  // serving its local state
   EXPECT_EQ(a.ctl({"status"}).rc, 0);
   etcd_->start();

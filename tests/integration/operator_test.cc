@@ -130,7 +130,7 @@ TEST(OperatorTest, CorruptStateFileDepoolsLoudly) {
   EXPECT_EQ(a.health("http"), 503);
   auto s = a.status();
   EXPECT_EQ(s["state_file"]["ok"], false);
-  EXPECT_NE(a.get("/metrics").body.find("poolkeeper_state_file_readable 0"), std::string::npos);
+  EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_state_file_readable 0\n"), std::string::npos);
   EXPECT_NE(a.log().find("STATE FILE UNREADABLE"), std::string::npos);
   auto r = a.ctl({"status"});
   EXPECT_NE(r.out.find("STATE FILE UNREADABLE: "), std::string::npos) << r.out;
@@ -317,7 +317,7 @@ TEST(OperatorTest, ReloadRefusesABadConfigAndKeepsStreaks) {
   std::string good = a.config_text();
   a.write_config(good + "\n[checks.typo]\nkind = \"exec\"\ncomand = [\"/bin/true\"]\n");
   a.signal(SIGHUP);
-  ASSERT_TRUE(wait_for([&] { return a.get("/metrics").body.find("poolkeeper_config_last_reload_successful 0") !=
+  ASSERT_TRUE(wait_for([&] { return a.get("/metrics").body.find("\npoolkeeper_config_last_reload_successful 0\n") !=
                                     std::string::npos; },
                        3000ms));
   EXPECT_NE(a.log().find("config reload refused"), std::string::npos);
@@ -328,7 +328,7 @@ TEST(OperatorTest, ReloadRefusesABadConfigAndKeepsStreaks) {
   ASSERT_GE(before, 2);
   a.write_config(good + "\n[services.rsync]\nchecks = [\"nfs_ok\"]\n");
   a.signal(SIGHUP);
-  ASSERT_TRUE(wait_for([&] { return a.get("/metrics").body.find("poolkeeper_config_last_reload_successful 1") !=
+  ASSERT_TRUE(wait_for([&] { return a.get("/metrics").body.find("\npoolkeeper_config_last_reload_successful 1\n") !=
                                     std::string::npos; },
                        3000ms));
   EXPECT_EQ(a.health("rsync"), 200);  // a new service over an unchanged, already risen check
