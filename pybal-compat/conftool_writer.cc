@@ -248,9 +248,11 @@ bool ConftoolWriter::sync_once(std::string* error) {
   }
   nlohmann::json keys = nlohmann::json::object();
   WallTime now = std::chrono::system_clock::now();
+  std::map<std::string, std::map<std::string, EtcdNode>> seen_hosts;  // service → host → key
   for (const auto& w : wants) {
     auto hosts = read_hosts(w.service, error);
     if (!hosts) return false;
+    seen_hosts[w.service] = *hosts;
     FloorVerdict verdict = FloorVerdict::kNone;
     auto it = hosts->find(host_);
     if (it == hosts->end()) {
@@ -340,21 +342,26 @@ bool ConftoolWriter::sync_once(std::string* error) {
     cb_.verdict(w.service, verdict);
   }
 
-  // Dead peers: the lowest-named live agent takes them out (floor still applies).
+  // Dead peers: the lowest-named live agent takes them out (floor still applies). Every
+  // peer key's last change is tracked on every sync, so "stood still for
+  // peer_dead_after" is measured from the last write we saw, not from the death.
   for (const auto& p : peers) {
-    if (p.reachable || p.host.empty() || p.unreachable_since == WallTime{}) continue;
-    if (now - p.unreachable_since < cfg_.peer_dead_after) continue;
+    if (p.host.empty()) continue;
     for (const auto& svc : p.services) {
+      auto hosts_it = seen_hosts.find(svc);
+      if (hosts_it == seen_hosts.end()) continue;
+      auto it = hosts_it->second.find(p.host);
+      if (it == hosts_it->second.end()) continue;
+      Still& still = still_[svc + "/" + p.host];
+      if (still.index != it->second.modified_index) still = {it->second.modified_index, SteadyClock::now()};
+      if (p.reachable || p.unreachable_since == WallTime{} || now - p.unreachable_since < cfg_.peer_dead_after) continue;
+      if (SteadyClock::now() - still.since < cfg_.peer_dead_after) continue;
       bool lowest = true;
       for (const auto& q : peers)
         if (q.reachable && q.host < host_ &&
             std::find(q.services.begin(), q.services.end(), svc) != q.services.end())
           lowest = false;
       if (!lowest) continue;
-      auto hosts = read_hosts(svc, error);
-      if (!hosts) return false;
-      auto it = hosts->find(p.host);
-      if (it == hosts->end()) continue;
       std::string e;
       auto v = parse_conftool_value(it->second.value, &e);
       if (!v || v->pooled != "yes") continue;
@@ -364,11 +371,11 @@ bool ConftoolWriter::sync_once(std::string* error) {
       if (!lock(svc)) return false;
       auto fresh = read_hosts(svc, error);
       bool ok = fresh.has_value();
-      if (ok && fresh->count(p.host) && others_yes(*fresh, p.host, "") >= min_pooled) {
+      if (ok && fresh->count(p.host) && fresh->at(p.host).modified_index == still.index &&
+          others_yes(*fresh, p.host, "") >= min_pooled) {
         std::string why = "peer unreachable since " + format_wall(p.unreachable_since);
         ok = write(svc, p.host, fresh->at(p.host), "no", std::make_pair(host_, why), error);
-        if (ok)
-          log_warn("took a dead peer out", {{"service", svc}, {"peer", p.host}, {"reason", why}});
+        if (ok) log_warn("took a dead peer out", {{"service", svc}, {"peer", p.host}, {"reason", why}});
       }
       unlock(svc);
       if (!ok) return false;

@@ -129,6 +129,13 @@ class ConftoolWriter {
   // Services take_out() just wrote "no" for: a "yes" want computed before the agent
   // applied that depool must not write it back.
   std::map<std::string, SteadyTime> held_out_;
+  // A dead peer's key must also have stood still for peer_dead_after: a write to it
+  // means its agent (or an operator) is alive and acting, whatever our poll says.
+  struct Still {
+    uint64_t index = 0;
+    SteadyTime since{};
+  };
+  std::map<std::string, Still> still_;
   bool have_seen_file_ = false;
   std::atomic<bool> up_{false};
   std::atomic<bool> abort_{false};
