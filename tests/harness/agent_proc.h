@@ -54,7 +54,9 @@ class AgentProc {
   std::string extra_agent, nfs_extra, http_extra;
   // The exec checks' timing keys.
   std::string check_timing =
-      "interval = \"200ms\"\ntimeout = \"150ms\"\nfast_interval = \"100ms\"\nrise = 2\nfall = 2\n";
+      "interval = \"250ms\"\ntimeout = \"250ms\"\nfast_interval = \"100ms\"\nrise = 2\nfall = 2\n";
+  // (A generous timeout: spawning /usr/bin/test on a loaded 2-core CI machine can take
+  // longer than one expects, and a spurious timeout would flap what a test watches.)
 
  private:
   TempDir dir_;

@@ -219,6 +219,36 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeo
   }
 }
 
+void stop_group(pid_t pgid) {
+  if (pgid <= 0) return;
+  ::kill(-pgid, SIGSTOP);
+  wait_for(
+      [&] {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+          fs::path tasks = proc.path() / "task";
+          std::error_code ec2;
+          for (const auto& t : fs::directory_iterator(tasks, ec2)) {
+            std::string stat = read_file((t.path() / "stat").string());
+            size_t close = stat.rfind(')');
+            if (close == std::string::npos) continue;
+            std::istringstream f(stat.substr(close + 2));
+            std::string state;
+            long ppid = 0, pgrp = 0;
+            f >> state >> ppid >> pgrp;
+            if (pgrp == pgid && state != "T" && state != "t" && state != "Z") return false;
+          }
+        }
+        return true;
+      },
+      2000ms, 2ms);
+}
+
+void continue_group(pid_t pgid) {
+  if (pgid > 0) ::kill(-pgid, SIGCONT);
+}
+
 int run_command(const std::vector<std::string>& argv, std::string* output,
                 std::chrono::milliseconds timeout) {
   char tmpl[] = "/tmp/poolkeeper-cmd-XXXXXX";

@@ -75,6 +75,11 @@ std::string raw_request(int port, const std::string& bytes,
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
               std::chrono::milliseconds poll = 10ms);
 
+// Stops every thread of every process in a process group (SIGSTOP) and waits until
+// the kernel shows them all stopped, so a "hung server" test never races the signal.
+void stop_group(pid_t pgid);
+void continue_group(pid_t pgid);
+
 // Runs a command to completion (bounded), capturing output; returns exit status.
 int run_command(const std::vector<std::string>& argv, std::string* output,
                 std::chrono::milliseconds timeout = 30000ms);

@@ -114,10 +114,8 @@ void Nginx::stop() {
   proc_ = Process();
 }
 
-void Nginx::hang_all() { ::kill(-proc_.pid(), SIGSTOP); }
-void Nginx::resume_all() {
-  if (proc_.pid() > 0) ::kill(-proc_.pid(), SIGCONT);
-}
+void Nginx::hang_all() { stop_group(proc_.pid()); }
+void Nginx::resume_all() { continue_group(proc_.pid()); }
 
 // ---- rsync daemon ----
 

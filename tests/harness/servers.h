@@ -28,8 +28,8 @@ class Ganesha {
   void start();  // waits until it accepts TCP connections (bounded)
   void stop();
   void restart() { stop(); start(); }
-  void hang() { proc_.signal(SIGSTOP); }
-  void resume() { proc_.signal(SIGCONT); }
+  void hang() { stop_group(proc_.pid()); }
+  void resume() { continue_group(proc_.pid()); }
   int port() const { return port_; }
   const GaneshaOptions& options() const { return o_; }
   void set_options(const GaneshaOptions& o) { o_ = o; }
@@ -48,8 +48,7 @@ class Nginx {
   ~Nginx() { stop(); }
   void start();
   void stop();
-  void hang() { proc_.signal(SIGSTOP); }   // the master; workers keep going — see hang_all
-  void hang_all();
+  void hang_all();  // master and workers
   void resume_all();
   int port() const { return port_; }
   // Extra `location` blocks for the server, e.g. a proxy to the agent's health URL.
@@ -68,8 +67,8 @@ class RsyncDaemon {
   ~RsyncDaemon() { stop(); }
   void start();
   void stop();
-  void hang() { proc_.signal(SIGSTOP); }
-  void resume() { proc_.signal(SIGCONT); }
+  void hang() { stop_group(proc_.pid()); }
+  void resume() { continue_group(proc_.pid()); }
   int port() const { return port_; }
 
  private:
@@ -85,8 +84,8 @@ class Etcd {
   ~Etcd() { stop(); }
   void start();  // waits until /v2/keys answers
   void stop();
-  void hang() { proc_.signal(SIGSTOP); }
-  void resume() { proc_.signal(SIGCONT); }
+  void hang() { stop_group(proc_.pid()); }
+  void resume() { continue_group(proc_.pid()); }
   int port() const { return client_port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
 
