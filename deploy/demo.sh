@@ -42,8 +42,9 @@ until curl -sf "$url/health" >/dev/null; do
   i=$((i + 1)); [ $i -gt 100 ] && { cat "$work/agent.log"; curl -s "$url/health"; exit 1; }; sleep 0.1
 done
 echo
+ctl() { build/agent/poolctl --config "$work/agent.toml" "$@"; }
 echo "== poolctl status"
-build/agent/poolctl status --url "$url"
+ctl status
 echo
 echo "== the PyBal health URL: curl $url/health/nfs"
 curl -s -w 'HTTP %{http_code}\n' "$url/health/nfs"
@@ -55,9 +56,15 @@ echo "== mending it"
 sleep 1.1; printf 'poolkeeper canary\n' > "$data/canary.txt"; sleep 3.5
 curl -s -w 'HTTP %{http_code}\n' "$url/health"
 echo
+echo "== an operator's depool and pool (conftool-style verbs)"
+ctl depool rsync --reason "demo: disk swap"
+curl -s -w 'HTTP %{http_code}\n' "$url/health/rsync"
+ctl pool rsync
+echo
 echo "== transitions (agent log)"
 grep 'event=' "$work/agent.log" | tail -12
 if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; exit 0; fi
 echo
-echo "agent at $url (config $work/agent.toml, log $work/agent.log); Ctrl-C stops everything"
+echo "agent at $url (config $work/agent.toml, log $work/agent.log)"
+echo "try: build/agent/poolctl --config $work/agent.toml status; Ctrl-C stops everything"
 wait "$agent_pid"
