@@ -127,29 +127,28 @@ void NfsCheck::drop_client() {
 
 namespace {
 
-// Drives an rpc context's event loop until the pending call is done or the deadline.
-bool service_rpc(rpc_context* rpc, const bool& done, Deadline deadline) {
+// Drives a libnfs context's event loop (raw rpc_* or high-level nfs_*: same shape)
+// until the pending call is done or the deadline passes.
+template <typename Ctx>
+bool service_until(Ctx* ctx, int (*get_fd)(Ctx*), int (*which_events)(Ctx*), int (*service)(Ctx*, int),
+                   const bool& done, Deadline deadline) {
   while (!done) {
     int ms = poll_ms(deadline);
     if (ms <= 0) return false;
-    pollfd p{rpc_get_fd(rpc), static_cast<short>(rpc_which_events(rpc)), 0};
+    pollfd p{get_fd(ctx), static_cast<short>(which_events(ctx)), 0};
     int r = ::poll(&p, 1, ms);
     if (r < 0 && errno != EINTR) return false;
-    if (rpc_service(rpc, r > 0 ? p.revents : 0) < 0) return done;
+    if (service(ctx, r > 0 ? p.revents : 0) < 0) return done;
   }
   return true;
 }
 
+bool service_rpc(rpc_context* rpc, const bool& done, Deadline deadline) {
+  return service_until(rpc, rpc_get_fd, rpc_which_events, rpc_service, done, deadline);
+}
+
 bool service_nfs(nfs_context* nfs, const bool& done, Deadline deadline) {
-  while (!done) {
-    int ms = poll_ms(deadline);
-    if (ms <= 0) return false;
-    pollfd p{nfs_get_fd(nfs), static_cast<short>(nfs_which_events(nfs)), 0};
-    int r = ::poll(&p, 1, ms);
-    if (r < 0 && errno != EINTR) return false;
-    if (nfs_service(nfs, r > 0 ? p.revents : 0) < 0) return done;
-  }
-  return true;
+  return service_until(nfs, nfs_get_fd, nfs_which_events, nfs_service, done, deadline);
 }
 
 std::string short_error(std::string e) {
