@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "agent/admin_protocol.h"
 #include "agent/conftool_wants.h"
@@ -291,15 +292,13 @@ std::string Agent::reload(const std::string& file) {
     return e.what();
   }
   if (next.agent.hostname.empty()) next.agent.hostname = config_.agent.hostname;
-  for (const char* what : {"listen", "admin_socket", "state_dir"}) {
-    bool same = std::string(what) == "listen" ? next.agent.listen == config_.agent.listen
-                : std::string(what) == "admin_socket" ? next.agent.admin_socket == config_.agent.admin_socket
-                                                      : next.agent.state_dir == config_.agent.state_dir;
-    if (!same) log_warn(std::string("agent.") + what + " changed: takes effect at the next restart");
+  // Sockets and the state directory stay as they are until a restart.
+  for (auto [key, now, want] : {std::tuple{"listen", &config_.agent.listen, &next.agent.listen},
+                                std::tuple{"admin_socket", &config_.agent.admin_socket, &next.agent.admin_socket},
+                                std::tuple{"state_dir", &config_.agent.state_dir, &next.agent.state_dir}}) {
+    if (*want != *now) log_warn(std::string("agent.") + key + " changed: takes effect at the next restart");
+    *want = *now;
   }
-  next.agent.listen = config_.agent.listen;
-  next.agent.admin_socket = config_.agent.admin_socket;
-  next.agent.state_dir = config_.agent.state_dir;
   run_on_owner([&](Engine& e) {
     e.reconfigure(next);
     make_workers();
@@ -329,7 +328,7 @@ bool Agent::authorised(const PeerCred& cred, std::string* who, std::string* erro
   if (cred.uid == 0) return true;
   std::string group;
   {
-    std::lock_guard<std::mutex> lk(const_cast<std::mutex&>(config_mu_));
+    std::lock_guard<std::mutex> lk(config_mu_);
     group = config_.agent.admin_group;
   }
   if (!group.empty()) {
@@ -384,7 +383,11 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
 
   // The floor: taking a pooled service out must leave min_pooled others pooled and
-  // healthy, judged from a fresh look at the peers.
+  // healthy, judged from a fresh look at the peers (or, with conftool, from every
+  // host's key under the etcd lock). The conftool sync waits until the intent below is
+  // applied, so it cannot write back a "yes" decided before the depool.
+  std::unique_lock<std::mutex> sync_hold;
+  if (conftool_ && req->cmd != "pool") sync_hold = conftool_->hold_sync();
   if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
     std::map<std::string, ServiceConfig> configured;
     std::string self;

@@ -81,7 +81,7 @@ class Agent {
   bool stop_ = false;
   bool shut_down_ = false;
   std::thread owner_;
-  std::mutex config_mu_;  // guards config_ between reload and admin readers
+  mutable std::mutex config_mu_;  // guards config_ between reload and admin readers
 };
 
 // The boot id from a file like /proc/sys/kernel/random/boot_id ("" if unreadable).

@@ -91,8 +91,6 @@ void ConftoolWriter::update(std::vector<ConftoolWant> wants, std::vector<Conftoo
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (wants == wants_ && peers == peers_) return;  // probe results alone change nothing here
-    for (const auto& w : wants)
-      if (w.kind != ConftoolWant::Kind::kYes) held_out_.erase(w.service);
     wants_ = std::move(wants);
     peers_ = std::move(peers);
     dirty_ = true;
@@ -155,6 +153,23 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const 
   return out;
 }
 
+std::optional<std::map<std::string, std::map<std::string, EtcdNode>>> ConftoolWriter::read_pools(std::string* error) {
+  auto r = etcd_.get(cfg_.prefix, true, true);
+  std::map<std::string, std::map<std::string, EtcdNode>> out;
+  if (r.error_code == 100) return out;  // no pools yet
+  if (!r.ok()) {
+    *error = r.describe();
+    return std::nullopt;
+  }
+  for (const auto& svc : r.node.nodes) {
+    if (!svc.dir) continue;
+    auto& hosts = out[svc.key.substr(svc.key.rfind('/') + 1)];
+    for (const auto& n : svc.nodes)
+      if (!n.dir) hosts[n.key.substr(n.key.rfind('/') + 1)] = n;
+  }
+  return out;
+}
+
 int ConftoolWriter::others_yes(const std::map<std::string, EtcdNode>& hosts, const std::string& except1,
                                const std::string& except2) const {
   int n = 0;
@@ -196,7 +211,6 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
 }
 
 std::optional<std::string> ConftoolWriter::take_out(const std::string& service, int min_pooled, bool* unavailable) {
-  std::lock_guard<std::mutex> op(op_mu_);
   *unavailable = false;
   if (!lock(service)) {
     *unavailable = true;
@@ -226,9 +240,6 @@ std::optional<std::string> ConftoolWriter::take_out(const std::string& service, 
                 std::to_string(min_pooled) + ")" + list + " — use --force to depool anyway";
     } else if (!write(service, host_, hosts->at(host_), "no", std::nullopt, &error)) {
       *unavailable = true;
-    } else {
-      std::lock_guard<std::mutex> lk(mu_);
-      held_out_[service] = SteadyClock::now() + std::chrono::seconds(5);
     }
   }
   unlock(service);
@@ -236,23 +247,22 @@ std::optional<std::string> ConftoolWriter::take_out(const std::string& service, 
 }
 
 bool ConftoolWriter::sync_once(std::string* error) {
-  std::lock_guard<std::mutex> op(op_mu_);
+  std::lock_guard<std::mutex> op(op_mu_);  // then read wants: never older than a depool
   std::vector<ConftoolWant> wants;
   std::vector<ConftoolPeer> peers;
-  std::map<std::string, SteadyTime> held_out;
   {
     std::lock_guard<std::mutex> lk(mu_);
     wants = wants_;
     peers = peers_;
-    held_out = held_out_;
   }
   nlohmann::json keys = nlohmann::json::object();
   WallTime now = std::chrono::system_clock::now();
-  std::map<std::string, std::map<std::string, EtcdNode>> seen_hosts;  // service → host → key
+  // One read of the whole prefix per sync; the floor re-reads its service under the lock.
+  auto pools = read_pools(error);
+  if (!pools) return false;
+  std::map<std::string, std::map<std::string, EtcdNode>>& seen_hosts = *pools;  // service → host → key
   for (const auto& w : wants) {
-    auto hosts = read_hosts(w.service, error);
-    if (!hosts) return false;
-    seen_hosts[w.service] = *hosts;
+    const std::map<std::string, EtcdNode>* hosts = &seen_hosts[w.service];
     FloorVerdict verdict = FloorVerdict::kNone;
     auto it = hosts->find(host_);
     if (it == hosts->end()) {
@@ -306,13 +316,16 @@ bool ConftoolWriter::sync_once(std::string* error) {
       case ConftoolWant::Kind::kSkip:
         break;
       case ConftoolWant::Kind::kYes:
-        if (held_out.count(w.service) && SteadyClock::now() < held_out[w.service]) break;
-        if (v->pooled != "yes" || marked)
+        if (v->pooled != "yes" || marked) {
           if (!write(w.service, host_, node, "yes", std::nullopt, error)) return false;
+          keys[w.service]["pooled"] = "yes";
+        }
         break;
       case ConftoolWant::Kind::kNo:
-        if (v->pooled != "no")
+        if (v->pooled != "no") {
           if (!write(w.service, host_, node, "no", std::nullopt, error)) return false;
+          keys[w.service]["pooled"] = "no";
+        }
         break;
       case ConftoolWant::Kind::kNoUnderFloor:
         if (v->pooled != "yes") {
@@ -329,6 +342,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
           if (ok && fresh->count(host_)) {
             if (others_yes(*fresh, host_, "") >= w.min_pooled) {
               ok = write(w.service, host_, fresh->at(host_), "no", std::nullopt, error);
+              if (ok) keys[w.service]["pooled"] = "no";
               verdict = FloorVerdict::kRelease;
             } else {
               verdict = FloorVerdict::kKeep;
@@ -352,7 +366,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
       if (hosts_it == seen_hosts.end()) continue;
       auto it = hosts_it->second.find(p.host);
       if (it == hosts_it->second.end()) continue;
-      Still& still = still_[svc + "/" + p.host];
+      UnchangedSince& still = peer_keys_[svc + "/" + p.host];
       if (still.index != it->second.modified_index) still = {it->second.modified_index, SteadyClock::now()};
       if (p.reachable || p.unreachable_since == WallTime{} || now - p.unreachable_since < cfg_.peer_dead_after) continue;
       if (SteadyClock::now() - still.since < cfg_.peer_dead_after) continue;

@@ -86,9 +86,14 @@ class ConftoolWriter {
   // Called whenever the agent's state changes; wakes the sync loop.
   void update(std::vector<ConftoolWant> wants, std::vector<ConftoolPeer> peers);
 
-  // For `depool`: under the lock, refuse (returning why) when fewer than min_pooled
-  // other hosts would stay "yes"; otherwise write "no". *unavailable is set when etcd
-  // could not be asked (the caller falls back to the peers' /status).
+  // Holds off the sync loop. The caller of take_out() keeps it until the agent has
+  // applied the matching intent, so no sync can act on wants from before the depool.
+  std::unique_lock<std::mutex> hold_sync() { return std::unique_lock<std::mutex>(op_mu_); }
+
+  // For `depool`, with hold_sync() held: under the etcd lock, refuse (returning why)
+  // when fewer than min_pooled other hosts would stay "yes"; otherwise write "no".
+  // *unavailable is set when etcd could not be asked (the caller falls back to the
+  // peers' /status).
   std::optional<std::string> take_out(const std::string& service, int min_pooled, bool* unavailable);
 
   bool up() const { return up_; }
@@ -107,6 +112,8 @@ class ConftoolWriter {
   void unlock(const std::string& service);
   // Reads <prefix>/<service>/ → host → node.
   std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
+  // The whole prefix at once: service → host → key.
+  std::optional<std::map<std::string, std::map<std::string, EtcdNode>>> read_pools(std::string* error);
   bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
              const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error);
   int others_yes(const std::map<std::string, EtcdNode>& hosts, const std::string& except1,
@@ -119,23 +126,20 @@ class ConftoolWriter {
   std::string state_path_;
   Callbacks cb_;
   EtcdClient etcd_;
-  std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out)
+  std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out's caller)
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<ConftoolWant> wants_;
   std::vector<ConftoolPeer> peers_;
   bool dirty_ = true, stop_ = false;
   std::map<std::string, Seen> seen_;
-  // Services take_out() just wrote "no" for: a "yes" want computed before the agent
-  // applied that depool must not write it back.
-  std::map<std::string, SteadyTime> held_out_;
   // A dead peer's key must also have stood still for peer_dead_after: a write to it
   // means its agent (or an operator) is alive and acting, whatever our poll says.
-  struct Still {
+  struct UnchangedSince {
     uint64_t index = 0;
     SteadyTime since{};
   };
-  std::map<std::string, Still> still_;
+  std::map<std::string, UnchangedSince> peer_keys_;  // "<service>/<host>" → last change seen
   bool have_seen_file_ = false;
   std::atomic<bool> up_{false};
   std::atomic<bool> abort_{false};
