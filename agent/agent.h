@@ -44,7 +44,6 @@ class Agent {
   std::string reload(const std::string& file);
 
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
-  Metrics& metrics() { return metrics_; }
   int http_port() const { return http_ ? http_->port() : 0; }
 
   // One admin request line from a client with these credentials → one reply line.

@@ -65,7 +65,6 @@ class EtcdClient {
   // Long poll: waits up to `timeout` for a change at or after wait_index.
   EtcdResult watch(const std::string& key, bool recursive, uint64_t wait_index,
                    std::chrono::milliseconds timeout);
-  const EtcdOptions& options() const { return o_; }
   // When *flag turns true, requests under way are abandoned (for a quick shutdown).
   void set_abort_flag(const std::atomic<bool>* flag) { abort_ = flag; }
 

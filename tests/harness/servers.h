@@ -31,8 +31,6 @@ class Ganesha {
   void hang() { stop_group(proc_.pid()); }
   void resume() { continue_group(proc_.pid()); }
   int port() const { return port_; }
-  const GaneshaOptions& options() const { return o_; }
-  void set_options(const GaneshaOptions& o) { o_ = o; }
   std::string log() const;
 
  private:
@@ -105,7 +103,6 @@ class Stack {
   std::string canary_path() const { return data_dir() + "/canary.txt"; }
   static constexpr const char* kCanary = "poolkeeper canary\n";
 
-  void remove_canary();
   void write_canary(const std::string& content);
   void age_canary(std::chrono::seconds age);
 
