@@ -184,6 +184,8 @@ void Stack::start() {
   rsyncd->start();
 }
 
+void Stack::remove_canary() { std::remove(canary_path().c_str()); }
+
 void Stack::write_canary(const std::string& content) {
   // ganesha notices an out-of-band change by the file's times at one-second
   // granularity; a real canary changes hours apart, a test's within milliseconds.

@@ -103,6 +103,7 @@ class Stack {
   std::string canary_path() const { return data_dir() + "/canary.txt"; }
   static constexpr const char* kCanary = "poolkeeper canary\n";
 
+  void remove_canary();  // (ganesha may serve a removed file from its cache for a while)
   void write_canary(const std::string& content);
   void age_canary(std::chrono::seconds age);
 
