@@ -18,17 +18,19 @@
 
 namespace poolkeeper {
 
-// Runs one check's probes, one at a time, on its own thread.
+// Runs one check's probes, one at a time, on its own thread. A probe that never
+// returns keeps only this thread: the engine counts it as failing meanwhile and never
+// triggers a second one; a retired worker is joined once its probe has ended.
 class ProbeWorker {
  public:
-  using Done = std::function<void(const std::string&, uint64_t, Result)>;
-  ProbeWorker(std::string name, uint64_t gen, std::shared_ptr<Check> check, Duration timeout, Done done)
-      : name_(std::move(name)), gen_(gen), check_(std::move(check)), timeout_(timeout), done_(std::move(done)) {
+  using Done = std::function<void(const std::string&, uint64_t gen, uint64_t seq, Result)>;
+  ProbeWorker(std::string name, uint64_t gen, std::shared_ptr<Check> check, Done done)
+      : name_(std::move(name)), gen_(gen), check_(std::move(check)), done_(std::move(done)) {
     thread_ = std::thread([this] { loop(); });
   }
   ~ProbeWorker() {
     retire();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   void retire() {
     {
@@ -37,37 +39,52 @@ class ProbeWorker {
     }
     cv_.notify_one();
   }
-  void trigger() {
+  void trigger(uint64_t seq, Duration timeout) {
     {
       std::lock_guard<std::mutex> lk(mu_);
       pending_ = true;
+      seq_ = seq;
+      timeout_ = timeout;
     }
     cv_.notify_one();
   }
   uint64_t gen() const { return gen_; }
+  // True once the thread has left its loop (retired and no probe running): joining
+  // it then cannot block.
+  bool finished() const { return finished_; }
+  // At exit: a worker whose probe is stuck is left to the process's end.
+  void abandon() {
+    retire();
+    if (thread_.joinable()) thread_.detach();
+  }
 
  private:
   void loop() {
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
       cv_.wait(lk, [this] { return stop_ || pending_; });
-      if (stop_) return;
+      if (stop_) break;
       pending_ = false;
+      uint64_t seq = seq_;
+      Duration timeout = timeout_;
       lk.unlock();
-      Result r = run_probe(*check_, timeout_);
-      done_(name_, gen_, std::move(r));
+      Result r = run_probe(*check_, timeout);
+      done_(name_, gen_, seq, std::move(r));
       lk.lock();
     }
+    finished_ = true;
   }
 
   std::string name_;
   uint64_t gen_;
   std::shared_ptr<Check> check_;
-  Duration timeout_;
   Done done_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false, stop_ = false;
+  uint64_t seq_ = 0;
+  Duration timeout_{};
+  std::atomic<bool> finished_{false};
   std::thread thread_;
 };
 
@@ -123,8 +140,8 @@ void Agent::make_workers() {
       continue;
     }
     next[name] = std::make_unique<ProbeWorker>(
-        name, gen, cc.check, cc.timeout, [this](const std::string& n, uint64_t g, Result r) {
-          post([n, g, r = std::move(r)](Engine& e) { e.on_result(n, g, r); });
+        name, gen, cc.check, [this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
+          post([n, g, seq, r = std::move(r)](Engine& e) { e.on_result(n, g, seq, r); });
         });
   }
   for (auto& [name, w] : workers_) {
@@ -133,6 +150,13 @@ void Agent::make_workers() {
     retired_.push_back(std::move(w));
   }
   workers_ = std::move(next);
+  join_finished_workers();
+}
+
+void Agent::join_finished_workers() {
+  // A retired worker's thread ends with its last probe; join those that have, so
+  // reloads do not pile up threads. One stuck in a probe stays until it returns.
+  std::erase_if(retired_, [](const std::unique_ptr<ProbeWorker>& w) { return w->finished(); });
 }
 
 void Agent::start() {
@@ -263,8 +287,9 @@ void Agent::owner_loop() {
     publish();  // before probes start: a state change is visible at once
     for (const auto& d : engine_->take_due()) {
       auto it = workers_.find(d.name);
-      if (it != workers_.end()) it->second->trigger();
+      if (it != workers_.end()) it->second->trigger(d.seq, d.timeout);
     }
+    if (!retired_.empty()) join_finished_workers();
     SteadyTime now = SteadyClock::now();
     if (watchdog && now >= next_ping) {
       sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted

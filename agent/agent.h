@@ -57,6 +57,7 @@ class Agent {
   void owner_loop();
   void publish();
   void make_workers();
+  void join_finished_workers();
   bool authorised(const PeerCred& cred, std::string* who, std::string* error) const;
   std::string persist(Engine& e);
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "agent/duration.h"
+
 namespace poolkeeper {
 
 Engine::Engine(const Config& config, const Clock& clock, std::function<double()> uniform01,
@@ -39,7 +41,11 @@ std::vector<Engine::Due> Engine::take_due() {
   for (auto& [name, rt] : checks_) {
     if (!rt.in_flight && rt.next_due <= now) {
       rt.in_flight = true;
-      due.push_back({name, rt.gen});
+      rt.seq = next_seq_++;
+      rt.started = now;
+      rt.overdue_at = now + rt.cfg.timeout + kOverdueGrace;
+      rt.overdue_counted = 0;
+      due.push_back({name, rt.gen, rt.seq, rt.cfg.timeout});
     }
   }
   return due;
@@ -47,8 +53,7 @@ std::vector<Engine::Due> Engine::take_due() {
 
 SteadyTime Engine::next_due() const {
   SteadyTime t = SteadyTime::max();
-  for (const auto& [name, rt] : checks_)
-    if (!rt.in_flight) t = std::min(t, rt.next_due);
+  for (const auto& [name, rt] : checks_) t = std::min(t, rt.in_flight ? rt.overdue_at : rt.next_due);
   WallTime wall = clock_.wall();
   for (const auto& [name, svc] : services_) {
     if (svc.intent.expires && svc.intent.intent != Intent::kPooled) {
@@ -65,22 +70,46 @@ uint64_t Engine::generation(const std::string& check) const {
 }
 
 void Engine::on_result(const std::string& check, const Result& r) {
-  on_result(check, generation(check), r);
+  auto it = checks_.find(check);
+  if (it == checks_.end()) return;
+  if (!it->second.in_flight) {  // as if a probe had just been started
+    it->second.in_flight = true;
+    it->second.seq = next_seq_++;
+    it->second.started = clock_.now();
+    it->second.overdue_at = clock_.now() + it->second.cfg.timeout + kOverdueGrace;
+    it->second.overdue_counted = 0;
+  }
+  on_result(check, it->second.gen, it->second.seq, r);
 }
 
-void Engine::on_result(const std::string& check, uint64_t gen, const Result& r) {
+void Engine::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
   auto it = checks_.find(check);
   if (it == checks_.end() || it->second.gen != gen) return;  // replaced by a reload
   CheckRuntime& rt = it->second;
-  WallTime wall = clock_.wall();
+  if (!rt.in_flight || rt.seq != seq) return;  // not the probe in flight
   rt.in_flight = false;
+  if (rt.overdue_counted > 0) {
+    // Already counted as timed out (perhaps several times): the late answer says
+    // nothing about now. It only frees the check for its next probe.
+    rt.next_due = clock_.now() + jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+    rt.overdue_counted = 0;
+    ++version_;
+    return;
+  }
+  submit(check, rt, r);
+  rt.next_due = clock_.now() +
+                jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+  recompute_services();
+  tick();
+}
+
+void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
+  WallTime wall = clock_.wall();
   CheckHealth before = rt.state.health();
   Change ch = rt.state.submit(r.ok());
   rt.last = r;
   rt.last_time = wall;
   if (r.ok()) rt.last_success = wall;
-  rt.next_due = clock_.now() +
-                jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
   for (Observer* o : observers_) o->on_result(check, r, wall);
   if (ch == Change::kChanged) {
     rt.since = wall;
@@ -88,8 +117,25 @@ void Engine::on_result(const std::string& check, uint64_t gen, const Result& r) 
           r.reason});
   }
   ++version_;  // streaks and last result are part of the picture
-  recompute_services();
-  tick();
+}
+
+void Engine::check_overdue() {
+  SteadyTime now = clock_.now();
+  bool any = false;
+  for (auto& [name, rt] : checks_) {
+    if (!rt.in_flight || now < rt.overdue_at) continue;
+    auto stuck = std::chrono::duration_cast<std::chrono::milliseconds>(now - rt.started);
+    Result r = Result::fail(Outcome::kTimeout, "probe stuck: no result " + format_duration(stuck) +
+                                                   " after it started (timeout " +
+                                                   format_duration(rt.cfg.timeout) + ")");
+    r.latency = now - rt.started;
+    r.details["stuck"] = true;
+    submit(name, rt, r);
+    ++rt.overdue_counted;
+    rt.overdue_at = now + (rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+    any = true;
+  }
+  if (any) recompute_services();
 }
 
 void Engine::set_lifecycle(Lifecycle l) {
@@ -151,6 +197,7 @@ std::map<std::string, AdminIntent> Engine::intents() const {
 }
 
 void Engine::tick() {
+  check_overdue();
   WallTime wall = clock_.wall();
   bool changed = false;
   for (auto& [name, svc] : services_) {
@@ -191,6 +238,13 @@ void Engine::set_peers(std::vector<PeerState> peers) {
   peers_ = std::move(peers);
   ++version_;
   recompute_services();
+}
+
+void Engine::set_leftover_processes(int left_behind, uint64_t killed_total) {
+  if (left_behind == leftover_processes_ && killed_total == leftovers_killed_) return;
+  leftover_processes_ = left_behind;
+  leftovers_killed_ = killed_total;
+  ++version_;
 }
 
 void Engine::set_conftool_enabled(bool on) {
@@ -244,9 +298,15 @@ void Engine::reconfigure(const Config& config) {
   std::map<std::string, CheckRuntime> checks;
   for (const auto& [name, cc] : config.checks) {
     auto old = checks_.find(name);
-    if (old != checks_.end() && old->second.cfg.fingerprint == cc.fingerprint) {
+    if (old != checks_.end() && old->second.cfg.kind == cc.kind &&
+        old->second.cfg.fingerprint == cc.fingerprint) {
+      // Same target: keep the state, the probe in flight and the Check object (its
+      // warm connection); adopt the new timing.
       CheckRuntime rt = std::move(old->second);
+      std::shared_ptr<Check> probe = rt.cfg.check;
       rt.cfg = cc;
+      rt.cfg.check = probe;
+      rt.state.set_thresholds(cc.rise, cc.fall);
       rt.services.clear();
       checks.emplace(name, std::move(rt));
     } else {
@@ -345,6 +405,8 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   if (conftool_enabled_)
     s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_}};
   s->state_file_error = state_error_;
+  s->leftover_processes = leftover_processes_;
+  s->leftovers_killed = leftovers_killed_;
   for (const auto& [name, svc] : services_) {
     ServiceView v;
     v.name = name;
@@ -380,6 +442,8 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
     v.since = c.since;
     v.last_success = c.last_success;
     v.services = c.services;
+    if (c.in_flight && c.overdue_counted > 0)
+      v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - c.started);
     s->checks.push_back(std::move(v));
   }
   for (const auto& p : peers_) {

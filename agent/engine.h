@@ -39,17 +39,33 @@ class Engine {
   // over [0, interval/2) after start; later ones come `interval` (or `fast_interval`
   // while the check is changing state) after the previous result, plus a jitter of up
   // to 10% of that interval. Results carry the generation of the check they were
-  // started for; results of a check replaced by a reload are dropped.
+  // started for and the probe's sequence number; results of a check replaced by a
+  // reload, or of a probe that is no longer the one in flight, are dropped.
+  //
+  // Stuck probes: a probe still in flight `timeout + kOverdueGrace` after it started
+  // is counted as a `timeout` failure, and again at the check's schedule (interval,
+  // or fast_interval while changing) for as long as it stays stuck, so a hung probe
+  // turns its check unhealthy after `fall` such deadlines and keeps it so. No second
+  // copy is started while it is stuck; its late result, when it comes, is dropped and
+  // only frees the check for the next probe.
+  static constexpr Duration kOverdueGrace = std::chrono::milliseconds(250);
   struct Due {
     std::string name;
     uint64_t gen;
+    uint64_t seq;      // this probe's sequence number, handed back with its result
+    Duration timeout;  // the check's timeout now (a reload may change it)
   };
   std::vector<Due> take_due();
-  // Earliest time anything is due: an idle check's probe or an intent's expiry.
+  // Earliest time anything is due: an idle check's probe, a stuck probe's next
+  // overdue deadline, or an intent's expiry.
   SteadyTime next_due() const;
-  void on_result(const std::string& check, uint64_t gen, const Result& r);
-  void on_result(const std::string& check, const Result& r);  // current generation
+  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r);
+  // For tests: the result of the probe now in flight for `check` (or, with none in
+  // flight, as if one had just been started and finished).
+  void on_result(const std::string& check, const Result& r);
   uint64_t generation(const std::string& check) const;
+  // Counts overdue deadlines of stuck probes; called by tick().
+  void check_overdue();
 
   void set_lifecycle(Lifecycle l);
   Lifecycle lifecycle() const { return lifecycle_; }
@@ -67,6 +83,10 @@ class Engine {
   // peer keeps its last known name and gets the time it became unreachable.
   void set_peers(std::vector<PeerState> peers);
 
+  // Processes exec probes left behind (killed, not yet reaped) and how many such
+  // leftovers were killed in all; shown in /status and metrics.
+  void set_leftover_processes(int left_behind, uint64_t killed_total);
+
   // conftool: when enabled and up, the floor for a failing service is decided under
   // the etcd lock (verdicts from the ConftoolWriter); until a verdict comes, the host
   // stays in. When etcd is down the peers' /status decide, as without conftool.
@@ -75,8 +95,10 @@ class Engine {
   void set_floor_verdict(const std::string& service, FloorVerdict v);
   const std::vector<PeerState>& peers() const { return peers_; }
 
-  // Applies a new config, keeping the state (streaks, results) of checks whose
-  // definition did not change, and every intent of services that still exist.
+  // Applies a new config, keeping the state (streaks, results, the probe in flight)
+  // of checks whose probe target did not change — a change of timing keys only
+  // (interval, timeout, fast_interval, rise, fall, critical) adopts the new values
+  // without starting over — and every intent of services that still exist.
   void reconfigure(const Config& config);
 
   const CheckState* check_state(const std::string& check) const;
@@ -94,6 +116,10 @@ class Engine {
     uint64_t gen = 0;
     SteadyTime next_due{};
     bool in_flight = false;
+    uint64_t seq = 0;           // the probe in flight (or the last one)
+    SteadyTime started{};       // when the probe in flight started
+    SteadyTime overdue_at{};    // next deadline at which a stuck probe counts as a failure
+    int overdue_counted = 0;    // deadlines counted for the probe in flight
     std::optional<Result> last{};
     WallTime last_time{};
     WallTime since{};
@@ -113,6 +139,8 @@ class Engine {
   };
 
   CheckRuntime new_check(const CheckConfig& cc, SteadyTime now, WallTime wall);
+  // Folds one result (a probe's, or a stuck probe's overdue deadline) into the check.
+  void submit(const std::string& name, CheckRuntime& rt, const Result& r);
   Duration jittered(Duration base);
   void recompute_services();
   void emit(Event e);
@@ -139,6 +167,9 @@ class Engine {
   bool state_ok_ = true;
   std::string state_error_;
   uint64_t next_gen_ = 1;
+  uint64_t next_seq_ = 1;
+  int leftover_processes_ = 0;
+  uint64_t leftovers_killed_ = 0;
   uint64_t version_ = 1;
   std::shared_ptr<const Snapshot> snapshot_;
 };

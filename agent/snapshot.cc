@@ -82,6 +82,8 @@ nlohmann::json status_json(const Snapshot& s) {
     }
     o["last_success"] = c.last_success ? nlohmann::json(format_wall(*c.last_success))
                                        : nlohmann::json(nullptr);
+    // A probe in flight past its timeout: counted as failing until it returns.
+    o["stuck_since"] = c.stuck_since ? nlohmann::json(format_wall(*c.stuck_since)) : nlohmann::json(nullptr);
     checks[c.name] = std::move(o);
   }
   j["checks"] = std::move(checks);
@@ -104,6 +106,7 @@ nlohmann::json status_json(const Snapshot& s) {
   }
   j["peers"] = peers;
   j["state_file"] = {{"ok", s.state_file_ok}, {"error", s.state_file_error}};
+  j["exec_leftovers"] = {{"alive", s.leftover_processes}, {"killed_total", s.leftovers_killed}};
   if (!s.conftool.is_null()) j["conftool"] = s.conftool;
   return j;
 }

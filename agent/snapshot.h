@@ -25,6 +25,8 @@ struct CheckView {
   WallTime since{};  // when health last changed (or start)
   std::optional<WallTime> last_success;
   std::vector<std::string> services;
+  // Set while a probe is stuck (in flight past its timeout): when it started.
+  std::optional<WallTime> stuck_since;
 };
 
 struct ServiceView {
@@ -63,6 +65,8 @@ struct Snapshot {
   nlohmann::json conftool;  // null when conftool is not configured
   bool state_file_ok = true;
   std::string state_file_error;
+  int leftover_processes = 0;      // processes exec probes left behind, not yet reaped
+  uint64_t leftovers_killed = 0;   // such processes killed since start
 
   const ServiceView* find_service(const std::string& name) const;
   const CheckView* find_check(const std::string& name) const;

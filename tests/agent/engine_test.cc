@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <random>
@@ -38,12 +39,6 @@ rise = 1
 fall = 1
 )";
 
-std::vector<std::string> names(const std::vector<Engine::Due>& due) {
-  std::vector<std::string> out;
-  for (const auto& d : due) out.push_back(d.name);
-  return out;
-}
-
 struct Recorder : Observer {
   std::vector<Event> events;
   int results = 0;
@@ -71,7 +66,7 @@ class EngineTest : public ::testing::Test {
       clock_.advance_to(next);
       for (const auto& d : engine_->take_due()) {
         ++runs[d.name];
-        engine_->on_result(d.name, d.gen, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
+        engine_->on_result(d.name, d.gen, d.seq, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
       }
     }
     clock_.advance_to(until);
@@ -143,23 +138,39 @@ TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
   auto due = engine_->take_due();  // all first probes at t0 (spread draw 0)
   ASSERT_EQ(due.size(), 3u);
   SteadyTime t = clock_.now();
+  engine_->on_result("web", Result::pass());
+  engine_->on_result("disk", Result::pass());
+  // Takes what is due; answers the other checks at once; counts export's probes.
+  auto export_due = [&] {
+    auto d = engine_->take_due();
+    for (const auto& x : d)
+      if (x.name != "export") engine_->on_result(x.name, Result::pass());
+    return std::count_if(d.begin(), d.end(), [](const Engine::Due& x) { return x.name == "export"; });
+  };
   engine_->on_result("export", Result::pass());  // rising 1/2 → fast
   EXPECT_EQ(engine_->next_due(), t + 200ms);
   clock_.advance(200ms);
-  ASSERT_EQ(names(engine_->take_due()), std::vector<std::string>{"export"});
+  ASSERT_EQ(export_due(), 1);
   engine_->on_result("export", Result::pass());  // healthy → normal interval
-  // web and disk are still in flight; export's next is 2s out
-  EXPECT_EQ(engine_->next_due(), clock_.now() + 2s);
-  clock_.advance(2s);
-  ASSERT_EQ(names(engine_->take_due()), std::vector<std::string>{"export"});
+  SteadyTime healthy = clock_.now();
+  clock_.advance(1999ms);
+  for (int i = 0; i < 20; ++i) export_due();  // the others' probes come and go
+  EXPECT_EQ(export_due(), 0);
+  clock_.advance_to(healthy + 2s);
+  ASSERT_EQ(export_due(), 1);
   engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));  // falling → fast
   EXPECT_EQ(engine_->next_due(), clock_.now() + 200ms);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // 1 of fall=2
   clock_.advance(200ms);
-  engine_->take_due();
+  ASSERT_EQ(export_due(), 1);
   engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));
   EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: timed out");
-  EXPECT_EQ(engine_->next_due(), clock_.now() + 2s);  // settled down → normal interval
+  SteadyTime failed = clock_.now();
+  clock_.advance(1999ms);
+  EXPECT_EQ(export_due(), 0);  // settled down → normal interval
+  clock_.advance(1ms);
+  EXPECT_EQ(export_due(), 1);
+  (void)failed;
 }
 
 TEST_F(EngineTest, JitterStaysWithinTenPercent) {
@@ -200,6 +211,7 @@ TEST_F(EngineTest, HungProbeDelaysNothingElse) {
     SteadyTime next = engine_->next_due();
     if (next > end) break;
     clock_.advance_to(next);
+    engine_->tick();
     for (const auto& d : engine_->take_due()) {
       ++runs[d.name];
       if (d.name != "export") engine_->on_result(d.name, Result::pass());
@@ -208,7 +220,9 @@ TEST_F(EngineTest, HungProbeDelaysNothingElse) {
   EXPECT_EQ(runs["export"], 1);  // one in flight at a time, never re-launched
   EXPECT_GE(runs["web"], 25);     // ~30 s at 1 s intervals
   EXPECT_GE(runs["disk"], 25);
-  EXPECT_EQ(svc("nfs").effective.reason, "check export unknown: no result yet");
+  // Meanwhile its overdue deadlines count as failures: it never rose.
+  EXPECT_EQ(svc("nfs").effective.reason.rfind("check export unhealthy: probe stuck: no result", 0), 0u)
+      << svc("nfs").effective.reason;
 }
 
 TEST_F(EngineTest, NonCriticalCheckOnlyWarns) {
@@ -391,6 +405,114 @@ TEST_F(EngineTest, ReloadKeepsStreaksOfUnchangedChecks) {
   EXPECT_EQ(svc("http").intent.intent, Intent::kDrained);  // intent kept
   EXPECT_EQ(svc("rsync").effective.state, Effective::kPooled);  // new service, healthy check
   // A late result of the replaced web check is dropped.
-  engine_->on_result("web", web_gen, Result::pass());
+  engine_->on_result("web", web_gen, 1, Result::pass());
   EXPECT_EQ(engine_->check_state("web")->successes(), 0);
+}
+
+// A reload that changes only how a check is timed keeps its state: the service stays
+// pooled throughout (it used to start over at unknown and answer 503 for a while).
+TEST_F(EngineTest, ReloadWithOnlyTimingChangedKeepsStateAndDecisions) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  ASSERT_EQ(svc("http").effective.state, Effective::kPooled);
+  uint64_t export_gen = engine_->generation("export");
+  std::string timed = kConfig;
+  for (auto [from, to] : {std::pair<std::string, std::string>{"interval = \"2s\"", "interval = \"4s\""},
+                          {"timeout = \"1s\"", "timeout = \"3s\""},
+                          {"rise = 2", "rise = 5"},
+                          {"fall = 2", "fall = 4\nfast_interval = \"1s\""}})
+    timed.replace(timed.find(from), from.size(), to);
+  engine_->reconfigure(parse_config(timed, "t.toml"));
+  EXPECT_EQ(engine_->generation("export"), export_gen);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(engine_->check_state("export")->fall(), 4);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
+  // The new timing is in force: the next probe of export is due 4s (+ jitter) after
+  // its last result, with the new timeout.
+  auto runs = drive(clock_.now() + 9s, [](const std::string&) { return true; });
+  EXPECT_LE(runs["export"], 3);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+}
+
+// A probe that never returns: counted as a timeout at timeout + grace, then at the
+// check's schedule, so the check goes unhealthy after `fall` overdue deadlines and
+// stays so while the probe is stuck. No second copy is started; the late result is
+// dropped (by sequence) and only frees the check.
+TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  ASSERT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
+
+  // Let export's next probe start, and never answer it.
+  std::optional<Engine::Due> stuck;
+  for (int guard = 0; guard < 1000 && !stuck; ++guard) {
+    clock_.advance_to(engine_->next_due());
+    for (const auto& d : engine_->take_due()) {
+      if (d.name == "export") stuck = d;
+      else engine_->on_result(d.name, d.gen, d.seq, Result::pass());
+    }
+  }
+  ASSERT_TRUE(stuck);
+  SteadyTime started = clock_.now();
+  EXPECT_EQ(stuck->timeout, 1s);
+  // Before timeout + grace nothing is counted.
+  clock_.advance_to(started + 1s + Engine::kOverdueGrace - 1ms);
+  engine_->tick();
+  EXPECT_EQ(engine_->check_state("export")->failures(), 0);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+
+  // The engine's own schedule: drive with every other check answering; export's
+  // probe stays stuck. After fall (2) overdue deadlines the check is unhealthy.
+  int export_started = 0;
+  auto drive_stuck = [&](SteadyTime until) {
+    for (int guard = 0; guard < 100000; ++guard) {
+      SteadyTime next = engine_->next_due();
+      if (next > until) break;
+      clock_.advance_to(next);
+      engine_->tick();
+      for (const auto& d : engine_->take_due()) {
+        if (d.name == "export") ++export_started;
+        else engine_->on_result(d.name, d.gen, d.seq, Result::pass());
+      }
+    }
+    clock_.advance_to(until);
+    engine_->tick();
+  };
+  drive_stuck(started + 1s + Engine::kOverdueGrace);
+  EXPECT_EQ(engine_->check_state("export")->failures(), 1);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);  // fall is 2
+  // The second deadline comes fast_interval later (the check is now changing).
+  drive_stuck(started + 1s + Engine::kOverdueGrace + config_.checks.at("export").fast_interval);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_NE(svc("nfs").effective.reason.find("probe stuck"), std::string::npos) << svc("nfs").effective.reason;
+  ASSERT_NE(engine_->snapshot()->find_check("export"), nullptr);
+  EXPECT_TRUE(engine_->snapshot()->find_check("export")->stuck_since.has_value());
+
+  // It stays unhealthy for as long as the probe is stuck, counting at the schedule
+  // (interval 2s once unhealthy), and no second probe of export is ever started.
+  int before = engine_->check_state("export")->failures();
+  drive_stuck(clock_.now() + 60s);
+  EXPECT_EQ(export_started, 0);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_GE(engine_->check_state("export")->failures() - before, 25);
+  EXPECT_LE(engine_->check_state("export")->failures() - before, 31);
+
+  // The late result (a pass!) is dropped; it only frees the check.
+  engine_->on_result("export", stuck->gen, stuck->seq, Result::pass());
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_EQ(engine_->check_state("export")->successes(), 0);
+  EXPECT_FALSE(engine_->snapshot()->find_check("export")->stuck_since.has_value());
+  // A result with a stale sequence number is dropped as well.
+  engine_->on_result("export", stuck->gen, stuck->seq, Result::pass());
+  EXPECT_EQ(engine_->check_state("export")->successes(), 0);
+  // The next probe starts at the schedule, and real answers count again.
+  drive(clock_.now() + 10s, [](const std::string&) { return true; });
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
 }
