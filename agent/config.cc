@@ -43,8 +43,12 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   if (c.timeout > c.interval) c.timeout = c.interval;  // a short interval clamps the default
   c.check = std::shared_ptr<Check>((*factory)(r));
   r.finish();
+  // The probe's identity: the table without the keys that only time or weigh it.
+  toml::table target = t;
+  for (const char* timing : {"interval", "timeout", "fast_interval", "rise", "fall", "critical"})
+    target.erase(timing);
   std::ostringstream fp;
-  fp << t;
+  fp << target;
   c.fingerprint = fp.str();
   return c;
 }

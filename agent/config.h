@@ -23,7 +23,9 @@ struct CheckConfig {
   int rise = 3;
   int fall = 2;
   bool critical = true;
-  std::string fingerprint;  // the table's text: equal fingerprints = unchanged on reload
+  // The table's text without its timing keys (interval, timeout, fast_interval, rise,
+  // fall, critical): equal fingerprints = same probe target, state kept on reload.
+  std::string fingerprint;
   std::shared_ptr<Check> check;
 };
 

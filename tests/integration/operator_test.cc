@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -365,4 +366,63 @@ TEST(OperatorTest, SystemdNotifications) {
   drain();
   EXPECT_EQ(count("STOPPING=1"), 1);
   ::close(fd);
+}
+
+// A depool whose expiry lies beyond what the clock can hold is not read as an expired
+// one (which would pool the service): the file is unreadable, everything starts out.
+TEST(OperatorTest, OutOfRangeExpiryStartsDepooledAsUnreadable) {
+  AgentProc a("a.example.org");
+  std::filesystem::create_directories(a.dir().file("state"));
+  write_file(a.dir().file("state/state.json"),
+             R"({"format":1,"services":{"nfs":{"intent":"depooled","reason":"disk swap","who":"alice",)"
+             R"("when_ms":1800000000000,"expires_ms":10000000000000,"until_boot":false,"boot_id":""}}})");
+  a.start();
+  EXPECT_FALSE(a.wait_health("nfs", 200, 1500ms));
+  std::string body = a.health_body("nfs");
+  EXPECT_EQ(body.rfind("not pooled: depooled: state file unreadable: ", 0), 0u) << body;
+  EXPECT_NE(body.find("expires_ms 10000000000000 is out of range"), std::string::npos) << body;
+  EXPECT_EQ(a.health("http"), 503);
+  EXPECT_EQ(a.status()["state_file"]["ok"], false);
+}
+
+// A reload that changes only a check's timing keeps its state: /health, sampled all
+// the while, never leaves 200 (it used to start the check over and answer 503).
+TEST(OperatorTest, ReloadWithOnlyTimingChangedStaysPooled) {
+  AgentProc a("a.example.org");
+  a.start();
+  ASSERT_TRUE(a.wait_health("nfs", 200));
+  ASSERT_TRUE(a.wait_health("http", 200));
+  std::atomic<bool> done{false};
+  std::atomic<int> samples{0}, bad{0};
+  std::string first_bad;
+  std::thread sampler([&] {
+    for (int i = 0; i < 2000 && !done; ++i) {
+      auto r = a.get("/health/nfs");
+      ++samples;
+      if (r.status != 200 && bad++ == 0) first_bad = std::to_string(r.status) + " " + r.body;
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  const std::string timings[] = {
+      "interval = \"1s\"\ntimeout = \"250ms\"\nfast_interval = \"100ms\"\nrise = 2\nfall = 2\n",
+      "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"150ms\"\nrise = 4\nfall = 3\n"};
+  for (int round = 0; round < 4; ++round) {
+    a.check_timing = timings[round % 2];
+    a.write_config(a.config_text());
+    a.signal(SIGHUP);
+    auto reloads = [&] {
+      std::string log = a.log();
+      int n = 0;
+      for (size_t at = log.find("config reloaded"); at != std::string::npos; at = log.find("config reloaded", at + 1)) ++n;
+      return n;
+    };
+    ASSERT_TRUE(wait_for([&] { return reloads() > round; }, 5000ms));
+    std::this_thread::sleep_for(400ms);  // sampling goes on across the reload
+  }
+  done = true;
+  sampler.join();
+  EXPECT_GT(samples, 50);
+  EXPECT_EQ(bad, 0) << "first non-200 answer: " << first_bad;
+  // The new timing is in force.
+  EXPECT_EQ(a.status()["checks"]["nfs_ok"]["fall"], 3);
 }
