@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace poolkeeper {
@@ -15,8 +16,17 @@ namespace {
 int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-WallTime from_ms(int64_t ms) {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(ms)));
+// The wall clock counts nanoseconds in an int64: times from 1970 to 2262. A value
+// outside that range is not a time this agent wrote, so the file is unreadable —
+// never a different (e.g. already expired) intent.
+constexpr int64_t kMaxMs = std::chrono::duration_cast<std::chrono::milliseconds>(WallTime::duration::max()).count();
+
+WallTime from_ms(const nlohmann::json& v, const std::string& field) {
+  if (!v.is_number_integer()) throw std::invalid_argument(field + " is not a whole number of milliseconds");
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxMs)
+                             : (v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxMs))
+    throw std::invalid_argument(field + " " + v.dump() + " is out of range (0 to " + std::to_string(kMaxMs) + ")");
+  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(v.get<int64_t>())));
 }
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -63,13 +73,17 @@ LoadedState StateStore::parse(const std::string& text) {
       i.intent = *intent;
       i.reason = o.at("reason").get<std::string>();
       i.who = o.at("who").get<std::string>();
-      i.when = from_ms(o.at("when_ms").get<int64_t>());
-      if (!o.at("expires_ms").is_null()) i.expires = from_ms(o.at("expires_ms").get<int64_t>());
+      i.when = from_ms(o.at("when_ms"), "when_ms");
+      if (!o.at("expires_ms").is_null()) i.expires = from_ms(o.at("expires_ms"), "expires_ms");
       i.until_boot = o.at("until_boot").get<bool>();
       i.boot_id = o.at("boot_id").get<std::string>();
       out.intents[name] = i;
     }
   } catch (const nlohmann::json::exception& e) {
+    out.intents.clear();
+    out.error = std::string("bad entry (") + e.what() + ")";
+    return out;
+  } catch (const std::invalid_argument& e) {
     out.intents.clear();
     out.error = std::string("bad entry (") + e.what() + ")";
     return out;

@@ -72,3 +72,28 @@ TEST(StateStoreTest, FailedWriteKeepsTheOldFile) {
   EXPECT_EQ(slurp(store.path()), before);
   EXPECT_EQ(store.load().intents, one);
 }
+
+// A far-future expiry used to overflow while loading (signed overflow converting ms
+// to the clock's nanoseconds) and came back as an already expired depool — the
+// service pooled. Out-of-range times make the file unreadable instead.
+TEST(StateStoreTest, OutOfRangeTimesAreUnreadableNotADifferentIntent) {
+  auto entry = [](const std::string& when, const std::string& expires) {
+    return R"({"format":1,"services":{"nfs":{"intent":"depooled","reason":"r","who":"w","when_ms":)" + when +
+           R"(,"expires_ms":)" + expires + R"(,"until_boot":false,"boot_id":""}}})";
+  };
+  for (std::string bad : {"10000000000000", "9223372036854775807", "18446744073709551615", "-1",
+                                 "1e300", "1.5", "\"soon\""}) {
+    LoadedState l = StateStore::parse(entry("1800000000000", bad));
+    EXPECT_EQ(l.status, LoadedState::Status::kUnreadable) << bad;
+    EXPECT_NE(l.error.find("expires_ms"), std::string::npos) << bad << ": " << l.error;
+    EXPECT_TRUE(l.intents.empty()) << bad;
+    l = StateStore::parse(entry(bad, "null"));
+    EXPECT_EQ(l.status, LoadedState::Status::kUnreadable) << bad;
+    EXPECT_NE(l.error.find("when_ms"), std::string::npos) << bad << ": " << l.error;
+  }
+  // The largest representable time still loads exactly.
+  LoadedState ok = StateStore::parse(entry("1800000000000", "9223372036854"));
+  ASSERT_EQ(ok.status, LoadedState::Status::kOk) << ok.error;
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(ok.intents.at("nfs").expires->time_since_epoch()).count(),
+            9223372036854);
+}
