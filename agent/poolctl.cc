@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "checks/child_reaper.h"
 #include "agent/config.h"
 #include "agent/conn_count.h"
 #include "agent/duration.h"
@@ -305,7 +306,10 @@ int main(int argc, char** argv) {
       std::cout << "POOLKEEPER UNKNOWN - check needs --config FILE\n";
       return 3;
     }
-    return cmd_check(config);
+    become_child_subreaper();  // what a probe's command leaves behind is found and killed
+    int rc = cmd_check(config);
+    sweep_leftover_children(/*everything=*/true);
+    return rc;
   }
   if (verb == "pybal-config") {
     if (config.empty()) die("pybal-config needs --config FILE");

@@ -12,12 +12,19 @@
 #include <cstring>
 #include <thread>
 
+#include "checks/child_reaper.h"
+
 namespace poolkeeper {
 
 namespace {
 
 constexpr size_t kMaxOutput = 4096;
+// SIGTERM comes this long before the deadline and SIGKILL at it, so the whole probe
+// ends by its deadline ("hard" timeout); a quarter of a short timeout at most.
 constexpr auto kKillGrace = std::chrono::milliseconds(100);
+// After SIGKILL a process normally goes at once; one in uninterruptible sleep (a hung
+// mount) does not. We wait this long, then leave it to the leftover sweeps.
+constexpr auto kReapWait = std::chrono::milliseconds(20);
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -81,8 +88,15 @@ Result ExecCheck::run(Deadline deadline) {
   argv.push_back(nullptr);
   char* envp[] = {nullptr};
 
+  SteadyTime start = SteadyClock::now();
+  Duration grace = std::min<Duration>(kKillGrace, (deadline - start) / 4);
+  SteadyTime term_at = deadline - grace;
   pid_t pid = -1;
-  int err = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp);
+  int err = 0;
+  spawn_probe_child([&] {
+    err = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp);
+    return err == 0 ? pid : -1;
+  });
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(pipefd[1]);
@@ -97,8 +111,7 @@ Result ExecCheck::run(Deadline deadline) {
   bool exited = false, timed_out = false, pipe_open = true;
   int status = 0;
   while (!exited) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                      SteadyClock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(term_at - SteadyClock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -130,13 +143,17 @@ Result ExecCheck::run(Deadline deadline) {
   }
   if (!exited) {
     ::kill(-pid, SIGTERM);
-    if (!wait_until(pid, &status, SteadyClock::now() + kKillGrace)) {
+    if (!wait_until(pid, &status, deadline)) {
       ::kill(-pid, SIGKILL);
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
+      // Never block here: a process in uninterruptible sleep ignores SIGKILL until
+      // its I/O ends. Such a one is left to the sweeps, which reap and count it.
+      wait_until(pid, &status, SteadyClock::now() + kReapWait);
     }
   }
   ::kill(-pid, SIGKILL);  // whatever the command left behind in its group
+  release_probe_child(pid);
+  // And whatever left the group (setsid, double fork): reparented to us, the subreaper.
+  sweep_leftover_children();
   ::close(pipefd[0]);
   if (pfd >= 0) ::close(pfd);
 
