@@ -15,6 +15,7 @@
 #include "agent/conftool_wants.h"
 #include "agent/duration.h"
 #include "agent/log.h"
+#include "checks/child_reaper.h"
 
 namespace poolkeeper {
 
@@ -160,6 +161,8 @@ void Agent::join_finished_workers() {
 }
 
 void Agent::start() {
+  // Every process an exec probe leaves behind becomes ours, to be found and killed.
+  if (!become_child_subreaper()) log_warn("cannot become a child subreaper: exec probes' escaped processes go to init");
   LoadedState st = store_.load();
   if (st.status == LoadedState::Status::kUnreadable) {
     log_error("STATE FILE UNREADABLE: every service starts depooled until an operator pools it",
@@ -245,6 +248,7 @@ void Agent::shutdown() {
   workers_.clear();  // joins each worker after its in-flight probe ends
   retired_.clear();
   http_.reset();
+  sweep_leftover_children(/*everything=*/true);  // nothing a probe started outlives the agent
 }
 
 void Agent::post(std::function<void(Engine&)> fn) {
@@ -290,6 +294,10 @@ void Agent::owner_loop() {
       if (it != workers_.end()) it->second->trigger(d.seq, d.timeout);
     }
     if (!retired_.empty()) join_finished_workers();
+    // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
+    LeftoverStats left = leftover_stats();
+    if (left.alive > 0) left = sweep_leftover_children();
+    engine_->set_leftover_processes(left.alive, left.killed_total);
     SteadyTime now = SteadyClock::now();
     if (watchdog && now >= next_ping) {
       sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted

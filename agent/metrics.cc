@@ -72,41 +72,92 @@ Metrics::Metrics()
                        .Name("poolkeeper_conftool_up")
                        .Help("1 when etcd (conftool) answered the last sync, 0 when not; absent "
                              "without a [conftool] section")
-                       .Register(*registry_)) {
+                       .Register(*registry_)),
+      check_stuck_(prometheus::BuildGauge()
+                       .Name("poolkeeper_check_probe_stuck")
+                       .Help("1 while the check's probe is in flight past its timeout (counted as "
+                             "failing until it returns)")
+                       .Register(*registry_)),
+      exec_leftovers_(prometheus::BuildGauge()
+                          .Name("poolkeeper_exec_leftover_processes")
+                          .Help("Processes exec probes left behind that were killed but are not gone "
+                                "yet (e.g. in uninterruptible sleep on a hung mount)")
+                          .Register(*registry_)),
+      exec_leftovers_killed_(prometheus::BuildCounter()
+                                 .Name("poolkeeper_exec_leftover_processes_killed_total")
+                                 .Help("Processes exec probes left behind (escaped their process "
+                                       "group, or outlived their probe), found and killed")
+                                 .Register(*registry_)) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
+  exec_leftovers_.Add({}).Set(0);
+  exec_leftovers_killed_.Add({});
+}
+
+template <typename T, typename... Args>
+T& Metrics::series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
+                   const prometheus::Labels& labels, Args&&... args) {
+  T& metric = family.Add(labels, std::forward<Args>(args)...);
+  auto& mine = owners[owner];
+  auto key = std::make_pair(static_cast<const void*>(&family), labels);
+  if (!mine.count(key)) mine.emplace(key, [&family, &metric] { family.Remove(&metric); });
+  return metric;
+}
+
+void Metrics::prune(Owned& owners, const std::set<std::string>& keep) {
+  for (auto it = owners.begin(); it != owners.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& [key, remove] : it->second) remove();
+    it = owners.erase(it);
+  }
 }
 
 void Metrics::on_result(const std::string& check, const Result& r, WallTime when) {
-  check_duration_.Add({{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
-  check_results_.Add({{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
-  if (r.ok()) check_last_success_.Add({{"check", check}}).Set(unix_seconds(when));
+  series(by_check_, check, check_duration_, {{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
+  series(by_check_, check, check_results_, {{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
+  if (r.ok()) series(by_check_, check, check_last_success_, {{"check", check}}).Set(unix_seconds(when));
 }
 
 void Metrics::on_event(const Event& e) {
-  if (e.kind == "check") check_transitions_.Add({{"check", e.name}, {"to", e.to}}).Increment();
+  if (e.kind == "check") series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
 }
 
 void Metrics::on_snapshot(const Snapshot& s) {
+  std::set<std::string> checks, services, peers;
   for (const auto& c : s.checks) {
-    check_up_.Add({{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+    checks.insert(c.name);
+    series(by_check_, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+    series(by_check_, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
     // Make the series exist from the start, so rate() and absent() behave.
-    check_duration_.Add({{"check", c.name}}, kLatencyBuckets);
+    series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
   }
   if (!s.conftool.is_null()) conftool_up_.Add({}).Set(s.conftool.value("up", false) ? 1 : 0);
   for (const auto& pv : s.peers) {
     std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
+    peers.insert(peer);
     for (const auto& [check, match] : pv.handles_match) {
-      if (match) nfs_handles_match_.Add({{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
+      if (match) series(by_peer_, peer, nfs_handles_match_, {{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
     }
   }
   for (const auto& sv : s.services) {
-    service_pooled_.Add({{"service", sv.name}})
+    services.insert(sv.name);
+    series(by_service_, sv.name, service_pooled_, {{"service", sv.name}})
         .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
-    service_healthy_.Add({{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
+    series(by_service_, sv.name, service_healthy_, {{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
     for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
-      service_intent_.Add({{"service", sv.name}, {"intent", intent_name(i)}})
+      series(by_service_, sv.name, service_intent_, {{"service", sv.name}, {"intent", intent_name(i)}})
           .Set(sv.intent.intent == i ? 1 : 0);
+  }
+  prune(by_check_, checks);
+  prune(by_service_, services);
+  prune(by_peer_, peers);
+  exec_leftovers_.Add({}).Set(s.leftover_processes);
+  if (s.leftovers_killed > leftovers_killed_seen_) {
+    exec_leftovers_killed_.Add({}).Increment(static_cast<double>(s.leftovers_killed - leftovers_killed_seen_));
+    leftovers_killed_seen_ = s.leftovers_killed;
   }
 }
 

@@ -4,8 +4,12 @@
 // HTTP threads may count requests and serialize while the owner updates.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -32,6 +36,14 @@ class Metrics final : public Observer {
   prometheus::Registry& registry() { return *registry_; }
 
  private:
+  // Series are made per check, service and peer; each is remembered under its owner so
+  // that a reload removing a check (or a peer, a service) removes its series too.
+  using Owned = std::map<std::string, std::map<std::pair<const void*, prometheus::Labels>, std::function<void()>>>;
+  template <typename T, typename... Args>
+  T& series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
+            const prometheus::Labels& labels, Args&&... args);
+  static void prune(Owned& owners, const std::set<std::string>& keep);
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& check_up_;
   prometheus::Family<prometheus::Histogram>& check_duration_;
@@ -47,6 +59,11 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& nfs_handles_match_;
   prometheus::Family<prometheus::Gauge>& state_file_;
   prometheus::Family<prometheus::Gauge>& conftool_up_;
+  prometheus::Family<prometheus::Gauge>& check_stuck_;
+  prometheus::Family<prometheus::Gauge>& exec_leftovers_;
+  prometheus::Family<prometheus::Counter>& exec_leftovers_killed_;
+  uint64_t leftovers_killed_seen_ = 0;
+  Owned by_check_, by_service_, by_peer_;
 };
 
 }  // namespace poolkeeper

@@ -32,6 +32,7 @@ class AgentProc {
   void stop_kill9();
   void sigterm_and_wait();
   bool running() { return proc_.running(); }
+  pid_t pid() const { return proc_.pid(); }
   void signal(int sig) { proc_.signal(sig); }
 
   void set_ok(const std::string& service, bool ok);

@@ -426,3 +426,86 @@ TEST(OperatorTest, ReloadWithOnlyTimingChangedStaysPooled) {
   // The new timing is in force.
   EXPECT_EQ(a.status()["checks"]["nfs_ok"]["fall"], 3);
 }
+
+namespace {
+// A field of /proc/PID/status as a number ("VmSize:  404000 kB" → 404000).
+long proc_status(pid_t pid, const std::string& field) {
+  std::string text = read_file("/proc/" + std::to_string(pid) + "/status");
+  size_t at = text.find("\n" + field + ":");
+  return at == std::string::npos ? -1 : std::atol(text.c_str() + at + field.size() + 2);
+}
+}  // namespace
+
+// Reloads alternating two configs that change a check's target each time: every reload
+// retires a probe worker. Threads and address space stay flat (they used to grow by a
+// thread per reload until the agent died), and the removed checks' metric series go.
+TEST(OperatorTest, FiveHundredReloadsLeaveThreadsAndMemoryFlat) {
+  AgentProc a("a.example.org");
+  a.start();
+  ASSERT_TRUE(a.wait_health("nfs", 200));
+  auto config = [&](int i) {
+    std::string extra = i % 2 ? "[checks.odd]\nkind = \"exec\"\ncommand = [\"/bin/true\", \"odd\"]\n"
+                              : "[checks.even]\nkind = \"exec\"\ncommand = [\"/bin/true\", \"even\"]\n";
+    std::string text = a.config_text();
+    // The changing check's target changes with every reload.
+    size_t at = text.find("\"/usr/bin/test\", \"-e\"");
+    text.replace(at, std::string("\"/usr/bin/test\"").size(), i % 2 ? "\"/usr/bin/test\"" : "\"/bin/test\"");
+    return text + extra;
+  };
+  auto reload_to = [&](int i) {
+    a.write_config(config(i));
+    a.signal(SIGHUP);
+    const char* want = i % 2 ? "odd" : "even";
+    return wait_for([&] {
+      auto s = a.status();
+      return s.contains("checks") && s["checks"].contains(want);
+    }, 5000ms);
+  };
+  long threads0 = 0, vm0 = 0;
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(reload_to(i)) << "reload " << i << "\n" << a.log().substr(a.log().size() > 2000 ? a.log().size() - 2000 : 0);
+    if (i == 49) {
+      std::this_thread::sleep_for(300ms);  // retired workers end with their last probe
+      threads0 = proc_status(a.pid(), "Threads");
+      vm0 = proc_status(a.pid(), "VmSize");
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  long threads = proc_status(a.pid(), "Threads"), vm = proc_status(a.pid(), "VmSize");
+  std::printf("after 50 reloads: %ld threads, VmSize %ld kB; after 500: %ld threads, VmSize %ld kB\n", threads0,
+              vm0, threads, vm);
+  EXPECT_LE(threads, threads0 + 2);
+  // A leaked thread costs an 8 MiB stack: 450 of them would add 3.6 GB. Allow glibc's
+  // malloc to open up to two more 64 MiB arenas as new workers come and go.
+  EXPECT_LE(vm, vm0 + 2 * 65536);
+  std::string metrics = a.get("/metrics").body;
+  EXPECT_EQ(metrics.find("check=\"even\""), std::string::npos);  // the last config (499) has "odd" only
+  EXPECT_NE(metrics.find("poolkeeper_check_up{check=\"odd\"}"), std::string::npos);
+  EXPECT_TRUE(a.wait_health("nfs", 200));
+}
+
+// An exec check whose command leaves a process outside its group (setsid): the agent,
+// a child subreaper, finds it at the end of the probe, kills it and counts it.
+TEST(OperatorTest, SetsidEscapeeOfAnExecCheckIsKilledAndCounted) {
+  AgentProc a("a.example.org");
+  std::string text = a.config_text();
+  text.replace(text.find("checks = [\"http_ok\"]"), std::string("checks = [\"http_ok\"]").size(),
+               "checks = [\"http_ok\", \"escape\"]");
+  a.write_config(text + "[checks.escape]\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"setsid sleep 100 & echo started\"]\n"
+                        "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\n");
+  a.start();
+  ASSERT_TRUE(a.wait_health("http", 200, 5000ms)) << a.log();
+  ASSERT_TRUE(wait_for([&] { return a.status()["exec_leftovers"]["killed_total"].get<int>() >= 3; }, 5000ms))
+      << a.status()["exec_leftovers"].dump();
+  // None of the escapees is alive: no `sleep 100` is a child of the agent or of init
+  // with our marker.
+  auto sleepers = [&] {
+    std::string out;
+    run_command({"pgrep", "-f", "-x", "sleep 100"}, &out);
+    return out;
+  };
+  EXPECT_TRUE(wait_for([&] { return sleepers().empty(); }, 2000ms)) << sleepers();
+  EXPECT_NE(a.get("/metrics").body.find("poolkeeper_exec_leftover_processes_killed_total "), std::string::npos);
+  a.sigterm_and_wait();
+  EXPECT_TRUE(sleepers().empty()) << sleepers();
+}
