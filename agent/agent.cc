@@ -202,6 +202,7 @@ void Agent::start() {
   } else {
     log_info("cold start: checks rise from unknown", {{"why", why}});
   }
+  snapshot_.store(engine_->snapshot());  // what HTTP answers from its first request on
 
   HttpServerOptions opts;
   opts.listen = config_.agent.listen;

@@ -31,6 +31,9 @@ class AgentProc {
   void stop_kill9();
   void sigterm_and_wait();
   bool running() { return proc_.running(); }
+  pid_t pid() const { return proc_.pid(); }
+  // Waits for the agent to exit; its exit status, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout) { return proc_.wait(timeout); }
   void signal(int sig) { proc_.signal(sig); }
 
   void set_ok(const std::string& service, bool ok);
