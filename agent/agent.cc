@@ -1,7 +1,9 @@
 #include "agent/agent.h"
 
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <tuple>
 
 #include "agent/admin_protocol.h"
+#include "agent/carryover.h"
 #include "agent/conftool_wants.h"
 #include "agent/duration.h"
 #include "agent/log.h"
@@ -98,10 +101,40 @@ std::string read_boot_id(const std::string& path) {
 }
 
 namespace {
+constexpr const char* kStoppingMessage = "agent is stopping: nothing changed (ask again once it has restarted)";
+
 std::vector<std::string> all_peer_urls(const Config& c) {
   std::set<std::string> urls;
   for (const auto& [name, s] : c.services) urls.insert(s.peers.begin(), s.peers.end());
   return {urls.begin(), urls.end()};
+}
+
+// systemd socket activation (deploy/systemd/poolkeeper.socket): the first passed fd
+// that is a listening TCP socket serves HTTP. systemd keeps it open across a restart
+// of the agent, so the load balancer's checks wait in its queue instead of being
+// refused. -1 when none was passed.
+int inherited_listen_socket(const std::string& listen) {
+  int n = sd_listen_fds(1);
+  for (int i = 0; i < n; ++i) {
+    int fd = SD_LISTEN_FDS_START + i;
+    if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) continue;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int port = 0;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    std::string host;
+    int want = 0;
+    if (split_host_port(listen, &host, &want) && want != port)
+      log_warn("serving HTTP on the socket systemd passed, not on agent.listen",
+               {{"listen", listen}, {"socket_port", std::to_string(port)}});
+    else
+      log_info("serving HTTP on the socket systemd passed", {{"port", std::to_string(port)}});
+    return fd;
+  }
+  if (n > 0) log_warn("systemd passed sockets but none is a listening TCP socket; binding agent.listen");
+  return -1;
 }
 }  // namespace
 
@@ -171,8 +204,36 @@ void Agent::start() {
   engine_->load_state(st);
   metrics_.state_file(st.status != LoadedState::Status::kUnreadable);
 
+  // A restart of the agent alone in this boot (a "keep" stop) carries the checks'
+  // state over, so the services answer as before from the first request on.
+  std::string why;
+  if (auto carry = take_carryover(config_.agent.state_dir, engine_->boot_id(), boottime_ms(), &why)) {
+    int seeded = 0;
+    for (const auto& [name, c] : carry->checks) {
+      auto it = config_.checks.find(name);
+      if (it == config_.checks.end() || it->second.fingerprint != c.fingerprint) continue;  // changed: starts over
+      if (c.health == CheckHealth::kUnknown) continue;
+      engine_->seed_check(name, c.health);
+      ++seeded;
+    }
+    engine_->set_lifecycle(Lifecycle::kRunning);
+    auto snap = engine_->snapshot();
+    std::string services;
+    for (const auto& s : snap->services) {
+      auto was = carry->services.find(s.name);
+      services += (services.empty() ? "" : ",") + s.name + "=" + effective_name(s.effective.state);
+      if (was != carry->services.end() && was->second != effective_name(s.effective.state)) services += "(was " + was->second + ")";
+    }
+    log_info("restart in the same boot: state carried over", {{"checks_seeded", std::to_string(seeded)},
+                                                              {"services", services}});
+  } else {
+    log_info("cold start: checks rise from unknown", {{"why", why}});
+  }
+  snapshot_.store(engine_->snapshot());  // what HTTP answers from its first request on
+
   HttpServerOptions opts;
   opts.listen = config_.agent.listen;
+  opts.listen_fd = inherited_listen_socket(config_.agent.listen);
   http_ = std::make_unique<HttpServer>(opts, [this] { return snapshot_.load(); }, &metrics_);
   http_->start();
   admin_ = std::make_unique<AdminServer>(config_.agent.admin_socket,
@@ -226,8 +287,96 @@ void Agent::start() {
   if (conftool_) conftool_->start();
 }
 
-void Agent::begin_stop() {
-  post([](Engine& e) { e.set_lifecycle(Lifecycle::kStopping); });
+std::optional<std::string> Agent::floor_take_out(const std::string& service, const ServiceConfig& sc,
+                                                 const Snapshot& snap, FreshPeers* fresh) {
+  if (conftool_ && conftool_->up()) {
+    // The atomic floor: decided and written under the etcd lock.
+    bool unavailable = false;
+    auto refusal = conftool_->take_out(service, sc.min_pooled, &unavailable);
+    if (refusal || !unavailable) return refusal;
+  }
+  const ServiceView* v = snap.find_service(service);
+  if (sc.peers.empty() || !v || v->effective.state != Effective::kPooled) return std::nullopt;
+  if (!fresh->polled) {
+    fresh->states = peers_->poll_now();
+    fresh->polled = true;
+  }
+  std::string self;
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    self = config_.agent.hostname;
+  }
+  std::vector<PeerState> mine;
+  for (const auto& p : fresh->states)
+    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self) mine.push_back(p);
+  return depool_refusal(service, sc.min_pooled, mine);
+}
+
+void Agent::begin_stop(StopAction action) {
+  stopping_ = true;  // from now on admin changes are refused
+  std::map<std::string, ServiceConfig> configured;
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    configured = config_.services;
+  }
+  if (action != StopAction::kDrain) {
+    // A restart: the pool state stays exactly as it is; the next process in this boot
+    // starts from the checks' state as it is now.
+    CarryOver carry;
+    carry.boottime_ms = boottime_ms();
+    run_on_owner([&](Engine& e) {
+      e.set_lifecycle(Lifecycle::kStopping);
+      publish();
+      carry.boot_id = e.boot_id();
+      for (const auto& [name, cc] : e.config().checks)
+        if (const CheckState* st = e.check_state(name)) carry.checks[name] = {st->health(), cc.fingerprint};
+      for (const auto& s : e.snapshot()->services) carry.services[s.name] = effective_name(s.effective.state);
+    });
+    std::string err = carry.boot_id.empty() ? "no boot id" : save_carryover(config_.agent.state_dir, carry);
+    if (!err.empty()) log_warn("cannot save the checks' state for the restart; it starts cold", {{"error", err}});
+    log_info("restart: pool state left as it is (no drain, no conftool write)");
+    return;
+  }
+
+  // A shutdown drain. Services with nothing to take out leave at once; the others one by
+  // one through the floor, staying pooled until it agrees (and for good if it refuses).
+  auto snap = snapshot_.load();
+  std::vector<std::string> now, floor;
+  for (const auto& sv : snap->services) {
+    auto it = configured.find(sv.name);
+    if (it == configured.end()) continue;
+    if (it->second.hold_on_reboot) {
+      log_info("shutdown drain: held (on_reboot = \"hold\"): stays pooled", {{"service", sv.name}});
+      continue;
+    }
+    bool needs_floor = sv.intent.intent != Intent::kInactive &&
+                       (conftool_ || (!it->second.peers.empty() && sv.effective.state == Effective::kPooled));
+    (needs_floor ? floor : now).push_back(sv.name);
+  }
+  run_on_owner([&](Engine& e) {
+    e.set_lifecycle(Lifecycle::kStopping);
+    for (const auto& name : now) e.release_for_stop(name);
+    publish();
+  });
+  FreshPeers fresh;
+  for (const auto& name : floor) {
+    std::unique_lock<std::mutex> sync_hold;
+    if (conftool_) sync_hold = conftool_->hold_sync();
+    auto refusal = floor_take_out(name, configured.at(name), *snap, &fresh);
+    if (refusal) {
+      std::string why = *refusal;
+      auto cut = why.find(" — use --force");
+      if (cut != std::string::npos) why.resize(cut);
+      log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
+      continue;
+    }
+    if (!run_on_owner([&](Engine& e) {
+          e.release_for_stop(name);
+          publish();
+        }))
+      break;
+    log_info("shutdown drain: released through the floor", {{"service", name}});
+  }
 }
 
 void Agent::shutdown() {
@@ -236,37 +385,77 @@ void Agent::shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
     stop_ = true;
+    stopping_ = true;
+    if (!owner_.joinable()) {
+      // Never started: nothing will run the inbox; waiters see their promise broken.
+      owner_done_ = true;
+      inbox_.clear();
+    }
   }
   cv_.notify_all();
-  if (peers_) peers_->stop();
-  if (conftool_) conftool_->stop();
-  if (agent_check_) agent_check_->stop();
-  if (admin_) admin_->stop();
+  // In parallel: each is bounded by its own timeouts (a peer poll 1 s, an etcd request
+  // 2 s), and admin workers still waiting on the owner get "agent is stopping".
+  std::vector<std::thread> stoppers;
+  if (peers_) stoppers.emplace_back([this] { peers_->stop(); });
+  if (conftool_) stoppers.emplace_back([this] { conftool_->stop(); });
+  if (agent_check_) stoppers.emplace_back([this] { agent_check_->stop(); });
+  if (admin_) stoppers.emplace_back([this] { admin_->stop(); });
+  for (auto& t : stoppers) t.join();
   if (owner_.joinable()) owner_.join();
   if (http_) http_->stop();
-  for (auto& [n, w] : workers_) w->retire();
-  workers_.clear();  // joins each worker after its in-flight probe ends
+  // Probe workers: each finishes its probe and exits. One stuck in a long probe (an exec
+  // check with a 30 s timeout, a hung mount) is not waited for beyond a short grace: it
+  // is left to the process exit, which the caller then makes with _exit().
+  auto workers = std::make_shared<std::vector<std::unique_ptr<ProbeWorker>>>();
+  for (auto& [n, w] : workers_) {
+    w->retire();
+    workers->push_back(std::move(w));
+  }
+  for (auto& w : retired_) workers->push_back(std::move(w));
+  workers_.clear();
   retired_.clear();
+  auto joined = std::make_shared<std::promise<void>>();
+  auto fut = joined->get_future();
+  std::thread reaper([workers, joined] {
+    workers->clear();  // joins each worker after its in-flight probe ends
+    joined->set_value();
+  });
+  if (fut.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
+    reaper.join();
+  } else {
+    reaper.detach();
+    abandoned_ = true;
+    log_warn("a probe is still running: not waiting for it");
+  }
   http_.reset();
   sweep_leftover_children(/*everything=*/true);  // nothing a probe started outlives the agent
 }
 
-void Agent::post(std::function<void(Engine&)> fn) {
+bool Agent::post(std::function<void(Engine&)> fn) {
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (owner_done_) return false;
     inbox_.push_back(std::move(fn));
   }
   cv_.notify_all();
+  return true;
 }
 
-void Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
-  auto done = std::make_shared<std::promise<void>>();
+bool Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
+  auto done = std::make_shared<std::promise<bool>>();
   auto fut = done->get_future();
-  post([&fn, done](Engine& e) {
-    fn(e);
-    done->set_value();
-  });
-  fut.wait();
+  if (!post([&fn, done](Engine& e) {
+        fn(e);
+        done->set_value(true);
+      }))
+    return false;
+  // Once queued, the owner runs it (its last turn takes the whole inbox); a broken
+  // promise means it never will.
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {
+    return false;
+  }
 }
 
 void Agent::publish() {
@@ -310,6 +499,7 @@ void Agent::owner_loop() {
   }
   std::deque<std::function<void(Engine&)>> work;
   work.swap(inbox_);
+  owner_done_ = true;  // nothing queued after this would ever run: post() refuses
   lk.unlock();
   for (auto& fn : work) fn(*engine_);
   publish();
@@ -332,11 +522,15 @@ std::string Agent::reload(const std::string& file) {
     if (*want != *now) log_warn(std::string("agent.") + key + " changed: takes effect at the next restart");
     *want = *now;
   }
-  run_on_owner([&](Engine& e) {
+  bool ran = run_on_owner([&](Engine& e) {
     e.reconfigure(next);
     make_workers();
     publish();  // visible before reload() returns and the metric says so
   });
+  if (!ran) {
+    log_warn("config reload skipped: the agent is stopping");
+    return "agent is stopping";
+  }
   if (peers_) {
     auto urls = all_peer_urls(next);
     peers_->set_urls(urls);
@@ -413,6 +607,7 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   }
   std::string who;
   if (!authorised(cred, &who, &error)) return admin_error(error);
+  if (stopping_) return admin_error(kStoppingMessage);
   if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
 
   // The floor: taking a pooled service out must leave min_pooled others pooled and
@@ -423,39 +618,18 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   if (conftool_ && req->cmd != "pool") sync_hold = conftool_->hold_sync();
   if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
     std::map<std::string, ServiceConfig> configured;
-    std::string self;
     {
       std::lock_guard<std::mutex> lk(config_mu_);
       configured = config_.services;
-      self = config_.agent.hostname;
     }
-    std::vector<PeerState> fresh;
-    bool polled = false;
+    FreshPeers fresh;
     for (const auto& name : services) {
       auto it = configured.find(name);
-      if (it != configured.end() && it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
-      if (conftool_ && conftool_->up() && it != configured.end()) {
-        // The atomic floor: decided and written under the etcd lock.
-        bool unavailable = false;
-        auto refusal = conftool_->take_out(name, it->second.min_pooled, &unavailable);
-        if (refusal) return admin_error(*refusal);
-        if (!unavailable) continue;
-      }
-      if (it == configured.end() || it->second.peers.empty() ||
-          snap->find_service(name)->effective.state != Effective::kPooled)
-        continue;
-      const ServiceConfig& sc = it->second;
-      if (!polled) {
-        fresh = peers_->poll_now();
-        polled = true;
-      }
-      std::vector<PeerState> mine;
-      for (const auto& p : fresh)
-        if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self)
-          mine.push_back(p);
-      if (auto refusal = depool_refusal(name, sc.min_pooled, mine)) return admin_error(*refusal);
+      if (it == configured.end()) continue;
+      if (it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
+      if (auto refusal = floor_take_out(name, it->second, *snap, &fresh)) return admin_error(*refusal);
     }
-    if (polled) post([fresh](Engine& e) { e.set_peers(fresh); });
+    if (fresh.polled) post([states = fresh.states](Engine& e) { e.set_peers(states); });
   }
 
   WallTime now = clock_.wall();
@@ -468,7 +642,7 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   intent.until_boot = req->until_boot;
   std::string save_error;
   nlohmann::json result = nlohmann::json::object();
-  run_on_owner([&](Engine& e) {
+  bool ran = run_on_owner([&](Engine& e) {
     auto before = e.intents();
     intent.boot_id = req->until_boot ? e.boot_id() : "";
     for (const auto& name : services) e.set_intent(name, intent);
@@ -485,6 +659,7 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
     }
     publish();
   });
+  if (!ran) return admin_error(kStoppingMessage);
   if (!save_error.empty()) {
     log_error("cannot save state; change not applied", {{"error", save_error}});
     return admin_error("cannot save state, nothing changed: " + save_error);

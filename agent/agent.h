@@ -21,6 +21,7 @@
 #include "agent/metrics.h"
 #include "agent/peers.h"
 #include "agent/state_store.h"
+#include "agent/stop_action.h"
 #include "pybal-compat/agent_check.h"
 #include "pybal-compat/conftool_writer.h"
 
@@ -36,10 +37,19 @@ class Agent {
   // Loads the persisted intent, starts the HTTP server and the admin socket (throws
   // on a failure to listen), the probes, the peer watcher and the owner.
   void start();
-  // Lifecycle → stopping: every service reports not pooled at once.
-  void begin_stop();
-  // Stops everything; waits for in-flight probes (bounded by their timeouts).
+  // Lifecycle → stopping. kKeep (a restart of the agent alone): nothing changes, no
+  // key is written, and the checks' state is saved for the next process (carryover.h).
+  // kDrain (host shutdown/reboot): each service leaves through the same floor as
+  // `depool` — under the etcd lock with conftool, else from a fresh poll of the peers —
+  // or stays pooled, logged, when the floor refuses; on_reboot = "hold" services stay.
+  // Blocks for the floor's decisions (each bounded by its timeouts).
+  void begin_stop(StopAction action);
+  // Stops everything. Bounded: admin requests still waiting get "agent is stopping", and
+  // a probe still running after a short grace is abandoned (see abandoned()).
   void shutdown();
+  // True when shutdown() left a probe thread running: the process must then end with
+  // _exit() rather than destroy the agent under it.
+  bool abandoned() const { return abandoned_; }
   // Re-reads the config: a bad one is refused (error returned, old one kept running).
   std::string reload(const std::string& file);
 
@@ -49,11 +59,22 @@ class Agent {
   // One admin request line from a client with these credentials → one reply line.
   std::string handle_admin(const std::string& line, const PeerCred& cred);
 
-  // Runs `fn` on the owner thread with the engine and waits for it.
-  void run_on_owner(const std::function<void(Engine&)>& fn);
+  // Runs `fn` on the owner thread with the engine and waits for it. Returns false at
+  // once, without running it, when the owner has stopped (or is stopping) for good.
+  bool run_on_owner(const std::function<void(Engine&)>& fn);
 
  private:
-  void post(std::function<void(Engine&)> fn);
+  // Queues `fn` for the owner; false when the owner loop has ended.
+  bool post(std::function<void(Engine&)> fn);
+  // The floor for taking one service of this host out (depool, drain, shutdown drain):
+  // with conftool up, decided and written ("no") under the etcd lock; otherwise from a
+  // fresh poll of the peers (once per request, kept in *fresh). nullopt: allowed.
+  struct FreshPeers {
+    bool polled = false;
+    std::vector<PeerState> states;
+  };
+  std::optional<std::string> floor_take_out(const std::string& service, const ServiceConfig& sc,
+                                            const Snapshot& snap, FreshPeers* fresh);
   void owner_loop();
   void publish();
   void make_workers();
@@ -79,7 +100,10 @@ class Agent {
   std::condition_variable cv_;
   std::deque<std::function<void(Engine&)>> inbox_;
   bool stop_ = false;
+  bool owner_done_ = false;  // the owner loop has taken its last inbox: post() refuses
   bool shut_down_ = false;
+  std::atomic<bool> stopping_{false};  // begin_stop() was called: changes are refused
+  std::atomic<bool> abandoned_{false};
   std::thread owner_;
   mutable std::mutex config_mu_;  // guards config_ between reload and admin readers
 };

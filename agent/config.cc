@@ -33,7 +33,7 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   if (!factory)
     r.fail("kind", "unknown kind \"" + c.kind + "\" (known: " + known_check_kinds() + ")");
   c.interval = r.duration("interval", 10ms, 24h).value_or(c.interval);
-  c.timeout = r.duration("timeout", 1ms, 10min).value_or(c.timeout);
+  c.timeout = r.duration("timeout", 1ms, kMaxCheckTimeout).value_or(c.timeout);
   c.fast_interval = r.duration("fast_interval", 10ms, 24h).value_or(c.fast_interval);
   c.rise = static_cast<int>(r.integer("rise", 1, 1000).value_or(c.rise));
   c.fall = static_cast<int>(r.integer("fall", 1, 1000).value_or(c.fall));
@@ -96,6 +96,9 @@ AgentConfig parse_agent(const toml::table* t, const std::string& file) {
   a.drain_seconds = static_cast<int>(r.integer("drain_seconds", 0, 3600).value_or(10));
   a.hostname = r.string("hostname").value_or("");  // empty: resolved at start (host_fqdn)
   a.boot_id_file = r.string("boot_id_file").value_or(a.boot_id_file);
+  a.stop_action = r.string("stop_action").value_or(a.stop_action);
+  if (a.stop_action != "auto" && a.stop_action != "drain" && a.stop_action != "keep")
+    r.fail("stop_action", "must be \"auto\", \"drain\" or \"keep\"");
   r.finish();
   return a;
 }

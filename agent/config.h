@@ -46,7 +46,14 @@ struct AgentConfig {
   int drain_seconds = 10;
   std::string hostname;  // empty in the file: the daemon uses host_fqdn() at start
   std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
+  // What SIGTERM means: "auto" (systemd says whether the host is going down: drain on a
+  // shutdown/reboot, keep on a restart of the agent alone), "drain" or "keep".
+  std::string stop_action = "auto";
 };
+
+// A check's timeout is capped well under the unit's TimeoutStopSec (60 s), so that no
+// probe can come near what systemd allows a stop.
+constexpr Duration kMaxCheckTimeout = std::chrono::seconds(30);
 
 struct Config {
   std::string file;

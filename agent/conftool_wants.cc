@@ -23,7 +23,9 @@ std::vector<ConftoolWant> conftool_wants(const Snapshot& s, const Config& cfg) {
     if (i.intent == Intent::kInactive || s.lifecycle == Lifecycle::kStarting) {
       w.kind = K::kSkip;
     } else if (s.lifecycle == Lifecycle::kStopping) {
-      w.kind = hold ? K::kSkip : K::kNo;
+      // Only a shutdown drain the floor allowed writes (take_out already wrote "no"
+      // under the lock); a restart, a refused drain and a held service write nothing.
+      w.kind = sv.stop_released && !hold ? K::kNo : K::kSkip;
     } else if (i.intent == Intent::kDepooled || i.intent == Intent::kDrained) {
       w.kind = hold && i.until_boot && !sv.failing ? K::kSkip : K::kNo;
     } else if (sv.failing) {

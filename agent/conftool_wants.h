@@ -1,6 +1,7 @@
 // From the agent's state to what each conftool key should say (pure; unit-tested).
-// The rules: never touch an inactive service; drain (write "no") on shutdown unless
-// the service holds on reboot; a depool writes "no", except that `depool --until-boot`
+// The rules: never touch an inactive service; while stopping write nothing but "no"
+// for a service the shutdown drain released through the floor (never a held one, never
+// on a restart of the agent alone); a depool writes "no", except that `depool --until-boot`
 // of a hold service leaves the key as it is so its NFS clients stall and resume on
 // this host; failing health writes "no" only through the floor under the etcd lock;
 // a pooled service writes "yes"; one still rising leaves the key as it is.

@@ -149,6 +149,23 @@ void Engine::set_lifecycle(Lifecycle l) {
   recompute_services();
 }
 
+void Engine::release_for_stop(const std::string& service) {
+  auto it = services_.find(service);
+  if (it == services_.end() || it->second.stop_released) return;
+  it->second.stop_released = true;
+  ++version_;
+  recompute_services();
+}
+
+void Engine::seed_check(const std::string& check, CheckHealth h) {
+  auto it = checks_.find(check);
+  if (it == checks_.end()) return;
+  it->second.state.seed(h);
+  it->second.since = clock_.wall();
+  ++version_;
+  recompute_services();
+}
+
 void Engine::load_state(const LoadedState& state) {
   WallTime wall = clock_.wall();
   state_ok_ = state.status != LoadedState::Status::kUnreadable;
@@ -364,7 +381,9 @@ void Engine::recompute_services() {
     svc.healthy = failing.empty();
     svc.health_reason = failing;
     svc.warnings = warnings;
-    svc.failing = lifecycle_ == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
+    // While stopping, a service not yet released keeps deciding as if running.
+    Lifecycle lc = lifecycle_ == Lifecycle::kStopping && !svc.stop_released ? Lifecycle::kRunning : lifecycle_;
+    svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
     bool keep = false;
     if (svc.failing && conftool_enabled_ && conftool_up_) {
       // Decided under the etcd lock; until the verdict arrives, stay in.
@@ -374,9 +393,9 @@ void Engine::recompute_services() {
       keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
     }
     svc.kept_by_floor = keep;
-    EffectiveState eff = decide_effective(lifecycle_, svc.intent, failing, keep);
+    EffectiveState eff = decide_effective(lc, svc.intent, failing, keep);
     if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
-        svc.intent.boot_id != boot_id_ && lifecycle_ == Lifecycle::kRunning)
+        svc.intent.boot_id != boot_id_ && lc == Lifecycle::kRunning)
       eff.reason += " (returns once healthy: rebooted since)";
     if (eff.state != svc.effective.state) {
       emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state),
@@ -423,6 +442,7 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
     v.min_pooled = svc.cfg.min_pooled;
     if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
     v.kept_by_floor = svc.kept_by_floor;
+    v.stop_released = lifecycle_ == Lifecycle::kStopping && svc.stop_released;
     v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
     s->services.push_back(std::move(v));
   }

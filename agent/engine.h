@@ -69,6 +69,12 @@ class Engine {
 
   void set_lifecycle(Lifecycle l);
   Lifecycle lifecycle() const { return lifecycle_; }
+  // Stopping: a service keeps its running decision (a restart changes nothing; a drain
+  // the floor refused stays in) until it is released, then it reports not pooled with
+  // reason "stopping". The agent releases each service the floor lets go.
+  void release_for_stop(const std::string& service);
+  // Carry-over from a restart in the same boot: the check starts in this state.
+  void seed_check(const std::string& check, CheckHealth h);
 
   // Intent. load_state() installs what was persisted; an unreadable file depools
   // every service with reason "state file unreadable: …".
@@ -133,6 +139,7 @@ class Engine {
     bool healthy = false;
     bool failing = false;
     bool kept_by_floor = false;
+    bool stop_released = false;
     std::string health_reason;
     std::vector<std::string> warnings;
     WallTime since{};

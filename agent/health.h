@@ -37,6 +37,12 @@ class CheckState {
   bool changing() const;
   // Keeps the current state and streaks but adopts new thresholds (config reload).
   void set_thresholds(int rise, int fall);
+  // Starts in a known state with empty streaks (carried over from a restart of the
+  // agent within the same boot): a healthy check still needs `fall` failures to fall.
+  void seed(CheckHealth h) {
+    health_ = h;
+    successes_ = failures_ = 0;
+  }
 
  private:
   int rise_, fall_;

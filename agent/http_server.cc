@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <stdexcept>
 
@@ -52,8 +54,18 @@ HttpServer::HttpServer(HttpServerOptions options, SnapshotSource source, Metrics
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::start() {
-  listen_fd_ = listen_tcp(options_.listen, 512, &port_);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+  if (options_.listen_fd >= 0) {
+    listen_fd_ = options_.listen_fd;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  } else {
+    listen_fd_ = listen_tcp(options_.listen, 512, &port_);
+  }
+  // MHD_USE_ITC: needed by MHD_quiesce_daemon() in stop().
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC;
   daemon_ = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &on_request, this,
       MHD_OPTION_LISTEN_SOCKET, listen_fd_,
@@ -70,8 +82,19 @@ void HttpServer::start() {
 
 void HttpServer::stop() {
   if (daemon_) {
-    MHD_stop_daemon(daemon_);  // closes the listening socket it was given
+    // Quiesce: no new accepts, and MHD hands the listening socket back instead of
+    // shutting it down (a shutdown() would break a socket systemd shares with the next
+    // process). Requests already accepted get up to 250 ms to be answered.
+    MHD_socket s = MHD_quiesce_daemon(daemon_);
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+    while (std::chrono::steady_clock::now() < end) {
+      const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+      if (!info || info->num_connections == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    MHD_stop_daemon(daemon_);
     daemon_ = nullptr;
+    if (s != MHD_INVALID_SOCKET) ::close(s);
     listen_fd_ = -1;
   }
   if (listen_fd_ >= 0) {

@@ -21,6 +21,9 @@ struct HttpServerOptions {
   unsigned connection_limit = 512;
   unsigned connection_timeout_seconds = 10;
   unsigned threads = 2;
+  // An already listening socket to serve instead of binding `listen` (systemd socket
+  // activation). It outlives this process in systemd, so a restart refuses nobody.
+  int listen_fd = -1;
 };
 
 class HttpServer {
@@ -33,6 +36,9 @@ class HttpServer {
 
   // Binds and starts serving; throws std::runtime_error naming the address on failure.
   void start();
+  // Stops accepting first (what is queued on the socket stays for the next process
+  // when the socket is shared), lets the requests in progress finish for a moment,
+  // then stops.
   void stop();
   int port() const { return port_; }
 

@@ -45,6 +45,7 @@ struct ServiceView {
   int peers_pooled_healthy = 0;
   bool kept_by_floor = false;
   bool returns_after_boot = false;      // until-boot depool of an earlier boot
+  bool stop_released = false;           // stopping, and the floor let it go (shutdown drain)
 };
 
 struct PeerView {

@@ -119,9 +119,12 @@ LoadedState StateStore::load() const {
 }
 
 std::string StateStore::save(const std::map<std::string, AdminIntent>& intents) const {
-  std::string text = serialize(intents);
-  if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) return errno_text("mkdir " + dir_);
-  std::string tmp = path_ + ".tmp";
+  return write_file_atomically(dir_, path_, serialize(intents));
+}
+
+std::string write_file_atomically(const std::string& dir, const std::string& path, const std::string& text) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno_text("mkdir " + dir);
+  std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno_text("create " + tmp);
   size_t off = 0;
@@ -143,15 +146,15 @@ std::string StateStore::save(const std::map<std::string, AdminIntent>& intents) 
     return err;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    std::string err = errno_text("rename to " + path_);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string err = errno_text("rename to " + path);
     ::unlink(tmp.c_str());
     return err;
   }
-  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     if (::fsync(dfd) != 0) {
-      std::string err = errno_text("fsync " + dir_);
+      std::string err = errno_text("fsync " + dir);
       ::close(dfd);
       return err;
     }

@@ -34,4 +34,8 @@ class StateStore {
   std::string dir_, path_;
 };
 
+// Writes `text` to `path` (inside `dir`, created if missing) the same way: temp file,
+// fsync, rename, fsync of the directory. Returns "" or the error.
+std::string write_file_atomically(const std::string& dir, const std::string& path, const std::string& text);
+
 }  // namespace poolkeeper

@@ -48,6 +48,7 @@ TEST(ConfigTest, ParsesTheSchema) {
   Config c = parse_config(kGood, "test.toml");
   EXPECT_EQ(c.agent.hostname, "clouddumps1001.example.org");
   EXPECT_EQ(c.agent.drain_seconds, 3);
+  EXPECT_EQ(c.agent.stop_action, "auto");  // systemd decides
   ASSERT_EQ(c.services.size(), 2u);
   EXPECT_EQ(c.services.at("http").checks, (std::vector<std::string>{"web", "disk"}));
   EXPECT_EQ(c.services.at("http").port, 80);
@@ -107,6 +108,11 @@ TEST(ConfigTest, BadValues) {
             "test.toml:3: agent.listen: \"127.0.0.1\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
   EXPECT_EQ(with("port = 80", "port = 80000"),
             "test.toml:9: services.http.port: must be between 1 and 65535, not 80000");
+  // Capped well under the unit's TimeoutStopSec.
+  EXPECT_EQ(with("interval = \"2s\"\ntimeout = \"1s\"", "interval = \"2m\"\ntimeout = \"31s\""),
+            "test.toml:17: checks.web.timeout: must be between 1ms and 30s");
+  EXPECT_EQ(with("drain_seconds = 3", "drain_seconds = 3\nstop_action = \"restart\""),
+            "test.toml:6: agent.stop_action: must be \"auto\", \"drain\" or \"keep\"");
 }
 
 TEST(ConfigTest, SyntaxErrorNamesLine) {

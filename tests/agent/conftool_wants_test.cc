@@ -24,7 +24,8 @@ command = ["/bin/true"]
 )", "t.toml");
 }
 
-Snapshot snap(Lifecycle l, Effective eff, bool failing, Intent intent, bool until_boot = false) {
+Snapshot snap(Lifecycle l, Effective eff, bool failing, Intent intent, bool until_boot = false,
+              bool released = false) {
   Snapshot s;
   s.host = "a.example.org";
   s.lifecycle = l;
@@ -35,6 +36,7 @@ Snapshot snap(Lifecycle l, Effective eff, bool failing, Intent intent, bool unti
     v.failing = failing;
     v.intent.intent = intent;
     v.intent.until_boot = until_boot;
+    v.stop_released = released;
     s.services.push_back(v);
   }
   return s;
@@ -58,9 +60,13 @@ TEST(ConftoolWantsTest, Rules) {
   EXPECT_EQ(kinds(snap(L::kRunning, E::kPooled, true, I::kPooled)), std::make_pair(K::kNoUnderFloor, K::kNoUnderFloor));
   // still rising: leave the key alone
   EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
-  // starting: nothing; stopping: drain writes no, hold keeps
+  // starting: nothing; stopping: only a drain the floor released writes no, hold keeps;
+  // a restart (nothing released) or a refused drain writes nothing at all
   EXPECT_EQ(kinds(snap(L::kStarting, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
-  EXPECT_EQ(kinds(snap(L::kStopping, E::kNotPooled, false, I::kPooled)), std::make_pair(K::kNo, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kStopping, E::kNotPooled, false, I::kPooled, false, true)), std::make_pair(K::kNo, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kStopping, E::kPooled, false, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kStopping, E::kPooled, true, I::kPooled)), std::make_pair(K::kSkip, K::kSkip));
+  EXPECT_EQ(kinds(snap(L::kStopping, E::kNotPooled, false, I::kDepooled)), std::make_pair(K::kSkip, K::kSkip));
   // operator's depool: no; until-boot: hold keeps, unless failing
   EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kDepooled)), std::make_pair(K::kNo, K::kNo));
   EXPECT_EQ(kinds(snap(L::kRunning, E::kNotPooled, false, I::kDepooled, true)), std::make_pair(K::kNo, K::kSkip));

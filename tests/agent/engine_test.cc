@@ -250,8 +250,15 @@ TEST_F(EngineTest, IntentAndLifecycle) {
   engine_->set_intent("http", {Intent::kDrained, "", "bob", clock_.wall()});
   EXPECT_EQ(svc("http").effective.state, Effective::kDrained);
   engine_->set_lifecycle(Lifecycle::kStopping);
+  // Stopping alone changes no decision (a restart of the agent): only a release does.
+  EXPECT_EQ(svc("http").effective.state, Effective::kDrained);
+  EXPECT_EQ(svc("nfs").effective.reason, "depooled: kernel upgrade");
+  EXPECT_FALSE(svc("http").stop_released);
+  engine_->release_for_stop("http");
+  engine_->release_for_stop("nfs");
   EXPECT_EQ(svc("http").effective.reason, "stopping");
   EXPECT_EQ(svc("nfs").effective.reason, "stopping");
+  EXPECT_TRUE(svc("http").stop_released);
 
   // Every kind of transition became an event, in order.
   std::vector<std::string> kinds;
@@ -515,4 +522,42 @@ TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
   drive(clock_.now() + 10s, [](const std::string&) { return true; });
   EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+}
+
+TEST_F(EngineTest, StoppingKeepsAPooledServiceUntilReleased) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  drive(clock_.now() + 5s, [](const std::string&) { return true; });
+  ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  engine_->set_lifecycle(Lifecycle::kStopping);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // the floor has not let it go
+  EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
+  // A kept service still follows its health while the agent stops.
+  drive(clock_.now() + 5s, [](const std::string& c) { return c != "export"; });
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: connection refused");
+  engine_->release_for_stop("nfs");
+  EXPECT_EQ(svc("nfs").effective.reason, "stopping");
+  EXPECT_EQ(svc("http").effective.state, Effective::kNotPooled);  // unreleased: its health said no
+  EXPECT_NE(svc("http").effective.reason, "stopping");
+}
+
+TEST_F(EngineTest, SeededChecksCarryTheDecisionOver) {
+  make();
+  engine_->seed_check("export", CheckHealth::kHealthy);
+  engine_->seed_check("web", CheckHealth::kHealthy);
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  // Pooled before any probe ran.
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
+  // A failing check still needs `fall` (2) failures.
+  auto fail = Result::fail(Outcome::kNetworkError, "connection refused");
+  engine_->on_result("export", fail);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  engine_->on_result("export", fail);
+  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  // An unseeded check rises from unknown as before.
+  EXPECT_EQ(engine_->check_state("disk")->health(), CheckHealth::kUnknown);
 }

@@ -1,6 +1,10 @@
 #include "tests/harness/agent_proc.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -18,7 +22,25 @@ AgentProc::AgentProc(std::string hostname, std::string extra_agent_, std::string
   set_ok("http", true);
 }
 
-AgentProc::~AgentProc() = default;
+AgentProc::~AgentProc() {
+  proc_.kill_and_wait();
+  if (listen_fd >= 0) ::close(listen_fd);
+}
+
+void AgentProc::listen_on_own_socket() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port_));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 512) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port_));
+  }
+  listen_fd = fd;
+}
 
 std::string AgentProc::config_text() const {
   auto check = [&](const std::string& svc) {
@@ -36,7 +58,7 @@ void AgentProc::write_config(const std::string& text) { write_file(dir_.file("ag
 
 void AgentProc::start() {
   if (!std::filesystem::exists(dir_.file("agent.toml"))) write_config(config_text());
-  proc_ = Process({POOLKEEPER_BIN, "--config", dir_.file("agent.toml")}, dir_.file("agent.log"));
+  proc_ = Process({POOLKEEPER_BIN, "--config", dir_.file("agent.toml")}, dir_.file("agent.log"), listen_fd);
   if (!wait_for([&] { return get("/status").status == 200; }, 5000ms))
     throw std::runtime_error("agent " + hostname_ + " did not start:\n" + log());
 }

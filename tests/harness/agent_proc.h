@@ -24,7 +24,6 @@ class AgentProc {
   // the [agent] table and to each service table.
   explicit AgentProc(std::string hostname, std::string extra_agent = "",
                      std::string nfs_extra = "", std::string http_extra = "");
-  ~AgentProc();
 
   std::string config_text() const;
   void write_config(const std::string& text);
@@ -33,6 +32,8 @@ class AgentProc {
   void sigterm_and_wait();
   bool running() { return proc_.running(); }
   pid_t pid() const { return proc_.pid(); }
+  // Waits for the agent to exit; its exit status, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout) { return proc_.wait(timeout); }
   void signal(int sig) { proc_.signal(sig); }
 
   void set_ok(const std::string& service, bool ok);
@@ -45,6 +46,15 @@ class AgentProc {
   // poolctl (or one of its symlinked names) with --socket added.
   CommandResult ctl(const std::vector<std::string>& args, const std::string& as = "poolctl",
                     const std::vector<std::string>& prefix = {}) const;
+
+  // When >= 0, start() hands the agent this listening socket (systemd socket
+  // activation) instead of letting it bind its port; see listen_on_own_socket().
+  int listen_fd = -1;
+  // Binds and listens on the agent's port here, in the test, and sets listen_fd, so the
+  // socket outlives each agent process (as systemd's does across a restart).
+  void listen_on_own_socket();
+  ~AgentProc();  // stops the agent, closes the own socket
+  int port() const { return port_; }
 
   const TempDir& dir() const { return dir_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }

@@ -67,12 +67,23 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log) {
+Process::Process(const std::vector<std::string>& argv, const std::string& log) : Process(argv, log, -1) {}
+
+Process::Process(const std::vector<std::string>& argv_in, const std::string& log, int listen_fd) {
+  std::vector<std::string> argv = argv_in;
+  int dup_fd = -1;
+  if (listen_fd >= 0) {
+    // A shell sets LISTEN_PID to its own pid ($$) and execs the command under the same pid.
+    argv = {"/bin/sh", "-c", "LISTEN_PID=$$; LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; exec \"$@\"", "sh"};
+    argv.insert(argv.end(), argv_in.begin(), argv_in.end());
+    if (listen_fd == 3) listen_fd = dup_fd = ::fcntl(3, F_DUPFD_CLOEXEC, 4);  // dup2(3, 3) would keep CLOEXEC
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (listen_fd >= 0) posix_spawn_file_actions_adddup2(&fa, listen_fd, 3);
   posix_spawnattr_t at;
   posix_spawnattr_init(&at);
   posix_spawnattr_setpgroup(&at, 0);
@@ -86,6 +97,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log) {
   int err = ::posix_spawnp(&pid_, args[0], &fa, &at, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
+  if (dup_fd >= 0) ::close(dup_fd);
   if (err != 0) {
     pid_ = -1;
     throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));

@@ -40,6 +40,9 @@ class Process {
  public:
   Process() = default;
   Process(const std::vector<std::string>& argv, const std::string& log);
+  // The same, handing the child a listening socket the way systemd's socket activation
+  // does: as fd 3, with LISTEN_FDS=1 and LISTEN_PID set to the child's own pid.
+  Process(const std::vector<std::string>& argv, const std::string& log, int listen_fd);
   ~Process();
   Process(Process&& o) noexcept;
   Process& operator=(Process&& o) noexcept;
