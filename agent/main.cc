@@ -16,6 +16,7 @@
 
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "checks/child_reaper.h"
 #include "agent/stop_action.h"
 
 using namespace poolkeeper;
@@ -54,7 +55,11 @@ int check_config(const std::string& file) {
 // Ends the process now: log lines are already written (one write(2) each), intent is
 // persisted on every change, and a probe thread left running must not see the agent
 // destroyed under it.
-[[noreturn]] void exit_now(int code) { ::_exit(code); }
+// Whatever exec probes started is killed first: nothing a probe started outlives us.
+[[noreturn]] void exit_now(int code) {
+  sweep_leftover_children(/*everything=*/true);
+  ::_exit(code);
+}
 
 int run(const std::string& file) {
   // Block the signals we handle before any thread exists, so only sigtimedwait() below
