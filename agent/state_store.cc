@@ -8,6 +8,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 namespace {
@@ -34,7 +36,7 @@ std::string StateStore::serialize(const std::map<std::string, AdminIntent>& inte
     o["expires_ms"] = i.expires ? nlohmann::json(to_ms(*i.expires)) : nlohmann::json(nullptr);
     services[name] = o;
   }
-  return nlohmann::json{{"format", 1}, {"services", services}}.dump(2) + "\n";
+  return json_text(nlohmann::json{{"format", 1}, {"services", services}}, 2) + "\n";
 }
 
 LoadedState StateStore::parse(const std::string& text) {
