@@ -116,15 +116,23 @@ void AdminServer::accept_loop() {
       w.join();
       return true;
     });
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    workers_.push_back({std::thread([this, fd, cred, reserved, done] {
-                          serve(fd, cred);
-                          ::close(fd);
-                          release(cred, reserved);
-                          --active_;
-                          *done = true;
-                        }),
-                        done});
+    try {
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers_.reserve(workers_.size() + 1);  // push_back below cannot throw then
+      workers_.push_back({std::thread([this, fd, cred, reserved, done] {
+                            serve(fd, cred);
+                            ::close(fd);
+                            release(cred, reserved);
+                            --active_;
+                            *done = true;
+                          }),
+                          done});
+    } catch (const std::exception& e) {  // no thread (resource limits): refuse, stay up
+      send_all(fd, admin_error(std::string("busy: ") + e.what()));
+      ::close(fd);
+      release(cred, reserved);
+      --active_;
+    }
   }
 }
 

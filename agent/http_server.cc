@@ -35,23 +35,23 @@ struct HttpServer::Connections {
   List lru;
   size_t live = 0;
   size_t threshold = 0;
-  uint64_t evictions = 0;
 
+  // May throw (out of memory) before anything was added.
   void* add(int fd) {
+    auto handle = std::make_unique<List::iterator>();
     std::lock_guard<std::mutex> lk(mu);
     lru.push_back({fd});
-    auto* handle = new List::iterator(std::prev(lru.end()));
+    *handle = std::prev(lru.end());
     if (++live > threshold) {
       for (auto it = lru.begin(); it != *handle; ++it) {
         if (it->evicted || it->fd < 0) continue;
         ::shutdown(it->fd, SHUT_RDWR);
         it->evicted = true;
         --live;
-        ++evictions;
         break;
       }
     }
-    return handle;
+    return handle.release();
   }
   void touch(void* h) {
     if (!h) return;
@@ -223,11 +223,6 @@ void HttpServer::stop() {
     ::close(listen_fd_);
     listen_fd_ = -1;
   }
-}
-
-uint64_t HttpServer::evictions() const {
-  std::lock_guard<std::mutex> lk(conns_->mu);
-  return conns_->evictions;
 }
 
 void HttpServer::connections_touch(void* handle) { conns_->touch(handle); }

@@ -42,8 +42,6 @@ class HttpServer {
   // The libmicrohttpd request callback (public for the C trampoline).
   HttpReply answer(const char* method, const char* url);
   HttpReply refuse(int status, const std::string& why);  // counted in the metrics
-  // Connections evicted to keep room (for tests and the log).
-  uint64_t evictions() const;
   void connections_touch(void* handle);  // a request arrived on this connection
 
   struct Connections;
