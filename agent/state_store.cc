@@ -46,7 +46,7 @@ LoadedState StateStore::parse(const std::string& text) {
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    out.error = std::string("not JSON (") + e.what() + ")";
+    out.error = "not JSON (" + valid_utf8(e.what(), 300) + ")";  // it quotes the bad bytes
     return out;
   }
   if (!j.is_object() || j.value("format", 0) != 1 || !j.contains("services") ||
