@@ -1,9 +1,11 @@
 #include "agent/admin_protocol.h"
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 std::string admin_error(const std::string& message) {
-  return nlohmann::json{{"ok", false}, {"error", message}}.dump() + "\n";
+  return json_text(nlohmann::json{{"ok", false}, {"error", message}}) + "\n";
 }
 
 std::optional<AdminRequest> parse_admin_request(const std::string& line, std::string* error) {
@@ -47,12 +49,12 @@ std::optional<AdminRequest> parse_admin_request(const std::string& line, std::st
       if (!v.is_string() || v.get<std::string>().size() > 64) return fail("sudo_user must be a name");
       r.sudo_user = v.get<std::string>();
     } else {
-      return fail("unknown field \"" + k.substr(0, 40) + "\"");
+      return fail("unknown field \"" + cut_utf8(k, 40) + "\"");
     }
   }
   if (r.cmd != "status" && r.cmd != "ispooled" && r.cmd != "pool" && r.cmd != "depool" &&
       r.cmd != "drain")
-    return fail(r.cmd.empty() ? "cmd is required" : "unknown cmd \"" + r.cmd.substr(0, 40) + "\"");
+    return fail(r.cmd.empty() ? "cmd is required" : "unknown cmd \"" + cut_utf8(r.cmd, 40) + "\"");
   if (r.cmd == "ispooled" && r.services.size() != 1) return fail("ispooled takes exactly one service");
   if (r.for_seconds && r.until_boot) return fail("for_seconds and until_boot exclude each other");
   if ((r.for_seconds || r.until_boot) && r.cmd != "depool" && r.cmd != "drain")

@@ -18,7 +18,6 @@
 namespace poolkeeper {
 
 namespace {
-constexpr int kMaxConnections = 16;
 constexpr auto kRequestTimeout = std::chrono::seconds(2);
 
 void send_all(int fd, const std::string& s) {
@@ -39,8 +38,8 @@ void send_all(int fd, const std::string& s) {
 }
 }  // namespace
 
-AdminServer::AdminServer(std::string path, Handler handler)
-    : path_(std::move(path)), handler_(std::move(handler)) {}
+AdminServer::AdminServer(std::string path, Handler handler, Privileged privileged)
+    : path_(std::move(path)), handler_(std::move(handler)), privileged_(std::move(privileged)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -95,34 +94,89 @@ void AdminServer::accept_loop() {
     if (fds[1].revents) break;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
-    if (active_ >= kMaxConnections) {
-      send_all(fd, admin_error("busy: too many admin connections"));
+    ucred uc{};
+    socklen_t len = sizeof uc;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
+      send_all(fd, admin_error("cannot read peer credentials"));
+      ::close(fd);
+      continue;
+    }
+    PeerCred cred{uc.pid, uc.uid, uc.gid};
+    bool reserved = false;
+    if (!admit(cred, &reserved)) {
+      send_all(fd, admin_error("busy: too many admin connections from uid " + std::to_string(cred.uid)));
       ::close(fd);
       continue;
     }
     ++active_;
     std::lock_guard<std::mutex> lk(mu_);
-    // Reap finished workers now and then so the list stays short.
-    if (workers_.size() > 4 * kMaxConnections) {
-      for (auto& t : workers_)
-        if (t.joinable()) t.join();
-      workers_.clear();
-    }
-    workers_.emplace_back([this, fd] {
-      serve(fd);
-      ::close(fd);
-      --active_;
+    // Join the workers that have finished, so the list stays short (never waits).
+    std::erase_if(workers_, [](Worker& w) {
+      if (!w.done->load()) return false;
+      w.join();
+      return true;
     });
+    try {
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers_.reserve(workers_.size() + 1);  // push_back below cannot throw then
+      workers_.push_back({std::thread([this, fd, cred, reserved, done] {
+                            serve(fd, cred);
+                            ::close(fd);
+                            release(cred, reserved);
+                            --active_;
+                            *done = true;
+                          }),
+                          done});
+    } catch (const std::exception& e) {  // no thread (resource limits): refuse, stay up
+      send_all(fd, admin_error(std::string("busy: ") + e.what()));
+      ::close(fd);
+      release(cred, reserved);
+      --active_;
+    }
   }
 }
 
-void AdminServer::serve(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    send_all(fd, admin_error("cannot read peer credentials"));
+bool AdminServer::admit(const PeerCred& cred, bool* reserved) {
+  {
+    std::lock_guard<std::mutex> lk(slots_mu_);
+    auto it = per_uid_.find(cred.uid);
+    int held = it == per_uid_.end() ? 0 : it->second;
+    if (cred.uid != 0 && held < kSlotsPerUser && shared_used_ < kSharedSlots) {
+      ++per_uid_[cred.uid];
+      ++shared_used_;
+      *reserved = false;
+      return true;
+    }
+    if (reserved_used_ >= kReservedSlots) return false;
+  }
+  // The open slots are full for this peer: root and the privileged use the reserved ones.
+  bool privileged = cred.uid == 0;
+  if (!privileged && privileged_) {
+    try {
+      privileged = privileged_(cred);
+    } catch (const std::exception&) {
+      privileged = false;
+    }
+  }
+  if (!privileged) return false;
+  std::lock_guard<std::mutex> lk(slots_mu_);
+  if (reserved_used_ >= kReservedSlots) return false;
+  ++reserved_used_;
+  *reserved = true;
+  return true;
+}
+
+void AdminServer::release(const PeerCred& cred, bool reserved) {
+  std::lock_guard<std::mutex> lk(slots_mu_);
+  if (reserved) {
+    --reserved_used_;
     return;
   }
+  --shared_used_;
+  if (--per_uid_[cred.uid] <= 0) per_uid_.erase(cred.uid);
+}
+
+void AdminServer::serve(int fd, const PeerCred& cred) {
   std::string line;
   auto end = std::chrono::steady_clock::now() + kRequestTimeout;
   for (;;) {
@@ -156,7 +210,7 @@ void AdminServer::serve(int fd) {
   }
   std::string reply;
   try {
-    reply = handler_(line, PeerCred{cred.pid, cred.uid, cred.gid});
+    reply = handler_(line, cred);
   } catch (const std::exception& e) {
     log_error("admin request failed", {{"error", e.what()}});
     reply = admin_error(std::string("internal error: ") + e.what());

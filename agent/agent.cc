@@ -18,6 +18,7 @@
 #include "agent/conftool_wants.h"
 #include "agent/duration.h"
 #include "agent/log.h"
+#include "agent/utf8.h"
 #include "checks/child_reaper.h"
 
 namespace poolkeeper {
@@ -239,6 +240,10 @@ void Agent::start() {
   admin_ = std::make_unique<AdminServer>(config_.agent.admin_socket,
                                          [this](const std::string& line, const PeerCred& cred) {
                                            return handle_admin(line, cred);
+                                         },
+                                         [this](const PeerCred& cred) {
+                                           std::string who, error;
+                                           return authorised(cred, &who, &error);
                                          });
   admin_->start();
   if (config_.haproxy_agent) {
@@ -277,7 +282,10 @@ void Agent::start() {
       post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
     };
     cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys) {
-      post([up, error, keys](Engine& e) { e.set_conftool_status(up, error, keys); });
+      // etcd's texts and other writers' values reach /status: repaired here.
+      nlohmann::json k = keys;
+      make_valid_utf8(k);
+      post([up, error = valid_utf8(error), k = std::move(k)](Engine& e) { e.set_conftool_status(up, error, k); });
     };
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
   }
@@ -596,14 +604,13 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
     }
   }
   if (req->cmd == "status")
-    return nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}.dump() + "\n";
+    return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
   if (req->cmd == "ispooled") {
     const ServiceView* s = snap->find_service(services[0]);
-    return nlohmann::json{{"ok", true},
-                          {"pooled", s->effective.state == Effective::kPooled},
-                          {"effective", effective_name(s->effective.state)},
-                          {"reason", s->effective.reason}}
-               .dump() + "\n";
+    return json_text(nlohmann::json{{"ok", true},
+                                    {"pooled", s->effective.state == Effective::kPooled},
+                                    {"effective", effective_name(s->effective.state)},
+                                    {"reason", s->effective.reason}}) + "\n";
   }
   std::string who;
   if (!authorised(cred, &who, &error)) return admin_error(error);
@@ -671,7 +678,7 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
                                    }()},
                                   {"who", who},
                                   {"reason", req->reason}});
-  return nlohmann::json{{"ok", true}, {"services", result}}.dump() + "\n";
+  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
 }
 
 }  // namespace poolkeeper

@@ -1,6 +1,8 @@
 #include "agent/config.h"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -71,8 +73,9 @@ ServiceConfig parse_service(const std::string& name, const toml::table& t, const
   s.port = static_cast<int>(r.integer("port", 1, 65535).value_or(0));
   s.peers = r.strings("peers").value_or(std::vector<std::string>{});
   for (const auto& p : s.peers)
-    if (p.rfind("http://", 0) != 0 && p.rfind("https://", 0) != 0)
-      r.fail("peers", "\"" + p + "\" must be an http:// or https:// URL of a peer's agent");
+    if ((p.rfind("http://", 0) != 0 && p.rfind("https://", 0) != 0) || !is_clean_url(p))
+      r.fail("peers", "\"" + p + "\" must be an http:// or https:// URL of a peer's agent "
+                      "(no spaces or control characters)");
   s.min_pooled = static_cast<int>(r.integer("min_pooled", 0, 1000).value_or(1));
   std::string on_reboot = r.string("on_reboot").value_or("drain");
   if (on_reboot != "drain" && on_reboot != "hold") r.fail("on_reboot", "must be \"drain\" or \"hold\"");
@@ -89,7 +92,7 @@ AgentConfig parse_agent(const toml::table* t, const std::string& file) {
   std::string host;
   int port;
   if (!split_host_port(a.listen, &host, &port))
-    r.fail("listen", "\"" + a.listen + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
+    r.fail("listen", "\"" + a.listen + "\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
   a.admin_socket = r.string("admin_socket").value_or(a.admin_socket);
   a.admin_group = r.string("admin_group").value_or("");
   a.state_dir = r.string("state_dir").value_or(a.state_dir);
@@ -173,15 +176,49 @@ Config parse_config(std::string_view text, const std::string& path) {
 }
 
 Config load_config(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw ConfigError(path + ":0: cannot open: " + std::strerror(errno));
+  // A config is a small regular file. Anything else (/dev/zero, a FIFO, a directory, a
+  // log file given by mistake) is refused before reading: never read without bound,
+  // never block on a FIFO without writer.
+  constexpr off_t kMaxConfig = 1 << 20;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw ConfigError(path + ":0: cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw ConfigError(path + ":0: cannot read: " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw ConfigError(path + ":0: not a regular file (" +
+                      (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)            ? "a device"
+                                                                                : "a socket") +
+                      ")");
+  }
+  if (st.st_size > kMaxConfig) {
+    ::close(fd);
+    throw ConfigError(path + ":0: too large for a config (" + std::to_string(st.st_size) +
+                      " bytes; the limit is 1 MiB)");
+  }
   std::string text;
   char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  bool err = std::ferror(f);
-  std::fclose(f);
-  if (err) throw ConfigError(path + ":0: cannot read: " + std::strerror(errno));
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw ConfigError(path + ":0: cannot read: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > static_cast<size_t>(kMaxConfig)) {  // grew while we read
+      ::close(fd);
+      throw ConfigError(path + ":0: too large for a config (over 1 MiB)");
+    }
+  }
+  ::close(fd);
   return parse_config(text, path);
 }
 

@@ -1,10 +1,13 @@
 #include "agent/events.h"
 
 #include "agent/duration.h"
+#include "agent/utf8.h"
 
 namespace poolkeeper {
 
-std::string logfmt_value(const std::string& v) {
+std::string logfmt_value(const std::string& raw) {
+  // Log lines are read as UTF-8 (journal, log shippers): repair what came from outside.
+  std::string v = valid_utf8(raw);
   bool plain = !v.empty();
   for (char c : v)
     if (c <= ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) >= 0x7f)

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 std::optional<PeerState> parse_peer_status(const std::string& url, const std::string& body,
@@ -36,7 +38,8 @@ std::optional<PeerState> parse_peer_status(const std::string& url, const std::st
       }
     }
   } catch (const nlohmann::json::exception& e) {
-    *error = std::string("bad /status: ") + e.what();
+    // The parser's message quotes the offending bytes: keep it valid UTF-8.
+    *error = "bad /status: " + valid_utf8(e.what(), 300);
     return std::nullopt;
   }
   p.reachable = true;

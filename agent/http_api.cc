@@ -1,5 +1,7 @@
 #include "agent/http_api.h"
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 namespace {
@@ -15,8 +17,20 @@ std::string service_line(const ServiceView& s) {
 
 }  // namespace
 
+HttpReply http_refusal(int status, const std::string& why) {
+  HttpReply r;
+  r.status = status;
+  r.body = why + "\n";
+  r.route = "other";
+  r.headers.push_back({"Cache-Control", "no-store"});
+  return r;
+}
+
 HttpReply handle_http(std::string_view method, std::string_view path, const Snapshot& snapshot,
                       const std::function<std::string()>& metrics_text) {
+  for (char c : path)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return http_refusal(400, "bad request: control character in the path");
   HttpReply r;
   enum { kHealthOne, kHealthAll, kStatus, kMetrics, kEvents, kNone } route = kNone;
   const ServiceView* svc = nullptr;
@@ -65,11 +79,11 @@ HttpReply handle_http(std::string_view method, std::string_view path, const Snap
     }
     case kStatus:
       r.content_type = "application/json";
-      r.body = status_json(snapshot).dump(2) + "\n";
+      r.body = json_text(status_json(snapshot), 2) + "\n";
       break;
     case kEvents:
       r.content_type = "application/json";
-      r.body = events_json(snapshot).dump(2) + "\n";
+      r.body = json_text(events_json(snapshot), 2) + "\n";
       break;
     case kMetrics:
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -21,8 +21,12 @@ struct HttpReply {
   std::string route;  // bounded label for metrics: "/health/nfs", "/status", "other"
 };
 
-// `metrics_text` is called only for /metrics.
+// `metrics_text` is called only for /metrics. A path holding a control character
+// (after percent-decoding: NUL, CR, LF, ...) gets 400: it never names a route.
 HttpReply handle_http(std::string_view method, std::string_view path, const Snapshot& snapshot,
                       const std::function<std::string()>& metrics_text);
+
+// A 4xx answer for a request refused before routing ("bad request: …").
+HttpReply http_refusal(int status, const std::string& why);
 
 }  // namespace poolkeeper

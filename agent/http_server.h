@@ -1,7 +1,9 @@
 // The agent's read-only HTTP endpoint on libmicrohttpd. Answers come from the latest
 // snapshot (never from a probe), so a request never waits on the scheduler. Bounded:
-// a connection limit and an idle timeout keep slow or half-open clients from
-// exhausting it.
+// a connection limit and an idle timeout; when the connections come within `reserve`
+// of the limit, each new one evicts the connection idle the longest, so slow or
+// half-open clients can never keep the load balancer's health check out. Paths with
+// control characters (raw or percent-encoded) and HTTP/1.1 without Host get 400.
 #pragma once
 
 #include <atomic>
@@ -19,6 +21,7 @@ namespace poolkeeper {
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:9473";
   unsigned connection_limit = 512;
+  unsigned reserve = 16;  // free slots kept by evicting the longest-idle connection
   unsigned connection_timeout_seconds = 10;
   unsigned threads = 2;
   // An already listening socket to serve instead of binding `listen` (systemd socket
@@ -44,8 +47,13 @@ class HttpServer {
 
   // The libmicrohttpd request callback (public for the C trampoline).
   HttpReply answer(const char* method, const char* url);
+  HttpReply refuse(int status, const std::string& why);  // counted in the metrics
+  void connections_touch(void* handle);  // a request arrived on this connection
+
+  struct Connections;
 
  private:
+  std::unique_ptr<Connections> conns_;
   HttpServerOptions options_;
   SnapshotSource source_;
   Metrics* metrics_;

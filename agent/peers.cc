@@ -4,12 +4,20 @@
 
 #include <future>
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 namespace {
-size_t collect(char* p, size_t size, size_t n, void* out) {
+// Called from libcurl's C code: nothing may throw out of it (out of memory aborts the
+// transfer, which reports the peer as unreachable).
+size_t collect(char* p, size_t size, size_t n, void* out) noexcept {
   auto* s = static_cast<std::string*>(out);
-  if (s->size() < (4u << 20)) s->append(p, size * n);
+  try {
+    if (s->size() < (4u << 20)) s->append(p, size * n);
+  } catch (...) {
+    return 0;
+  }
   return size * n;
 }
 }  // namespace
@@ -64,7 +72,7 @@ PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout) {
   if (rc != CURLE_OK) {
     if (rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) p.error = "connection refused";
     else if (rc == CURLE_OPERATION_TIMEDOUT) p.error = "timed out";
-    else p.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    else p.error = errbuf[0] ? valid_utf8(errbuf, 200) : curl_easy_strerror(rc);
     return p;
   }
   if (status != 200) {

@@ -20,6 +20,7 @@
 #include "agent/config.h"
 #include "agent/conn_count.h"
 #include "agent/duration.h"
+#include "agent/utf8.h"
 #include "checks/http_check.h"
 #include "checks/vip_check.h"
 #include "pybal-compat/pybal_config.h"
@@ -62,7 +63,7 @@ nlohmann::json call(const std::string& socket_path, const nlohmann::json& reques
     if (e == EACCES) die("permission denied: cannot open " + socket_path);
     die("cannot reach the agent at " + socket_path + ": " + std::strerror(e));
   }
-  std::string line = request.dump() + "\n";
+  std::string line = json_text(request) + "\n";  // a --reason in another charset is repaired
   if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
     die("the agent closed the admin socket");
   std::string reply;
@@ -349,7 +350,7 @@ int main(int argc, char** argv) {
   }
   if (verb == "status") {
     auto j = call(socket_path, {{"cmd", "status"}});
-    if (json) std::cout << j["status"].dump(2) << "\n";
+    if (json) std::cout << json_text(j["status"], 2) << "\n";
     else print_status(j["status"]);
     return 0;
   }

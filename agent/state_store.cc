@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <nlohmann/json.hpp>
 
+#include "agent/utf8.h"
+
 namespace poolkeeper {
 
 namespace {
@@ -44,7 +46,7 @@ std::string StateStore::serialize(const std::map<std::string, AdminIntent>& inte
     o["expires_ms"] = i.expires ? nlohmann::json(to_ms(*i.expires)) : nlohmann::json(nullptr);
     services[name] = o;
   }
-  return nlohmann::json{{"format", 1}, {"services", services}}.dump(2) + "\n";
+  return json_text(nlohmann::json{{"format", 1}, {"services", services}}, 2) + "\n";
 }
 
 LoadedState StateStore::parse(const std::string& text) {
@@ -54,7 +56,7 @@ LoadedState StateStore::parse(const std::string& text) {
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    out.error = std::string("not JSON (") + e.what() + ")";
+    out.error = "not JSON (" + valid_utf8(e.what(), 300) + ")";  // it quotes the bad bytes
     return out;
   }
   if (!j.is_object() || j.value("format", 0) != 1 || !j.contains("services") ||

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "agent/utf8.h"
+
 #include "checks/exec_check.h"
 #include "checks/http_check.h"
 #include "checks/nfs_check.h"
@@ -55,6 +57,10 @@ Result run_probe(Check& check, Duration timeout) {
     r = Result::fail(Outcome::kFailed, "probe error");
   }
   r.latency = SteadyClock::now() - start;
+  // Reasons and details carry servers' and commands' bytes into /status, /events and
+  // the log: whatever a kind missed is made valid UTF-8 here.
+  r.reason = valid_utf8(r.reason);
+  make_valid_utf8(r.details);
   return r;
 }
 

@@ -59,7 +59,8 @@ const CheckFactory* find_check_factory(const std::string& kind);
 std::string known_check_kinds();  // "exec, http, nfs, rsync, vip"
 
 // Runs check.run() and fills in latency; converts a stray exception into a failure so
-// a bug in one probe can never take the agent down.
+// a bug in one probe can never take the agent down. The reason and details it returns
+// are valid UTF-8 (ill-formed bytes replaced by U+FFFD).
 Result run_probe(Check& check, Duration timeout);
 
 }  // namespace poolkeeper

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "agent/utf8.h"
 #include "checks/child_reaper.h"
 
 namespace poolkeeper {
@@ -28,13 +29,17 @@ constexpr auto kReapWait = std::chrono::milliseconds(20);
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-std::string first_line(const std::string& out) {
+// The first non-blank line of a command's output as valid UTF-8 (a Nagios plugin may
+// print Latin-1, or be cut off mid-character), at most 200 bytes, cut on a character
+// boundary.
+std::string first_line(const std::string& raw) {
+  std::string out = valid_utf8(raw);
   size_t start = out.find_first_not_of(" \t\r\n");
   if (start == std::string::npos) return "";
   size_t end = out.find_first_of("\r\n", start);
   std::string line = out.substr(start, end == std::string::npos ? std::string::npos : end - start);
   while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
-  if (line.size() > 200) line = line.substr(0, 197) + "...";
+  if (line.size() > 200) line = cut_utf8(line, 197) + "...";
   return line;
 }
 

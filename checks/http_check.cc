@@ -6,6 +6,9 @@
 #include <cstring>
 #include <mutex>
 
+#include "agent/utf8.h"
+#include "checks/net.h"
+
 namespace poolkeeper {
 
 namespace {
@@ -17,11 +20,17 @@ struct Body {
   bool truncated = false;
 };
 
-size_t on_body(char* p, size_t size, size_t n, void* out) {
+// libcurl's C code calls this: nothing may throw out of it (a failed allocation
+// aborts the transfer instead).
+size_t on_body(char* p, size_t size, size_t n, void* out) noexcept {
   auto* b = static_cast<Body*>(out);
   size_t len = size * n;
-  if (b->data.size() < kMaxBody) b->data.append(p, std::min(len, kMaxBody - b->data.size()));
-  else b->truncated = true;
+  try {
+    if (b->data.size() < kMaxBody) b->data.append(p, std::min(len, kMaxBody - b->data.size()));
+    else b->truncated = true;
+  } catch (...) {
+    return 0;
+  }
   return len;  // keep reading: a short read would look like a network error
 }
 
@@ -45,7 +54,7 @@ std::string curl_reason(CURL* c, CURLcode rc, const char* errbuf) {
     case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted";
     case CURLE_COULDNT_RESOLVE_HOST: return "cannot resolve host";
     case CURLE_WEIRD_SERVER_REPLY: return "not an HTTP reply";
-    default: return errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc);
+    default: return errbuf[0] ? valid_utf8(errbuf, 200) : curl_easy_strerror(rc);  // may quote the server
   }
 }
 
@@ -101,7 +110,10 @@ Result HttpCheck::run(Deadline deadline) {
     if (status >= 300 && status < 400) {
       char* where = nullptr;
       curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &where);
-      if (where) loc = " (redirect to " + std::string(where) + ")";
+      if (where) {  // the server's bytes: may be anything
+        std::string to = valid_utf8(where);
+        loc = " (redirect to " + (to.size() > 200 ? cut_utf8(to, 197) + "..." : to) + ")";
+      }
     }
     r.reason = "status " + std::to_string(status) + loc;
     return r;
@@ -118,8 +130,10 @@ std::unique_ptr<Check> make_http_check(TableReader& reader) {
   o.url = reader.require_string("url");
   if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0)
     reader.fail("url", "must start with http:// or https://");
+  if (!is_clean_url(o.url)) reader.fail("url", "must not contain spaces or control characters (encode them: %20)");
   o.host = reader.string("host").value_or("");
-  if (o.host.find_first_of("\r\n") != std::string::npos) reader.fail("host", "must be one line");
+  for (char c : o.host)
+    if (static_cast<unsigned char>(c) < ' ' || c == 0x7f) reader.fail("host", "must not contain control characters");
   if (auto st = reader.integers("expect_status", 100, 599)) {
     if (st->empty()) reader.fail("expect_status", "must list at least one status");
     o.expect_status.assign(st->begin(), st->end());

@@ -36,10 +36,25 @@ bool parse_address(const std::string& s, std::string* host, int* port, bool allo
   }
   if (h.empty() || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
     return false;
+  if (p.size() > 1 && p[0] == '0') return false;  // "00000", "0873": not a port anyone means
+  if (!is_numeric_host(h)) return false;
   int v = std::stoi(p);
   if (v < (allow_port_zero ? 0 : 1) || v > 65535) return false;
   *host = h;
   *port = v;
+  return true;
+}
+
+bool is_numeric_host(const std::string& host) {
+  if (host == "localhost") return true;
+  in6_addr buf;
+  return ::inet_pton(AF_INET, host.c_str(), &buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), &buf) == 1;
+}
+
+bool is_clean_url(const std::string& url) {
+  if (url.empty()) return false;
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
   return true;
 }
 

@@ -30,8 +30,16 @@ class TcpConn {
 };
 
 // "127.0.0.1:873", "[::1]:873" → host and port (port 0 only when allowed: "any free
-// port" for listening).
+// port" for listening). The host must be numeric or "localhost"; the port is decimal
+// without leading zeros ("00000" is refused).
 bool parse_address(const std::string& s, std::string* host, int* port, bool allow_port_zero = false);
+
+// A numeric IPv4 or IPv6 address, or "localhost": what every address key accepts.
+bool is_numeric_host(const std::string& host);
+
+// A URL fit to hand to libcurl: no control characters (CR/LF would end the request
+// line), no spaces, and not empty.
+bool is_clean_url(const std::string& url);
 
 // A bound, listening TCP socket for "host:port" (numeric IPv4/IPv6 or "localhost");
 // throws std::runtime_error("cannot listen on …: why"). *bound_port gets the port.

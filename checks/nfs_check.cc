@@ -12,6 +12,8 @@
 #include <cstring>
 
 #include "agent/duration.h"
+#include "agent/utf8.h"
+#include "checks/net.h"
 
 namespace poolkeeper {
 
@@ -163,7 +165,8 @@ std::string short_error(std::string e) {
       return k;
     }
   }
-  if (e.size() > 120) e = e.substr(0, 117) + "...";
+  e = valid_utf8(e);  // libnfs may quote the server (names, paths)
+  if (e.size() > 120) e = cut_utf8(e, 117) + "...";
   return e;
 }
 
@@ -177,11 +180,16 @@ bool NfsCheck::connect(Deadline deadline, Result* fail) {
   }
   pending_->reset();
   ++counters_.connects;
-  auto cb = [](rpc_context*, int status, void* data, void* priv) {
+  // libnfs's C code calls these callbacks: nothing may throw out of them.
+  auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
     auto* p = static_cast<Pending*>(priv);
     p->done = true;
     p->status = status;
-    if (status != RPC_STATUS_SUCCESS && data) p->error = static_cast<const char*>(data);
+    try {
+      if (status != RPC_STATUS_SUCCESS && data) p->error = static_cast<const char*>(data);
+    } catch (...) {
+      p->status = RPC_STATUS_ERROR;
+    }
   };
   if (rpc_connect_port_async(rpc_, o_.server.c_str(), o_.port, NFS4_PROGRAM, NFS_V4, cb,
                              pending_.get()) != 0) {
@@ -247,63 +255,67 @@ Result NfsCheck::compound(Deadline deadline) {
   args.argarray.argarray_val = ops.data();
 
   pending_->reset();
-  auto cb = [](rpc_context*, int status, void* data, void* priv) {
+  auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
     auto* p = static_cast<Pending*>(priv);
     p->done = true;
     p->status = status;
-    if (status != RPC_STATUS_SUCCESS) {
-      if (data) p->error = static_cast<const char*>(data);
-      return;
-    }
-    auto* res = static_cast<COMPOUND4res*>(data);
-    p->compound_status = res->status;
-    p->ops = res->resarray.resarray_len;
-    int getfh_seen = 0;
-    for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
-      nfs_resop4& r = res->resarray.resarray_val[i];
-      // Every result union starts with its nfsstat4.
-      int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
-      if (st != NFS4_OK) {
-        p->failed_op = static_cast<int>(i);
-        p->failed_status = st;
-        break;
+    try {
+      if (status != RPC_STATUS_SUCCESS) {
+        if (data) p->error = static_cast<const char*>(data);
+        return;
       }
-      if (r.resop == OP_GETFH) {
-        auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-        (getfh_seen++ == 0 ? p->root_fh : p->fh) = hex(obj.nfs_fh4_val, obj.nfs_fh4_len);
-      } else if (r.resop == OP_GETATTR) {
-        auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
-        const auto* v = reinterpret_cast<const unsigned char*>(fa.attr_vals.attrlist4_val);
-        size_t n = fa.attr_vals.attrlist4_len, off = 0;
-        uint32_t w0 = fa.attrmask.bitmap4_len > 0 ? fa.attrmask.bitmap4_val[0] : 0;
-        uint32_t w1 = fa.attrmask.bitmap4_len > 1 ? fa.attrmask.bitmap4_val[1] : 0;
-        bool ok = true;
-        auto take = [&](size_t len) {
-          if (!ok || off + len > n) {
-            ok = false;
-            return static_cast<const unsigned char*>(nullptr);
-          }
-          const unsigned char* q = v + off;
-          off += len;
-          return q;
-        };
-        if (w0 & (1u << FATTR4_TYPE))
-          if (auto q = take(4)) p->type = be32(q);
-        if (w0 & (1u << FATTR4_SIZE))
-          if (auto q = take(8)) p->size = be64(q);
-        if (w0 & (1u << FATTR4_FILEID))
-          if (auto q = take(8)) p->fileid = be64(q);
-        if (w1 & (1u << (FATTR4_TIME_MODIFY - 32)))
-          if (auto q = take(12)) {
-            p->mtime_sec = static_cast<int64_t>(be64(q));
-            p->mtime_nsec = be32(q + 8);
-          }
-        p->have_attrs = ok;
-      } else if (r.resop == OP_READ) {
-        auto& ok = r.nfs_resop4_u.opread.READ4res_u.resok4;
-        p->data.assign(ok.data.data_val, ok.data.data_len);
-        p->eof = ok.eof;
+      auto* res = static_cast<COMPOUND4res*>(data);
+      p->compound_status = res->status;
+      p->ops = res->resarray.resarray_len;
+      int getfh_seen = 0;
+      for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
+        nfs_resop4& r = res->resarray.resarray_val[i];
+        // Every result union starts with its nfsstat4.
+        int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
+        if (st != NFS4_OK) {
+          p->failed_op = static_cast<int>(i);
+          p->failed_status = st;
+          break;
+        }
+        if (r.resop == OP_GETFH) {
+          auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+          (getfh_seen++ == 0 ? p->root_fh : p->fh) = hex(obj.nfs_fh4_val, obj.nfs_fh4_len);
+        } else if (r.resop == OP_GETATTR) {
+          auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
+          const auto* v = reinterpret_cast<const unsigned char*>(fa.attr_vals.attrlist4_val);
+          size_t n = fa.attr_vals.attrlist4_len, off = 0;
+          uint32_t w0 = fa.attrmask.bitmap4_len > 0 ? fa.attrmask.bitmap4_val[0] : 0;
+          uint32_t w1 = fa.attrmask.bitmap4_len > 1 ? fa.attrmask.bitmap4_val[1] : 0;
+          bool ok = true;
+          auto take = [&](size_t len) {
+            if (!ok || off + len > n) {
+              ok = false;
+              return static_cast<const unsigned char*>(nullptr);
+            }
+            const unsigned char* q = v + off;
+            off += len;
+            return q;
+          };
+          if (w0 & (1u << FATTR4_TYPE))
+            if (auto q = take(4)) p->type = be32(q);
+          if (w0 & (1u << FATTR4_SIZE))
+            if (auto q = take(8)) p->size = be64(q);
+          if (w0 & (1u << FATTR4_FILEID))
+            if (auto q = take(8)) p->fileid = be64(q);
+          if (w1 & (1u << (FATTR4_TIME_MODIFY - 32)))
+            if (auto q = take(12)) {
+              p->mtime_sec = static_cast<int64_t>(be64(q));
+              p->mtime_nsec = be32(q + 8);
+            }
+          p->have_attrs = ok;
+        } else if (r.resop == OP_READ) {
+          auto& ok = r.nfs_resop4_u.opread.READ4res_u.resok4;
+          p->data.assign(ok.data.data_val, ok.data.data_len);
+          p->eof = ok.eof;
+        }
       }
+    } catch (...) {  // out of memory copying the reply: a failed probe, not a crash
+      p->status = RPC_STATUS_ERROR;
     }
   };
   ++counters_.compounds;
@@ -393,18 +405,25 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
     dir = o_.path.substr(0, slash);
     file = o_.path.substr(slash);
   }
-  auto cb = [](int err, nfs_context* nfs, void* data, void* priv) {
+  // Called from libnfs's C code: nothing may throw out of them.
+  auto cb = [](int err, nfs_context* nfs, void* data, void* priv) noexcept {
     auto* p = static_cast<Pending*>(priv);
     p->done = true;
     p->status = err;
-    if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
+    try {
+      if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
+    } catch (...) {
+    }
   };
-  auto open_cb = [](int err, nfs_context* nfs, void* data, void* priv) {
+  auto open_cb = [](int err, nfs_context* nfs, void* data, void* priv) noexcept {
     auto* p = static_cast<Pending*>(priv);
     p->done = true;
     p->status = err;
-    if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
-    else p->file = static_cast<struct nfsfh*>(data);
+    try {
+      if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
+      else p->file = static_cast<struct nfsfh*>(data);
+    } catch (...) {
+    }
   };
   auto fail_from = [&](const char* what) -> Result {
     std::string e = pending_->done ? pending_->error : "timed out";
@@ -475,6 +494,8 @@ std::unique_ptr<Check> make_nfs_check(TableReader& reader) {
   o.server = reader.string("server").value_or(o.server);
   if (o.server.size() > 2 && o.server.front() == '[' && o.server.back() == ']')
     o.server = o.server.substr(1, o.server.size() - 2);
+  if (!is_numeric_host(o.server))
+    reader.fail("server", "\"" + o.server + "\" must be a numeric address (IPv4, or IPv6 like \"::1\")");
   o.port = static_cast<int>(reader.integer("port", 1, 65535).value_or(2049));
   o.path = reader.require_string("path");
   if (o.path[0] != '/' || o.path.back() == '/' || o.path.find("//") != std::string::npos)

@@ -1,5 +1,6 @@
 #include "checks/rsync_check.h"
 
+#include "agent/utf8.h"
 #include "checks/net.h"
 
 namespace poolkeeper {
@@ -161,7 +162,11 @@ Result RsyncCheck::run(Deadline deadline) {
   for (const auto& m : listing.modules) found |= (m == o_.module);
   Result r = Result::pass("module " + o_.module + " listed");
   r.details["protocol"] = std::to_string(g->major) + "." + std::to_string(g->minor);
-  r.details["modules"] = listing.modules;
+  // Module names are the daemon's bytes (rsyncd.conf may be in any charset): matched
+  // as bytes above, shown as valid UTF-8.
+  nlohmann::json modules = nlohmann::json::array();
+  for (const auto& m : listing.modules) modules.push_back(valid_utf8(m, 256));
+  r.details["modules"] = std::move(modules);
   if (!found) {
     r.outcome = Outcome::kFailed;
     r.reason = "module " + o_.module + " not listed";
@@ -232,7 +237,7 @@ std::unique_ptr<Check> make_rsync_check(TableReader& reader) {
   RsyncCheckOptions o;
   std::string addr = reader.string("address").value_or("127.0.0.1:873");
   if (!parse_address(addr, &o.host, &o.port))
-    reader.fail("address", "\"" + addr + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:873\"");
+    reader.fail("address", "\"" + addr + "\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:873\"");
   o.module = reader.require_string("module");
   if (o.module.find_first_of("/\n\r\t ") != std::string::npos) reader.fail("module", "must be a plain module name");
   o.path = reader.string("path");

@@ -20,8 +20,8 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
   auto eps = r.strings("endpoints");
   if (!eps || eps->empty()) r.fail("endpoints", "is required (etcd client URLs, e.g. [\"https://etcd1001.example.org:2379\"])");
   for (const auto& e : *eps) {
-    if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
-      r.fail("endpoints", "\"" + e + "\" must be an http:// or https:// URL");
+    if ((e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) || !is_clean_url(e))
+      r.fail("endpoints", "\"" + e + "\" must be an http:// or https:// URL (no spaces or control characters)");
     c.endpoints.push_back(e.back() == '/' ? e.substr(0, e.size() - 1) : e);
   }
   c.prefix = r.require_string("prefix");
@@ -67,7 +67,7 @@ HaproxyAgentConfig parse_haproxy_agent_config(TableReader& r) {
   std::string host;
   int port;
   if (!parse_address(c.listen, &host, &port, true))
-    r.fail("listen", "\"" + c.listen + "\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
+    r.fail("listen", "\"" + c.listen + "\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
   return c;
 }
 

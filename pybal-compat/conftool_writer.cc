@@ -9,6 +9,7 @@
 
 #include "agent/duration.h"
 #include "agent/log.h"
+#include "agent/utf8.h"
 
 namespace poolkeeper {
 
@@ -33,7 +34,7 @@ std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std:
   ConftoolValue v;
   v.pooled = j["pooled"].get<std::string>();
   if (v.pooled != "yes" && v.pooled != "no" && v.pooled != "inactive") {
-    *error = "unknown pooled \"" + v.pooled.substr(0, 20) + "\"";
+    *error = "unknown pooled \"" + cut_utf8(v.pooled, 20) + "\"";
     return std::nullopt;
   }
   if (j.contains("weight") && !j["weight"].is_number_integer()) {
@@ -55,7 +56,7 @@ std::string merge_conftool_value(const nlohmann::json& raw, const std::string& p
     j.erase(kMarkBy);
     j.erase(kMarkReason);
   }
-  return j.dump();
+  return json_text(j);
 }
 
 ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb)
@@ -113,7 +114,7 @@ void ConftoolWriter::load_seen() {
 void ConftoolWriter::save_seen() {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [svc, s] : seen_) j[svc] = {{"written", s.written}, {"seen", s.seen}};
-  std::string tmp = state_path_ + ".tmp", text = j.dump() + "\n";
+  std::string tmp = state_path_ + ".tmp", text = json_text(j) + "\n";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;

@@ -8,19 +8,29 @@ namespace poolkeeper {
 
 namespace {
 
-size_t on_body(char* p, size_t size, size_t n, void* out) {
+// The two callbacks run inside libcurl's C code: nothing may throw out of them (out of
+// memory aborts the transfer).
+size_t on_body(char* p, size_t size, size_t n, void* out) noexcept {
   auto* s = static_cast<std::string*>(out);
-  if (s->size() < (16u << 20)) s->append(p, size * n);
+  try {
+    if (s->size() < (16u << 20)) s->append(p, size * n);
+  } catch (...) {
+    return 0;
+  }
   return size * n;
 }
 
-size_t on_header(char* p, size_t size, size_t n, void* out) {
-  std::string line(p, size * n);
-  static const std::string kName = "x-etcd-index:";
-  if (line.size() > kName.size()) {
-    std::string lower = line.substr(0, kName.size());
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower == kName) *static_cast<uint64_t*>(out) = std::strtoull(line.c_str() + kName.size(), nullptr, 10);
+size_t on_header(char* p, size_t size, size_t n, void* out) noexcept {
+  try {
+    std::string line(p, size * n);
+    static const std::string kName = "x-etcd-index:";
+    if (line.size() > kName.size()) {
+      std::string lower = line.substr(0, kName.size());
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == kName) *static_cast<uint64_t*>(out) = std::strtoull(line.c_str() + kName.size(), nullptr, 10);
+    }
+  } catch (...) {
+    return 0;
   }
   return size * n;
 }

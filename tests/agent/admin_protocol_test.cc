@@ -53,3 +53,22 @@ TEST(AdminProtocolTest, SurvivesRandomBytes) {
   }
   SUCCEED();
 }
+
+TEST(AdminProtocolTest, TextThatIsNotUtf8NeverReachesAReply) {
+  std::string error;
+  // The JSON parser checks the encoding: a reason in another charset is refused.
+  EXPECT_FALSE(parse_admin_request("{\"cmd\":\"depool\",\"reason\":\"caf\xe9\"}", &error));
+  EXPECT_EQ(error, "request is not JSON");
+  // Echoed names are cut to 40 bytes on a character boundary, so the error is valid.
+  std::string name = std::string(39, 'x') + "\xc3\xa9";  // "é" straddles byte 40
+  EXPECT_FALSE(parse_admin_request("{\"" + name + "\":1}", &error));
+  EXPECT_EQ(error, "unknown field \"" + std::string(39, 'x') + "\"");
+  EXPECT_FALSE(parse_admin_request("{\"cmd\":\"" + name + "\"}", &error));
+  EXPECT_EQ(error, "unknown cmd \"" + std::string(39, 'x') + "\"");
+  std::string reply;
+  ASSERT_NO_THROW(reply = admin_error(error));
+  EXPECT_FALSE(nlohmann::json::parse(reply, nullptr, false).is_discarded());
+  // Bytes that slipped through anyway are replaced, never thrown on.
+  ASSERT_NO_THROW(reply = admin_error("bad \xff"));
+  EXPECT_EQ(nlohmann::json::parse(reply)["error"], "bad \xEF\xBF\xBD");
+}

@@ -105,7 +105,7 @@ TEST(ConfigTest, BadValues) {
   EXPECT_EQ(with("command = [\"/bin/true\"]\ninterval", "interval"),
             "test.toml:13: checks.web.command: is required (a list: program and its arguments)");
   EXPECT_EQ(with("127.0.0.1:9473", "127.0.0.1"),
-            "test.toml:3: agent.listen: \"127.0.0.1\" must be ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
+            "test.toml:3: agent.listen: \"127.0.0.1\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
   EXPECT_EQ(with("port = 80", "port = 80000"),
             "test.toml:9: services.http.port: must be between 1 and 65535, not 80000");
   // Capped well under the unit's TimeoutStopSec.
@@ -147,6 +147,61 @@ TEST(ConfigTest, SplitHostPort) {
   EXPECT_FALSE(split_host_port("host:", &h, &p));
   EXPECT_FALSE(split_host_port("host:99999", &h, &p));
   EXPECT_FALSE(split_host_port("host:8x", &h, &p));
+}
+
+TEST(ConfigTest, PortsWithLeadingZerosAndHostNamesAreRefused) {
+  std::string h;
+  int p;
+  EXPECT_FALSE(split_host_port("127.0.0.1:00000", &h, &p));
+  EXPECT_FALSE(split_host_port("127.0.0.1:0873", &h, &p));
+  EXPECT_TRUE(split_host_port("127.0.0.1:0", &h, &p));  // listening: any free port
+  EXPECT_FALSE(split_host_port("dumps.example.org:9473", &h, &p));
+  EXPECT_TRUE(split_host_port("localhost:9473", &h, &p));
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string t = kGood;
+    t.replace(t.find(from), from.size(), to);
+    return error_of(t);
+  };
+  EXPECT_EQ(with("127.0.0.1:9473", "127.0.0.1:00000"),
+            "test.toml:3: agent.listen: \"127.0.0.1:00000\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9473\"");
+  EXPECT_EQ(with("127.0.0.1:9473", "clouddumps1001.example.org:9473").rfind("test.toml:3: agent.listen: ", 0), 0u);
+  // The keys the README calls numeric: nfs server, rsync address, haproxy_agent listen.
+  auto check = [&](const std::string& table) {
+    return with("[checks.disk]", table + "\n[checks.disk]");
+  };
+  EXPECT_EQ(check("[checks.nfs]\nkind = \"nfs\"\nserver = \"nfs.example.org\"\npath = \"/dumps/c\""),
+            "test.toml:23: checks.nfs.server: \"nfs.example.org\" must be a numeric address (IPv4, or IPv6 like \"::1\")");
+  EXPECT_EQ(check("[checks.r]\nkind = \"rsync\"\naddress = \"mirror.example.org:873\"\nmodule = \"dumps\""),
+            "test.toml:23: checks.r.address: \"mirror.example.org:873\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:873\"");
+  EXPECT_EQ(error_of(std::string(kGood) + "[haproxy_agent]\nlisten = \"lb.example.org:9474\"\n"),
+            "test.toml:26: haproxy_agent.listen: \"lb.example.org:9474\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
+  EXPECT_EQ(check("[checks.n6]\nkind = \"nfs\"\nserver = \"[::1]\"\npath = \"/dumps/c\""), "");
+}
+
+TEST(ConfigTest, UrlsWithControlCharactersAreRefused) {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string t = kGood;
+    t.replace(t.find(from), from.size(), to);
+    return error_of(t);
+  };
+  EXPECT_EQ(with("[checks.disk]", "[checks.h]\nkind = \"http\"\nurl = \"http://127.0.0.1/\\r\\nX-Evil: 1\"\n[checks.disk]"),
+            "test.toml:23: checks.h.url: must not contain spaces or control characters (encode them: %20)");
+  EXPECT_EQ(with("[checks.disk]", "[checks.h]\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\nhost = \"a\\u0000b\"\n[checks.disk]"),
+            "test.toml:24: checks.h.host: must not contain control characters");
+  EXPECT_EQ(with("port = 80", "port = 80\npeers = [\"http://127.0.0.1:9473\\n\"]"),
+            "test.toml:10: services.http.peers: \"http://127.0.0.1:9473\n\" must be an http:// or https:// URL of a "
+            "peer's agent (no spaces or control characters)");
+  EXPECT_EQ(error_of(std::string(kGood) + "[conftool]\nendpoints = [\"http://127.0.0.1:2379 x\"]\nprefix = \"/c\"\n"),
+            "test.toml:26: conftool.endpoints: \"http://127.0.0.1:2379 x\" must be an http:// or https:// URL (no "
+            "spaces or control characters)");
+}
+
+TEST(ConfigTest, TextThatIsNotUtf8IsRefusedByTheParser) {
+  // toml++ checks the encoding: a config string can be trusted to be UTF-8.
+  std::string e = error_of(std::string(kGood) + "# caf\xe9\n");
+  EXPECT_EQ(e.rfind("test.toml:25: ", 0), 0u) << e;
+  e = error_of("[agent]\nhostname = \"h\xff\"\n");
+  EXPECT_EQ(e.rfind("test.toml:2: ", 0), 0u) << e;
 }
 
 TEST(ConfigTest, MissingRequiredKeyPointsAtItsTypo) {

@@ -104,3 +104,11 @@ TEST(FloorTest, ParsesPeerStatus) {
   EXPECT_FALSE(parse_peer_status("u", R"({"host":1,"services":{}})", &err));
   EXPECT_FALSE(parse_peer_status("u", R"({"host":"x","services":{"nfs":{"effective":3}}})", &err));
 }
+
+TEST(FloorTest, APeerSendingBytesThatAreNotUtf8GetsAValidError) {
+  // The parser's message quotes the bad bytes; the error goes into /status.
+  std::string error;
+  EXPECT_FALSE(parse_peer_status("http://p", "{\"host\":\"h\xff\xfe\",\"services\":{}}", &error));
+  EXPECT_EQ(error.rfind("bad /status: ", 0), 0u) << error;
+  EXPECT_NO_THROW((void)nlohmann::json(error).dump()) << error;
+}

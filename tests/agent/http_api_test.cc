@@ -98,3 +98,30 @@ TEST(HttpApiTest, MetricsComeFromTheCallback) {
   EXPECT_EQ(r.body, "# metrics\n");
   EXPECT_NE(r.content_type.find("version=0.0.4"), std::string::npos);
 }
+
+TEST(HttpApiTest, ControlCharactersInThePathAreRefused) {
+  Snapshot s = sample();
+  for (std::string_view path : {std::string_view("/health/nfs\0junk", 16), std::string_view("/health/nfs\r\n"),
+                                std::string_view("/health/n\tfs"), std::string_view("/status\x7f")}) {
+    HttpReply r = handle_http("GET", path, s, metrics);
+    EXPECT_EQ(r.status, 400) << path;
+    EXPECT_EQ(r.route, "other");
+  }
+  EXPECT_EQ(handle_http("GET", "/health/nfs", s, metrics).status, 200);
+}
+
+TEST(HttpApiTest, StatusAndEventsStayValidJsonWhateverBytesTheyCarry) {
+  // Bytes a probe or a peer might bring, had they slipped past the repair where they
+  // enter: the answer is still 200 with valid UTF-8 JSON.
+  Snapshot s = sample();
+  s.checks[0].last->reason = "redirect to http://x/\xff\xfe";
+  s.checks[0].last->details["output"] = "caf\xc3";
+  s.events.push_back({WallTime{}, "check", "web", "healthy", "unhealthy", "exit \377"});
+  for (const char* path : {"/status", "/events"}) {
+    HttpReply r;
+    ASSERT_NO_THROW(r = handle_http("GET", path, s, metrics)) << path;
+    EXPECT_EQ(r.status, 200);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.body;
+  }
+}
