@@ -188,10 +188,11 @@ void Agent::start() {
     cb.verdict = [this](const std::string& svc, FloorVerdict v) {
       post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
     };
-    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys) {
-      post([up, error, keys](Engine& e) { e.set_conftool_status(up, error, keys); });
+    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& live) {
+      post([up, error, keys, live](Engine& e) { e.set_conftool_status(up, error, keys, live); });
     };
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+    conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
   snapshot_.store(engine_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
@@ -455,6 +456,16 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   if (!save_error.empty()) {
     log_error("cannot save state; change not applied", {{"error", save_error}});
     return admin_error("cannot save state, nothing changed: " + save_error);
+  }
+  if (conftool_ && req->cmd == "pool") {
+    // Say what the load balancer will do: the key as a sync after this pool left it.
+    bool synced = conftool_->wait_synced(std::chrono::seconds(3));
+    nlohmann::json keys = conftool_->keys();
+    for (const auto& name : services) {
+      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
+                                          conftool_->last_error(), result[name]["effective"] == "pooled");
+      result[name]["conftool"] = {{"key", conftool_->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+    }
   }
   log_info("admin " + req->cmd, {{"services", [&] {
                                      std::string s;
