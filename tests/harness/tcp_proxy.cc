@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,13 +16,22 @@
 
 namespace pk_test {
 
+namespace {
+// No call in the relay loop may block for long: stop() must always be quick.
+void bound_blocking(int fd) {
+  timeval tv{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // send() and connect()
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+}  // namespace
+
 TcpProxy::TcpProxy(int target_port) : target_(target_port), port_(free_port()) {}
 
 TcpProxy::~TcpProxy() { stop(); }
 
 void TcpProxy::start() {
   if (thread_.joinable()) return;
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
@@ -66,7 +76,9 @@ void TcpProxy::loop() {
     if (fds[1].revents & POLLIN) {
       int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0) {
+        bound_blocking(c);
         int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bound_blocking(s);
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(static_cast<uint16_t>(target_));
@@ -87,7 +99,8 @@ void TcpProxy::loop() {
         if (!f.revents) continue;
         int from = side == 0 ? pairs[i].a : pairs[i].b, to = side == 0 ? pairs[i].b : pairs[i].a;
         char buf[65536];
-        ssize_t n = ::read(from, buf, sizeof buf);
+        ssize_t n = ::recv(from, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (n <= 0) {
           dead = true;
           break;
