@@ -281,13 +281,17 @@ void Agent::start() {
     cb.verdict = [this](const std::string& svc, FloorVerdict v) {
       post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
     };
-    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys) {
+    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& live) {
       // etcd's texts and other writers' values reach /status: repaired here.
-      nlohmann::json k = keys;
+      nlohmann::json k = keys, l = live;
       make_valid_utf8(k);
-      post([up, error = valid_utf8(error), k = std::move(k)](Engine& e) { e.set_conftool_status(up, error, k); });
+      make_valid_utf8(l);
+      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l)](Engine& e) {
+        e.set_conftool_status(up, error, k, l);
+      });
     };
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+    conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
   snapshot_.store(engine_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
@@ -670,6 +674,16 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
   if (!save_error.empty()) {
     log_error("cannot save state; change not applied", {{"error", save_error}});
     return admin_error("cannot save state, nothing changed: " + save_error);
+  }
+  if (conftool_ && req->cmd == "pool") {
+    // Say what the load balancer will do: the key as a sync after this pool left it.
+    bool synced = conftool_->wait_synced(std::chrono::seconds(3));
+    nlohmann::json keys = conftool_->keys();
+    for (const auto& name : services) {
+      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
+                                          conftool_->last_error(), result[name]["effective"] == "pooled");
+      result[name]["conftool"] = {{"key", conftool_->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+    }
   }
   log_info("admin " + req->cmd, {{"services", [&] {
                                      std::string s;

@@ -58,4 +58,30 @@ std::vector<ConftoolPeer> conftool_peers(const Snapshot& s, const Config& cfg) {
   return out;
 }
 
+PoolAnswer conftool_pool_answer(const nlohmann::json& key, bool synced, const std::string& error,
+                                bool agent_pooled) {
+  std::string agent = agent_pooled ? "pooled by the agent" : "pooled by the agent once healthy";
+  std::string unavailable = synced ? "" : "; etcd unavailable (" + (error.empty() ? "no answer" : error) + "), the key is as last seen";
+  if (!key.is_object()) return {false, agent + ", but conftool could not be read" + unavailable +
+                                           ": the load balancer's state is unknown"};
+  std::string k = key.value("key", "");
+  std::string state = key.contains("pooled") ? key.value("pooled", "") : key.value("state", "");
+  if (state == "missing")
+    return {false, agent + ", but conftool key " + k + " does not exist: PyBal does not know this host " +
+                       "(conftool-sync creates it)" + unavailable};
+  if (state == "unparseable")
+    return {false, agent + ", but conftool key " + k + " cannot be read (" + key.value("error", "") +
+                       "): PyBal will not route to this host until an operator fixes it with confctl" + unavailable};
+  if (state == "inactive")
+    return {false, agent + ", but conftool key " + k + " is inactive: PyBal will not route to this host " +
+                       "(an operator sets it with confctl)" + unavailable};
+  if (state == "yes") return {true, "conftool key " + k + " pooled=yes: PyBal routes to this host" + unavailable};
+  // "no": the agent writes "yes" once the service is pooled (and etcd answers).
+  if (!synced)
+    return {false, "conftool key " + k + " says pooled=no" + unavailable +
+                       ": the agent writes pooled=yes when etcd answers again"};
+  if (agent_pooled) return {false, "conftool key " + k + " still says pooled=no: PyBal will not route to this host"};
+  return {true, "conftool key " + k + " says pooled=no until the service is healthy; the agent then writes pooled=yes"};
+}
+
 }  // namespace poolkeeper

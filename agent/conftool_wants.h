@@ -20,4 +20,16 @@ std::vector<ConftoolPeer> conftool_peers(const Snapshot& s, const Config& cfg);
 // "http://clouddumps1002.example.org:9473" → "clouddumps1002.example.org"
 std::string host_of_url(const std::string& url);
 
+// What the load balancer will do for a service after `pool`, judged from its conftool
+// key as the writer last saw it (`key`: one entry of ConftoolWriter::keys(), null when
+// never read). `synced`: a sync after the pool succeeded (else `error` says why not).
+// An inactive, missing or unreadable key means PyBal will not route to the host,
+// whatever the agent decided.
+struct PoolAnswer {
+  bool will_pool = false;
+  std::string message;
+};
+PoolAnswer conftool_pool_answer(const nlohmann::json& key, bool synced, const std::string& error,
+                                bool agent_pooled);
+
 }  // namespace poolkeeper

@@ -270,8 +270,11 @@ void Engine::set_conftool_enabled(bool on) {
   recompute_services();
 }
 
-void Engine::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys) {
-  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_) return;
+void Engine::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
+                                 const nlohmann::json& liveness) {
+  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_ && liveness == conftool_liveness_)
+    return;
+  conftool_liveness_ = liveness;
   if (up != conftool_up_)
     emit({clock_.wall(), "conftool", "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
   conftool_up_ = up;
@@ -422,7 +425,8 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   s->generated = clock_.wall();
   s->state_file_ok = state_ok_;
   if (conftool_enabled_)
-    s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_}};
+    s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_},
+                   {"liveness", conftool_liveness_}};
   s->state_file_error = state_error_;
   s->leftover_processes = leftover_processes_;
   s->leftovers_killed = leftovers_killed_;

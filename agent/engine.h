@@ -97,7 +97,8 @@ class Engine {
   // the etcd lock (verdicts from the ConftoolWriter); until a verdict comes, the host
   // stays in. When etcd is down the peers' /status decide, as without conftool.
   void set_conftool_enabled(bool on);
-  void set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys);
+  void set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
+                           const nlohmann::json& liveness = nullptr);
   void set_floor_verdict(const std::string& service, FloorVerdict v);
   const std::vector<PeerState>& peers() const { return peers_; }
 
@@ -170,6 +171,7 @@ class Engine {
   bool conftool_up_ = false;
   std::string conftool_error_;
   nlohmann::json conftool_keys_ = nlohmann::json::object();
+  nlohmann::json conftool_liveness_;
   std::map<std::string, FloorVerdict> verdicts_;
   bool state_ok_ = true;
   std::string state_error_;

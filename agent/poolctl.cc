@@ -43,6 +43,8 @@ int usage(std::ostream& out, int code) {
          "                      [--wait [DURATION]]\n"
          "       poolctl drain [SERVICE...] [--reason TEXT] [--for DURATION] [--force] [--wait [DURATION]]\n"
          "       poolctl ispooled SERVICE        (exit 0 pooled, 1 not)\n"
+         "pool exits 1 when the load balancer will not pool (conftool key inactive, missing,\n"
+         "unreadable, or etcd unavailable).\n"
          "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
          "       poolctl pybal-config --config FILE   (pybal.conf stanzas, conftool-data)\n"
          "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
@@ -94,13 +96,38 @@ std::string when_short(const std::string& iso) {
   return iso.substr(0, 10) + " " + iso.substr(11, 8);
 }
 
+// A service's conftool key in a word: yes, no, inactive, missing, unreadable; "-"
+// without conftool, "?" before the first read.
+std::string conftool_word(const nlohmann::json& s, const std::string& service) {
+  if (!s.contains("conftool") || !s["conftool"].is_object()) return "-";
+  const auto& keys = s["conftool"].value("keys", nlohmann::json::object());
+  if (!keys.contains(service)) return "?";
+  const auto& k = keys[service];
+  if (k.contains("pooled")) return k.value("pooled", "?");
+  std::string state = k.value("state", "?");
+  return state == "unparseable" ? "unreadable" : state;
+}
+
 void print_status(const nlohmann::json& s) {
   std::cout << "host " << s.value("host", "?") << "  lifecycle " << s.value("lifecycle", "?") << "\n";
   if (s.contains("state_file") && !s["state_file"].value("ok", true))
     std::cout << "STATE FILE UNREADABLE: " << s["state_file"].value("error", "") << "\n";
+  if (s.contains("conftool") && s["conftool"].is_object()) {
+    const auto& c = s["conftool"];
+    std::cout << "conftool " << (c.value("up", false) ? "up" : "DOWN (" + c.value("last_error", "") + ")");
+    if (c.contains("liveness") && c["liveness"].is_object()) {
+      const auto& l = c["liveness"];
+      std::cout << "  liveness key " << l.value("key", "") << " (ttl " << l.value("ttl", "") << ") "
+                << (l.value("ok", false) ? "refreshed " + when_short(l.value("refreshed", nlohmann::json("")).is_string()
+                                                                         ? l["refreshed"].get<std::string>()
+                                                                         : "")
+                                         : "NOT REFRESHED: " + l.value("error", ""));
+    }
+    std::cout << "\n";
+  }
   std::cout << "\n"
             << pad("SERVICE", 10) << pad("EFFECTIVE", 10) << pad("HEALTH", 9) << pad("INTENT", 8)
-            << pad("SINCE", 19) << "REASON\n";
+            << pad("CONFTOOL", 10) << pad("SINCE", 19) << "REASON\n";
   for (auto& [name, sv] : s["services"].items()) {
     std::string reason = sv.value("reason", "");
     const auto& intent = sv["intent"];
@@ -110,9 +137,18 @@ void print_status(const nlohmann::json& s) {
       if (intent.value("until_boot", false)) reason += ", until next boot";
       reason += "]";
     }
+    std::string ct = conftool_word(s, name);
     std::cout << pad(name, 10) << pad(sv.value("effective", ""), 10) << pad(sv.value("health", ""), 9)
-              << pad(intent.value("intent", ""), 8) << pad(when_short(sv.value("since", "")), 19) << reason
-              << "\n";
+              << pad(intent.value("intent", ""), 8) << pad(ct, 10) << pad(when_short(sv.value("since", "")), 19)
+              << reason << "\n";
+    if (ct == "inactive" || ct == "missing" || ct == "unreadable") {
+      std::string k = s["conftool"]["keys"][name].value("key", "");
+      std::cout << "  warning: conftool key " << k
+                << (ct == "inactive"  ? " is inactive: PyBal will not route to this host (an operator sets it with confctl)"
+                    : ct == "missing" ? " does not exist: PyBal does not know this host (conftool-sync creates it)"
+                                      : " cannot be read: PyBal will not route to this host")
+                << "\n";
+    }
     for (const auto& w : sv.value("warnings", nlohmann::json::array())) std::cout << "  warning: " << w.get<std::string>() << "\n";
     if (sv.contains("floor")) {
       const auto& f = sv["floor"];
@@ -147,6 +183,15 @@ void print_status(const nlohmann::json& s) {
           state += svc + "=" + ps.value("effective", "") + (ps.value("healthy", false) ? "" : "(unhealthy)") + " ";
         for (auto& [check, m] : p["nfs_handles_match"].items())
           if (!m.is_null()) state += check + ":" + (m.get<bool>() ? "same-handles" : "DIFFERENT-HANDLES(ESTALE on failover)") + " ";
+      }
+      if (s.contains("conftool") && s["conftool"].is_object() && s["conftool"].contains("liveness") &&
+          s["conftool"]["liveness"].is_object()) {
+        const auto& lp = s["conftool"]["liveness"].value("peers", nlohmann::json::object());
+        if (lp.contains(p.value("host", ""))) {
+          const auto& l = lp[p.value("host", "")];
+          state += l.value("alive", false) ? " liveness key: alive"
+                                           : " liveness key: GONE since " + when_short(l.value("missing_since", ""));
+        }
       }
       std::cout << pad(name, 30) << state << "\n";
     }
@@ -370,14 +415,23 @@ int main(int argc, char** argv) {
     if (until_boot) req["until_boot"] = true;
     if (const char* sudo = std::getenv("SUDO_USER")) req["sudo_user"] = sudo;
     auto j = call(socket_path, req);
+    int rc = 0;
     for (auto& [name, s] : j["services"].items()) {
+      // After pool, the load balancer's view decides: an inactive or missing conftool
+      // key means PyBal will not route here, whatever the agent says (exit 1).
+      if (s.contains("conftool") && !s["conftool"].value("will_pool", true)) {
+        std::cout << name << ": " << s["conftool"].value("message", "") << "\n";
+        rc = 1;
+        continue;
+      }
       std::cout << name << ": " << s.value("effective", "");
       std::string r = s.value("reason", "");
       if (!r.empty()) std::cout << " (" << r << ")";
       std::cout << "\n";
+      if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";
     }
     if (wait && verb != "pool") return wait_for_clients(j["services"], wait_limit);
-    return 0;
+    return rc;
   }
   std::cerr << "poolctl: unknown command \"" << verb << "\"\n";
   return usage(std::cerr, 2);

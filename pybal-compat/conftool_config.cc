@@ -13,6 +13,10 @@ bool others_can_read(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH);
 }
+
+bool overlaps(const std::string& a, const std::string& b) {
+  return a == b || a.rfind(b + "/", 0) == 0 || b.rfind(a + "/", 0) == 0;
+}
 }  // namespace
 
 ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file) {
@@ -30,9 +34,17 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
   if (c.lock_prefix.empty() || c.lock_prefix[0] != '/') r.fail("lock_prefix", "must be an absolute key path");
   // PyBal reads every child of <prefix>/<service>/ as a host: a lock there would
   // become one. Keep locks outside the pools tree.
-  if (c.lock_prefix == c.prefix || c.lock_prefix.rfind(c.prefix + "/", 0) == 0 ||
-      c.prefix.rfind(c.lock_prefix + "/", 0) == 0)
+  if (overlaps(c.lock_prefix, c.prefix))
     r.fail("lock_prefix", "must be outside the pools tree (\"" + c.prefix + "\"): PyBal would read a lock there as a host");
+  // Liveness keys live beside the locks by default: /poolkeeper/locks → /poolkeeper/alive.
+  std::string lock_parent = c.lock_prefix.substr(0, c.lock_prefix.rfind('/'));
+  c.liveness_prefix = r.string("liveness_prefix").value_or(lock_parent + "/alive");
+  if (c.liveness_prefix.size() < 2 || c.liveness_prefix[0] != '/' || c.liveness_prefix.back() == '/')
+    r.fail("liveness_prefix", "must be an absolute key path without a trailing slash, like \"/poolkeeper/alive\"");
+  if (overlaps(c.liveness_prefix, c.prefix))
+    r.fail("liveness_prefix", "must be outside the pools tree (\"" + c.prefix + "\"): PyBal would read a liveness key there as a host");
+  if (overlaps(c.liveness_prefix, c.lock_prefix))
+    r.fail("liveness_prefix", "must not overlap lock_prefix (\"" + c.lock_prefix + "\")");
   c.hostname = r.string("hostname").value_or("");
   c.ca_file = r.string("ca_file").value_or("");
   c.cert_file = r.string("cert_file").value_or("");
@@ -58,6 +70,7 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
   c.create_missing = r.boolean("create_missing").value_or(false);
   c.peer_dead_after = r.duration("peer_dead_after", std::chrono::seconds(1), std::chrono::hours(24)).value_or(c.peer_dead_after);
   c.lock_ttl = r.duration("lock_ttl", std::chrono::seconds(2), std::chrono::minutes(5)).value_or(c.lock_ttl);
+  c.liveness_ttl = r.duration("liveness_ttl", std::chrono::seconds(1), std::chrono::minutes(10)).value_or(c.liveness_ttl);
   return c;
 }
 

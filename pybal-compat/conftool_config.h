@@ -21,6 +21,10 @@ struct ConftoolConfig {
   bool create_missing = false;
   Duration peer_dead_after = std::chrono::minutes(3);
   Duration lock_ttl = std::chrono::seconds(10);
+  // Each agent's liveness key <liveness_prefix>/<hostname>, kept with a TTL and
+  // refreshed every liveness_ttl/3; default: lock_prefix's parent + "/alive".
+  std::string liveness_prefix;
+  Duration liveness_ttl = std::chrono::seconds(10);
 };
 
 struct HaproxyAgentConfig {

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -73,6 +75,7 @@ ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::st
 ConftoolWriter::~ConftoolWriter() { stop(); }
 
 void ConftoolWriter::start() {
+  live_ = std::thread([this] { liveness_loop(); });
   sync_ = std::thread([this] { sync_loop(); });
   watch_ = std::thread([this] { watch_loop(); });
 }
@@ -86,7 +89,148 @@ void ConftoolWriter::stop() {
   cv_.notify_all();
   if (sync_.joinable()) sync_.join();
   if (watch_.joinable()) watch_.join();
+  if (live_.joinable()) live_.join();
 }
+
+bool ConftoolWriter::wait_synced(Duration limit) {
+  std::unique_lock<std::mutex> lk(mu_);
+  uint64_t want = syncs_started_ + 1;
+  dirty_ = true;
+  cv_.notify_all();
+  if (!cv_.wait_for(lk, limit, [&] { return stop_ || syncs_done_ >= want; })) return false;
+  return !stop_ && last_sync_ok_;
+}
+
+nlohmann::json ConftoolWriter::keys() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return last_keys_;
+}
+
+std::string ConftoolWriter::last_error() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return last_error_;
+}
+
+// The liveness key: written whole (what an operator wants to know about the agent
+// holding it) when missing, otherwise only its TTL is refreshed (refresh=true does not
+// change the value or wake watchers). No delete on stop: a restart is quicker than the
+// TTL, and a host going down lets it expire.
+bool ConftoolWriter::refresh_liveness(std::string* error) {
+  int64_t ttl = std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil(std::chrono::duration<double>(cfg_.liveness_ttl).count())));
+  if (live_index_ != 0) {
+    auto r = etcd_.put(liveness_key(), "", EtcdPut{.prev_exist = true, .ttl = ttl, .refresh = true});
+    if (r.ok()) return true;
+    if (r.error_code != 100) {
+      *error = r.describe();
+      return false;
+    }
+    log_warn("conftool liveness key had expired; writing it again", {{"key", liveness_key()}});
+  }
+  nlohmann::json v = {{"host", host_},
+                      {"pid", static_cast<int64_t>(::getpid())},
+                      {"boot_id", boot_id_},
+                      {"version", POOLKEEPER_VERSION},
+                      {"started", format_wall(started_)},
+                      {"written", format_wall(std::chrono::system_clock::now())},
+                      {"ttl_seconds", ttl}};
+  auto r = etcd_.put(liveness_key(), v.dump(), EtcdPut{.ttl = ttl});
+  if (!r.ok()) {
+    *error = r.describe();
+    return false;
+  }
+  live_index_ = r.node.modified_index;
+  return true;
+}
+
+void ConftoolWriter::liveness_loop() {
+  Duration every = std::max<Duration>(cfg_.liveness_ttl / 3, std::chrono::milliseconds(200));
+  bool failing = false;
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stop_) {
+    lk.unlock();
+    std::string error;
+    bool ok = refresh_liveness(&error);
+    {
+      std::lock_guard<std::mutex> g(live_mu_);
+      live_ok_ = ok;
+      live_error_ = error;
+      if (ok) live_refreshed_ = std::chrono::system_clock::now();
+    }
+    if (!ok && !failing) log_warn("conftool liveness key not refreshed", {{"key", liveness_key()}, {"error", error}});
+    if (ok && failing) log_info("conftool liveness key refreshed again", {{"key", liveness_key()}});
+    failing = !ok;
+    lk.lock();
+    if (!live_tried_) {
+      live_tried_ = true;  // the sync loop waits for this: our key first, then our writes
+      cv_.notify_all();
+    }
+    // After a failure, try again sooner, but never busier than every 200 ms.
+    cv_.wait_for(lk, ok ? every : std::min<Duration>(every, std::chrono::seconds(1)), [this] { return stop_; });
+  }
+}
+
+std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_liveness(std::string* error) {
+  auto r = etcd_.get(cfg_.liveness_prefix, true, true);
+  std::map<std::string, EtcdNode> out;
+  if (r.error_code == 100) return out;  // nobody alive yet
+  if (!r.ok()) {
+    *error = r.describe();
+    return std::nullopt;
+  }
+  for (const auto& n : r.node.nodes)
+    if (!n.dir) out[n.key.substr(n.key.rfind('/') + 1)] = n;
+  return out;
+}
+
+void ConftoolWriter::track_liveness(const std::map<std::string, EtcdNode>& alive,
+                                    const std::vector<ConftoolPeer>& peers) {
+  SteadyTime now = SteadyClock::now();
+  std::set<std::string> known;
+  for (const auto& p : peers) {
+    if (p.host.empty()) continue;
+    known.insert(p.host);
+    if (alive.count(p.host)) {
+      if (peer_missing_since_.erase(p.host))
+        log_info("conftool liveness key of a peer is back", {{"peer", p.host}});
+      for (auto it = taken_out_.begin(); it != taken_out_.end();)  // alive again: a new death counts anew
+        it = it->substr(it->find('/') + 1) == p.host ? taken_out_.erase(it) : std::next(it);
+    } else if (peer_missing_since_.emplace(p.host, now).second) {
+      log_info("conftool liveness key of a peer is missing",
+               {{"peer", p.host}, {"key", cfg_.liveness_prefix + "/" + p.host}});
+    }
+  }
+  for (auto it = peer_missing_since_.begin(); it != peer_missing_since_.end();)
+    it = known.count(it->first) ? std::next(it) : peer_missing_since_.erase(it);
+  peer_alive_ = alive;
+}
+
+nlohmann::json ConftoolWriter::liveness_status(const std::map<std::string, EtcdNode>* alive) const {
+  nlohmann::json j;
+  {
+    std::lock_guard<std::mutex> g(live_mu_);
+    j = {{"key", liveness_key()},
+         {"ttl", format_duration(cfg_.liveness_ttl)},
+         {"ok", live_ok_},
+         {"refreshed", live_refreshed_ == WallTime{} ? nlohmann::json(nullptr) : nlohmann::json(format_wall(live_refreshed_))},
+         {"error", live_error_}};
+  }
+  if (alive) j["self_seen"] = alive->count(host_) > 0;
+  nlohmann::json peers = nlohmann::json::object();
+  WallTime wall = std::chrono::system_clock::now();
+  SteadyTime steady = SteadyClock::now();
+  for (const auto& [host, node] : peer_alive_) {
+    if (host == host_) continue;
+    peers[host] = {{"alive", true}};
+  }
+  for (const auto& [host, since] : peer_missing_since_) {
+    auto missing_for = std::chrono::duration_cast<WallTime::duration>(steady - since);
+    peers[host] = {{"alive", false}, {"missing_since", format_wall(wall - missing_for)}};
+  }
+  j["peers"] = peers;
+  return j;
+}
+
 
 void ConftoolWriter::update(std::vector<ConftoolWant> wants, std::vector<ConftoolPeer> peers) {
   {
@@ -257,10 +401,13 @@ bool ConftoolWriter::sync_once(std::string* error) {
     peers = peers_;
   }
   nlohmann::json keys = nlohmann::json::object();
-  WallTime now = std::chrono::system_clock::now();
-  // One read of the whole prefix per sync; the floor re-reads its service under the lock.
+  // One read of the whole prefix and one of the liveness keys per sync; the floor
+  // re-reads its service under the lock.
   auto pools = read_pools(error);
   if (!pools) return false;
+  auto alive = read_liveness(error);
+  if (!alive) return false;
+  track_liveness(*alive, peers);
   std::map<std::string, std::map<std::string, EtcdNode>>& seen_hosts = *pools;  // service → host → key
   for (const auto& w : wants) {
     const std::map<std::string, EtcdNode>* hosts = &seen_hosts[w.service];
@@ -268,21 +415,32 @@ bool ConftoolWriter::sync_once(std::string* error) {
     auto it = hosts->find(host_);
     if (it == hosts->end()) {
       keys[w.service] = {{"key", key(w.service)}, {"state", "missing"}};
+      bool created = false;
       if (cfg_.create_missing && (w.kind == ConftoolWant::Kind::kYes || w.kind == ConftoolWant::Kind::kNo)) {
-        std::string value = nlohmann::json{{"pooled", w.kind == ConftoolWant::Kind::kYes ? "yes" : "no"}, {"weight", 10}}.dump();
+        std::string pooled = w.kind == ConftoolWant::Kind::kYes ? "yes" : "no";
+        std::string value = nlohmann::json{{"pooled", pooled}, {"weight", 10}}.dump();
         auto r = etcd_.put(key(w.service), value, EtcdPut{.prev_exist = false});
         if (r.ok()) {
           seen_[w.service] = {r.node.modified_index, r.node.modified_index};
           save_seen();
           log_info("conftool key created", {{"key", key(w.service)}, {"value", value}});
+          keys[w.service] = {{"key", key(w.service)}, {"pooled", pooled}, {"weight", 10},
+                             {"modified_index", r.node.modified_index}};
+          created = true;
         } else if (r.error_code != 105) {
           *error = r.describe();
           return false;
         }
       }
+      // Once per disappearance: PyBal does not know this host for the service.
+      if (!created && missing_logged_.insert(w.service).second)
+        log_warn("conftool key missing: the load balancer does not know this host for the service",
+                 {{"service", w.service}, {"key", key(w.service)}});
       cb_.verdict(w.service, verdict);
       continue;
     }
+    if (missing_logged_.erase(w.service))
+      log_info("conftool key present again", {{"service", w.service}, {"key", key(w.service)}});
     const EtcdNode& node = it->second;
     std::string perr;
     auto v = parse_conftool_value(node.value, &perr);
@@ -357,59 +515,104 @@ bool ConftoolWriter::sync_once(std::string* error) {
     cb_.verdict(w.service, verdict);
   }
 
-  // Dead peers: the lowest-named live agent takes them out (floor still applies). Every
-  // peer key's last change is tracked on every sync, so "stood still for
-  // peer_dead_after" is measured from the last write we saw, not from the death.
+  bool ok = true;
+  take_out_dead_peers(seen_hosts, *alive, wants, peers, error, &ok);
+  if (!ok) return false;
+  up_ = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    last_keys_ = keys;
+  }
+  cb_.status(true, "", keys, liveness_status(&*alive));
+  return true;
+}
+
+// A peer is dead only when both signals agree for peer_dead_after: its liveness key is
+// gone (etcd, the system of record, which every agent sees alike) and its agent does
+// not answer HTTP. Unreachability alone is a cut link, not a death; a missing key alone
+// is an etcd problem on that host. The lowest-named live agent acts, itself seen alive
+// in etcd, under the lock and the floor, and re-reads the liveness key under the lock
+// (a host coming back writes its liveness key before any pool key). Each service's key
+// is taken out once per death: if someone sets it "yes" while the host stays dead, that
+// is an operator's choice, not fought.
+void ConftoolWriter::take_out_dead_peers(const std::map<std::string, std::map<std::string, EtcdNode>>& pools,
+                                         const std::map<std::string, EtcdNode>& alive,
+                                         const std::vector<ConftoolWant>& wants,
+                                         const std::vector<ConftoolPeer>& peers, std::string* error, bool* ok) {
+  WallTime now = std::chrono::system_clock::now();
+  SteadyTime snow = SteadyClock::now();
+  if (!alive.count(host_)) return;  // our own key is not there: we are in no position to judge
   for (const auto& p : peers) {
-    if (p.host.empty()) continue;
+    if (p.host.empty() || p.host == host_) continue;
+    auto missing = peer_missing_since_.find(p.host);
+    if (missing == peer_missing_since_.end() || snow - missing->second < cfg_.peer_dead_after) continue;
+    if (p.reachable || p.unreachable_since == WallTime{} || now - p.unreachable_since < cfg_.peer_dead_after) continue;
     for (const auto& svc : p.services) {
-      auto hosts_it = seen_hosts.find(svc);
-      if (hosts_it == seen_hosts.end()) continue;
+      auto hosts_it = pools.find(svc);
+      if (hosts_it == pools.end()) continue;
       auto it = hosts_it->second.find(p.host);
-      if (it == hosts_it->second.end()) continue;
-      UnchangedSince& still = peer_keys_[svc + "/" + p.host];
-      if (still.index != it->second.modified_index) still = {it->second.modified_index, SteadyClock::now()};
-      if (p.reachable || p.unreachable_since == WallTime{} || now - p.unreachable_since < cfg_.peer_dead_after) continue;
-      if (SteadyClock::now() - still.since < cfg_.peer_dead_after) continue;
-      bool lowest = true;
-      for (const auto& q : peers)
-        if (q.reachable && q.host < host_ &&
-            std::find(q.services.begin(), q.services.end(), svc) != q.services.end())
-          lowest = false;
-      if (!lowest) continue;
+      if (it == hosts_it->second.end() || taken_out_.count(svc + "/" + p.host)) continue;
       std::string e;
       auto v = parse_conftool_value(it->second.value, &e);
       if (!v || v->pooled != "yes") continue;
+      bool lowest = true;
+      for (const auto& q : peers)
+        if (q.host < host_ && q.host != p.host && (q.reachable || alive.count(q.host)) &&
+            std::find(q.services.begin(), q.services.end(), svc) != q.services.end())
+          lowest = false;
+      if (!lowest) continue;
       int min_pooled = 1;
       for (const auto& w : wants)
         if (w.service == svc) min_pooled = w.min_pooled;
-      if (!lock(svc)) return false;
+      if (!lock(svc)) {
+        *error = "cannot take the etcd lock " + lock_key(svc);
+        *ok = false;
+        return;
+      }
       auto fresh = read_hosts(svc, error);
-      bool ok = fresh.has_value();
-      if (ok && fresh->count(p.host) && fresh->at(p.host).modified_index == still.index &&
-          others_yes(*fresh, p.host, "") >= min_pooled) {
-        std::string why = "peer unreachable since " + format_wall(p.unreachable_since);
-        ok = write(svc, p.host, fresh->at(p.host), "no", std::make_pair(host_, why), error);
-        if (ok) log_warn("took a dead peer out", {{"service", svc}, {"peer", p.host}, {"reason", why}});
+      bool good = fresh.has_value();
+      auto live = good ? etcd_.get(cfg_.liveness_prefix + "/" + p.host, false, true) : EtcdResult{};
+      if (good && live.error_code != 100 && !live.ok()) {
+        *error = live.describe();
+        good = false;
+      }
+      if (good && live.error_code == 100 && fresh->count(p.host)) {
+        auto fv = parse_conftool_value(fresh->at(p.host).value, &e);
+        if (fv && fv->pooled == "yes" && others_yes(*fresh, p.host, "") >= min_pooled) {
+          std::string why = "peer dead: liveness key gone since " +
+                            format_wall(now - std::chrono::duration_cast<WallTime::duration>(snow - missing->second)) +
+                            ", agent unreachable since " + format_wall(p.unreachable_since);
+          good = write(svc, p.host, fresh->at(p.host), "no", std::make_pair(host_, why), error);
+          if (good) {
+            taken_out_.insert(svc + "/" + p.host);
+            log_warn("took a dead peer out", {{"service", svc}, {"peer", p.host}, {"reason", why}});
+          }
+        }
       }
       unlock(svc);
-      if (!ok) return false;
+      if (!good) {
+        *ok = false;
+        return;
+      }
     }
   }
-  up_ = true;
-  cb_.status(true, "", keys);
-  return true;
 }
 
 void ConftoolWriter::sync_loop() {
   auto backoff = kMinBackoff;
   std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [this] { return stop_ || live_tried_; });  // our liveness key before any write
   while (!stop_) {
     dirty_ = false;
+    uint64_t round = ++syncs_started_;
     lk.unlock();
     std::string error;
     bool ok = sync_once(&error);
     lk.lock();
+    syncs_done_ = round;
+    last_sync_ok_ = ok;
+    last_error_ = error;
+    cv_.notify_all();
     if (ok) {
       backoff = kMinBackoff;
       cv_.wait_for(lk, kResync, [this] { return stop_ || dirty_; });
@@ -418,7 +621,7 @@ void ConftoolWriter::sync_loop() {
     if (up_ || backoff == kMinBackoff) log_warn("conftool unavailable", {{"error", error}});
     up_ = false;
     lk.unlock();
-    cb_.status(false, error, nlohmann::json::object());
+    cb_.status(false, error, nlohmann::json::object(), liveness_status(nullptr));
     lk.lock();
     // Capped exponential backoff with jitter; a state change does not cut it short.
     auto wait = backoff + std::chrono::milliseconds(rng_() % (backoff.count() / 2 + 1));

@@ -8,8 +8,13 @@
 // intent, never fought. Taking a host out for health (or `depool`) happens under an
 // etcd lock <lock_prefix>/<service>: read every host's key, refuse when fewer than
 // min_pooled others stay "yes", write, release — so two agents failing at once can
-// never both leave. A peer unreachable for peer_dead_after is taken out by the
-// lowest-named live agent, under the same lock and floor.
+// never both leave.
+//
+// Liveness is judged through etcd: every agent keeps <liveness_prefix>/<host> with a
+// TTL, refreshed every liveness_ttl/3 by a thread of its own. A peer is dead only when
+// its liveness key has been gone for peer_dead_after AND its agent has not answered
+// HTTP for peer_dead_after; then the lowest-named live agent takes it out, under the
+// lock and the floor, once per death (it comes back by its own agent's write).
 //
 // One thread syncs, one watches the prefix (wait=true&waitIndex, full re-read on
 // errorCode 401). etcd being away never stops the agent: it retries with capped
@@ -23,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,7 +82,9 @@ class ConftoolWriter {
     // An operator changed our key: adopt "yes"/"no"/"inactive" as intent.
     std::function<void(const std::string& service, const std::string& pooled)> adopt;
     std::function<void(const std::string& service, FloorVerdict v)> verdict;
-    std::function<void(bool up, const std::string& error, const nlohmann::json& keys)> status;
+    // After every sync: keys as in keys(), and this agent's and its peers' liveness.
+    std::function<void(bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& liveness)>
+        status;
   };
   ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb);
   ~ConftoolWriter();
@@ -96,7 +104,19 @@ class ConftoolWriter {
   // peers' /status).
   std::optional<std::string> take_out(const std::string& service, int min_pooled, bool* unavailable);
 
+  // Written into the liveness key for operators; call before start().
+  void set_boot_id(std::string id) { boot_id_ = std::move(id); }
+
+  // Asks for a sync and waits until one that began after this call has finished.
+  // False when it failed (etcd unavailable) or did not finish within `limit`.
+  bool wait_synced(Duration limit);
+  // The keys as the last successful sync saw them: service → {key, pooled, weight,
+  // modified_index} or {key, state: missing|unparseable}.
+  nlohmann::json keys() const;
+  std::string last_error() const;
+
   bool up() const { return up_; }
+  std::string liveness_key() const { return cfg_.liveness_prefix + "/" + host_; }
   std::string key(const std::string& service) const { return cfg_.prefix + "/" + service + "/" + host_; }
   std::string lock_key(const std::string& service) const { return cfg_.lock_prefix + "/" + service; }
 
@@ -107,6 +127,15 @@ class ConftoolWriter {
   };
   void sync_loop();
   void watch_loop();
+  void liveness_loop();
+  bool refresh_liveness(std::string* error);
+  // <liveness_prefix>/ → host → node (only keys that have not expired).
+  std::optional<std::map<std::string, EtcdNode>> read_liveness(std::string* error);
+  void track_liveness(const std::map<std::string, EtcdNode>& alive, const std::vector<ConftoolPeer>& peers);
+  void take_out_dead_peers(const std::map<std::string, std::map<std::string, EtcdNode>>& pools,
+                           const std::map<std::string, EtcdNode>& alive, const std::vector<ConftoolWant>& wants,
+                           const std::vector<ConftoolPeer>& peers, std::string* error, bool* ok);
+  nlohmann::json liveness_status(const std::map<std::string, EtcdNode>* alive) const;
   bool sync_once(std::string* error);
   bool lock(const std::string& service);
   void unlock(const std::string& service);
@@ -127,24 +156,40 @@ class ConftoolWriter {
   Callbacks cb_;
   EtcdClient etcd_;
   std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out's caller)
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<ConftoolWant> wants_;
   std::vector<ConftoolPeer> peers_;
   bool dirty_ = true, stop_ = false;
   std::map<std::string, Seen> seen_;
-  // A dead peer's key must also have stood still for peer_dead_after: a write to it
-  // means its agent (or an operator) is alive and acting, whatever our poll says.
-  struct UnchangedSince {
-    uint64_t index = 0;
-    SteadyTime since{};
-  };
-  std::map<std::string, UnchangedSince> peer_keys_;  // "<service>/<host>" → last change seen
   bool have_seen_file_ = false;
+  // Sync thread only: since when each peer's liveness key has been missing (steady
+  // clock, from the first sync that missed it), the peers' keys as last read, the
+  // "<service>/<host>" keys taken out during the current death of their host (cleared
+  // when its liveness key reappears), and the services whose own key is missing
+  // (logged once per disappearance).
+  std::map<std::string, SteadyTime> peer_missing_since_;
+  std::map<std::string, EtcdNode> peer_alive_;
+  std::set<std::string> taken_out_;
+  std::set<std::string> missing_logged_;
+  // Liveness thread's last refresh, for /status (under live_mu_).
+  mutable std::mutex live_mu_;
+  bool live_ok_ = false;
+  WallTime live_refreshed_{};
+  std::string live_error_;
+  uint64_t live_index_ = 0;
+  std::string boot_id_;
+  WallTime started_ = std::chrono::system_clock::now();
+  // Under mu_: sync rounds begun and finished, the last one's outcome and keys.
+  bool live_tried_ = false;
+  uint64_t syncs_started_ = 0, syncs_done_ = 0;
+  bool last_sync_ok_ = false;
+  std::string last_error_;
+  nlohmann::json last_keys_ = nlohmann::json::object();
   std::atomic<bool> up_{false};
   std::atomic<bool> abort_{false};
   std::mt19937 rng_{std::random_device{}()};
-  std::thread sync_, watch_;
+  std::thread sync_, watch_, live_;
 };
 
 }  // namespace poolkeeper

@@ -92,3 +92,34 @@ TEST(ConftoolWantsTest, Peers) {
   EXPECT_EQ(host_of_url("http://[2001:db8::1]:9473"), "[2001:db8::1]");
   EXPECT_EQ(host_of_url("https://h.example.org/"), "h.example.org");
 }
+
+TEST(ConftoolWantsTest, PoolAnswerSaysWhatTheLoadBalancerWillDo) {
+  const std::string k = "/conftool/v1/pools/eqiad/dumps/nfs/a.example.org";
+  auto yes = conftool_pool_answer({{"key", k}, {"pooled", "yes"}, {"weight", 10}}, true, "", true);
+  EXPECT_TRUE(yes.will_pool);
+  EXPECT_EQ(yes.message, "conftool key " + k + " pooled=yes: PyBal routes to this host");
+  auto inactive = conftool_pool_answer({{"key", k}, {"pooled", "inactive"}, {"weight", 10}}, true, "", true);
+  EXPECT_FALSE(inactive.will_pool);
+  EXPECT_EQ(inactive.message, "pooled by the agent, but conftool key " + k +
+                                  " is inactive: PyBal will not route to this host (an operator sets it with confctl)");
+  auto missing = conftool_pool_answer({{"key", k}, {"state", "missing"}}, true, "", true);
+  EXPECT_FALSE(missing.will_pool);
+  EXPECT_NE(missing.message.find("does not exist: PyBal does not know this host"), std::string::npos);
+  auto bad = conftool_pool_answer({{"key", k}, {"state", "unparseable"}, {"error", "weight is not an integer"}}, true, "", true);
+  EXPECT_FALSE(bad.will_pool);
+  EXPECT_NE(bad.message.find("(weight is not an integer)"), std::string::npos);
+  // Still rising: "no" until healthy is the normal way to pool.
+  auto rising = conftool_pool_answer({{"key", k}, {"pooled", "no"}}, true, "", false);
+  EXPECT_TRUE(rising.will_pool);
+  EXPECT_FALSE(conftool_pool_answer({{"key", k}, {"pooled", "no"}}, true, "", true).will_pool);
+  // etcd away: only a key last seen "yes" is known to route.
+  auto away = conftool_pool_answer({{"key", k}, {"pooled", "no"}}, false, "etcd at http://e:2379: connection refused", true);
+  EXPECT_FALSE(away.will_pool);
+  EXPECT_NE(away.message.find("etcd unavailable (etcd at http://e:2379: connection refused)"), std::string::npos);
+  EXPECT_TRUE(conftool_pool_answer({{"key", k}, {"pooled", "yes"}}, false, "x", true).will_pool);
+  auto never = conftool_pool_answer(nullptr, false, "x", true);
+  EXPECT_FALSE(never.will_pool);
+  EXPECT_NE(never.message.find("state is unknown"), std::string::npos);
+  // A missing key stays a refusal even with etcd away.
+  EXPECT_FALSE(conftool_pool_answer({{"key", k}, {"state", "missing"}}, false, "x", true).will_pool);
+}

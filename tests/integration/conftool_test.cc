@@ -2,8 +2,10 @@
 // keys follow health and intent; confctl-style writes are adopted, never fought;
 // inactive and missing keys are respected; an etcd outage flaps nothing; PyBal's
 // way of reading sees every change; the etcd lock makes two simultaneous failures
-// leave exactly one host pooled; a dead host is taken out by its peer; a hold
-// service keeps "yes" through a reboot.
+// leave exactly one host pooled; liveness is judged through etcd (a cut link between
+// agents or one agent's etcd outage changes no key, a dead host is taken out exactly
+// once); `pool` says what the load balancer will do; a hold service keeps "yes"
+// through a reboot.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -13,6 +15,7 @@
 #include "pybal-compat/etcd_client.h"
 #include "tests/harness/agent_proc.h"
 #include "tests/harness/servers.h"
+#include "tests/harness/tcp_proxy.h"
 
 using namespace pk_test;
 using poolkeeper::EtcdClient;
@@ -61,6 +64,39 @@ class ConftoolTest : public ::testing::Test {
     auto w = client_->put(key(svc, host), v.dump(), EtcdPut{.prev_exist = true, .prev_index = r.node.modified_index});
     ASSERT_TRUE(w.ok()) << w.describe();
   }
+
+  // modifiedIndex of every key in the pools tree.
+  std::map<std::string, uint64_t> pool_indexes() {
+    std::map<std::string, uint64_t> out;
+    auto r = client_->get(kPrefix, true, true);
+    EXPECT_TRUE(r.ok()) << r.describe();
+    for (const auto& svc : r.node.nodes)
+      for (const auto& h : svc.nodes) out[h.key] = h.modified_index;
+    return out;
+  }
+  // Writes to one key from etcd index `from` on (etcd's event history replayed).
+  int writes_since(const std::string& k, uint64_t from) {
+    int n = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto w = client_->watch(k, false, from, std::chrono::milliseconds(300));
+      if (!w.ok()) break;
+      ++n;
+      from = w.node.modified_index + 1;
+    }
+    return n;
+  }
+  uint64_t etcd_index() { return client_->get("/", false, true).etcd_index; }
+  static int port_of(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
+  static bool peer_alive(const AgentProc& p, const std::string& host) {
+    auto l = p.status()["conftool"]["liveness"]["peers"];
+    return l.contains(host) && l[host]["alive"] == true;
+  }
+  static bool peer_gone(const AgentProc& p, const std::string& host) {
+    auto l = p.status()["conftool"]["liveness"]["peers"];
+    return l.contains(host) && l[host]["alive"] == false;
+  }
+  // Short liveness timings so a test sees deaths in seconds.
+  static constexpr const char* kLive = "peer_dead_after = \"2s\"\nliveness_ttl = \"2s\"\n";
 
   TempDir dir_;
   std::unique_ptr<Etcd> etcd_;
@@ -168,7 +204,10 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   uint64_t idx = index("nfs", "a.example.org");
   etcd_->stop();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == false; }, 10000ms));
-  EXPECT_NE(a.status()["conftool"]["last_error"].get<std::string>().find("connection refused"), std::string::npos);
+  // (A request cut mid-way by the stop may say "reset" first; the retries then say refused.)
+  EXPECT_TRUE(wait_for([&] {
+    return a.status()["conftool"]["last_error"].get<std::string>().find("connection refused") != std::string::npos;
+  }, 5000ms)) << a.status()["conftool"].dump();
   EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 0\n"), std::string::npos);
   EXPECT_EQ(a.health("nfs"), 200);  // serving its local state
   EXPECT_EQ(a.ctl({"status"}).rc, 0);
@@ -260,41 +299,212 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
   std::printf("%d races, each left exactly one host pooled (%d lock events)\n", one_left, lock_events);
 }
 
-TEST_F(ConftoolTest, DeadPeerIsTakenOutAndComesBackByItself) {
+TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
+  seed("a.example.org");
+  AgentProc a("a.example.org", conftool_section(kLive));
+  a.start();
+  ASSERT_TRUE(wait_for([&] { return client_->get("/poolkeeper/alive/a.example.org").ok(); }, 5000ms)) << a.log();
+  auto r = client_->get("/poolkeeper/alive/a.example.org");
+  auto v = nlohmann::json::parse(r.node.value);
+  EXPECT_EQ(v["host"], "a.example.org");
+  EXPECT_GT(v["pid"].get<int>(), 0);
+  EXPECT_EQ(v["boot_id"], "boot-1");
+  EXPECT_FALSE(v["version"].get<std::string>().empty());
+  ASSERT_TRUE(r.node.ttl.has_value());
+  EXPECT_LE(*r.node.ttl, 2);
+  // Refreshed well within its TTL: it is still there three TTLs later, with the same value.
+  std::this_thread::sleep_for(6s);
+  auto later = client_->get("/poolkeeper/alive/a.example.org");
+  ASSERT_TRUE(later.ok()) << a.log();
+  EXPECT_EQ(later.node.value, r.node.value);
+  auto s = a.status()["conftool"]["liveness"];
+  EXPECT_EQ(s["key"], "/poolkeeper/alive/a.example.org");
+  EXPECT_EQ(s["ok"], true);
+  EXPECT_EQ(s["self_seen"], true);
+  auto out = a.ctl({"status"}).out;
+  EXPECT_NE(out.find("liveness key /poolkeeper/alive/a.example.org (ttl 2s) refreshed"), std::string::npos) << out;
+  // Nothing but hosts under the pools tree.
+  for (const auto& [k, idx] : pool_indexes()) EXPECT_NE(k.find(".example.org"), std::string::npos) << k;
+  // Killed: the key expires by its TTL.
+  a.stop_kill9();
+  EXPECT_TRUE(wait_for([&] { return client_->get("/poolkeeper/alive/a.example.org").error_code == 100; }, 5000ms));
+}
+
+TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
+  seed("a.example.org");
+  seed("b.example.org");
+  // Each agent reaches the other only through a proxy the test can stop; both reach etcd.
+  AgentProc a("a.example.org", conftool_section(kLive)), b("b.example.org", conftool_section(kLive));
+  TcpProxy to_a(port_of(a.url())), to_b(port_of(b.url()));
+  a.nfs_extra = "peers = [\"" + to_b.url() + "\"]\n";
+  b.nfs_extra = "peers = [\"" + to_a.url() + "\"]\n";
+  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
+  to_a.start();
+  to_b.start();
+  a.start();
+  b.start();
+  for (AgentProc* p : {&a, &b}) ASSERT_TRUE(p->wait_health("nfs", 200));
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes"));
+  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org"); }, 5000ms));
+  ASSERT_TRUE(wait_for([&] { return b.status()["peers"][0]["reachable"] == true && peer_alive(b, "a.example.org"); }, 5000ms));
+  auto before = pool_indexes();
+  ASSERT_EQ(before.size(), 4u);
+  to_a.stop();
+  to_b.stop();
+  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == false; }, 5000ms));
+  ASSERT_TRUE(wait_for([&] { return b.status()["peers"][0]["reachable"] == false; }, 5000ms));
+  // 3 × peer_dead_after with the link cut: not one key changes.
+  auto until = Clock::now() + 6s;
+  int samples = 0;
+  while (Clock::now() < until) {
+    ASSERT_EQ(pool_indexes(), before) << "a key changed while only the link was cut\n" << a.log() << b.log();
+    ++samples;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_GT(samples, 20);
+  EXPECT_EQ(a.status()["peers"][0]["reachable"], false);  // still cut, and still alive in etcd
+  EXPECT_TRUE(peer_alive(a, "b.example.org"));
+  EXPECT_TRUE(peer_alive(b, "a.example.org"));
+  EXPECT_EQ(a.health("nfs"), 200);
+  EXPECT_EQ(b.health("nfs"), 200);
+  EXPECT_EQ(a.log().find("took a dead peer out"), std::string::npos);
+  EXPECT_EQ(b.log().find("took a dead peer out"), std::string::npos);
+  auto out = a.ctl({"status"}).out;
+  EXPECT_NE(out.find("liveness key: alive"), std::string::npos) << out;
+}
+
+TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   seed("a.example.org");
   seed("b.example.org");
   seed("c.example.org");  // a third host stays pooled, so the floor allows it
-  AgentProc b("b.example.org");
-  AgentProc a("a.example.org", conftool_section("peer_dead_after = \"2s\"\n"),
-              "peers = [\"" + b.url() + "\"]\n");
-  b.extra_agent = conftool_section("peer_dead_after = \"2s\"\n");
+  AgentProc a("a.example.org", conftool_section(kLive)), b("b.example.org", conftool_section(kLive));
+  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
   b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
-  b.write_config(b.config_text());
+  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
   a.start();
   b.start();
   ASSERT_TRUE(b.wait_health("nfs", 200));
-  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true; }, 5000ms));
+  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org"); }, 5000ms));
+  uint64_t from = etcd_index() + 1;
+  uint64_t http_idx = index("http", "b.example.org");
   auto t0 = Clock::now();
-  b.stop_kill9();
-  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "no", 10000ms));
+  b.stop_kill9();  // its HTTP goes at once, its liveness key when the TTL runs out
+  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "no", 15000ms)) << a.log();
   double took = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("dead peer taken out after %.1f s (peer_dead_after 2s)\n", took);
-  EXPECT_GE(took, 1.9);
+  std::printf("dead peer taken out after %.1f s (liveness_ttl 2s, peer_dead_after 2s)\n", took);
+  EXPECT_GE(took, 3.0);  // the key expires (≥ 2/3 of the TTL), then stays gone peer_dead_after
   auto v = value("nfs", "b.example.org");
   EXPECT_EQ(v["poolkeeper_depooled_by"], "a.example.org");
-  EXPECT_EQ(v["poolkeeper_reason"].get<std::string>().rfind("peer unreachable since ", 0), 0u);
-  EXPECT_EQ(pooled("http", "b.example.org"), "yes");  // http does not list b as a peer
+  EXPECT_EQ(v["poolkeeper_reason"].get<std::string>().rfind("peer dead: liveness key gone since ", 0), 0u) << v.dump();
+  EXPECT_TRUE(peer_gone(a, "b.example.org"));
+  // Still dead for 3 × peer_dead_after more: taken out exactly once, nothing else moves.
+  std::this_thread::sleep_for(6s);
+  EXPECT_EQ(writes_since(key("nfs", "b.example.org"), from), 1) << a.log();
+  EXPECT_EQ(index("http", "b.example.org"), http_idx);  // http does not list b as a peer
+  EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
+  EXPECT_EQ(pooled("nfs", "c.example.org"), "yes");
   // b returns: its own agent puts it back (the operator never asked for that depool),
-  // and a, which may not have seen b come back yet, does not take it out again.
+  // and a does not take it out again.
+  uint64_t back_from = etcd_index() + 1;
   b.start();
   ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes", 10000ms));
+  ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
   for (int i = 0; i < 30; ++i) {
     v = value("nfs", "b.example.org");
     EXPECT_EQ(v["pooled"], "yes") << v.dump();
     EXPECT_FALSE(v.contains("poolkeeper_depooled_by")) << v.dump();
     std::this_thread::sleep_for(100ms);
   }
+  EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
+}
+
+TEST_F(ConftoolTest, EtcdUnreachableForOneAgentChangesNothing) {
+  seed("a.example.org");
+  seed("b.example.org");
+  TcpProxy etcd_link(port_of(etcd_->url()));
+  etcd_link.start();
+  AgentProc a("a.example.org", conftool_section(kLive));
+  AgentProc b("b.example.org", "\n[conftool]\nendpoints = [\"" + etcd_link.url() + "\"]\nprefix = \"" + kPrefix +
+                                   "\"\n" + kLive);
+  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
+  b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
+  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
+  a.start();
+  b.start();
+  for (AgentProc* p : {&a, &b}) ASSERT_TRUE(p->wait_health("nfs", 200));
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes"));
+  ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org") && peer_alive(b, "a.example.org"); }, 5000ms))
+      << "a: " << a.status()["conftool"].dump() << "\nb: " << b.status()["conftool"].dump() << "\n" << b.log();
+  auto before = pool_indexes();
+  etcd_link.stop();
+  ASSERT_TRUE(wait_for([&] { return b.status()["conftool"]["up"] == false; }, 10000ms));
+  ASSERT_TRUE(wait_for([&] { return peer_gone(a, "b.example.org"); }, 10000ms)) << a.status()["conftool"].dump();
+  // b's liveness key is gone, but its agent answers: for 3 × peer_dead_after, no change.
+  auto until = Clock::now() + 6s;
+  while (Clock::now() < until) {
+    ASSERT_EQ(pool_indexes(), before) << "a key changed while one agent lost etcd\n" << a.log() << b.log();
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(a.health("nfs"), 200);
+  EXPECT_EQ(b.health("nfs"), 200);
+  EXPECT_EQ(b.status()["conftool"]["liveness"]["ok"], false);
+  EXPECT_EQ(a.log().find("took a dead peer out"), std::string::npos);
+  // etcd back for b: its liveness key returns, still nothing written.
+  etcd_link.start();
+  ASSERT_TRUE(wait_for([&] { return b.status()["conftool"]["up"] == true; }, 15000ms));
+  ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
+  EXPECT_EQ(pool_indexes(), before);
+}
+
+TEST_F(ConftoolTest, PoolSaysWhatTheLoadBalancerWillDo) {
+  seed("a.example.org");
+  seed("b.example.org");
+  AgentProc a("a.example.org", conftool_section());
+  a.start();
+  ASSERT_TRUE(a.wait_health("nfs", 200));
+  ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["keys"]["nfs"]["pooled"] == "yes"; }, 5000ms));
+  auto r = a.ctl({"nfs"}, "pool");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("conftool key " + key("nfs", "a.example.org") + " pooled=yes: PyBal routes to this host"),
+            std::string::npos) << r.out;
+  // An operator sets the key inactive (outside the agent): pool must not claim success.
+  ASSERT_TRUE(client_->put(key("nfs", "a.example.org"), R"({"pooled": "inactive", "weight": 10})").ok());
+  ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["intent"] == "inactive"; }, 5000ms));
+  uint64_t idx = index("nfs", "a.example.org");
+  for (const std::string as : {"pool", "poolctl"}) {
+    r = as == "pool" ? a.ctl({"nfs"}, "pool") : a.ctl({"pool", "nfs"});
+    EXPECT_EQ(r.rc, 1) << as << ": " << r.out;
+    EXPECT_NE(r.out.find("nfs: pooled by the agent, but conftool key " + key("nfs", "a.example.org") +
+                         " is inactive: PyBal will not route to this host (an operator sets it with confctl)"),
+              std::string::npos)
+        << as << ": " << r.out;
+  }
+  EXPECT_EQ(index("nfs", "a.example.org"), idx);  // only operators clear inactive
+  EXPECT_EQ(a.status()["conftool"]["keys"]["nfs"]["pooled"], "inactive");
+  auto st = a.ctl({"status"}).out;
+  EXPECT_NE(st.find("is inactive: PyBal will not route to this host"), std::string::npos) << st;
+  // http is fine: pooling it alone exits 0.
+  EXPECT_EQ(a.ctl({"http"}, "pool").rc, 0);
+  // conftool-sync removes the key under the running agent: logged once, shown, and pool says so.
+  ASSERT_TRUE(client_->del(key("nfs", "a.example.org")).ok());
+  ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["keys"]["nfs"]["state"] == "missing"; }, 5000ms));
+  std::this_thread::sleep_for(4500ms);  // two resyncs more: still one log line
+  std::string log = a.log();
+  const std::string line = "conftool key missing";
+  size_t first = log.find(line);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(line, first + 1), std::string::npos) << "logged more than once:\n" << log;
+  EXPECT_NE(log.find(key("nfs", "a.example.org"), first), std::string::npos);
+  r = a.ctl({"pool", "nfs"});
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("conftool key " + key("nfs", "a.example.org") + " does not exist: PyBal does not know this host"),
+            std::string::npos) << r.out;
+  st = a.ctl({"status"}).out;
+  EXPECT_NE(st.find("does not exist: PyBal does not know this host"), std::string::npos) << st;
+  EXPECT_EQ(pooled("nfs", "a.example.org"), "(missing)");  // not created without create_missing
 }
 
 TEST_F(ConftoolTest, HoldServiceKeepsYesThroughAReboot) {

@@ -61,3 +61,29 @@ TEST(ConftoolConfigTest, SecretsMustNotBeWorldReadable) {
             "/nonexistent.toml:1: conftool.username: is required with a password");
   std::remove(path);
 }
+
+TEST(ConftoolConfigTest, LivenessKeysBesideTheLocksByDefault) {
+  auto t = toml::parse("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n");
+  TableReader r(*t["conftool"].as_table(), "t.toml", "conftool");
+  ConftoolConfig c = parse_conftool_config(r, "t.toml");
+  EXPECT_EQ(c.liveness_prefix, "/poolkeeper/alive");
+  EXPECT_EQ(c.liveness_ttl, std::chrono::seconds(10));
+  auto t2 = toml::parse("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\nlock_prefix = \"/ops/pk/locks\"\n"
+                        "liveness_ttl = \"3s\"\n");
+  TableReader r2(*t2["conftool"].as_table(), "t.toml", "conftool");
+  c = parse_conftool_config(r2, "t.toml");
+  EXPECT_EQ(c.liveness_prefix, "/ops/pk/alive");
+  EXPECT_EQ(c.liveness_ttl, std::chrono::seconds(3));
+}
+
+TEST(ConftoolConfigTest, LivenessKeysNeverInsideThePoolsTreeOrTheLocks) {
+  std::string base = "[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n";
+  EXPECT_EQ(error_of(base + "liveness_prefix = \"/conftool/v1/pools/eqiad/dumps/alive\"\n"),
+            "t.toml:4: conftool.liveness_prefix: must be outside the pools tree (\"/conftool/v1/pools/eqiad/dumps\"): "
+            "PyBal would read a liveness key there as a host");
+  EXPECT_EQ(error_of(base + "liveness_prefix = \"/poolkeeper/locks/alive\"\n"),
+            "t.toml:4: conftool.liveness_prefix: must not overlap lock_prefix (\"/poolkeeper/locks\")");
+  EXPECT_NE(error_of(base + "liveness_prefix = \"alive/\"\n"), "");
+  EXPECT_NE(error_of(base + "liveness_ttl = \"100ms\"\n"), "");
+  EXPECT_EQ(error_of(base + "liveness_prefix = \"/ops/alive\"\nliveness_ttl = \"30s\"\n"), "");
+}
