@@ -183,6 +183,11 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_liveness(std
   return out;
 }
 
+uint32_t ConftoolWriter::random_below(uint32_t n) {
+  std::lock_guard<std::mutex> lk(rng_mu_);  // lock() runs on the sync thread and on admin threads
+  return static_cast<uint32_t>(rng_() % n);
+}
+
 void ConftoolWriter::track_liveness(const std::map<std::string, EtcdNode>& alive,
                                     const std::vector<ConftoolPeer>& peers) {
   SteadyTime now = SteadyClock::now();
@@ -200,8 +205,10 @@ void ConftoolWriter::track_liveness(const std::map<std::string, EtcdNode>& alive
                {{"peer", p.host}, {"key", cfg_.liveness_prefix + "/" + p.host}});
     }
   }
+  // Peers a reload removed leave no state behind.
   for (auto it = peer_missing_since_.begin(); it != peer_missing_since_.end();)
     it = known.count(it->first) ? std::next(it) : peer_missing_since_.erase(it);
+  std::erase_if(taken_out_, [&](const std::string& k) { return !known.count(k.substr(k.find('/') + 1)); });
   peer_alive_ = alive;
 }
 
@@ -275,7 +282,7 @@ bool ConftoolWriter::lock(const std::string& service) {
     auto r = etcd_.put(lock_key(service), host_, EtcdPut{.prev_exist = false, .ttl = ttl});
     if (r.ok()) return true;
     if (!r.transport_error.empty() || (r.error_code != 105 && r.error_code != 101)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng_() % 40));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + random_below(40)));
   }
   return false;
 }
@@ -408,6 +415,13 @@ bool ConftoolWriter::sync_once(std::string* error) {
   auto alive = read_liveness(error);
   if (!alive) return false;
   track_liveness(*alive, peers);
+  if (!wants.empty()) {  // services a reload removed leave no state behind
+    auto wanted = [&](const std::string& svc) {
+      return std::any_of(wants.begin(), wants.end(), [&](const ConftoolWant& w) { return w.service == svc; });
+    };
+    std::erase_if(seen_, [&](const auto& kv) { return !wanted(kv.first); });
+    std::erase_if(missing_logged_, [&](const std::string& svc) { return !wanted(svc); });
+  }
   std::map<std::string, std::map<std::string, EtcdNode>>& seen_hosts = *pools;  // service → host → key
   for (const auto& w : wants) {
     const std::map<std::string, EtcdNode>* hosts = &seen_hosts[w.service];
@@ -624,7 +638,7 @@ void ConftoolWriter::sync_loop() {
     cb_.status(false, error, nlohmann::json::object(), liveness_status(nullptr));
     lk.lock();
     // Capped exponential backoff with jitter; a state change does not cut it short.
-    auto wait = backoff + std::chrono::milliseconds(rng_() % (backoff.count() / 2 + 1));
+    auto wait = backoff + std::chrono::milliseconds(random_below(static_cast<uint32_t>(backoff.count() / 2 + 1)));
     cv_.wait_for(lk, wait, [this] { return stop_; });
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
   }
