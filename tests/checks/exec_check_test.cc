@@ -107,6 +107,17 @@ pid_t read_pid(const std::string& file) {
   in >> pid;
   return pid;
 }
+// The escapee may be reparented to us a moment after a probe's sweep; a later probe's
+// sweep takes it then. Bounded: 50 probes of /bin/true.
+bool dead_after_sweeps(pid_t pid) {
+  bool dead = process_dead(pid);
+  for (int i = 0; i < 50 && !dead; ++i) {
+    ExecCheck t({"/bin/true"});
+    run_probe(t, std::chrono::seconds(2));
+    dead = process_dead(pid);
+  }
+  return dead;
+}
 }  // namespace
 
 // A descendant that leaves the probe's process group (setsid) is found anyway: the
@@ -123,14 +134,7 @@ TEST(ExecCheckTest, SetsidEscapeeIsKilledAtTheEndOfTheProbe) {
   EXPECT_EQ(r.reason, "started");
   pid_t escapee = read_pid(pidfile);
   ASSERT_GT(escapee, 0);
-  // The shell may exit (and the escapee be reparented) a moment after the probe's
-  // sweep; a later probe's sweep takes it then. Bounded: 50 probes of /bin/true.
-  bool dead = process_dead(escapee);
-  for (int i = 0; i < 50 && !dead; ++i) {
-    run({"/bin/true"});
-    dead = process_dead(escapee);
-  }
-  EXPECT_TRUE(dead) << "escapee " << escapee << " still alive";
+  EXPECT_TRUE(dead_after_sweeps(escapee)) << "escapee " << escapee << " still alive";
   EXPECT_GE(leftover_stats().killed_total, killed_before + 1);
   EXPECT_EQ(leftover_stats().alive, 0);
   std::remove(pidfile.c_str());
@@ -151,12 +155,7 @@ TEST(ExecCheckTest, DoubleForkEscapeeIsKilled) {
     if (!escapee) usleep(10000);
   }
   ASSERT_GT(escapee, 0);
-  bool dead = process_dead(escapee);
-  for (int i = 0; i < 50 && !dead; ++i) {
-    run({"/bin/true"});
-    dead = process_dead(escapee);
-  }
-  EXPECT_TRUE(dead) << "escapee " << escapee << " still alive";
+  EXPECT_TRUE(dead_after_sweeps(escapee)) << "escapee " << escapee << " still alive";
   std::remove(pidfile.c_str());
   rmdir(dir);
 }
