@@ -122,7 +122,7 @@ std::string host_fqdn() {
   return name;
 }
 
-Config parse_config(std::string_view text, const std::string& path) {
+Config parse_config(std::string_view text, const std::string& path, Secrets secrets) {
   toml::table root;
   try {
     root = toml::parse(text, path);
@@ -157,7 +157,7 @@ Config parse_config(std::string_view text, const std::string& path) {
   }
   if (const toml::table* t = top.table("conftool")) {
     TableReader r(*t, path, "conftool");
-    cfg.conftool = parse_conftool_config(r, path);
+    cfg.conftool = parse_conftool_config(r, path, secrets);
     r.finish();
   }
   if (const toml::table* t = top.table("haproxy_agent")) {
@@ -169,7 +169,7 @@ Config parse_config(std::string_view text, const std::string& path) {
   return cfg;
 }
 
-Config load_config(const std::string& path) {
+Config load_config(const std::string& path, Secrets secrets) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw ConfigError(path + ":0: cannot open: " + std::strerror(errno));
   std::string text;
@@ -179,7 +179,7 @@ Config load_config(const std::string& path) {
   bool err = std::ferror(f);
   std::fclose(f);
   if (err) throw ConfigError(path + ":0: cannot read: " + std::strerror(errno));
-  return parse_config(text, path);
+  return parse_config(text, path, secrets);
 }
 
 }  // namespace poolkeeper
