@@ -128,7 +128,7 @@ std::string host_fqdn() {
   return name;
 }
 
-Config parse_config(std::string_view text, const std::string& path) {
+Config parse_config(std::string_view text, const std::string& path, Secrets secrets) {
   toml::table root;
   try {
     root = toml::parse(text, path);
@@ -163,7 +163,7 @@ Config parse_config(std::string_view text, const std::string& path) {
   }
   if (const toml::table* t = top.table("conftool")) {
     TableReader r(*t, path, "conftool");
-    cfg.conftool = parse_conftool_config(r, path);
+    cfg.conftool = parse_conftool_config(r, path, secrets);
     r.finish();
   }
   if (const toml::table* t = top.table("haproxy_agent")) {
@@ -175,7 +175,7 @@ Config parse_config(std::string_view text, const std::string& path) {
   return cfg;
 }
 
-Config load_config(const std::string& path) {
+Config load_config(const std::string& path, Secrets secrets) {
   // A config is a small regular file. Anything else (/dev/zero, a FIFO, a directory, a
   // log file given by mistake) is refused before reading: never read without bound,
   // never block on a FIFO without writer.
@@ -219,7 +219,7 @@ Config load_config(const std::string& path) {
     }
   }
   ::close(fd);
-  return parse_config(text, path);
+  return parse_config(text, path, secrets);
 }
 
 }  // namespace poolkeeper

@@ -64,8 +64,10 @@ struct Config {
   std::optional<HaproxyAgentConfig> haproxy_agent;
 };
 
-Config load_config(const std::string& path);
-Config parse_config(std::string_view text, const std::string& path);
+// kSkip: secrets (conftool.password_file) are checked for form but not read, for the
+// tools that need none (poolctl lvs-config, check, status) and users who may not read them.
+Config load_config(const std::string& path, Secrets secrets = Secrets::kRead);
+Config parse_config(std::string_view text, const std::string& path, Secrets secrets = Secrets::kRead);
 
 // gethostname(), made fully qualified through the resolver's canonical name when it
 // has no dot (as `hostname -f` does).

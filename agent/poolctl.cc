@@ -46,7 +46,9 @@ int usage(std::ostream& out, int code) {
          "pool exits 1 when the load balancer will not pool (conftool key inactive, missing,\n"
          "unreadable, or etcd unavailable).\n"
          "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
-         "       poolctl pybal-config --config FILE   (pybal.conf stanzas, conftool-data)\n"
+         "       poolctl lvs-config --config FILE --format pybal|service-catalog|haproxy\n"
+         "                      (the load balancer's config for these services; no secrets,\n"
+         "                      no running agent; pybal-config = lvs-config --format pybal)\n"
          "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
          "commands of their own (symlinks to poolctl).\n";
   return code;
@@ -198,10 +200,47 @@ void print_status(const nlohmann::json& s) {
   }
 }
 
+// The load balancer's side of this host's services, from the config alone: no secret
+// is read and no agent needs to run.
+std::string render_lvs_config(const Config& cfg, const std::string& format) {
+  PybalInput in;
+  in.hostname = cfg.conftool && !cfg.conftool->hostname.empty() ? cfg.conftool->hostname
+                : !cfg.agent.hostname.empty()                  ? cfg.agent.hostname
+                                                               : host_fqdn();
+  if (cfg.conftool) {
+    in.prefix = cfg.conftool->prefix;
+    in.etcd_url = cfg.conftool->endpoints.front();
+  }
+  if (cfg.haproxy_agent) {
+    std::string host;
+    split_host_port(cfg.haproxy_agent->listen, &host, &in.agent_port);
+  }
+  for (const auto& [name, sc] : cfg.services) {
+    PybalService ps{name, "", sc.port, "", sc.hold_on_reboot, {}};
+    for (const auto& c : sc.checks) {
+      const CheckConfig& cc = cfg.checks.at(c);
+      if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
+      if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
+    }
+    for (const auto& url : sc.peers) {  // http://host:9473 → host
+      std::string rest = url.substr(url.find("://") + 3), host;
+      int port = 0;
+      rest = rest.substr(0, rest.find('/'));
+      if (!split_host_port(rest, &host, &port)) host = rest;
+      ps.peer_hosts.push_back(host);
+    }
+    in.services.push_back(ps);
+  }
+  if (format == "pybal") return render_pybal_config(in);
+  if (format == "service-catalog") return render_service_catalog(in);
+  if (format == "haproxy") return render_haproxy_config(in);
+  throw std::runtime_error("unknown --format \"" + format + "\" (pybal, service-catalog or haproxy)");
+}
+
 int cmd_check(const std::string& file) {
   Config cfg;
   try {
-    cfg = load_config(file);
+    cfg = load_config(file, Secrets::kSkip);  // the probes need no etcd password
   } catch (const ConfigError& e) {
     std::cout << "POOLKEEPER UNKNOWN - " << e.what() << "\n";
     return 3;
@@ -308,7 +347,7 @@ int main(int argc, char** argv) {
   std::string self = base_name(argv[0]);
   if (self == "pool" || self == "depool" || self == "drain" || self == "ispooled") verb = self;
 
-  std::string socket_path = kDefaultSocket, config, reason;
+  std::string socket_path = kDefaultSocket, config, reason, format;
   if (const char* env = std::getenv("POOLKEEPER_SOCKET")) socket_path = env;
   bool json = false, force = false, until_boot = false, wait = false;
   std::optional<Duration> for_duration;
@@ -329,6 +368,7 @@ int main(int argc, char** argv) {
     if (a == "--socket") socket_path = value();
     else if (a == "--config") config = value();
     else if (a == "--json") json = true;
+    else if (a == "--format") format = value();
     else if (a == "--reason") reason = value();
     else if (a == "--for") for_duration = duration(value());
     else if (a == "--until-boot") until_boot = true;
@@ -357,38 +397,22 @@ int main(int argc, char** argv) {
     sweep_leftover_children(/*everything=*/true);
     return rc;
   }
-  if (verb == "pybal-config") {
-    if (config.empty()) die("pybal-config needs --config FILE");
+  if (verb == "lvs-config" || verb == "pybal-config") {
+    if (config.empty()) die(verb + " needs --config FILE");
+    if (verb == "pybal-config" && format.empty()) format = "pybal";
+    if (format.empty()) die("lvs-config needs --format pybal|service-catalog|haproxy");
     try {
-      Config cfg = load_config(config);
-      PybalInput in;
-      in.hostname = cfg.conftool && !cfg.conftool->hostname.empty() ? cfg.conftool->hostname
-                    : !cfg.agent.hostname.empty()                  ? cfg.agent.hostname
-                                                                   : host_fqdn();
-      if (cfg.conftool) {
-        in.prefix = cfg.conftool->prefix;
-        in.etcd_url = cfg.conftool->endpoints.front();
-      }
-      for (const auto& [name, sc] : cfg.services) {
-        PybalService ps{name, "", sc.port, "", sc.hold_on_reboot};
-        for (const auto& c : sc.checks) {
-          const CheckConfig& cc = cfg.checks.at(c);
-          if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
-          if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
-        }
-        in.services.push_back(ps);
-      }
-      std::cout << render_pybal_config(in);
+      std::cout << render_lvs_config(load_config(config, Secrets::kSkip), format);
       return 0;
     } catch (const ConfigError& e) {
       die(e.what());
     } catch (const std::exception& e) {
-      die(std::string("pybal-config: ") + e.what());
+      die("lvs-config: " + std::string(e.what()));
     }
   }
   if (!config.empty()) {
     try {
-      socket_path = load_config(config).agent.admin_socket;
+      socket_path = load_config(config, Secrets::kSkip).agent.admin_socket;
     } catch (const ConfigError& e) {
       die(e.what());
     }

@@ -8,9 +8,11 @@ libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libs
 libcurl4-openssl-dev libgtest-dev libgmock-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
 iproute2 curl procps systemd util-linux python3"
+# Packaging and configuration management: the .deb, lintian, the Puppet module's tests.
+DEPLOY="debhelper lintian dpkg-dev ccache python3-yaml puppet ruby-rspec-puppet puppet-lint"
 
 missing=""
-for p in $BUILD $SERVERS; do
+for p in $BUILD $SERVERS $DEPLOY; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing="$missing $p"
   fi

@@ -19,7 +19,7 @@ bool overlaps(const std::string& a, const std::string& b) {
 }
 }  // namespace
 
-ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file) {
+ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file, Secrets secrets) {
   ConftoolConfig c;
   auto eps = r.strings("endpoints");
   if (!eps || eps->empty()) r.fail("endpoints", "is required (etcd client URLs, e.g. [\"https://etcd1001.example.org:2379\"])");
@@ -58,7 +58,7 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
       r.fail("password", "the config holds a password but others can read " + config_file + " (chmod o-r)");
     c.password = *password;
   }
-  if (password_file) {
+  if (password_file && secrets == Secrets::kRead) {
     if (others_can_read(*password_file))
       r.fail("password_file", "others can read " + *password_file + " (chmod o-r)");
     std::ifstream in(*password_file);

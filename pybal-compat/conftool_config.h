@@ -31,9 +31,14 @@ struct HaproxyAgentConfig {
   std::string listen = "127.0.0.1:9474";
 };
 
+// Whether a config's secrets are read (the daemon) or only named (tools needing none).
+enum class Secrets { kRead, kSkip };
+
 // `config_file` is checked for mode when it holds a password; a password file that
-// others can read is refused as well.
-ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file);
+// others can read is refused as well. With Secrets::kSkip the password file is not
+// opened: its absence is no error and the password stays empty.
+ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_file,
+                                     Secrets secrets = Secrets::kRead);
 HaproxyAgentConfig parse_haproxy_agent_config(TableReader& r);
 
 }  // namespace poolkeeper

@@ -23,29 +23,65 @@ std::string py_str(const std::string& s) {
   }
   return out + "'";
 }
+
+// A YAML double-quoted scalar (JSON string escapes are valid YAML).
+std::string yaml_str(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;  // names and URLs: no controls
+    out += c;
+  }
+  return out + "\"";
+}
+
+enum class Kind { kNfs, kHttp, kTcp };
+
+// NFS by name or port 2049; HTTP by name or port 80/443; anything else is watched as TCP.
+Kind kind_of(const PybalService& s) {
+  if (s.name.find("nfs") != std::string::npos || s.port == 2049) return Kind::kNfs;
+  if (s.port == 80 || s.port == 443 || s.name.find("http") != std::string::npos) return Kind::kHttp;
+  return Kind::kTcp;
+}
+
+std::string proxyfetch_url(const PybalInput& in, const PybalService& s) {
+  std::string host = s.health_host.empty() ? in.hostname : s.health_host;
+  return std::string(s.port == 443 ? "https" : "http") + "://" + host + "/pybal-health/" + s.name;
+}
+
+// /conftool/v1/pools/<dc>/<cluster> → dc, cluster (placeholders for other shapes).
+void dc_cluster(const std::string& prefix, std::string* dc, std::string* cluster) {
+  const std::string pools = "/conftool/v1/pools/";
+  *dc = "dc";
+  *cluster = "cluster";
+  if (prefix.rfind(pools, 0) != 0) return;
+  std::string tail = prefix.substr(pools.size());
+  size_t slash = tail.find('/');
+  if (slash == std::string::npos) return;
+  *dc = tail.substr(0, slash);
+  *cluster = tail.substr(slash + 1);
+}
+
+void require_ip_port(const PybalService& s) {
+  if (s.ip.empty())
+    throw std::runtime_error("service " + s.name + ": no service IP (add a kind = \"vip\" check to services." + s.name + ".checks)");
+  if (s.port == 0) throw std::runtime_error("service " + s.name + ": no port (set services." + s.name + ".port)");
+}
+
+void require_conftool(const PybalInput& in, const std::string& who) {
+  if (in.prefix.empty()) throw std::runtime_error("no [conftool] section: " + who + " reads pool state from conftool");
+}
 }  // namespace
 
 std::string render_pybal_config(const PybalInput& in) {
-  if (in.prefix.empty()) throw std::runtime_error("no [conftool] section: PyBal reads pool state from conftool");
-  // /conftool/v1/pools/<dc>/<cluster>
-  std::string rest = in.prefix;
-  const std::string pools = "/conftool/v1/pools/";
-  std::string dc = "dc", cluster = "cluster";
-  if (rest.rfind(pools, 0) == 0) {
-    std::string tail = rest.substr(pools.size());
-    size_t slash = tail.find('/');
-    if (slash != std::string::npos) {
-      dc = tail.substr(0, slash);
-      cluster = tail.substr(slash + 1);
-    }
-  }
+  require_conftool(in, "PyBal");
+  std::string dc, cluster;
+  dc_cluster(in.prefix, &dc, &cluster);
   std::string etcd_host = in.etcd_url.substr(in.etcd_url.find("://") == std::string::npos ? 0 : in.etcd_url.find("://") + 3);
-  std::string out = "# pybal.conf stanzas for the services of " + in.hostname + " (poolctl pybal-config)\n";
+  std::string out = "# pybal.conf stanzas for the services of " + in.hostname + " (poolctl lvs-config --format pybal)\n";
   out += "# Pool state comes from conftool (" + pybal_escape(in.prefix) + "), kept by poolkeeper.\n\n";
   for (const auto& s : in.services) {
-    if (s.ip.empty())
-      throw std::runtime_error("service " + s.name + ": no service IP (add a kind = \"vip\" check to services." + s.name + ".checks)");
-    if (s.port == 0) throw std::runtime_error("service " + s.name + ": no port (set services." + s.name + ".port)");
+    require_ip_port(s);
     out += "[" + cluster + "_" + s.name + "_" + std::to_string(s.port) + "]\n";
     out += "protocol = tcp\n";
     out += "ip = " + pybal_escape(s.ip) + "\n";
@@ -53,24 +89,24 @@ std::string render_pybal_config(const PybalInput& in) {
     out += "config = etcd://" + pybal_escape(etcd_host) + pybal_escape(in.prefix) + "/" + pybal_escape(s.name) + "\n";
     out += "bgp = yes\n";
     out += "depool-threshold = .5\n";
-    bool nfs = s.name.find("nfs") != std::string::npos || s.port == 2049;
-    bool http = !nfs && (s.port == 80 || s.port == 443 || s.name.find("http") != std::string::npos);
-    if (nfs) {
-      out += "# NFS: clients must stay on their host (file handles are per server), and no\n";
-      out += "# monitor: a TCP monitor would depool a host holding its clients through a reboot.\n";
-      out += "scheduler = sh\n";
-      out += "monitors = [ ]\n";
-    } else if (http) {
-      std::string host = s.health_host.empty() ? in.hostname : s.health_host;
-      std::string scheme = s.port == 443 ? "https" : "http";
-      out += "scheduler = wrr\n";
-      out += "monitors = [ 'ProxyFetch' ]\n";
-      out += "ProxyFetch.url = [ " + pybal_escape(py_str(scheme + "://" + host + "/pybal-health/" + s.name)) + " ]\n";
-    } else {
-      out += "scheduler = wrr\n";
-      out += "monitors = [ 'IdleConnection' ]\n";
-      out += "IdleConnection.timeout-clean-reconnect = 3\n";
-      out += "IdleConnection.max-delay = 300\n";
+    switch (kind_of(s)) {
+      case Kind::kNfs:
+        out += "# NFS: clients must stay on their host (file handles are per server), and no\n";
+        out += "# monitor: a TCP monitor would depool a host holding its clients through a reboot.\n";
+        out += "scheduler = sh\n";
+        out += "monitors = [ ]\n";
+        break;
+      case Kind::kHttp:
+        out += "scheduler = wrr\n";
+        out += "monitors = [ 'ProxyFetch' ]\n";
+        out += "ProxyFetch.url = [ " + pybal_escape(py_str(proxyfetch_url(in, s))) + " ]\n";
+        break;
+      case Kind::kTcp:
+        out += "scheduler = wrr\n";
+        out += "monitors = [ 'IdleConnection' ]\n";
+        out += "IdleConnection.timeout-clean-reconnect = 3\n";
+        out += "IdleConnection.max-delay = 300\n";
+        break;
     }
     out += "\n";
   }
@@ -78,6 +114,93 @@ std::string render_pybal_config(const PybalInput& in) {
   out += "# " + dc + ":\n#   " + cluster + ":\n#     " + in.hostname + ": [";
   for (size_t i = 0; i < in.services.size(); ++i) out += (i ? ", " : "") + in.services[i].name;
   out += "]\n";
+  return out;
+}
+
+std::string render_service_catalog(const PybalInput& in) {
+  require_conftool(in, "the service catalog (PyBal, Liberica)");
+  std::string dc, cluster;
+  dc_cluster(in.prefix, &dc, &cluster);
+  std::string out = "# service::catalog entries for the services of " + in.hostname +
+                    " (poolctl lvs-config --format service-catalog),\n"
+                    "# in the shape of operations-puppet's hieradata/common/service.yaml. Pool state\n"
+                    "# comes from conftool (" + in.prefix + "), kept by poolkeeper.\n"
+                    "service::catalog:\n";
+  for (const auto& s : in.services) {
+    require_ip_port(s);
+    Kind kind = kind_of(s);
+    out += "  " + cluster + "-" + s.name + ":\n";
+    out += "    description: " + yaml_str(cluster + " " + s.name + ", served by " + in.hostname + " and its peers") + "\n";
+    out += "    encryption: " + std::string(s.port == 443 ? "true" : "false") + "\n";
+    out += "    ip:\n      " + dc + ":\n        default: " + yaml_str(s.ip) + "\n";
+    out += "    lvs:\n";
+    out += "      class: low-traffic\n";
+    out += "      conftool:\n        cluster: " + yaml_str(cluster) + "\n        service: " + yaml_str(s.name) + "\n";
+    out += "      depool_threshold: \".5\"\n";
+    out += "      enabled: true\n";
+    switch (kind) {
+      case Kind::kNfs:
+        out += "      # No monitor: a TCP monitor (IdleConnection) would depool a host holding its\n"
+               "      # NFS clients through a reboot; pool state comes from conftool alone.\n"
+               "      monitors: {}\n"
+               "      # mh (source-sticky): NFS clients must stay on their host, since file handles\n"
+               "      # are per server and a moved client gets ESTALE. sh would do for PyBal, but\n"
+               "      # Liberica accepts only mh.\n"
+               "      scheduler: mh\n";
+        break;
+      case Kind::kHttp:
+        out += "      monitors:\n        ProxyFetch:\n          url:\n            - " + yaml_str(proxyfetch_url(in, s)) + "\n";
+        out += "      scheduler: wrr\n";
+        break;
+      case Kind::kTcp:
+        out += "      monitors:\n        IdleConnection:\n          max-delay: 300\n          timeout-clean-reconnect: 3\n";
+        out += "      scheduler: wrr\n";
+        break;
+    }
+    out += "      protocol: tcp\n";
+    out += "    port: " + std::to_string(s.port) + "\n";
+    out += "    sites:\n      - " + yaml_str(dc) + "\n";
+    out += "    state: production\n";
+  }
+  return out;
+}
+
+std::string render_haproxy_config(const PybalInput& in) {
+  if (in.agent_port == 0)
+    throw std::runtime_error("no [haproxy_agent] section: HAProxy's agent-check needs the agent's port");
+  std::string out = "# HAProxy frontends and backends for the services of " + in.hostname +
+                    " and its peers (poolctl lvs-config --format haproxy).\n"
+                    "# The agent answers agent-check on port " + std::to_string(in.agent_port) +
+                    "; agent-send names the service. `up` counts only\n"
+                    "# while HAProxy's own check passes too. init-addr lets HAProxy start while a\n"
+                    "# host's name does not resolve.\n";
+  for (const auto& s : in.services) {
+    if (s.port == 0) throw std::runtime_error("service " + s.name + ": no port (set services." + s.name + ".port)");
+    // HAProxy listens on the service IP (the vip check's) when there is one.
+    out += "\nfrontend " + s.name + "\n    mode tcp\n    timeout client 1h\n";
+    out += std::string(s.ip.empty() ? "    # bind SERVICE_IP:" : "    bind " + (s.ip.find(':') != std::string::npos ? "[" + s.ip + "]" : s.ip) + ":") +
+           std::to_string(s.port) + "\n";
+    out += "    default_backend " + s.name + "\n";
+    out += "\nbackend " + s.name + "\n";
+    out += "    mode tcp\n";
+    if (kind_of(s) == Kind::kNfs) {
+      out += "    # NFS: clients stay on their host (file handles are per server; a moved\n"
+             "    # client gets ESTALE), so the source address picks the server.\n"
+             "    balance source\n"
+             "    hash-type consistent\n";
+    } else {
+      out += "    balance leastconn\n";
+    }
+    out += "    timeout connect 5s\n    timeout server 1h\n";
+    out += "    default-server check inter 2s init-addr last,libc,none agent-check agent-port " +
+           std::to_string(in.agent_port) + " agent-inter 2s agent-send \"" + s.name + "\\n\"\n";
+    std::vector<std::string> hosts{in.hostname};
+    for (const auto& p : s.peer_hosts) hosts.push_back(p);
+    for (const auto& h : hosts) {
+      std::string short_name = h.substr(0, h.find('.'));
+      out += "    server " + short_name + " " + h + ":" + std::to_string(s.port) + "\n";
+    }
+  }
   return out;
 }
 

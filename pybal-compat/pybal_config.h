@@ -1,9 +1,12 @@
-// `poolctl pybal-config`: the pybal.conf service stanzas and conftool-data entries for
-// this host's services, as PyBal reads them (ConfigParser, so '%' is written '%%';
-// monitors and ProxyFetch.url as Python list literals). HTTP is watched by ProxyFetch
-// through the web server's health location; NFS gets no monitor at all (a TCP monitor
-// would depool a holding host mid-reboot) and `sh` scheduling so clients stay on their
-// host; rsync gets IdleConnection. Pure: unit-tested, and parsed by Python in a test.
+// `poolctl lvs-config`: what the load balancer needs to know about this host's services,
+// in the three forms users run — pybal.conf stanzas (ConfigParser, so '%' is written
+// '%%'; monitors and ProxyFetch.url as Python list literals), a service-catalog entry
+// in the shape of operations-puppet's hieradata/common/service.yaml (read by PyBal's
+// puppet templates and by Liberica), and HAProxy backends with agent-check.
+// HTTP is watched by ProxyFetch through the web server's health location; NFS gets no
+// monitor at all (a TCP monitor would depool a holding host mid-reboot) and a
+// source-sticky scheduler so clients stay on their host; rsync gets IdleConnection.
+// Pure and secret-free: unit-tested, and each format parsed by its own reader in a test.
 #pragma once
 
 #include <string>
@@ -17,6 +20,7 @@ struct PybalService {
   int port = 0;
   std::string health_host;  // Host for the ProxyFetch URL (the http check's host)
   bool hold_on_reboot = false;
+  std::vector<std::string> peer_hosts;  // the other hosts serving it (from `peers`)
 };
 
 struct PybalInput {
@@ -24,10 +28,13 @@ struct PybalInput {
   std::string etcd_url;     // first conftool endpoint
   std::string prefix;       // /conftool/v1/pools/<dc>/<cluster>
   std::vector<PybalService> services;
+  int agent_port = 0;       // [haproxy_agent] listen port; 0 = none configured
 };
 
-// Returns the text, or throws std::runtime_error naming what is missing.
+// Each returns the text, or throws std::runtime_error naming what is missing.
 std::string render_pybal_config(const PybalInput& in);
+std::string render_service_catalog(const PybalInput& in);
+std::string render_haproxy_config(const PybalInput& in);
 // ConfigParser interpolation: every '%' becomes '%%'.
 std::string pybal_escape(const std::string& s);
 

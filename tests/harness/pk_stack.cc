@@ -3,7 +3,9 @@
 // it, prints where things are, and keeps it running until SIGTERM/SIGINT, then
 // stops everything and removes its temp dir. Used by deploy/demo.sh.
 //
-//   pk-stack AGENT_CONFIG_PATH AGENT_PORT
+//   pk-stack AGENT_CONFIG_PATH AGENT_PORT [PEER_PORT]
+// With PEER_PORT every service names the agent on 127.0.0.1:PEER_PORT as its peer
+// (the demo's second host), so the safety floor applies.
 #include <signal.h>
 
 #include <cstdio>
@@ -14,8 +16,8 @@
 using namespace pk_test;
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: pk-stack AGENT_CONFIG_PATH AGENT_PORT\n";
+  if (argc != 3 && argc != 4) {
+    std::cerr << "usage: pk-stack AGENT_CONFIG_PATH AGENT_PORT [PEER_PORT]\n";
     return 2;
   }
   sigset_t set;
@@ -26,14 +28,15 @@ int main(int argc, char** argv) {
   try {
     Stack stack;
     stack.start();
+    std::string peers = argc == 4 ? "peers = [\"http://127.0.0.1:" + std::string(argv[3]) + "\"]\n" : "";
     std::string cfg =
         "# Written by pk-stack for the demo: the real stack on loopback.\n"
         "[agent]\nlisten = \"127.0.0.1:" + std::string(argv[2]) + "\"\n"
         "hostname = \"demo1.example.org\"\nstate_dir = \"" + stack.dir() + "/state\"\n"
         "admin_socket = \"" + stack.dir() + "/admin.sock\"\ndrain_seconds = 2\n\n"
-        "[services.nfs]\nchecks = [\"export\"]\nport = " + std::to_string(stack.ganesha->port()) + "\n"
-        "[services.http]\nchecks = [\"web\", \"export\"]\nport = " + std::to_string(stack.nginx->port()) + "\n"
-        "[services.rsync]\nchecks = [\"mirror\", \"export\"]\nport = " + std::to_string(stack.rsyncd->port()) + "\n\n"
+        "[services.nfs]\nchecks = [\"export\"]\nport = " + std::to_string(stack.ganesha->port()) + "\n" + peers +
+        "[services.http]\nchecks = [\"web\", \"export\"]\nport = " + std::to_string(stack.nginx->port()) + "\n" + peers +
+        "[services.rsync]\nchecks = [\"mirror\", \"export\"]\nport = " + std::to_string(stack.rsyncd->port()) + "\n" + peers + "\n"
         "[checks.export]\nkind = \"nfs\"\nserver = \"127.0.0.1\"\nport = " + std::to_string(stack.ganesha->port()) + "\n"
         "path = \"/dumps/canary.txt\"\nexpect = \"poolkeeper canary\"\nmax_age = \"26h\"\n\n"
         "[checks.web]\nkind = \"http\"\nurl = \"http://127.0.0.1:" + std::to_string(stack.nginx->port()) +

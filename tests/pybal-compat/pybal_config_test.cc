@@ -8,9 +8,9 @@ using namespace poolkeeper;
 
 TEST(PybalConfigTest, StanzasPerService) {
   PybalInput in{"clouddumps1001.example.org", "https://etcd1001.example.org:2379", "/conftool/v1/pools/eqiad/dumps",
-                {{"http", "198.51.100.10", 80, "dumps.example.org", false},
-                 {"nfs", "198.51.100.10", 2049, "", true},
-                 {"rsync", "198.51.100.10", 873, "", false}}};
+                {{"http", "198.51.100.10", 80, "dumps.example.org", false, {}},
+                 {"nfs", "198.51.100.10", 2049, "", true, {}},
+                 {"rsync", "198.51.100.10", 873, "", false, {}}}};
   std::string out = render_pybal_config(in);
   EXPECT_NE(out.find("[dumps_http_80]\nprotocol = tcp\nip = 198.51.100.10\nport = 80\n"
                      "config = etcd://etcd1001.example.org:2379/conftool/v1/pools/eqiad/dumps/http\n"),
@@ -24,13 +24,13 @@ TEST(PybalConfigTest, StanzasPerService) {
 
 TEST(PybalConfigTest, EscapesForConfigParser) {
   EXPECT_EQ(pybal_escape("a%b%%c"), "a%%b%%%%c");
-  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "192.0.2.1", 80, "d%ump's", false}}};
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "192.0.2.1", 80, "d%ump's", false, {}}}};
   std::string out = render_pybal_config(in);
   EXPECT_NE(out.find("ProxyFetch.url = [ 'http://d%%ump\\'s/pybal-health/http' ]"), std::string::npos) << out;
 }
 
 TEST(PybalConfigTest, NamesWhatIsMissing) {
-  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "", 80, "", false}}};
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "", 80, "", false, {}}}};
   try {
     render_pybal_config(in);
     FAIL();
@@ -42,4 +42,47 @@ TEST(PybalConfigTest, NamesWhatIsMissing) {
   EXPECT_THROW(render_pybal_config(in), std::runtime_error);
   in.prefix = "";
   EXPECT_THROW(render_pybal_config(in), std::runtime_error);
+}
+
+namespace {
+PybalInput dumps_pair() {
+  return PybalInput{"clouddumps1001.example.org", "https://etcd1001.example.org:2379", "/conftool/v1/pools/eqiad/dumps",
+                    {{"http", "198.51.100.10", 443, "dumps.example.org", false, {"clouddumps1002.example.org"}},
+                     {"nfs", "198.51.100.10", 2049, "", true, {"clouddumps1002.example.org"}},
+                     {"rsync", "198.51.100.10", 873, "", false, {"clouddumps1002.example.org"}}},
+                    9474};
+}
+}  // namespace
+
+TEST(ServiceCatalogTest, NfsGetsMhAndNoMonitorSayingWhy) {
+  std::string out = render_service_catalog(dumps_pair());
+  size_t nfs = out.find("  dumps-nfs:\n");
+  ASSERT_NE(nfs, std::string::npos) << out;
+  std::string entry = out.substr(nfs, out.find("  dumps-rsync:\n") - nfs);
+  EXPECT_NE(entry.find("      conftool:\n        cluster: \"dumps\"\n        service: \"nfs\"\n"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("Liberica accepts only mh.\n      scheduler: mh\n"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("would depool a host holding its\n"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("      monitors: {}\n"), std::string::npos) << entry;
+  EXPECT_EQ(entry.find("IdleConnection:"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("    port: 2049\n"), std::string::npos) << entry;
+  EXPECT_NE(out.find("        ProxyFetch:\n          url:\n            - \"https://dumps.example.org/pybal-health/http\"\n"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("        IdleConnection:\n          max-delay: 300\n          timeout-clean-reconnect: 3\n"),
+            std::string::npos) << out;
+  PybalInput no_conftool = dumps_pair();
+  no_conftool.prefix = "";
+  EXPECT_THROW(render_service_catalog(no_conftool), std::runtime_error);
+}
+
+TEST(HaproxyConfigTest, BackendPerServiceWithAgentCheckForEveryHost) {
+  std::string out = render_haproxy_config(dumps_pair());
+  EXPECT_NE(out.find("backend nfs\n    mode tcp\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("    balance source\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("agent-check agent-port 9474 agent-inter 2s agent-send \"nfs\\n\"\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("    server clouddumps1001 clouddumps1001.example.org:2049\n"
+                     "    server clouddumps1002 clouddumps1002.example.org:2049\n"),
+            std::string::npos) << out;
+  PybalInput no_agent = dumps_pair();
+  no_agent.agent_port = 0;
+  EXPECT_THROW(render_haproxy_config(no_agent), std::runtime_error);
 }
