@@ -96,21 +96,32 @@ DirectorView parse_state(const std::string& text) {
   return v;
 }
 
-// Whether the agent binary knows `agent.stop_action` (older agents refuse unknown keys).
-bool agent_knows_stop_action() {
-  static int known = -1;
-  if (known < 0) {
-    pk_test::TempDir d;
-    write_file(d.file("a.toml"),
-               "[agent]\nstop_action = \"keep\"\n[services.s]\nchecks = [\"c\"]\n"
-               "[checks.c]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n");
-    known = pk_test::run_command({POOLKEEPER_BIN, "--check-config", d.file("a.toml")}, nullptr) == 0;
-  }
-  return known == 1;
+// Whether the agent binary accepts a config with `extra` appended (an older agent
+// refuses keys it does not know), so the suite runs unchanged against agents with and
+// without a newer key. Memoised per text.
+bool agent_accepts(const std::string& agent_keys, const std::string& sections = "") {
+  static std::mutex mu;
+  static std::map<std::string, bool> known;
+  std::lock_guard<std::mutex> lk(mu);
+  auto it = known.find(agent_keys + sections);
+  if (it != known.end()) return it->second;
+  pk_test::TempDir d;
+  write_file(d.file("a.toml"), "[agent]\n" + agent_keys + "[services.s]\nchecks = [\"c\"]\n"
+                               "[checks.c]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n" + sections);
+  bool ok = pk_test::run_command({POOLKEEPER_BIN, "--check-config", d.file("a.toml")}, nullptr) == 0;
+  known[agent_keys + sections] = ok;
+  return ok;
 }
 
+bool agent_knows_stop_action() { return agent_accepts("stop_action = \"keep\"\n"); }
 
 }  // namespace
+
+int liveness_ttl_seconds() {
+  static const bool known = agent_accepts("", "[conftool]\nendpoints = [\"http://127.0.0.1:2379\"]\n"
+                                              "prefix = \"/conftool/v1/pools/test/dumps\"\nliveness_ttl = \"1s\"\n");
+  return known ? 1 : 0;
+}
 
 double since_start() {
   return std::chrono::duration<double>(Clock::now().time_since_epoch() -
@@ -221,7 +232,8 @@ void Host::write_agent_config(const std::string& stop_action) {
       "\n[services.http]\nchecks = [\"web\", \"export\"]\nport = 80\n" + peers +
       "\n[services.rsync]\nchecks = [\"mirror\", \"export\"]\nport = 873\n" + peers +
       "\n[conftool]\nendpoints = [\"" + etcd_url_ + "\"]\nprefix = \"" + World::kPrefix +
-      "\"\npeer_dead_after = \"" + o_.peer_dead_after + "\"\n"
+      "\"\npeer_dead_after = \"" + o_.peer_dead_after + "\"\n" +
+      (liveness_ttl_seconds() > 0 ? "liveness_ttl = \"" + std::to_string(liveness_ttl_seconds()) + "s\"\n" : "") +
       "\n[checks.export]\nkind = \"nfs\"\nserver = \"127.0.0.1\"\nport = 2049\npath = \"/dumps/canary.txt\"\n"
       "expect = \"poolkeeper canary\"\nmax_age = \"" + o_.max_age + "\"\n" + timing +
       "\n[checks.web]\nkind = \"http\"\nurl = \"http://127.0.0.1/canary.txt\"\nhost = \"dumps.example.org\"\n" +
