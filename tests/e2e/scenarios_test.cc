@@ -66,6 +66,14 @@ class E2e : public ::testing::Test {
     }
     std::printf("%s\n", out.c_str());
     std::fflush(stdout);
+    // Also kept beside the binary (ctest shows a passing test's output only with -V).
+    static bool first = true;
+    std::FILE* f = std::fopen("e2e-figures.txt", first ? "w" : "a");
+    first = false;
+    if (f) {
+      std::fputs(out.c_str(), f);
+      std::fclose(f);
+    }
     clients_.reset();
     world_.reset();
   }
