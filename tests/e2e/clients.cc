@@ -166,7 +166,8 @@ class Clients::Recorder {
     r_.longest_op = std::max(r_.longest_op, now - started);
     last_ok_ = now;
   }
-  void failure(const std::string& what) {
+  void failure(std::string what) {
+    for (size_t p; (p = what.find('\n')) != std::string::npos;) what.replace(p, 1, " | ");
     double now = since_start();
     std::lock_guard<std::mutex> lk(mu_);
     ++r_.failed;

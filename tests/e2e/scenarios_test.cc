@@ -367,8 +367,8 @@ TEST_F(E2e, AgentOnlyRestartOnBothHostsChangesNothing) {
   if (HasFatalFailure()) return;
   double t0 = since_start();
   world_->timeline().add("scenario", "both: restart of the agent alone (stop_action keep)");
-  auto a = std::async(std::launch::async, [&] { world_->rs1().stop_agent(); world_->rs1().start_agent(); });
-  auto b = std::async(std::launch::async, [&] { world_->rs2().stop_agent(); world_->rs2().start_agent(); });
+  auto a = std::async(std::launch::async, [&] { world_->rs1().stop_agent(false); world_->rs1().start_agent(); });
+  auto b = std::async(std::launch::async, [&] { world_->rs2().stop_agent(false); world_->rs2().start_agent(); });
   a.get();
   b.get();
   double t1 = since_start();

@@ -1,6 +1,8 @@
 #include "tests/e2e/world.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -113,6 +115,32 @@ bool agent_accepts(const std::string& agent_keys, const std::string& sections = 
   return ok;
 }
 
+// Whether the agent serves HTTP on a socket passed by systemd (poolkeeper.socket): its
+// binary then imports sd_listen_fds. The hosts here pass one as systemd would, so that
+// an agent restart never refuses a health check.
+bool agent_takes_listen_socket() {
+  static const bool yes = read_file(POOLKEEPER_BIN).find("sd_listen_fds") != std::string::npos;
+  return yes;
+}
+
+// A listening TCP socket on ip:port in the calling thread's namespace (the role of
+// poolkeeper.socket's ListenStream).
+int listen_socket(const std::string& ip, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 512) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
 bool agent_knows_stop_action() { return agent_accepts("stop_action = \"keep\"\n"); }
 
 }  // namespace
@@ -170,6 +198,7 @@ Host::Host(const std::string& name, const std::string& ip, const std::string& pe
 
 Host::~Host() {
   agent_.kill_and_wait();
+  close_listen_socket();
   ganesha_.kill_and_wait();
   nginx_.kill_and_wait();
   rsyncd_.kill_and_wait();
@@ -245,18 +274,32 @@ void Host::write_agent_config(const std::string& stop_action) {
 
 void Host::start_agent() {
   write_agent_config(o_.stop_action);
+  const std::string cfg = dir_ + "/agent/agent.toml", log = dir_ + "/agent/agent.log";
   ns_->enter([&] {
-    agent_ = Process({POOLKEEPER_BIN, "--config", dir_ + "/agent/agent.toml"}, dir_ + "/agent/agent.log");
+    if (!agent_takes_listen_socket()) {
+      agent_ = Process({POOLKEEPER_BIN, "--config", cfg}, log);
+      return;
+    }
+    if (listen_fd_ < 0) listen_fd_ = listen_socket(ip_, 9473);
+    agent_ = Process({"/bin/sh", "-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" --config \"$1\"",
+                      POOLKEEPER_BIN, cfg},
+                     log, {{listen_fd_, 3}});
   });
   if (!wait_for([&] { return agent_get("/status").status == 200 || !agent_.running(); }, 10000ms, 50ms) ||
       !agent_.running())
     throw std::runtime_error(name_ + ": agent did not start:\n" + agent_log());
 }
 
-void Host::stop_agent() {
+void Host::stop_agent(bool host_going_down) {
   agent_.signal(SIGTERM);
   if (!agent_.wait(15000ms)) agent_.kill_and_wait();
   agent_ = Process();
+  if (host_going_down) close_listen_socket();
+}
+
+void Host::close_listen_socket() {
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
 }
 
 void Host::stop_services() {
@@ -276,6 +319,7 @@ void Host::new_boot_id() { write_file(dir_ + "/agent/boot_id", "boot-" + std::to
 
 void Host::crash() {
   for (int i = 0; i < 20 && ns_->kill_all(SIGKILL) > 0; ++i) std::this_thread::sleep_for(20ms);
+  close_listen_socket();
   for (Process* p : {&agent_, &nginx_, &ganesha_, &rsyncd_}) {
     p->kill_and_wait();
     *p = Process();

@@ -80,8 +80,10 @@ class Host {
   void start_services();  // ganesha, nginx, rsyncd: what systemd starts before the agent
   void start_agent();     // waits until its /status answers
   // systemd's stop order on a shutdown: the agent first (SIGTERM, drain or keep per
-  // `stop_action`), then nginx (SIGQUIT, graceful), ganesha and rsyncd.
-  void stop_agent();
+  // `stop_action`), then nginx (SIGQUIT, graceful), ganesha and rsyncd. A restart of
+  // the agent alone (`host_going_down` false) keeps its listening socket, as systemd
+  // keeps poolkeeper.socket's.
+  void stop_agent(bool host_going_down = true);
   void stop_services();
   void new_boot_id();
   void crash();  // kill -9 of every process in the namespace
@@ -99,6 +101,7 @@ class Host {
 
  private:
   void write_agent_config(const std::string& stop_action);
+  void close_listen_socket();
 
   std::string name_, ip_, peer_ip_, dir_, etcd_url_;
   HostOptions o_;
@@ -106,6 +109,7 @@ class Host {
   pk_test::Process ganesha_, nginx_, rsyncd_, agent_;
   int boot_ = 1;
   bool mounted_ = false;
+  int listen_fd_ = -1;  // the agent's HTTP socket when it takes one from "systemd"
 };
 
 // One HAProxy server's state from `show servers state`.
