@@ -92,33 +92,6 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log) {
   }
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log,
-                 const std::vector<std::pair<int, int>>& fds) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  for (const auto& [from, to] : fds) posix_spawn_file_actions_adddup2(&fa, from, to);  // clears CLOEXEC on `to`
-  posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  posix_spawnattr_setpgroup(&at, 0);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&at, &empty);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  int err = ::posix_spawnp(&pid_, args[0], &fa, &at, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (err != 0) {
-    pid_ = -1;
-    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
-  }
-}
-
 Process::~Process() { kill_and_wait(); }
 
 Process::Process(Process&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }

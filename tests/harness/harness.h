@@ -40,10 +40,6 @@ class Process {
  public:
   Process() = default;
   Process(const std::vector<std::string>& argv, const std::string& log);
-  // The same, and each (from, to) in `fds` is duplicated to descriptor `to` in the
-  // child (e.g. a listening socket passed as systemd's socket activation does).
-  Process(const std::vector<std::string>& argv, const std::string& log,
-          const std::vector<std::pair<int, int>>& fds);
   ~Process();
   Process(Process&& o) noexcept;
   Process& operator=(Process&& o) noexcept;
