@@ -5,6 +5,7 @@
 // what and when, and the agents' event logs.
 #include <gtest/gtest.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <future>
@@ -31,6 +32,7 @@ class E2e : public ::testing::Test {
  protected:
   // Brings the world up, steers the NFS clients to `nfs_host`, starts the clients.
   void start(WorldOptions o = {}, const std::string& nfs_host = "rs1") {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, tmpfs mounts)";
     world_ = std::make_unique<World>(o);
     ASSERT_TRUE(world_->wait_all_serving(40s)) << "the world did not come up:\n" << world_->timeline().dump()
                                                << world_->rs1().agent_events() << world_->rs2().agent_events();
@@ -135,7 +137,7 @@ class E2e : public ::testing::Test {
     o.rs1.nfs_on_reboot = o.rs2.nfs_on_reboot = on_reboot;
     o.rs1.peer_dead_after = o.rs2.peer_dead_after = "30s";
     start(o);
-    if (HasFatalFailure()) return;
+    if (HasFatalFailure() || IsSkipped()) return;
     // Separate copies: the agents see that a move between them costs ESTALE.
     auto peers = nlohmann::json::parse(world_->rs1().agent_get("/status").body, nullptr, false);
     std::string match = "?";
@@ -192,7 +194,7 @@ WorldOptions reboot_options() {
 
 TEST_F(E2e, RollingReboot) {
   start(reboot_options());
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   for (const char* h : {"rs1", "rs2"}) {
     auto [t0, t1] = planned_reboot(world_->host(h));
     EXPECT_TRUE(wait_host_serving(h, 30s)) << h << " did not rejoin after the reboot";
@@ -216,7 +218,7 @@ TEST_F(E2e, RollingReboot) {
 
 TEST_F(E2e, CrashAndReturn) {
   start();
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   double t0 = since_start();
   world_->timeline().add("scenario", "rs1: kill -9 of every process");
   world_->rs1().crash();
@@ -255,7 +257,7 @@ TEST_F(E2e, CrashAndReturn) {
 
 TEST_F(E2e, HungNfsServerThenHungNginx) {
   start({}, "rs2");
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   double t0 = since_start();
   world_->timeline().add("scenario", "rs2: SIGSTOP ganesha");
   world_->rs2().hang_ganesha();
@@ -297,7 +299,7 @@ TEST_F(E2e, HungNfsServerThenHungNginx) {
 
 TEST_F(E2e, BothHostsFailingKeepOne) {
   start();
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   // Both mirrors go stale at once (the canary older than max_age): every check that
   // reads the data fails on both hosts, while the files are still served.
   world_->timeline().add("scenario", "both: canary 2 h old (max_age 1h)");
@@ -364,7 +366,7 @@ TEST_F(E2e, AgentOnlyRestartOnBothHostsChangesNothing) {
   WorldOptions o;
   o.rs1.stop_action = o.rs2.stop_action = "keep";  // an upgrade: the agent alone restarts
   start(o);
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   double t0 = since_start();
   world_->timeline().add("scenario", "both: restart of the agent alone (stop_action keep)");
   auto a = std::async(std::launch::async, [&] { world_->rs1().stop_agent(false); world_->rs1().start_agent(); });
@@ -393,7 +395,7 @@ TEST_F(E2e, AgentOnlyRestartOnBothHostsChangesNothing) {
 
 TEST_F(E2e, AgentsPartitionedChangesNothing) {
   start();
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   double t0 = since_start();
   world_->cut_agents_link(true);
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(3 * kPeerDeadAfter * 1000 + 2000)));
@@ -411,7 +413,7 @@ TEST_F(E2e, AgentsPartitionedChangesNothing) {
 
 TEST_F(E2e, EtcdDownDuringPlannedReboot) {
   start(reboot_options());
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   world_->stop_etcd();
   std::this_thread::sleep_for(1s);
   auto [t0, t1] = planned_reboot(world_->rs1());
@@ -438,7 +440,7 @@ TEST_F(E2e, GaneshaGraceRejoinsOnlyWhenOpenWorks) {
   o.rs2.graceless = false;
   o.rs2.grace_seconds = 6;
   start(o, "rs2");
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   double t0 = since_start();
   world_->timeline().add("scenario", "rs2: ganesha restarted with a 6 s grace period");
   std::atomic<bool> stop{false};
