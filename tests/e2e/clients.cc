@@ -1,3 +1,4 @@
+// Production-like clients (see clients.h): libcurl, the rsync binary and libnfs.
 #include "tests/e2e/clients.h"
 
 #include <curl/curl.h>

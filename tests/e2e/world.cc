@@ -1,3 +1,5 @@
+// The end-to-end world (see world.h): namespaces, the hosts' servers and agents, etcd,
+// HAProxy, the conftool watcher that drives it, and the sampler of its view.
 #include "tests/e2e/world.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// Network namespaces for end-to-end tests (see netns.h).
 #include "tests/harness/netns.h"
 
 #include <fcntl.h>
