@@ -21,6 +21,9 @@ constexpr const char* kMarkReason = "poolkeeper_reason";
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kMinBackoff = std::chrono::milliseconds(250);
 constexpr auto kResync = std::chrono::seconds(2);
+// While a peer looks dead (unreachable, or its liveness key gone), sync this often, so
+// it is taken out within moments of peer_dead_after, not up to kResync later.
+constexpr auto kSuspectResync = std::chrono::milliseconds(200);
 }  // namespace
 
 std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error) {
@@ -415,6 +418,11 @@ bool ConftoolWriter::sync_once(std::string* error) {
   auto alive = read_liveness(error);
   if (!alive) return false;
   track_liveness(*alive, peers);
+  peer_suspect_ = std::any_of(peers.begin(), peers.end(), [&](const ConftoolPeer& p) {
+    if (p.host.empty() || p.host == host_ || (p.reachable && !peer_missing_since_.count(p.host))) return false;
+    return std::none_of(taken_out_.begin(), taken_out_.end(),  // already out: nothing left to decide
+                        [&](const std::string& k) { return k.substr(k.find('/') + 1) == p.host; });
+  });
   if (!wants.empty()) {  // services a reload removed leave no state behind
     auto wanted = [&](const std::string& svc) {
       return std::any_of(wants.begin(), wants.end(), [&](const ConftoolWant& w) { return w.service == svc; });
@@ -629,7 +637,7 @@ void ConftoolWriter::sync_loop() {
     cv_.notify_all();
     if (ok) {
       backoff = kMinBackoff;
-      cv_.wait_for(lk, kResync, [this] { return stop_ || dirty_; });
+      cv_.wait_for(lk, peer_suspect_ ? kSuspectResync : kResync, [this] { return stop_ || dirty_; });
       continue;
     }
     if (up_ || backoff == kMinBackoff) log_warn("conftool unavailable", {{"error", error}});

@@ -171,6 +171,7 @@ class ConftoolWriter {
   std::map<std::string, SteadyTime> peer_missing_since_;
   std::map<std::string, EtcdNode> peer_alive_;
   std::set<std::string> taken_out_;
+  std::atomic<bool> peer_suspect_{false};  // a peer is unreachable or its liveness key gone
   std::set<std::string> missing_logged_;
   // Liveness thread's last refresh, for /status (under live_mu_).
   mutable std::mutex live_mu_;
