@@ -105,31 +105,6 @@ DirectorView parse_state(const std::string& text) {
   return v;
 }
 
-// Whether the agent binary accepts a config with `extra` appended (an older agent
-// refuses keys it does not know), so the suite runs unchanged against agents with and
-// without a newer key. Memoised per text.
-bool agent_accepts(const std::string& agent_keys, const std::string& sections = "") {
-  static std::mutex mu;
-  static std::map<std::string, bool> known;
-  std::lock_guard<std::mutex> lk(mu);
-  auto it = known.find(agent_keys + sections);
-  if (it != known.end()) return it->second;
-  pk_test::TempDir d;
-  write_file(d.file("a.toml"), "[agent]\n" + agent_keys + "[services.s]\nchecks = [\"c\"]\n"
-                               "[checks.c]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n" + sections);
-  bool ok = pk_test::run_command({POOLKEEPER_BIN, "--check-config", d.file("a.toml")}, nullptr) == 0;
-  known[agent_keys + sections] = ok;
-  return ok;
-}
-
-// Whether the agent serves HTTP on a socket passed by systemd (poolkeeper.socket): its
-// binary then imports sd_listen_fds. The hosts here pass one as systemd would, so that
-// an agent restart never refuses a health check.
-bool agent_takes_listen_socket() {
-  static const bool yes = read_file(POOLKEEPER_BIN).find("sd_listen_fds") != std::string::npos;
-  return yes;
-}
-
 // A listening TCP socket on ip:port in the calling thread's namespace (the role of
 // poolkeeper.socket's ListenStream).
 int listen_socket(const std::string& ip, int port) {
@@ -148,15 +123,7 @@ int listen_socket(const std::string& ip, int port) {
   return fd;
 }
 
-bool agent_knows_stop_action() { return agent_accepts("stop_action = \"keep\"\n"); }
-
 }  // namespace
-
-int liveness_ttl_seconds() {
-  static const bool known = agent_accepts("", "[conftool]\nendpoints = [\"http://127.0.0.1:2379\"]\n"
-                                              "prefix = \"/conftool/v1/pools/test/dumps\"\nliveness_ttl = \"1s\"\n");
-  return known ? 1 : 0;
-}
 
 double since_start() {
   return std::chrono::duration<double>(Clock::now().time_since_epoch() -
@@ -329,13 +296,13 @@ void Host::write_agent_config(const std::string& stop_action) {
       "[agent]\nlisten = \"" + ip_ + ":9473\"\nhostname = \"" + fqdn() + "\"\nadmin_socket = \"" + dir_ +
       "/agent/admin.sock\"\nstate_dir = \"" + dir_ + "/agent/state\"\nboot_id_file = \"" + dir_ +
       "/agent/boot_id\"\ndrain_seconds = 3\n" +
-      (agent_knows_stop_action() ? "stop_action = \"" + stop_action + "\"\n" : std::string()) +
+      "stop_action = \"" + stop_action + "\"\n" +
       "\n[services.nfs]\nchecks = [\"export\"]\nport = 2049\non_reboot = \"" + o_.nfs_on_reboot + "\"\n" + peers +
       "\n[services.http]\nchecks = [\"web\", \"export\"]\nport = 80\n" + peers +
       "\n[services.rsync]\nchecks = [\"mirror\", \"export\"]\nport = 873\n" + peers +
       "\n[conftool]\nendpoints = [\"" + etcd_url_ + "\"]\nprefix = \"" + World::kPrefix +
       "\"\npeer_dead_after = \"" + o_.peer_dead_after + "\"\n" +
-      (liveness_ttl_seconds() > 0 ? "liveness_ttl = \"" + std::to_string(liveness_ttl_seconds()) + "s\"\n" : "") +
+      "liveness_ttl = \"1s\"\n" +
       "\n[checks.export]\nkind = \"nfs\"\nserver = \"127.0.0.1\"\nport = 2049\npath = \"/dumps/canary.txt\"\n"
       "expect = \"poolkeeper canary\"\nmax_age = \"" + o_.max_age + "\"\n" + timing +
       "\n[checks.web]\nkind = \"http\"\nurl = \"http://127.0.0.1/canary.txt\"\nhost = \"dumps.example.org\"\n" +
@@ -349,10 +316,8 @@ void Host::start_agent() {
   write_agent_config(o_.stop_action);
   const std::string cfg = dir_ + "/agent/agent.toml", log = dir_ + "/agent/agent.log";
   ns_->enter([&] {
-    if (!agent_takes_listen_socket()) {
-      agent_ = FdProcess({POOLKEEPER_BIN, "--config", cfg}, log, {});
-      return;
-    }
+    // The agent gets its HTTP socket as poolkeeper.socket hands it over, so that an
+    // agent restart never refuses a health check.
     if (listen_fd_ < 0) listen_fd_ = listen_socket(ip_, 9473);
     agent_ = FdProcess({"/bin/sh", "-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" --config \"$1\"",
                       POOLKEEPER_BIN, cfg},

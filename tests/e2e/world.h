@@ -27,10 +27,6 @@ namespace pk_e2e {
 using namespace std::chrono_literals;
 using pk_test::Clock;
 
-// The agents' conftool.liveness_ttl in seconds: 1 when the agent has etcd liveness
-// keys (a dead host is then out after liveness_ttl + peer_dead_after), else 0.
-int liveness_ttl_seconds();
-
 // Seconds since the world's start; every log line and table uses this clock.
 double since_start();
 void reset_start();
