@@ -3,7 +3,11 @@
 namespace poolkeeper {
 
 std::string admin_error(const std::string& message) {
-  return nlohmann::json{{"ok", false}, {"error", message}}.dump() + "\n";
+  // The message may quote the request cut at a byte count (mid-character): invalid
+  // UTF-8 is replaced, never thrown.
+  return nlohmann::json{{"ok", false}, {"error", message}}.dump(-1, ' ', false,
+                                                                 nlohmann::json::error_handler_t::replace) +
+         "\n";
 }
 
 std::optional<AdminRequest> parse_admin_request(const std::string& line, std::string* error) {

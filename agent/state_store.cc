@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace poolkeeper {
@@ -15,8 +16,17 @@ namespace {
 int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-WallTime from_ms(int64_t ms) {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(ms)));
+// A time in milliseconds as the file holds it; one that is not a whole number or that
+// WallTime cannot represent (past the year 2262) makes the file unreadable, never a
+// different time.
+WallTime ms_field(const nlohmann::json& o, const char* key) {
+  const nlohmann::json& v = o.at(key);
+  constexpr int64_t kMax =
+      std::chrono::duration_cast<std::chrono::milliseconds>(WallTime::duration::max()).count();
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(kMax)) ||
+      v.get<int64_t>() > kMax || v.get<int64_t>() < -kMax)
+    throw std::out_of_range(std::string(key) + " out of range: " + v.dump());
+  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(v.get<int64_t>())));
 }
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -63,13 +73,17 @@ LoadedState StateStore::parse(const std::string& text) {
       i.intent = *intent;
       i.reason = o.at("reason").get<std::string>();
       i.who = o.at("who").get<std::string>();
-      i.when = from_ms(o.at("when_ms").get<int64_t>());
-      if (!o.at("expires_ms").is_null()) i.expires = from_ms(o.at("expires_ms").get<int64_t>());
+      i.when = ms_field(o, "when_ms");
+      if (!o.at("expires_ms").is_null()) i.expires = ms_field(o, "expires_ms");
       i.until_boot = o.at("until_boot").get<bool>();
       i.boot_id = o.at("boot_id").get<std::string>();
       out.intents[name] = i;
     }
   } catch (const nlohmann::json::exception& e) {
+    out.intents.clear();
+    out.error = std::string("bad entry (") + e.what() + ")";
+    return out;
+  } catch (const std::out_of_range& e) {
     out.intents.clear();
     out.error = std::string("bad entry (") + e.what() + ")";
     return out;
