@@ -123,6 +123,11 @@ void ConftoolWriter::save_seen() {
   have_seen_file_ = true;
 }
 
+uint32_t ConftoolWriter::random_below(uint32_t bound) {
+  std::lock_guard<std::mutex> lk(rng_mu_);
+  return rng_() % bound;
+}
+
 bool ConftoolWriter::lock(const std::string& service) {
   auto deadline = SteadyClock::now() + std::chrono::seconds(5);
   int64_t ttl = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.lock_ttl).count());
@@ -130,7 +135,7 @@ bool ConftoolWriter::lock(const std::string& service) {
     auto r = etcd_.put(lock_key(service), host_, EtcdPut{.prev_exist = false, .ttl = ttl});
     if (r.ok()) return true;
     if (!r.transport_error.empty() || (r.error_code != 105 && r.error_code != 101)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng_() % 40));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + random_below(40)));
   }
   return false;
 }
@@ -420,7 +425,7 @@ void ConftoolWriter::sync_loop() {
     cb_.status(false, error, nlohmann::json::object());
     lk.lock();
     // Capped exponential backoff with jitter; a state change does not cut it short.
-    auto wait = backoff + std::chrono::milliseconds(rng_() % (backoff.count() / 2 + 1));
+    auto wait = backoff + std::chrono::milliseconds(random_below(static_cast<uint32_t>(backoff.count() / 2 + 1)));
     cv_.wait_for(lk, wait, [this] { return stop_; });
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
   }
