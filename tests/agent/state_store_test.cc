@@ -63,8 +63,8 @@ TEST(StateStoreTest, TimesOutOfRangeAreUnreadableNotAnotherIntent) {
            R"(,"until_boot":false,"boot_id":"","expires_ms":)" + expires + "}}}";
   };
   // Far in the future once overflowed into an expired depool (pooled).
-  for (const std::string& expires : {"10000000000000", "9223372036854775807", "18446744073709551615",
-                                     "-10000000000000", "1.5e300", "\"soon\""}) {
+  for (const char* expires : {"10000000000000", "9223372036854775807", "18446744073709551615",
+                              "-10000000000000", "1.5e300", "\"soon\""}) {
     LoadedState l = StateStore::parse(entry("0", expires));
     EXPECT_EQ(l.status, LoadedState::Status::kUnreadable) << expires;
     EXPECT_TRUE(l.intents.empty()) << expires;

@@ -63,8 +63,12 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
     EtcdResult r = parse_etcd_response(200, s, 0);
     auto j = nlohmann::json::parse(s, nullptr, false);
     // Anything but a JSON object is an error, and an error always explains itself.
-    if (j.is_discarded() || !j.is_object()) ASSERT_EQ(r.error_code, -1) << s;
-    if (!r.ok()) ASSERT_FALSE(r.describe().empty()) << s;
+    if (j.is_discarded() || !j.is_object()) {
+      ASSERT_EQ(r.error_code, -1) << s;
+    }
+    if (!r.ok()) {
+      ASSERT_FALSE(r.describe().empty()) << s;
+    }
     std::string err;
     auto v = parse_conftool_value(s, &err);
     if (v) {
