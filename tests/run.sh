@@ -98,7 +98,7 @@ run_fuzzers() {
     start "fuzz $t (${secs} s)"
     # New inputs go to a scratch corpus; the committed seeds are only read.
     mkdir -p "build-fuzz/corpus/$t"
-    if ! "build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -print_final_stats=1 \
+    if ! "build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
         -artifact_prefix="build-fuzz/artifacts/$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
         >"build-fuzz/$t.log" 2>&1; then
       tail -n 60 "build-fuzz/$t.log"

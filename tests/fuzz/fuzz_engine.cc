@@ -230,13 +230,21 @@ class Run {
       case 0: engine_->set_conftool_enabled(in_.ConsumeBool()); break;
       case 1: {
         bool up = in_.ConsumeBool();
-        engine_->set_conftool_status(up, up ? "" : "connection refused", nlohmann::json::object());
+        std::string error = up ? "" : "connection refused";
+        // Verdicts were decided under a lock of an etcd that went away: forgotten.
+        if (!up && (up != conftool_up_ || error != conftool_error_)) verdicts_.clear();
+        conftool_up_ = up;
+        conftool_error_ = error;
+        engine_->set_conftool_status(up, error, nlohmann::json::object());
         break;
       }
-      case 2:
-        engine_->set_floor_verdict(kServices[in_.ConsumeIntegralInRange(0, 2)],
-                                   static_cast<FloorVerdict>(in_.ConsumeIntegralInRange(0, 2)));
+      case 2: {
+        std::string svc = kServices[in_.ConsumeIntegralInRange(0, 2)];
+        auto v = static_cast<FloorVerdict>(in_.ConsumeIntegralInRange(0, 2));
+        verdicts_[svc] = v;
+        engine_->set_floor_verdict(svc, v);
         break;
+      }
     }
   }
 
@@ -272,7 +280,12 @@ class Run {
       if (s.kept_by_floor) FUZZ_ASSERT(s.failing);
       // 2: the floor, decided from the peers (when conftool does not decide).
       const ServiceConfig& sc = config_.services.at(s.name);
-      if (!s.failing || conftool_decides) continue;
+      if (!s.failing) continue;
+      if (conftool_decides) {  // under the etcd lock: out only once the lock said so
+        auto v = verdicts_.find(s.name);
+        FUZZ_ASSERT(s.kept_by_floor == (v == verdicts_.end() || v->second != FloorVerdict::kRelease));
+        continue;
+      }
       if (sc.peers.empty()) {
         FUZZ_ASSERT(!s.kept_by_floor);
         continue;
@@ -309,6 +322,9 @@ class Run {
   Config config_;
   std::unique_ptr<Engine> engine_;
   std::vector<Pending> pending_;
+  bool conftool_up_ = false;
+  std::string conftool_error_;
+  std::map<std::string, FloorVerdict> verdicts_;
 };
 
 }  // namespace
