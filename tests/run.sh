@@ -45,6 +45,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
 
 TIMES=""
+FAILED=""
 stage_start=0
 start() { stage_start=$(date +%s); echo "=== run.sh: $1"; }
 done_stage() {
@@ -55,6 +56,7 @@ done_stage() {
 summary() {
   echo "=== run.sh: time per stage"
   printf '%s' "$TIMES"
+  if [ -n "$FAILED" ]; then echo "=== run.sh: FAILED:$FAILED"; fi
 }
 trap summary EXIT
 
@@ -72,12 +74,13 @@ build() {
   done_stage "build $name"
 }
 
-# ctest_in DIR NAME [ctest arguments...]
+# ctest_in DIR NAME [ctest arguments...]: a failure is recorded and the later stages
+# still run; the script fails at the end.
 ctest_in() {
   dir=$1 name=$2
   shift 2
   start "tests $name"
-  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@")
+  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@") || FAILED="$FAILED [tests $name]"
   done_stage "tests $name"
 }
 
@@ -103,7 +106,7 @@ run_fuzzers() {
         >"build-fuzz/$t.log" 2>&1; then
       tail -n 60 "build-fuzz/$t.log"
       echo "run.sh: fuzzer $t found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$t.log)" >&2
-      exit 1
+      FAILED="$FAILED [fuzz $t]"
     fi
     grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$t.log" | tr '\n' ' '
     echo
@@ -143,3 +146,4 @@ case "$mode" in
     fi
     ;;
 esac
+[ -z "$FAILED" ]
