@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test command: installs what is missing (Debian 12, as root), builds, runs every
 # test with ctest, then every fuzzer for a bounded time; with CI=true it also runs the
-# unit tests under ASan+UBSan. Prints the time each stage took.
+# unit tests under ASan+UBSan. Prints the time each stage took; a failing stage does
+# not stop the later ones, and the run fails at the end.
 #
 #   tests/run.sh [ctest arguments...]         normal build (build/), tests, fuzzers
 #   tests/run.sh --asan [ctest arguments...]  ASan+UBSan build (build-asan/), all tests
