@@ -53,7 +53,7 @@ LoadedState StateStore::parse(const std::string& text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number too large
     out.error = std::string("not JSON (") + e.what() + ")";
     return out;
   }

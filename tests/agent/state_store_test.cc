@@ -70,6 +70,8 @@ TEST(StateStoreTest, TimesOutOfRangeAreUnreadableNotAnotherIntent) {
     EXPECT_TRUE(l.intents.empty()) << expires;
   }
   EXPECT_EQ(StateStore::parse(entry("10000000000000", "null")).status, LoadedState::Status::kUnreadable);
+  // A number JSON itself cannot hold threw out of the reader (found by fuzz_state_file).
+  EXPECT_EQ(StateStore::parse(entry("0", "9e23372036854775806")).status, LoadedState::Status::kUnreadable);
   LoadedState ok = StateStore::parse(entry("1800000000000", "9000000000000"));  // year 2255
   ASSERT_EQ(ok.status, LoadedState::Status::kOk) << ok.error;
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(ok.intents["nfs"].expires->time_since_epoch()).count(),
