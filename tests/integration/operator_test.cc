@@ -109,7 +109,9 @@ TEST(OperatorTest, IntentSurvivesKill9AndRestart) {
   ASSERT_EQ(a.ctl({"depool", "nfs", "--reason", "reimage"}).rc, 0);
   a.stop_kill9();
   a.start();
-  EXPECT_EQ(a.status()["services"]["nfs"]["intent"]["reason"], "reimage");
+  // The first /status may come before the loaded state is published: wait for it.
+  EXPECT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["reason"] == "reimage"; }, 5000ms))
+      << a.status()["services"]["nfs"].dump();
   EXPECT_FALSE(a.wait_health("nfs", 200, 1500ms));  // still out after the checks rose
   EXPECT_EQ(a.health_body("nfs"), "not pooled: depooled: reimage\n");
   EXPECT_TRUE(a.wait_health("http", 200));
