@@ -57,7 +57,7 @@ LoadedState StateStore::parse(const std::string& text) {
     out.error = std::string("not JSON (") + e.what() + ")";
     return out;
   }
-  if (!j.is_object() || j.value("format", 0) != 1 || !j.contains("services") ||
+  if (!j.is_object() || (!j.contains("format") || j["format"] != 1) || !j.contains("services") ||
       !j["services"].is_object()) {
     out.error = "not a poolkeeper state file (format 1)";
     return out;
@@ -67,6 +67,7 @@ LoadedState StateStore::parse(const std::string& text) {
       AdminIntent i;
       auto intent = parse_intent(o.at("intent").get<std::string>());
       if (!intent) {
+        out.intents.clear();  // all or nothing
         out.error = "service " + name + ": unknown intent \"" + o.at("intent").get<std::string>() + "\"";
         return out;
       }
