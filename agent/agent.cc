@@ -665,6 +665,10 @@ std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
     auto s = e.snapshot();
     for (const auto& name : services) {
       const ServiceView* v = s->find_service(name);
+      if (!v) {  // a reload removed it while this request was on its way
+        result[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
+        continue;
+      }
       result[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
                       {"port", v->port}};
     }

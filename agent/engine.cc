@@ -327,6 +327,11 @@ void Engine::reconfigure(const Config& config) {
       rt.cfg = cc;
       rt.cfg.check = probe;
       rt.state.set_thresholds(cc.rise, cc.fall);
+      if (rt.in_flight) {  // a probe in flight is judged by the new timing from now on
+        rt.overdue_at = rt.overdue_counted == 0
+                            ? rt.started + cc.timeout + kOverdueGrace
+                            : std::min(rt.overdue_at, now + (rt.state.changing() ? cc.fast_interval : cc.interval));
+      }
       rt.services.clear();
       checks.emplace(name, std::move(rt));
     } else {

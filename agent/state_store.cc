@@ -55,11 +55,11 @@ LoadedState StateStore::parse(const std::string& text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number too large
     out.error = "not JSON (" + valid_utf8(e.what(), 300) + ")";  // it quotes the bad bytes
     return out;
   }
-  if (!j.is_object() || j.value("format", 0) != 1 || !j.contains("services") ||
+  if (!j.is_object() || (!j.contains("format") || j["format"] != 1) || !j.contains("services") ||
       !j["services"].is_object()) {
     out.error = "not a poolkeeper state file (format 1)";
     return out;
@@ -69,6 +69,7 @@ LoadedState StateStore::parse(const std::string& text) {
       AdminIntent i;
       auto intent = parse_intent(o.at("intent").get<std::string>());
       if (!intent) {
+        out.intents.clear();  // all or nothing
         out.error = "service " + name + ": unknown intent \"" + o.at("intent").get<std::string>() + "\"";
         return out;
       }

@@ -269,7 +269,11 @@ Result NfsCheck::compound(Deadline deadline) {
       p->ops = res->resarray.resarray_len;
       int getfh_seen = 0;
       for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
-        nfs_resop4& r = res->resarray.resarray_val[i];
+        // libnfs's decoder may lay the results out at 4-byte alignment (seen with UBSan);
+        // read each through an aligned shallow copy (its pointers still point into the reply).
+        nfs_resop4 r;
+        std::memcpy(static_cast<void*>(&r),
+                    reinterpret_cast<const char*>(res->resarray.resarray_val) + i * sizeof(nfs_resop4), sizeof r);
         // Every result union starts with its nfsstat4.
         int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
         if (st != NFS4_OK) {

@@ -86,7 +86,8 @@ RsyncListing parse_rsync_listing(std::string_view bytes) {
       break;
     }
     if (line.rfind("@ERROR", 0) == 0) {
-      out.error = line.size() > 7 ? line.substr(line.find_first_not_of(": ", 6)) : "error";
+      size_t text = line.find_first_not_of(": ", 6);  // "@ERROR: " may carry nothing else
+      out.error = line.size() > 7 && text != std::string::npos ? line.substr(text) : "error";
       break;
     }
     size_t tab = line.find('\t');

@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian 12 packages poolkeeper needs to build, test and run the demo,
+# Installs the Debian 12 packages poolkeeper needs to build, test and run the demo
+# (clang and its runtime libraries for the fuzzers),
 # only those that are missing (idempotent). Used by tests/run.sh and deploy/demo.sh.
 set -eu
 
 BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
-libcurl4-openssl-dev libgtest-dev libgmock-dev"
+libcurl4-openssl-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
 iproute2 curl procps systemd util-linux python3"
 # Packaging and configuration management: the .deb, lintian, the Puppet module's tests.

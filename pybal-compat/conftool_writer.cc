@@ -186,11 +186,6 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_liveness(std
   return out;
 }
 
-uint32_t ConftoolWriter::random_below(uint32_t n) {
-  std::lock_guard<std::mutex> lk(rng_mu_);  // lock() runs on the sync thread and on admin threads
-  return static_cast<uint32_t>(rng_() % n);
-}
-
 void ConftoolWriter::track_liveness(const std::map<std::string, EtcdNode>& alive,
                                     const std::vector<ConftoolPeer>& peers) {
   SteadyTime now = SteadyClock::now();
@@ -276,6 +271,11 @@ void ConftoolWriter::save_seen() {
   if (ok) ::rename(tmp.c_str(), state_path_.c_str());
   else ::unlink(tmp.c_str());
   have_seen_file_ = true;
+}
+
+uint32_t ConftoolWriter::random_below(uint32_t bound) {
+  std::lock_guard<std::mutex> lk(rng_mu_);
+  return rng_() % bound;
 }
 
 bool ConftoolWriter::lock(const std::string& service) {

@@ -189,7 +189,9 @@ class ConftoolWriter {
   nlohmann::json last_keys_ = nlohmann::json::object();
   std::atomic<bool> up_{false};
   std::atomic<bool> abort_{false};
-  uint32_t random_below(uint32_t n);  // for jitter; thread-safe
+  // Jitter for the lock retries (take_out's caller or the sync thread) and the sync
+  // loop's backoff: used from several threads, so behind its own mutex.
+  uint32_t random_below(uint32_t bound);
   std::mutex rng_mu_;
   std::mt19937 rng_{std::random_device{}()};
   std::thread sync_, watch_, live_;

@@ -1,10 +1,150 @@
 #!/bin/sh
-# The test command: installs what is missing (Debian 12, as root), builds in build/,
-# and runs every test with ctest. Usage: tests/run.sh [ctest arguments...]
+# The test command: installs what is missing (Debian 12, as root), builds, runs every
+# test with ctest, then every fuzzer for a bounded time; with CI=true it also runs the
+# unit tests under ASan+UBSan. Prints the time each stage took; a failing stage does
+# not stop the later ones, and the run fails at the end.
+#
+#   tests/run.sh [ctest arguments...]         normal build (build/), tests, fuzzers
+#   tests/run.sh --asan [ctest arguments...]  ASan+UBSan build (build-asan/), all tests
+#   tests/run.sh --tsan [ctest arguments...]  TSan build (build-tsan/): unit tests and
+#                                             one integration test (or what the
+#                                             arguments select)
+#   tests/run.sh --fuzz                       only the fuzzers (build-fuzz/, clang)
+#   tests/run.sh --no-fuzz [ctest args...]    normal tests without the fuzzers
+# Environment: SANITIZE=address|thread is --asan|--tsan. FUZZ_SECONDS (default 25) is
+# each fuzzer's run time; FUZZ_TARGETS (space separated) limits which run. CI=true adds
+# the ASan+UBSan unit tests to the default run.
 set -eu
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+mode=default
+case "${1:-}" in
+  --asan) mode=asan; shift ;;
+  --tsan) mode=tsan; shift ;;
+  --fuzz) mode=fuzz; shift ;;
+  --no-fuzz) mode=nofuzz; shift ;;
+esac
+if [ "$mode" = default ] || [ "$mode" = nofuzz ]; then
+  case "${SANITIZE:-}" in
+    address) mode=asan ;;
+    thread) mode=tsan ;;
+    "") ;;
+    *) echo "run.sh: SANITIZE must be address or thread" >&2; exit 2 ;;
+  esac
+fi
+
+JOBS=$(nproc)
+LAUNCHER=""
+if command -v ccache >/dev/null 2>&1; then
+  LAUNCHER="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}" CCACHE_NOHASHDIR=1
+fi
+# Sanitizer findings abort the process that made them, so the test fails.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp}"
+
+TIMES=""
+FAILED=""
+stage_start=0
+start() { stage_start=$(date +%s); echo "=== run.sh: $1"; }
+done_stage() {
+  t=$(( $(date +%s) - stage_start ))
+  TIMES="$TIMES$(printf '%-34s %4d s' "$1" "$t")
+"
+}
+summary() {
+  echo "=== run.sh: time per stage"
+  printf '%s' "$TIMES"
+  if [ -n "$FAILED" ]; then echo "=== run.sh: FAILED:$FAILED"; fi
+}
+trap summary EXIT
+
+start "packages"
 deploy/packages.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
-cd build
-exec ctest --output-on-failure --timeout 600 "$@"
+done_stage "packages"
+
+# build DIR NAME [cmake options...]: configure and build everything in DIR.
+build() {
+  dir=$1 name=$2
+  shift 2
+  start "build $name ($dir)"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $LAUNCHER "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+  done_stage "build $name"
+}
+
+# ctest_in DIR NAME [ctest arguments...]: a failure is recorded and the later stages
+# still run; the script fails at the end.
+ctest_in() {
+  dir=$1 name=$2
+  shift 2
+  start "tests $name"
+  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@") || FAILED="$FAILED [tests $name]"
+  done_stage "tests $name"
+}
+
+unit_targets() {  # the executables of the tests labelled unit, as configured in $1
+  (cd "$1" && ctest -N -L unit | awk '/Test +#/ {print $3}')
+}
+
+run_fuzzers() {
+  secs=${FUZZ_SECONDS:-25}
+  start "build fuzzers (build-fuzz, clang)"
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DPOOLKEEPER_FUZZ=ON $LAUNCHER >/dev/null
+  cmake --build build-fuzz -j"$JOBS" --target fuzzers
+  done_stage "build fuzzers"
+  targets=${FUZZ_TARGETS:-$(ls tests/fuzz/corpus)}
+  mkdir -p build-fuzz/artifacts
+  for t in $targets; do
+    start "fuzz $t (${secs} s)"
+    # New inputs go to a scratch corpus; the committed seeds are only read.
+    mkdir -p "build-fuzz/corpus/$t"
+    if ! "build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
+        -artifact_prefix="build-fuzz/artifacts/$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
+        >"build-fuzz/$t.log" 2>&1; then
+      tail -n 60 "build-fuzz/$t.log"
+      echo "run.sh: fuzzer $t found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$t.log)" >&2
+      FAILED="$FAILED [fuzz $t]"
+    fi
+    grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$t.log" | tr '\n' ' '
+    echo
+    done_stage "fuzz $t"
+  done
+}
+
+case "$mode" in
+  asan)
+    build build-asan "asan+ubsan" -DPOOLKEEPER_SANITIZE=address
+    ctest_in build-asan "asan+ubsan" "$@"
+    ;;
+  tsan)
+    build build-tsan "tsan" -DPOOLKEEPER_SANITIZE=thread
+    if [ $# -gt 0 ]; then
+      ctest_in build-tsan "tsan" "$@"
+    else
+      ctest_in build-tsan "tsan unit" -L unit
+      ctest_in build-tsan "tsan agent_binary_test" -R '^agent_binary_test$'
+    fi
+    ;;
+  fuzz)
+    run_fuzzers
+    ;;
+  default | nofuzz)
+    build build "normal"
+    ctest_in build "normal" "$@"
+    if [ "$mode" = default ]; then run_fuzzers; fi
+    if [ "${CI:-}" = true ]; then
+      start "build asan+ubsan unit tests (build-asan)"
+      cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKEEPER_SANITIZE=address \
+        $LAUNCHER >/dev/null
+      # shellcheck disable=SC2046
+      cmake --build build-asan -j"$JOBS" --target $(unit_targets build-asan)
+      done_stage "build asan+ubsan unit tests"
+      ctest_in build-asan "asan+ubsan unit" -L unit
+    fi
+    ;;
+esac
+[ -z "$FAILED" ]

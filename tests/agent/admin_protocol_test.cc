@@ -49,9 +49,31 @@ TEST(AdminProtocolTest, SurvivesRandomBytes) {
     std::string s(gen() % 80, ' ');
     for (auto& c : s) c = alphabet[gen() % alphabet.size()];
     std::string err;
-    parse_admin_request(s, &err);
+    auto req = parse_admin_request(s, &err);
+    if (req) {
+      ASSERT_TRUE(req->cmd == "status" || req->cmd == "ispooled" || req->cmd == "pool" ||
+                  req->cmd == "depool" || req->cmd == "drain") << s;
+      continue;
+    }
+    ASSERT_FALSE(err.empty()) << s;
+    // The answer to a bad request is always one line of JSON.
+    std::string reply = admin_error(err);
+    ASSERT_EQ(reply.find('\n'), reply.size() - 1) << s;
+    auto j = nlohmann::json::parse(reply, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << s;
+    ASSERT_EQ(j["error"], err) << s;
   }
-  SUCCEED();
+}
+
+TEST(AdminProtocolTest, ErrorQuotingACutCharacterIsStillJson) {
+  // The error quotes the first 40 bytes of an unknown field: here that cuts "é" in two.
+  std::string line = "{\"" + std::string(39, 'a') + "\xc3\xa9\":1}";
+  std::string err;
+  ASSERT_FALSE(parse_admin_request(line, &err));
+  auto j = nlohmann::json::parse(admin_error(err), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["error"].get<std::string>().rfind("unknown field \"aaa", 0), 0u);
 }
 
 TEST(AdminProtocolTest, TextThatIsNotUtf8NeverReachesAReply) {

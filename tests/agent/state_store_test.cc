@@ -57,6 +57,27 @@ TEST(StateStoreTest, CorruptOrForeignFilesAreUnreadableWithAReason) {
             LoadedState::Status::kUnreadable);
 }
 
+TEST(StateStoreTest, TimesOutOfRangeAreUnreadableNotAnotherIntent) {
+  auto entry = [](const std::string& when, const std::string& expires) {
+    return R"({"format":1,"services":{"nfs":{"intent":"depooled","reason":"r","who":"w","when_ms":)" + when +
+           R"(,"until_boot":false,"boot_id":"","expires_ms":)" + expires + "}}}";
+  };
+  // Far in the future once overflowed into an expired depool (pooled).
+  for (const char* expires : {"10000000000000", "9223372036854775807", "18446744073709551615",
+                              "-10000000000000", "1.5e300", "\"soon\""}) {
+    LoadedState l = StateStore::parse(entry("0", expires));
+    EXPECT_EQ(l.status, LoadedState::Status::kUnreadable) << expires;
+    EXPECT_TRUE(l.intents.empty()) << expires;
+  }
+  EXPECT_EQ(StateStore::parse(entry("10000000000000", "null")).status, LoadedState::Status::kUnreadable);
+  // A number JSON itself cannot hold threw out of the reader (found by fuzz_state_file).
+  EXPECT_EQ(StateStore::parse(entry("0", "9e23372036854775806")).status, LoadedState::Status::kUnreadable);
+  LoadedState ok = StateStore::parse(entry("1800000000000", "9000000000000"));  // year 2255
+  ASSERT_EQ(ok.status, LoadedState::Status::kOk) << ok.error;
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(ok.intents["nfs"].expires->time_since_epoch()).count(),
+            9000000000000);
+}
+
 TEST(StateStoreTest, FailedWriteKeepsTheOldFile) {
   Dir d;
   StateStore store(d.path);

@@ -60,10 +60,27 @@ TEST(RsyncParseTest, SurvivesRandomBytes) {
   for (int i = 0; i < 20000; ++i) {
     std::string s(gen() % 64, '\0');
     for (auto& c : s) c = static_cast<char>(gen() % 4 == 0 ? "@RSYNCD: \t\n"[gen() % 11] : gen());
-    parse_rsync_greeting(s);
-    parse_rsync_listing(s);
+    if (auto g = parse_rsync_greeting(s)) {
+      ASSERT_EQ(s.rfind("@RSYNCD: ", 0), 0u);
+      ASSERT_TRUE(g->major >= 20 && g->major <= 99);
+    }
+    RsyncListing l = parse_rsync_listing(s);
+    for (const auto& m : l.modules) ASSERT_TRUE(!m.empty() && m.find_first_of("\t\n") == std::string::npos);
+    ASSERT_FALSE(l.complete && !l.error.empty());
+    // Framing takes whole frames off the front and leaves exactly the rest.
+    std::string buf = s;
     std::vector<RsyncFrame> f;
-    take_rsync_frames(&s, &f);
+    take_rsync_frames(&buf, &f);
+    size_t taken = 0;
+    for (const auto& fr : f) taken += 4 + fr.payload.size();
+    ASSERT_EQ(taken + buf.size(), s.size());
+    ASSERT_EQ(buf, s.substr(taken));
   }
-  SUCCEED();
+}
+
+TEST(RsyncParseTest, ErrorWithNothingAfterIt) {
+  // Once threw std::out_of_range (nothing after "@ERROR" and the colons).
+  EXPECT_EQ(parse_rsync_listing("motd\n@ERROR  :\n").error, "error");
+  EXPECT_EQ(parse_rsync_listing("@ERROR::\n").error, "error");
+  EXPECT_EQ(parse_rsync_listing("@ERROR: no such module\n").error, "no such module");
 }

@@ -9,11 +9,13 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -67,6 +69,82 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+namespace {
+
+// The guardian: one small process per test process that kills every process group the
+// harness started as soon as the test process is gone, however it went (kill -9, a
+// ctest timeout, a crash). It learns the groups through a pipe whose only write end
+// the test process holds (close-on-exec, so no server inherits it); end of file means
+// the test process has died. Killing the whole group also gets what the server forked
+// (nginx's workers, a shell's background jobs) even once re-parented. Forked from a
+// threaded process, the guardian uses only async-signal-safe calls and no heap.
+// (A kill in the instant between a spawn and its registration can still leak that one
+// group.)
+class Guardian {
+ public:
+  static Guardian& get() {
+    static Guardian g;
+    return g;
+  }
+  void add(pid_t pgid) { send(pgid); }
+  void remove(pid_t pgid) { send(-pgid); }
+
+ private:
+  void send(int32_t v) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (fd_ < 0 && !start()) return;
+    ssize_t ignored = ::write(fd_, &v, sizeof v);
+    (void)ignored;
+  }
+  bool start() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return false;
+    pid_t g = ::fork();
+    if (g < 0) {
+      ::close(p[0]);
+      ::close(p[1]);
+      return false;
+    }
+    if (g == 0) run(p[0]);  // never returns
+    ::close(p[0]);
+    fd_ = p[1];
+    return true;
+  }
+  [[noreturn]] static void run(int in) {
+    ::setpgid(0, 0);  // out of the terminal's signals: Ctrl-C must not kill the guardian first
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::sigaction(sig, &ign, nullptr);
+    // Hold nothing of the test's (a copy of a listening socket would keep it open).
+    if (in != 3) {
+      ::dup2(in, 3);
+      in = 3;
+    }
+    ::syscall(SYS_close_range, 0u, 2u, 0u);
+    ::syscall(SYS_close_range, 4u, ~0u, 0u);
+    static pid_t groups[4096];
+    size_t n = 0;
+    int32_t v;
+    while (::read(in, &v, sizeof v) == static_cast<ssize_t>(sizeof v)) {
+      if (v > 0 && n < 4096) {
+        groups[n++] = v;
+      } else if (v < 0) {
+        for (size_t i = 0; i < n; ++i)
+          if (groups[i] == -v) {
+            groups[i] = groups[--n];
+            break;
+          }
+      }
+    }
+    for (size_t i = 0; i < n; ++i) ::kill(-groups[i], SIGKILL);
+    ::_exit(0);
+  }
+  std::mutex mu_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
 Process::Process(const std::vector<std::string>& argv, const std::string& log) : Process(argv, log, -1) {}
 
 Process::Process(const std::vector<std::string>& argv_in, const std::string& log, int listen_fd) {
@@ -102,6 +180,7 @@ Process::Process(const std::vector<std::string>& argv_in, const std::string& log
     pid_ = -1;
     throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
   }
+  Guardian::get().add(pid_);
 }
 
 Process::~Process() { kill_and_wait(); }
@@ -150,6 +229,7 @@ void Process::kill_and_wait() {
     }
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
+  Guardian::get().remove(pid_);
   pid_ = -1;
 }
 
@@ -229,6 +309,16 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeo
     if (Clock::now() >= end) return false;
     std::this_thread::sleep_for(poll);
   }
+}
+
+bool holds_for(const std::function<bool()>& cond, std::chrono::milliseconds duration,
+               std::chrono::milliseconds poll) {
+  auto end = Clock::now() + duration;
+  while (Clock::now() < end) {
+    if (!cond()) return false;
+    std::this_thread::sleep_for(poll);
+  }
+  return cond();
 }
 
 void stop_group(pid_t pgid) {

@@ -35,7 +35,9 @@ void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
 
 // A child process in its own process group, stdout+stderr to `log`. The destructor
-// kills the group (SIGKILL) and reaps it, so a failing test leaves nothing behind.
+// kills the group (SIGKILL) and reaps it, so a failing test leaves nothing behind; a
+// guardian process kills the group too when the test process dies without running
+// destructors (kill -9, a ctest timeout, a crash).
 class Process {
  public:
   Process() = default;
@@ -77,6 +79,11 @@ std::string raw_request(int port, const std::string& bytes,
 // Polls `cond` every `poll` until true or `timeout`; returns whether it became true.
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
               std::chrono::milliseconds poll = 10ms);
+
+// The opposite: true when `cond` held at every poll for the whole `duration` (false as
+// soon as it does not). For "nothing changes meanwhile" checks, instead of a sleep.
+bool holds_for(const std::function<bool()>& cond, std::chrono::milliseconds duration,
+               std::chrono::milliseconds poll = 20ms);
 
 // Stops every thread of every process in a process group (SIGSTOP) and waits until
 // the kernel shows them all stopped, so a "hung server" test never races the signal.

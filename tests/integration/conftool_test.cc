@@ -135,9 +135,12 @@ TEST_F(ConftoolTest, KeyFollowsHealthAndIntentKeepingOperatorFields) {
   EXPECT_EQ(v["weight"], 7);
   EXPECT_EQ(v["note"], "rack b4");
   EXPECT_TRUE(v["weight"].is_number_integer());
-  auto s = a.status();
-  EXPECT_EQ(s["conftool"]["up"], true);
-  EXPECT_EQ(s["conftool"]["keys"]["nfs"]["pooled"], "yes");
+  // The agent's copy of the keys follows etcd through its watch: wait for it.
+  nlohmann::json s;
+  EXPECT_TRUE(wait_for([&] {
+    s = a.status();
+    return s["conftool"]["up"] == true && s["conftool"]["keys"]["nfs"]["pooled"] == "yes";
+  }, 5000ms)) << s["conftool"].dump();
   EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 1\n"), std::string::npos);
 }
 
@@ -154,15 +157,14 @@ TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
   EXPECT_EQ(intent["reason"], "set via conftool");
   EXPECT_EQ(intent["who"], "conftool");
   uint64_t idx = index("nfs", "a.example.org");
-  std::this_thread::sleep_for(3s);  // a resync or two: the agent must not write it back
-  EXPECT_EQ(index("nfs", "a.example.org"), idx);
+  // A resync or two: the agent must not write it back.
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 3000ms, 100ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "no");
   confctl_set("nfs", "a.example.org", "yes");
   ASSERT_TRUE(a.wait_health("nfs", 200));
   // A set that changes nothing still bumps the index: adopted again, no write back.
   confctl_set("nfs", "a.example.org", "yes");
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(a.health("nfs"), 200);
+  EXPECT_TRUE(holds_for([&] { return a.health("nfs") == 200; }, 500ms));
   // The intent survives a restart.
   confctl_set("http", "a.example.org", "no");
   ASSERT_TRUE(a.wait_health("http", 503));
@@ -179,11 +181,12 @@ TEST_F(ConftoolTest, InactiveAndMissingKeys) {
   ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["intent"] == "inactive"; }, 5000ms));
   uint64_t idx = index("nfs", "a.example.org");
   a.set_ok("nfs", false);
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["health"] == "unhealthy"; }, 5000ms));
+  EXPECT_EQ(index("nfs", "a.example.org"), idx);
   a.set_ok("nfs", true);
   a.ctl({"depool", "nfs"});
-  std::this_thread::sleep_for(1500ms);
-  EXPECT_EQ(index("nfs", "a.example.org"), idx);  // never touched
+  ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["intent"] == "depooled"; }, 5000ms));
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 1500ms, 100ms));  // never touched
   EXPECT_EQ(pooled("nfs", "a.example.org"), "inactive");
   EXPECT_EQ(pooled("http", "a.example.org"), "(missing)");  // not created
   EXPECT_EQ(a.status()["conftool"]["keys"]["http"]["state"], "missing");
@@ -204,17 +207,20 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   uint64_t idx = index("nfs", "a.example.org");
   etcd_->stop();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == false; }, 10000ms));
-  // (A request cut mid-way by the stop may say "reset" first; the retries then say refused.)
+  // The first error may come from a request the stop cut short (not "refused");
+  // the retries that follow meet a closed port.
+  std::string last_error;
   EXPECT_TRUE(wait_for([&] {
-    return a.status()["conftool"]["last_error"].get<std::string>().find("connection refused") != std::string::npos;
-  }, 5000ms)) << a.status()["conftool"].dump();
+    last_error = a.status()["conftool"]["last_error"].get<std::string>();
+    return last_error.find("connection refused") != std::string::npos;
+  }, 10000ms)) << last_error;
   EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 0\n"), std::string::npos);
   EXPECT_EQ(a.health("nfs"), 200);  // serving its local state
   EXPECT_EQ(a.ctl({"status"}).rc, 0);
   etcd_->start();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == true; }, 15000ms));
-  std::this_thread::sleep_for(1s);
-  EXPECT_EQ(index("nfs", "a.example.org"), idx);  // nothing written: nothing differed
+  // Nothing written: nothing differed.
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 1000ms, 100ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
 }
 
@@ -238,7 +244,7 @@ TEST_F(ConftoolTest, PybalStyleReaderSeesEveryChange) {
       next = w.node.modified_index + 1;
     }
   });
-  std::this_thread::sleep_for(200ms);
+  // (The watch starts at `next`: changes made before it is under way are still seen.)
   ASSERT_EQ(a.ctl({"depool", "nfs"}).rc, 0);
   ASSERT_EQ(a.ctl({"pool", "nfs"}).rc, 0);
   reader.join();
@@ -274,7 +280,9 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
       return (pooled("nfs", "a.example.org") == "yes") + (pooled("nfs", "b.example.org") == "yes") == 1 &&
              a.status()["services"]["nfs"]["failing"] == true && b.status()["services"]["nfs"]["failing"] == true;
     }, 5000ms, 20ms)) << "race " << i;
-    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(holds_for([&] {
+      return (pooled("nfs", "a.example.org") == "yes") + (pooled("nfs", "b.example.org") == "yes") == 1;
+    }, 300ms)) << "race " << i;
     // ... and the history never had both "no": replay every change since the start.
     std::map<std::string, std::string> state = {{key("nfs", "a.example.org"), "yes"}, {key("nfs", "b.example.org"), "yes"}};
     uint64_t end = client_->get(kPrefix, true, false).etcd_index;
@@ -410,12 +418,10 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   b.start();
   ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes", 10000ms));
   ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
-  for (int i = 0; i < 30; ++i) {
+  EXPECT_TRUE(holds_for([&] {
     v = value("nfs", "b.example.org");
-    EXPECT_EQ(v["pooled"], "yes") << v.dump();
-    EXPECT_FALSE(v.contains("poolkeeper_depooled_by")) << v.dump();
-    std::this_thread::sleep_for(100ms);
-  }
+    return v["pooled"] == "yes" && !v.contains("poolkeeper_depooled_by");
+  }, 3000ms, 100ms)) << v.dump();
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
 }
@@ -518,8 +524,8 @@ TEST_F(ConftoolTest, HoldServiceKeepsYesThroughAReboot) {
   auto r = a.ctl({"depool", "--until-boot", "--reason", "reboot"});
   ASSERT_EQ(r.rc, 0) << r.out;
   ASSERT_TRUE(wait_pooled("http", "a.example.org", "no"));
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");  // held: NFS clients stall, then resume here
+  // Held: NFS clients stall, then resume here.
+  EXPECT_TRUE(holds_for([&] { return pooled("nfs", "a.example.org") == "yes"; }, 500ms));
   a.sigterm_and_wait();                                // the shutdown drain holds it too
   EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
   write_file(a.dir().file("boot_id"), "boot-2\n");

@@ -59,6 +59,33 @@ std::map<std::string, ServerState> servers_state(const std::string& sock) {
   return out;
 }
 
+// From `show stat` (CSV, columns named by its "# pxname,svname,..." header): the
+// server's row as column name → value; empty when the server is not there.
+std::map<std::string, std::string> stat_row(const std::string& csv, const std::string& px, const std::string& sv) {
+  std::istringstream in(csv);
+  std::string line;
+  std::vector<std::string> names;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> out;
+    std::string f;
+    std::istringstream ls(l);
+    while (std::getline(ls, f, ',')) out.push_back(f);
+    return out;
+  };
+  while (std::getline(in, line)) {
+    if (line.rfind("# ", 0) == 0) {
+      names = split(line.substr(2));
+      continue;
+    }
+    auto f = split(line);
+    if (f.size() < 2 || f[0] != px || f[1] != sv) continue;
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < f.size() && i < names.size(); ++i) row[names[i]] = f[i];
+    return row;
+  }
+  return {};
+}
+
 }  // namespace
 
 TEST(HaproxyAgentTest, ShowServersStateFollowsWhatWeReport) {
@@ -117,9 +144,16 @@ TEST(HaproxyAgentTest, ShowServersStateFollowsWhatWeReport) {
   // "down #check http_ok unhealthy: …" → stopped (op 0).
   b.set_ok("http", false);
   ASSERT_TRUE(b.wait_health("http", 503));
-  std::printf("agent says: %s", raw_request(port_b, "http\n").c_str());
+  std::string said = raw_request(port_b, "http\n");
+  EXPECT_EQ(said.rfind("down #check http_ok unhealthy", 0), 0u) << said;
+  EXPECT_EQ(said.find('\n'), said.size() - 1) << said;  // one line
   wait_state("b", 0, 0);
-  EXPECT_NE(stats(sock, "show stat").find("b,"), std::string::npos);
+  std::string csv = stats(sock, "show stat");
+  auto row_b = stat_row(csv, "dumps", "b");
+  auto row_a = stat_row(csv, "dumps", "a");
+  ASSERT_FALSE(row_b.empty()) << csv;
+  EXPECT_EQ(row_b["status"].rfind("DOWN", 0), 0u) << csv;
+  EXPECT_EQ(row_a["status"].rfind("UP", 0), 0u) << csv;  // the other one keeps serving
   b.set_ok("http", true);
   wait_state("b", 2, 0);
   // Stopping → "down #stopping" while it drains.

@@ -110,7 +110,9 @@ TEST(OperatorTest, IntentSurvivesKill9AndRestart) {
   ASSERT_EQ(a.ctl({"depool", "nfs", "--reason", "reimage"}).rc, 0);
   a.stop_kill9();
   a.start();
-  EXPECT_EQ(a.status()["services"]["nfs"]["intent"]["reason"], "reimage");
+  // The first /status may come before the loaded state is published: wait for it.
+  EXPECT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["reason"] == "reimage"; }, 5000ms))
+      << a.status()["services"]["nfs"].dump();
   EXPECT_FALSE(a.wait_health("nfs", 200, 1500ms));  // still out after the checks rose
   EXPECT_EQ(a.health_body("nfs"), "not pooled: depooled: reimage\n");
   EXPECT_TRUE(a.wait_health("http", 200));
@@ -253,11 +255,7 @@ TEST(OperatorTest, TwoAgentsFailingTogetherLeaveExactlyOnePooled) {
                                     b.status()["services"]["nfs"]["failing"] == true; },
                        10000ms, 50ms))
       << a.health_body("nfs") << b.health_body("nfs");
-  for (int i = 0; i < 20; ++i) {
-    int pooled = (a.health("nfs") == 200) + (b.health("nfs") == 200);
-    EXPECT_EQ(pooled, 1);
-    std::this_thread::sleep_for(100ms);
-  }
+  EXPECT_TRUE(holds_for([&] { return (a.health("nfs") == 200) + (b.health("nfs") == 200) == 1; }, 2000ms, 100ms));
   EXPECT_EQ(a.health_body("nfs"), "pooled\n");
   EXPECT_EQ(a.status()["services"]["nfs"]["reason"], "kept by floor: check nfs_ok unhealthy: exit status 1");
   // b recovers: a may leave.
@@ -357,9 +355,11 @@ TEST(OperatorTest, SystemdNotifications) {
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) msgs.emplace_back(buf, static_cast<size_t>(n));
   };
-  std::this_thread::sleep_for(600ms);
-  drain();
   auto count = [&](const std::string& m) { return std::count(msgs.begin(), msgs.end(), m); };
+  EXPECT_TRUE(wait_for([&] {
+    drain();
+    return count("READY=1") >= 1 && count("WATCHDOG=1") >= 3;
+  }, 5000ms));
   EXPECT_EQ(count("READY=1"), 1);
   EXPECT_GE(count("WATCHDOG=1"), 3);  // every 100 ms while the owner loop turns
   a.sigterm_and_wait();

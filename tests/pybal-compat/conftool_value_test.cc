@@ -60,11 +60,24 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
   for (int i = 0; i < 20000; ++i) {
     std::string s(gen() % 120, ' ');
     for (auto& c : s) c = alphabet[gen() % alphabet.size()];
-    parse_etcd_response(200, s, 0);
+    EtcdResult r = parse_etcd_response(200, s, 0);
+    auto j = nlohmann::json::parse(s, nullptr, false);
+    // Anything but a JSON object is an error, and an error always explains itself.
+    if (j.is_discarded() || !j.is_object()) {
+      ASSERT_EQ(r.error_code, -1) << s;
+    }
+    if (!r.ok()) {
+      ASSERT_FALSE(r.describe().empty()) << s;
+    }
     std::string err;
-    parse_conftool_value(s, &err);
+    auto v = parse_conftool_value(s, &err);
+    if (v) {
+      ASSERT_TRUE(v->pooled == "yes" || v->pooled == "no" || v->pooled == "inactive") << s;
+      ASSERT_TRUE(!v->raw.contains("weight") || v->raw["weight"].is_number_integer()) << s;
+    } else {
+      ASSERT_FALSE(err.empty()) << s;
+    }
   }
-  SUCCEED();
 }
 
 TEST(EtcdClientTest, UrlEncoding) {
