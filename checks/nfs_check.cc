@@ -379,10 +379,14 @@ Result NfsCheck::compound(Deadline deadline) {
         std::chrono::seconds(p.mtime_sec) + std::chrono::nanoseconds(p.mtime_nsec))};
     Duration age = std::chrono::system_clock::now() - mtime;
     r.details["age_seconds"] = seconds(age);
-    if (o_.max_age && age > *o_.max_age)
-      return Result::fail(Outcome::kFailed, "canary too old: " +
-                                                format_duration(std::chrono::duration_cast<std::chrono::seconds>(age)) +
-                                                " (max_age " + format_duration(*o_.max_age) + ")");
+    if (o_.max_age) r.details["max_age_seconds"] = seconds(*o_.max_age);
+    if (o_.max_age && age > *o_.max_age) {
+      Result f = Result::fail(Outcome::kFailed, "canary too old: " +
+                                                    format_duration(std::chrono::duration_cast<std::chrono::seconds>(age)) +
+                                                    " (max_age " + format_duration(*o_.max_age) + ")");
+      f.details = r.details;  // the age is what the operator (and the metrics) need here
+      return f;
+    }
     if (p.type != NF4REG) return Result::fail(Outcome::kFailed, "not a regular file: " + o_.path);
   }
   r.details["read_bytes"] = p.data.size();

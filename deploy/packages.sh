@@ -7,7 +7,7 @@ BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev
 libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
 libcurl4-openssl-dev libgtest-dev libgmock-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
-iproute2 curl procps systemd util-linux python3"
+iproute2 curl procps systemd util-linux python3 chromium"
 
 missing=""
 for p in $BUILD $SERVERS; do
