@@ -65,7 +65,10 @@ tr:last-child td{border-bottom:0}
 svg{display:block}
 footer{margin-top:16px;color:var(--muted);font-size:.9em}
 a{color:var(--admin)}
-@media (max-width:480px){body{padding:8px;font-size:14px}th,td{padding:4px 5px}}
+@media (max-width:600px){body{padding:8px;font-size:14px}
+.scroll{overflow-x:visible}thead{display:none}table,tbody,tr,td{display:block}
+tr{border-bottom:1px solid var(--line);padding:6px 8px}td{border:0;padding:1px 0}td.why{min-width:0}
+td.nowrap,.nowrap{white-space:normal}}
 )CSS";
 
 std::string fmt(const char* f, double v) {
