@@ -272,8 +272,18 @@ void checks_table(std::string& out, const Snapshot& s) {
            span_text(now - c.since) + "</span>";
     if (c.stuck_since)
       out += "<br><span class=\"badge warn\">STUCK " + span_text(now - *c.stuck_since) + "</span>";
-    out += "</td><td class=\"nowrap\">ok " + std::to_string(c.successes) + "/" + std::to_string(c.rise) + "<br>fail " +
-           std::to_string(c.failures) + "/" + std::to_string(c.fall) + "</td>";
+    // The run of equal results, then how far the check is towards changing state.
+    out += "</td><td class=\"nowrap\">";
+    if (c.failures > 0) out += "fail &times;" + std::to_string(c.failures);
+    else if (c.successes > 0) out += "ok &times;" + std::to_string(c.successes);
+    else out += "<span class=\"muted\">no results</span>";
+    if (c.health == CheckHealth::kHealthy)
+      out += "<br><span class=\"muted\">fall " + std::to_string(std::min(c.failures, c.fall)) + "/" + std::to_string(c.fall) + "</span>";
+    else
+      out += "<br><span class=\"muted\">rise " + std::to_string(std::min(c.successes, c.rise)) + "/" + std::to_string(c.rise) + "</span>";
+    if (c.health == CheckHealth::kUnknown)
+      out += " <span class=\"muted\">fall " + std::to_string(std::min(c.failures, c.fall)) + "/" + std::to_string(c.fall) + "</span>";
+    out += "</td>";
     out += "<td class=\"why\">";
     if (c.last) {
       out += "<b>" + std::string(outcome_name(c.last->outcome)) + "</b> " + html_escape(c.last->reason) +
@@ -327,7 +337,8 @@ void peers_table(std::string& out, const Snapshot& s) {
     }
     out += "<td>";
     for (const auto& [name, ps] : p.services) {
-      const char* cls = ps.effective == "pooled" ? "ok" : ps.effective == "drained" ? "warn" : ps.failing ? "bad" : "admin";
+      const char* cls = ps.effective == "pooled" ? (ps.healthy ? "ok" : "warn")
+                        : ps.effective == "drained" ? "warn" : ps.failing ? "bad" : "admin";
       out += "<span class=\"badge " + std::string(cls) + "\">" + html_escape(name) + ": " + html_escape(ps.effective) +
              (ps.healthy ? "" : ", unhealthy") + "</span> ";
     }

@@ -65,6 +65,7 @@ Snapshot sample() {
   e.kind = "nfs";
   e.health = CheckHealth::kHealthy;
   e.stuck_since = kNow - 12s;
+  e.successes = 4;
   e.history = nullptr;
   s.checks = {c, e};
   PeerView p;
@@ -105,7 +106,9 @@ TEST(StatusPageTest, ShowsEachServiceStateReasonIntentAndFloor) {
 
 TEST(StatusPageTest, ShowsChecksWithStreakStuckMarkerAndHistory) {
   std::string page = render_status_page(sample());
-  EXPECT_NE(page.find("ok 1/3<br>fail 0/2"), std::string::npos);
+  // Unhealthy web: one pass so far, 1 of 3 towards rising; healthy export: 0 of 2 towards falling.
+  EXPECT_NE(page.find("ok &times;1<br><span class=\"muted\">rise 1/3</span>"), std::string::npos);
+  EXPECT_NE(page.find("ok &times;4<br><span class=\"muted\">fall 0/2</span>"), std::string::npos);
   EXPECT_NE(page.find("<b>failed</b> status 500"), std::string::npos);
   EXPECT_NE(page.find("STUCK 12s"), std::string::npos);
   EXPECT_EQ(count(page, "STUCK"), 1u);

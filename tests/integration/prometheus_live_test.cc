@@ -236,6 +236,19 @@ TEST(PrometheusLiveTest, AlertsFireAndEveryDashboardQueryHasData) {
     answered += has;
     EXPECT_TRUE(has) << def << "\n" << r.dump();
   }
+  // The status page of h1 in this state (floor, conftool keys, peers, a stuck canary),
+  // kept beside the browser test's screenshots for people to look at.
+  if (std::filesystem::exists("/usr/bin/chromium")) {
+    std::filesystem::create_directories(ARTIFACT_DIR);
+    std::string png = std::string(ARTIFACT_DIR) + "/status_page_conftool_peers.png", out;
+    int rc = run_command({"sh", "-c", "timeout 90 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                                      "--no-first-run --hide-scrollbars --user-data-dir=" + a.dir().file("chrome") +
+                                      " --screenshot=" + png + " --window-size=1366,1500 " + a.url() + "/ >/dev/null 2>&1"},
+                         &out, 100000ms);
+    EXPECT_EQ(rc, 0);
+    EXPECT_TRUE(std::filesystem::exists(png));
+    std::printf("screenshot: %s\n", png.c_str());
+  }
   std::printf("%d of %d dashboard queries (panels and variables) returned data\n", answered, queries);
   EXPECT_GE(queries, 19);
 }
