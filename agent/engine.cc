@@ -110,6 +110,15 @@ void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r)
   rt.last = r;
   rt.last_time = wall;
   if (r.ok()) rt.last_success = wall;
+  {  // copy-on-write: snapshots already built keep the history they were given
+    const auto& old = *rt.history;
+    auto h = std::make_shared<std::vector<ResultPoint>>();
+    size_t keep = std::min(old.size(), kHistoryLength - 1);
+    h->reserve(keep + 1);
+    h->assign(old.end() - static_cast<std::ptrdiff_t>(keep), old.end());
+    h->push_back({wall, seconds(r.latency), r.outcome});
+    rt.history = std::move(h);
+  }
   for (Observer* o : observers_) o->on_result(check, r, wall);
   if (ch == Change::kChanged) {
     rt.since = wall;
@@ -471,6 +480,7 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
     v.since = c.since;
     v.last_success = c.last_success;
     v.services = c.services;
+    v.history = c.history;
     if (c.in_flight && c.overdue_counted > 0)
       v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - c.started);
     s->checks.push_back(std::move(v));

@@ -49,6 +49,8 @@ class Engine {
   // copy is started while it is stuck; its late result, when it comes, is dropped and
   // only frees the check for the next probe.
   static constexpr Duration kOverdueGrace = std::chrono::milliseconds(250);
+  // Results kept per check for the status page's history (about a minute at 1 s).
+  static constexpr size_t kHistoryLength = 60;
   struct Due {
     std::string name;
     uint64_t gen;
@@ -132,6 +134,7 @@ class Engine {
     WallTime since{};
     std::optional<WallTime> last_success{};
     std::vector<std::string> services{};
+    std::shared_ptr<const std::vector<ResultPoint>> history = std::make_shared<const std::vector<ResultPoint>>();
   };
   struct ServiceRuntime {
     ServiceConfig cfg;

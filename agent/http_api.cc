@@ -1,5 +1,6 @@
 #include "agent/http_api.h"
 
+#include "agent/status_page.h"
 #include "agent/utf8.h"
 
 namespace poolkeeper {
@@ -32,7 +33,7 @@ HttpReply handle_http(std::string_view method, std::string_view path, const Snap
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       return http_refusal(400, "bad request: control character in the path");
   HttpReply r;
-  enum { kHealthOne, kHealthAll, kStatus, kMetrics, kEvents, kNone } route = kNone;
+  enum { kHealthOne, kHealthAll, kStatus, kMetrics, kEvents, kPage, kNone } route = kNone;
   const ServiceView* svc = nullptr;
   if (path.rfind("/health/", 0) == 0) {
     svc = snapshot.find_service(std::string(path.substr(8)));
@@ -48,6 +49,8 @@ HttpReply handle_http(std::string_view method, std::string_view path, const Snap
     route = kMetrics;
   } else if (path == "/events") {
     route = kEvents;
+  } else if (path == "/") {
+    route = kPage;
   }
   if (route != kHealthOne) r.route = route == kNone ? "other" : std::string(path);
   r.headers.push_back({"Cache-Control", "no-store"});
@@ -84,6 +87,13 @@ HttpReply handle_http(std::string_view method, std::string_view path, const Snap
     case kEvents:
       r.content_type = "application/json";
       r.body = json_text(events_json(snapshot), 2) + "\n";
+      break;
+    case kPage:  // rendered once per snapshot
+      r.content_type = "text/html; charset=utf-8";
+      r.body = *cached_status_page(snapshot);
+      // The page needs only its own inline style and data: nothing else may load.
+      r.headers.push_back({"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"});
+      r.headers.push_back({"X-Content-Type-Options", "nosniff"});
       break;
     case kMetrics:
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -87,7 +87,40 @@ Metrics::Metrics()
                                  .Name("poolkeeper_exec_leftover_processes_killed_total")
                                  .Help("Processes exec probes left behind (escaped their process "
                                        "group, or outlived their probe), found and killed")
-                                 .Register(*registry_)) {
+                                 .Register(*registry_)),
+      service_kept_by_floor_(prometheus::BuildGauge()
+                                 .Name("poolkeeper_service_kept_by_floor")
+                                 .Help("1 while the service is failing but kept pooled by the safety floor "
+                                       "(too few other hosts pooled and healthy)")
+                                 .Register(*registry_)),
+      peer_up_(prometheus::BuildGauge()
+                   .Name("poolkeeper_peer_up")
+                   .Help("1 when the peer's agent answered its last /status poll")
+                   .Register(*registry_)),
+      peer_service_pooled_(prometheus::BuildGauge()
+                               .Name("poolkeeper_peer_service_pooled")
+                               .Help("1 when the peer reported the service effectively pooled at its last "
+                                     "answered poll")
+                               .Register(*registry_)),
+      conftool_key_pooled_(prometheus::BuildGauge()
+                               .Name("poolkeeper_conftool_key_pooled")
+                               .Help("This host's conftool key per service: 1 for its current state (pooled = "
+                                     "yes, no, inactive, missing, unreadable), 0 for the others")
+                               .Register(*registry_)),
+      check_data_age_(prometheus::BuildGauge()
+                          .Name("poolkeeper_check_data_age_seconds")
+                          .Help("Age of the data the check reads (the nfs check's canary mtime), as of its "
+                                "last probe that saw it")
+                          .Register(*registry_)),
+      check_data_max_age_(prometheus::BuildGauge()
+                              .Name("poolkeeper_check_data_max_age_seconds")
+                              .Help("The check's max_age: older data fails it; absent without max_age")
+                              .Register(*registry_)),
+      liveness_up_(prometheus::BuildGauge()
+                       .Name("poolkeeper_liveness_up")
+                       .Help("1 when the last conftool sync saw this host's own liveness key in etcd; "
+                             "absent without a [conftool] section")
+                       .Register(*registry_)) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
   exec_leftovers_.Add({}).Set(0);
@@ -119,6 +152,11 @@ void Metrics::on_result(const std::string& check, const Result& r, WallTime when
   series(by_check_, check, check_duration_, {{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
   series(by_check_, check, check_results_, {{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
   if (r.ok()) series(by_check_, check, check_last_success_, {{"check", check}}).Set(unix_seconds(when));
+  // Data age as the probe saw it; a probe that could not see the data leaves the last value.
+  if (auto it = r.details.find("age_seconds"); it != r.details.end() && it->is_number())
+    series(by_check_, check, check_data_age_, {{"check", check}}).Set(it->get<double>());
+  if (auto it = r.details.find("max_age_seconds"); it != r.details.end() && it->is_number())
+    series(by_check_, check, check_data_max_age_, {{"check", check}}).Set(it->get<double>());
 }
 
 void Metrics::on_event(const Event& e) {
@@ -134,10 +172,20 @@ void Metrics::on_snapshot(const Snapshot& s) {
     // Make the series exist from the start, so rate() and absent() behave.
     series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
   }
-  if (!s.conftool.is_null()) conftool_up_.Add({}).Set(s.conftool.value("up", false) ? 1 : 0);
+  bool conftool_up = !s.conftool.is_null() && s.conftool.value("up", false);
+  if (!s.conftool.is_null()) {
+    conftool_up_.Add({}).Set(conftool_up ? 1 : 0);
+    const auto& l = s.conftool.contains("liveness") ? s.conftool["liveness"] : nlohmann::json();
+    bool seen = l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && l["self_seen"].get<bool>();
+    liveness_up_.Add({}).Set(seen ? 1 : 0);
+  }
   for (const auto& pv : s.peers) {
     std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
     peers.insert(peer);
+    series(by_peer_, peer, peer_up_, {{"peer", peer}}).Set(pv.state.reachable ? 1 : 0);
+    for (const auto& [svc, ps] : pv.state.services)
+      series(by_peer_, peer, peer_service_pooled_, {{"peer", peer}, {"service", svc}})
+          .Set(ps.effective == "pooled" ? 1 : 0);
     for (const auto& [check, match] : pv.handles_match) {
       if (match) series(by_peer_, peer, nfs_handles_match_, {{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
     }
@@ -150,6 +198,20 @@ void Metrics::on_snapshot(const Snapshot& s) {
     for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
       series(by_service_, sv.name, service_intent_, {{"service", sv.name}, {"intent", intent_name(i)}})
           .Set(sv.intent.intent == i ? 1 : 0);
+    series(by_service_, sv.name, service_kept_by_floor_, {{"service", sv.name}}).Set(sv.kept_by_floor ? 1 : 0);
+    if (!s.conftool.is_null()) {
+      const nlohmann::json* keys = s.conftool.contains("keys") ? &s.conftool["keys"] : nullptr;
+      if (keys && keys->is_object() && keys->contains(sv.name)) {
+        // etcd not answering, or a value that does not parse: "unreadable".
+        const auto& k = (*keys)[sv.name];
+        std::string state = "unreadable";
+        if (conftool_up && k.contains("pooled") && k["pooled"].is_string()) state = k["pooled"].get<std::string>();
+        else if (conftool_up && k.value("state", std::string()) == "missing") state = "missing";
+        for (const char* st : {"yes", "no", "inactive", "missing", "unreadable"})
+          series(by_service_, sv.name, conftool_key_pooled_, {{"service", sv.name}, {"pooled", st}})
+              .Set(state == st ? 1 : 0);
+      }
+    }
   }
   prune(by_check_, checks);
   prune(by_service_, services);

@@ -62,6 +62,13 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& check_stuck_;
   prometheus::Family<prometheus::Gauge>& exec_leftovers_;
   prometheus::Family<prometheus::Counter>& exec_leftovers_killed_;
+  prometheus::Family<prometheus::Gauge>& service_kept_by_floor_;
+  prometheus::Family<prometheus::Gauge>& peer_up_;
+  prometheus::Family<prometheus::Gauge>& peer_service_pooled_;
+  prometheus::Family<prometheus::Gauge>& conftool_key_pooled_;
+  prometheus::Family<prometheus::Gauge>& check_data_age_;
+  prometheus::Family<prometheus::Gauge>& check_data_max_age_;
+  prometheus::Family<prometheus::Gauge>& liveness_up_;
   uint64_t leftovers_killed_seen_ = 0;
   Owned by_check_, by_service_, by_peer_;
 };

@@ -3,6 +3,8 @@
 // a complete snapshot and never wait on a probe or on the owner.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +16,13 @@
 #include "agent/health.h"
 
 namespace poolkeeper {
+
+// One probe result as the status page draws it; each check keeps a bounded history.
+struct ResultPoint {
+  WallTime time{};
+  double latency_seconds = 0;
+  Outcome outcome = Outcome::kPassed;
+};
 
 struct CheckView {
   std::string name, kind, target;
@@ -27,6 +36,10 @@ struct CheckView {
   std::vector<std::string> services;
   // Set while a probe is stuck (in flight past its timeout): when it started.
   std::optional<WallTime> stuck_since;
+  // The last results, oldest first (at most Engine::kHistoryLength); shared with the
+  // engine, which replaces it (never changes it) on each result. Never null in a
+  // snapshot the engine built.
+  std::shared_ptr<const std::vector<ResultPoint>> history;
 };
 
 struct ServiceView {
@@ -68,6 +81,17 @@ struct Snapshot {
   std::string state_file_error;
   int leftover_processes = 0;      // processes exec probes left behind, not yet reaped
   uint64_t leftovers_killed = 0;   // such processes killed since start
+
+  // What a reader rendered from this snapshot once (the status page), so that repeated
+  // requests cost a lookup. A copy of the snapshot starts with an empty cache.
+  struct RenderCache {
+    std::mutex mu;
+    std::shared_ptr<const std::string> page;
+    RenderCache() = default;
+    RenderCache(const RenderCache&) {}
+    RenderCache& operator=(const RenderCache&) { return *this; }
+  };
+  mutable RenderCache render_cache;
 
   const ServiceView* find_service(const std::string& name) const;
   const CheckView* find_check(const std::string& name) const;

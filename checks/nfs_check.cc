@@ -9,6 +9,7 @@
 #include <nfsc/libnfs-raw-nfs4.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "agent/duration.h"
@@ -383,10 +384,19 @@ Result NfsCheck::compound(Deadline deadline) {
         std::chrono::seconds(p.mtime_sec) + std::chrono::nanoseconds(p.mtime_nsec))};
     Duration age = std::chrono::system_clock::now() - mtime;
     r.details["age_seconds"] = seconds(age);
-    if (o_.max_age && age > *o_.max_age)
-      return Result::fail(Outcome::kFailed, "canary too old: " +
-                                                format_duration(std::chrono::duration_cast<std::chrono::seconds>(age)) +
-                                                " (max_age " + format_duration(*o_.max_age) + ")");
+    if (o_.max_age) r.details["max_age_seconds"] = seconds(*o_.max_age);
+    if (o_.max_age && age > *o_.max_age) {
+      // "2h01m" rather than "7.26e+03s": an operator reads this reason.
+      long long secs = std::chrono::duration_cast<std::chrono::seconds>(age).count();
+      char when[48];
+      if (secs >= 3600) std::snprintf(when, sizeof when, "%lldh%02lldm", secs / 3600, secs % 3600 / 60);
+      else if (secs >= 60) std::snprintf(when, sizeof when, "%lldm%02llds", secs / 60, secs % 60);
+      else std::snprintf(when, sizeof when, "%llds", secs);
+      Result f = Result::fail(Outcome::kFailed, std::string("canary too old: ") + when + " (max_age " +
+                                                    format_duration(*o_.max_age) + ")");
+      f.details = r.details;  // the age is what the operator (and the metrics) need here
+      return f;
+    }
     if (p.type != NF4REG) return Result::fail(Outcome::kFailed, "not a regular file: " + o_.path);
   }
   r.details["read_bytes"] = p.data.size();

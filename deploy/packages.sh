@@ -8,7 +8,7 @@ BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev
 libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
 libcurl4-openssl-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
-iproute2 curl procps systemd util-linux python3"
+iproute2 curl procps systemd util-linux python3 chromium"
 # Packaging and configuration management: the .deb, lintian, the Puppet module's tests.
 DEPLOY="debhelper lintian dpkg-dev ccache python3-yaml puppet ruby-rspec-puppet puppet-lint"
 

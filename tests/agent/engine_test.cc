@@ -561,3 +561,29 @@ TEST_F(EngineTest, SeededChecksCarryTheDecisionOver) {
   // An unseeded check rises from unknown as before.
   EXPECT_EQ(engine_->check_state("disk")->health(), CheckHealth::kUnknown);
 }
+
+TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
+  make();
+  engine_->set_lifecycle(Lifecycle::kRunning);
+  auto before = engine_->snapshot();
+  ASSERT_NE(before->find_check("web")->history, nullptr);
+  EXPECT_TRUE(before->find_check("web")->history->empty());
+  for (size_t i = 0; i < Engine::kHistoryLength + 15; ++i) {
+    clock_.advance(std::chrono::milliseconds(10));
+    Result r = i % 3 == 0 ? Result::fail(Outcome::kTimeout, "timed out") : Result::pass();
+    r.latency = std::chrono::milliseconds(i);
+    engine_->on_result("web", r);
+  }
+  auto snap = engine_->snapshot();
+  const auto& h = *snap->find_check("web")->history;
+  ASSERT_EQ(h.size(), Engine::kHistoryLength);
+  // Oldest first: the first 15 results fell out of the ring.
+  EXPECT_DOUBLE_EQ(h.front().latency_seconds, 0.015);
+  EXPECT_DOUBLE_EQ(h.back().latency_seconds, (Engine::kHistoryLength + 14) / 1000.0);
+  EXPECT_EQ(h.front().outcome, Outcome::kTimeout);  // 15 % 3 == 0
+  EXPECT_EQ(h[1].outcome, Outcome::kPassed);
+  EXPECT_LT(h.front().time, h.back().time);
+  // A snapshot already handed out keeps the history it had.
+  EXPECT_TRUE(before->find_check("web")->history->empty());
+  EXPECT_TRUE(snap->find_check("disk")->history->empty());
+}

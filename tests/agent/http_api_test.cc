@@ -65,7 +65,9 @@ TEST(HttpApiTest, UnknownPathsAndMethods) {
   EXPECT_EQ(handle_http("GET", "/health/nope", s, metrics).status, 404);
   EXPECT_EQ(handle_http("GET", "/health/nope", s, metrics).route, "other");
   EXPECT_EQ(handle_http("GET", "/health/", s, metrics).status, 404);
-  EXPECT_EQ(handle_http("GET", "/", s, metrics).status, 404);
+  EXPECT_EQ(handle_http("GET", "//", s, metrics).status, 404);
+  EXPECT_EQ(handle_http("GET", "/index.html", s, metrics).status, 404);
+  EXPECT_EQ(handle_http("POST", "/", s, metrics).status, 405);
   EXPECT_EQ(handle_http("GET", "/statusx", s, metrics).status, 404);
   HttpReply r = handle_http("POST", "/health/nfs", s, metrics);
   EXPECT_EQ(r.status, 405);
@@ -124,4 +126,17 @@ TEST(HttpApiTest, StatusAndEventsStayValidJsonWhateverBytesTheyCarry) {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << r.body;
   }
+}
+
+TEST(HttpApiTest, StatusPageAtRootIsHtmlFromTheSnapshot) {
+  Snapshot s = sample();
+  HttpReply r = handle_http("GET", "/", s, metrics);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.route, "/");
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(r.body.find("check web unhealthy: status 500"), std::string::npos);
+  bool csp = false;
+  for (const auto& [k, v] : r.headers) csp |= (k == "Content-Security-Policy" && v.find("default-src 'none'") == 0);
+  EXPECT_TRUE(csp);
+  EXPECT_EQ(handle_http("HEAD", "/", s, metrics).status, 200);
 }

@@ -3,6 +3,8 @@
 // a fixed snapshot. Every request gets one of the documented answers, /health/<svc>
 // answers 200 exactly when the service is pooled, the metrics label stays bounded,
 // and JSON answers parse.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/http_api.h"
@@ -62,15 +64,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return std::string("# metrics\n");
   });
 
-  bool known = path == "/health" || path == "/status" || path == "/metrics" || path == "/events" ||
+  bool known = path == "/" || path == "/health" || path == "/status" || path == "/metrics" || path == "/events" ||
                path == "/health/nfs" || path == "/health/http" || path == "/health/rsync";
   bool readable = method == "GET" || method == "HEAD";
+  // A control character anywhere in the path (a raw NUL or one decoded from %00) is
+  // refused before routing: it must never answer for a shorter path.
+  bool control = std::any_of(path.begin(), path.end(),
+                             [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (control) {
+    FUZZ_ASSERT(r.status == 400 && r.route == "other" && !metrics_called);
+    return 0;
+  }
   FUZZ_ASSERT(r.status == 200 || r.status == 404 || r.status == 405 || r.status == 503);
   FUZZ_ASSERT(!r.body.empty());
   FUZZ_ASSERT((r.status == 404) == !known);
   FUZZ_ASSERT((r.status == 405) == (known && !readable));
   FUZZ_ASSERT(metrics_called == (known && readable && path == "/metrics"));
-  FUZZ_ASSERT(r.route == "other" || r.route == "/health" || r.route == "/status" || r.route == "/metrics" ||
+  FUZZ_ASSERT(r.route == "other" || r.route == "/" || r.route == "/health" || r.route == "/status" || r.route == "/metrics" ||
               r.route == "/events" || r.route == "/health/nfs" || r.route == "/health/http" ||
               r.route == "/health/rsync");
   FUZZ_ASSERT((r.route == "other") == !known);
