@@ -3,7 +3,9 @@
 # checked by lintian (no errors), installed with dpkg -i on this disposable machine:
 # the installed agent accepts the installed config, poolctl answers --help, the links,
 # user and groups exist, the unit passes `systemd-analyze verify` and rates at most 2.0
-# in `systemd-analyze security --offline=yes`; then purged. Prints the build time.
+# in `systemd-analyze security --offline=yes`; the README's first run (the installed
+# agent started as the unit starts it, then `poolctl status`) works; then purged.
+# Prints the build time.
 set -eu
 src=$1
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i)"; exit 1; }
@@ -45,6 +47,22 @@ score=$(systemd-analyze security --offline=yes /lib/systemd/system/poolkeeper.se
   sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 echo "installed unit: systemd-analyze security --offline=yes: $score"
 awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' || { echo "exposure '$score' > 2.0"; exit 1; }
+
+# The README's first run, as the unit would do it (this machine has no running
+# systemd): the installed agent as user poolkeeper with the installed config, its
+# runtime directory made as RuntimeDirectory= makes it; then `poolctl status` as root.
+install -d -o poolkeeper -g poolkeeper -m 0755 /run/poolkeeper
+runuser -u poolkeeper -- /usr/sbin/poolkeeper --config /etc/poolkeeper/poolkeeper.toml > "$tmp/agent.log" 2>&1 &
+agent=$!
+i=0
+until [ -S /run/poolkeeper/admin.sock ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+status=$(/usr/sbin/poolctl status 2>&1) || true
+kill -KILL $agent 2>/dev/null || true
+wait $agent 2>/dev/null || true
+rm -rf /run/poolkeeper
+echo "$status" | grep -q '^http' || { echo "poolctl status after the first start:"; echo "$status"; cat "$tmp/agent.log"; exit 1; }
+echo "first run: poolctl status answers"
+echo "$status"
 
 dpkg --purge poolkeeper > "$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; exit 1; }
 [ ! -e /usr/sbin/poolkeeper ] && [ ! -e /etc/poolkeeper/poolkeeper.toml ] && [ ! -e /var/lib/poolkeeper ] ||
