@@ -1,7 +1,7 @@
 # What `cmake --install` (and the Debian package) puts where: the programs in sbin with
 # poolctl's conftool-style links, the unit (its paths rewritten to the prefix), the
 # config (only when none exists: an operator's file is never overwritten), the
-# sysusers.d entry for the user and groups, docs, examples, man pages and bash
+# sysusers.d entry for the user and groups, docs, examples, alert rules, dashboard, man pages and bash
 # completion. Paths follow the prefix given at install time (`--prefix`); every step
 # that fails makes the install fail.
 pkg_get_variable(PK_SYSTEMD_UNITDIR_USR systemd systemdsystemunitdir)
@@ -10,6 +10,10 @@ pkg_get_variable(PK_SYSUSERSDIR_USR systemd sysusersdir)
 install(TARGETS poolkeeper poolctl RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY deploy/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+# Alert rules (with their promtool tests) and the Grafana dashboard, for the monitoring hosts.
+install(FILES deploy/prometheus/poolkeeper.yaml deploy/prometheus/poolkeeper_test.yaml
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/prometheus)
+install(FILES deploy/grafana/poolkeeper.json DESTINATION ${CMAKE_INSTALL_DOCDIR}/grafana)
 install(FILES deploy/man/poolkeeper.8 deploy/man/poolctl.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES deploy/bash-completion/poolctl DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 
