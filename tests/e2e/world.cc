@@ -151,71 +151,6 @@ std::string Timeline::dump(double from, double to) const {
   return out;
 }
 
-// ---- FdProcess ----
-
-FdProcess::FdProcess(const std::vector<std::string>& argv, const std::string& log,
-                     const std::vector<std::pair<int, int>>& fds) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  for (const auto& [from, to] : fds) posix_spawn_file_actions_adddup2(&fa, from, to);  // clears CLOEXEC
-  posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  posix_spawnattr_setpgroup(&at, 0);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&at, &empty);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  int err = ::posix_spawnp(&pid_, args[0], &fa, &at, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (err != 0) {
-    pid_ = -1;
-    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
-  }
-}
-
-FdProcess& FdProcess::operator=(FdProcess&& o) noexcept {
-  if (this != &o) {
-    kill_and_wait();
-    pid_ = o.pid_;
-    exited_ = o.exited_;
-    o.pid_ = -1;
-  }
-  return *this;
-}
-
-bool FdProcess::running() {
-  if (pid_ <= 0 || exited_) return false;
-  int st;
-  if (::waitpid(pid_, &st, WNOHANG) == pid_) exited_ = true;
-  return !exited_;
-}
-
-void FdProcess::signal(int sig) {
-  if (running()) ::kill(pid_, sig);
-}
-
-bool FdProcess::wait(std::chrono::milliseconds timeout) {
-  return wait_for([&] { return !running(); }, timeout, 5ms);
-}
-
-void FdProcess::kill_and_wait() {
-  if (pid_ <= 0) return;
-  ::kill(-pid_, SIGKILL);
-  if (!exited_) {
-    int st;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-    }
-  }
-  pid_ = -1;
-  exited_ = false;
-}
 
 // ---- Host ----
 
@@ -319,9 +254,7 @@ void Host::start_agent() {
     // The agent gets its HTTP socket as poolkeeper.socket hands it over, so that an
     // agent restart never refuses a health check.
     if (listen_fd_ < 0) listen_fd_ = listen_socket(ip_, 9473);
-    agent_ = FdProcess({"/bin/sh", "-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" --config \"$1\"",
-                      POOLKEEPER_BIN, cfg},
-                     log, {{listen_fd_, 3}});
+    agent_ = pk_test::Process({POOLKEEPER_BIN, "--config", cfg}, log, listen_fd_);
   });
   if (!wait_for([&] { return agent_get("/status").status == 200 || !agent_.running(); }, 10000ms, 50ms) ||
       !agent_.running())
@@ -330,8 +263,8 @@ void Host::start_agent() {
 
 void Host::stop_agent(bool host_going_down) {
   agent_.signal(SIGTERM);
-  if (!agent_.wait(15000ms)) agent_.kill_and_wait();
-  agent_ = FdProcess();
+  if (!agent_.wait(15000ms).has_value()) agent_.kill_and_wait();
+  agent_ = pk_test::Process();
   if (host_going_down) close_listen_socket();
 }
 
@@ -359,7 +292,7 @@ void Host::crash() {
   for (int i = 0; i < 20 && ns_->kill_all(SIGKILL) > 0; ++i) std::this_thread::sleep_for(20ms);
   close_listen_socket();
   agent_.kill_and_wait();
-  agent_ = FdProcess();
+  agent_ = pk_test::Process();
   for (Process* p : {&nginx_, &ganesha_, &rsyncd_}) {
     p->kill_and_wait();
     *p = Process();

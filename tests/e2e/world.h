@@ -47,26 +47,6 @@ class Timeline {
   std::vector<Line> lines_;
 };
 
-// A child in its own process group, like pk_test::Process, that can also be handed
-// descriptors (the agent's listening socket, as systemd's socket activation passes it).
-class FdProcess {
- public:
-  FdProcess() = default;
-  FdProcess(const std::vector<std::string>& argv, const std::string& log,
-            const std::vector<std::pair<int, int>>& fds);  // (from, to) duplicated into the child
-  ~FdProcess() { kill_and_wait(); }
-  FdProcess(FdProcess&& o) noexcept { *this = std::move(o); }
-  FdProcess& operator=(FdProcess&& o) noexcept;
-  bool running();
-  void signal(int sig);
-  bool wait(std::chrono::milliseconds timeout);  // false on timeout
-  void kill_and_wait();
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
 struct HostOptions {
   std::string nfs_on_reboot = "hold";
   int min_pooled = 1;
@@ -123,7 +103,7 @@ class Host {
   HostOptions o_;
   std::unique_ptr<pk_test::NetNs> ns_;
   pk_test::Process ganesha_, nginx_, rsyncd_;
-  FdProcess agent_;
+  pk_test::Process agent_;
   int boot_ = 1;
   bool mounted_ = false;
   int listen_fd_ = -1;  // the agent's HTTP socket when it takes one from "systemd"
