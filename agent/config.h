@@ -1,4 +1,4 @@
-// The agent's configuration (TOML, schema in DESIGN.md). load_config() validates all
+// The agent's configuration (TOML; the README's configuration reference). load_config() validates all
 // of it up front and throws ConfigError("FILE:LINE: key: what") on the first problem,
 // so a bad file never half-applies.
 #pragma once

@@ -1,4 +1,4 @@
-// Prometheus metrics (names in DESIGN.md), kept by subscribing to the state owner's
+// Prometheus metrics (names listed in the README), kept by subscribing to the state owner's
 // results, events and snapshots, and rendered with prometheus-cpp's text serializer
 // by our own HTTP server. prometheus-cpp's families are internally locked, so the
 // HTTP threads may count requests and serialize while the owner updates.
