@@ -52,11 +52,16 @@ awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' || { echo "exposure '$
 # systemd): the installed agent as user poolkeeper with the installed config, its
 # runtime directory made as RuntimeDirectory= makes it; then `poolctl status` as root.
 install -d -o poolkeeper -g poolkeeper -m 0755 /run/poolkeeper
-runuser -u poolkeeper -- /usr/sbin/poolkeeper --config /etc/poolkeeper/poolkeeper.toml > "$tmp/agent.log" 2>&1 &
+# setpriv execs the agent itself (runuser would fork it), so $! is the agent's pid.
+setpriv --reuid=poolkeeper --regid=poolkeeper --init-groups \
+  /usr/sbin/poolkeeper --config /etc/poolkeeper/poolkeeper.toml > "$tmp/agent.log" 2>&1 &
 agent=$!
 i=0
 until [ -S /run/poolkeeper/admin.sock ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
 status=$(/usr/sbin/poolctl status 2>&1) || true
+kill -TERM $agent 2>/dev/null || true
+i=0
+while kill -0 $agent 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL $agent 2>/dev/null || true
 wait $agent 2>/dev/null || true
 rm -rf /run/poolkeeper
