@@ -27,16 +27,6 @@ namespace {
 
 constexpr int kSoftTimeoutMs = 4000;  // timeo=20 (2 s) × (retrans=1 + 1)
 
-std::string fmt(double v, int prec = 2) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
-size_t count_cb(char* p, size_t s, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, s * n);
-  return s * n;
-}
 
 // A libnfs NFSv4 mount of <vip>:/dumps with one open file, as a kernel mount with a
 // process holding the file open.
@@ -244,7 +234,7 @@ void Clients::http_loop(Recorder& r, bool keepalive) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, count_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     double t0 = since_start();
     CURLcode rc = curl_easy_perform(c);

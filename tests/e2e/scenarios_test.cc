@@ -22,12 +22,6 @@ namespace {
 constexpr double kHttpInterFall = 1.0;  // HAProxy's httpchk: inter 1s × fall 1
 constexpr double kPeerDeadAfter = 3.0;  // conftool.peer_dead_after in the agents' config
 
-std::string fmt(double v, int prec = 2) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
 class E2e : public ::testing::Test {
  protected:
   // Brings the world up, steers the NFS clients to `nfs_host`, starts the clients.

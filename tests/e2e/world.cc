@@ -36,17 +36,6 @@ namespace {
 
 std::atomic<int64_t> g_start_ns{Clock::now().time_since_epoch().count()};
 
-std::string fmt(double v, int prec = 2) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
-size_t sink(char* p, size_t s, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, s * n);
-  return s * n;
-}
-
 // PUT of an etcd v2 key (the way conftool-sync would have created it).
 bool etcd_put(const std::string& base, const std::string& key, const std::string& value) {
   CURL* c = curl_easy_init();
@@ -59,7 +48,7 @@ bool etcd_put(const std::string& base, const std::string& key, const std::string
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
   long code = 0;
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -124,6 +113,17 @@ int listen_socket(const std::string& ip, int port) {
 }
 
 }  // namespace
+
+std::string fmt(double v, int prec) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+size_t append_body(char* p, size_t s, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(p, s * n);
+  return s * n;
+}
 
 double since_start() {
   return std::chrono::duration<double>(Clock::now().time_since_epoch() -

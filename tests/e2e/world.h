@@ -29,6 +29,10 @@ using pk_test::Clock;
 
 // Seconds since the world's start; every log line and table uses this clock.
 double since_start();
+// "%.2f"-style text of a figure in the tables.
+std::string fmt(double v, int prec = 2);
+// libcurl write callback: appends the body to the std::string given as WRITEDATA.
+size_t append_body(char* p, size_t s, size_t n, void* out);
 void reset_start();
 
 // Timestamped lines from every part of the world (clients, watcher, director, steps).
