@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "agent/utf8.h"
+#include "agent/base/utf8.h"
 
 #include "checks/exec_check.h"
 #include "checks/http_check.h"
@@ -11,16 +11,6 @@
 #include "checks/vip_check.h"
 
 namespace poolkeeper {
-
-const char* outcome_name(Outcome o) {
-  switch (o) {
-    case Outcome::kPassed: return "passed";
-    case Outcome::kFailed: return "failed";
-    case Outcome::kNetworkError: return "network_error";
-    case Outcome::kTimeout: return "timeout";
-  }
-  return "failed";
-}
 
 namespace {
 const std::map<std::string, CheckFactory>& registry() {

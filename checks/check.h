@@ -1,6 +1,5 @@
-// The one interface every probe kind implements, and the factory that builds a kind
-// from its config table. A probe is one call with a hard deadline that returns a value;
-// it has no side effects beyond its result. Each kind lives in <kind>_check.{h,cc},
+// The factory that builds a probe kind from its config table (the interface every kind
+// implements, Check, is in agent/base/probe.h). Each kind lives in <kind>_check.{h,cc},
 // parses its own config keys, and registers itself in check.cc (one line per kind).
 #pragma once
 
@@ -8,46 +7,10 @@
 #include <memory>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
-#include "agent/clock.h"
-#include "agent/toml_reader.h"
+#include "agent/base/probe.h"
+#include "agent/base/toml_reader.h"
 
 namespace poolkeeper {
-
-using Deadline = SteadyTime;
-
-// Why a probe ended as it did. The operator's first question is "why is it out?".
-enum class Outcome {
-  kPassed,
-  kFailed,        // the server answered, but wrongly (status, content, age, missing path)
-  kNetworkError,  // refused, reset, unreachable, protocol garbage on the wire
-  kTimeout,       // the deadline passed before an answer
-};
-const char* outcome_name(Outcome o);
-
-struct Result {
-  Outcome outcome = Outcome::kFailed;
-  std::string reason;            // a few words: "connection refused", "status 500"
-  Duration latency{0};           // wall time the probe took
-  nlohmann::json details = nlohmann::json::object();  // kind-specific facts for /status
-  bool ok() const { return outcome == Outcome::kPassed; }
-
-  static Result pass(std::string reason = "ok") { return {Outcome::kPassed, std::move(reason)}; }
-  static Result fail(Outcome o, std::string reason) { return {o, std::move(reason)}; }
-};
-
-// Thread-safety: the scheduler never runs two probes of one Check at once, but probes
-// of different checks run concurrently on different threads.
-class Check {
- public:
-  virtual ~Check() = default;
-  // Must return by `deadline` (plus a small, bounded grace for cleanup) whatever the
-  // peer does. Never throws.
-  virtual Result run(Deadline deadline) = 0;
-  // A short human description of the target ("GET http://127.0.0.1/").
-  virtual std::string target() const = 0;
-};
 
 // Builds a check of one kind from its table; the common keys (kind, interval, timeout,
 // rise, fall, fast_interval, critical) are already consumed by the caller. A factory

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <thread>
 
-#include "agent/utf8.h"
+#include "agent/base/utf8.h"
 #include "checks/child_reaper.h"
 
 namespace poolkeeper {

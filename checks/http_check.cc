@@ -6,8 +6,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "agent/utf8.h"
-#include "checks/net.h"
+#include "agent/base/utf8.h"
+#include "agent/base/net.h"
 
 namespace poolkeeper {
 

@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "agent/duration.h"
-#include "agent/utf8.h"
-#include "checks/net.h"
+#include "agent/base/duration.h"
+#include "agent/base/utf8.h"
+#include "agent/base/net.h"
 
 namespace poolkeeper {
 

@@ -1,7 +1,7 @@
 #include "checks/rsync_check.h"
 
-#include "agent/utf8.h"
-#include "checks/net.h"
+#include "agent/base/utf8.h"
+#include "agent/base/net.h"
 
 namespace poolkeeper {
 

@@ -1,6 +1,6 @@
 #include "pybal-compat/agent_check.h"
 
-#include "checks/net.h"
+#include "agent/base/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

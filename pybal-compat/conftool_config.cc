@@ -1,6 +1,6 @@
 #include "pybal-compat/conftool_config.h"
 
-#include "checks/net.h"
+#include "agent/base/net.h"
 
 #include <sys/stat.h>
 

@@ -1,13 +1,13 @@
 // The [conftool] and [haproxy_agent] config sections. They live here, with the code
-// that uses them; agent/config.cc calls these parsers for the tables.
+// that uses them; agent/config/config.cc calls these parsers for the tables.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "agent/clock.h"
-#include "agent/toml_reader.h"
+#include "agent/base/clock.h"
+#include "agent/base/toml_reader.h"
 
 namespace poolkeeper {
 

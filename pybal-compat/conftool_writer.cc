@@ -9,9 +9,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/duration.h"
-#include "agent/log.h"
-#include "agent/utf8.h"
+#include "agent/base/duration.h"
+#include "agent/base/log.h"
+#include "agent/base/utf8.h"
 
 namespace poolkeeper {
 

@@ -35,7 +35,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/clock.h"
+#include "agent/base/clock.h"
+#include "agent/model/floor.h"
 #include "pybal-compat/conftool_config.h"
 #include "pybal-compat/etcd_client.h"
 
@@ -63,8 +64,6 @@ struct ConftoolPeer {
   std::vector<std::string> services;  // services that list it as a peer
   bool operator==(const ConftoolPeer&) const = default;
 };
-
-enum class FloorVerdict { kNone, kKeep, kRelease };
 
 // The value of a conftool key, parsed defensively (fuzzed).
 struct ConftoolValue {

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "agent/http_api.h"
-#include "agent/status_page.h"
+#include "agent/publish/http_api.h"
+#include "agent/publish/status_page.h"
 #include "tests/harness/harness.h"
 
 using namespace poolkeeper;

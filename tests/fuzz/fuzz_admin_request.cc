@@ -3,7 +3,7 @@
 // line it answers with is always one line of valid JSON.
 #include <nlohmann/json.hpp>
 
-#include "agent/admin_protocol.h"
+#include "agent/admin/admin_protocol.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

@@ -4,8 +4,8 @@
 // exist, and each check has a probe and sane timing.
 #include <exception>
 
-#include "agent/config.h"
-#include "agent/toml_reader.h"
+#include "agent/config/config.h"
+#include "agent/base/toml_reader.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

@@ -19,8 +19,8 @@
 #include <cstdlib>
 #include <set>
 
-#include "agent/config.h"
-#include "agent/engine.h"
+#include "agent/config/config.h"
+#include "agent/model/engine.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

@@ -1,4 +1,4 @@
-// Fuzzes the HTTP endpoint's routing (agent/http_api.h): the input is a raw request
+// Fuzzes the HTTP endpoint's routing (agent/publish/http_api.h): the input is a raw request
 // ("METHOD PATH VERSION", header lines, body) whose method and path are routed against
 // a fixed snapshot. Every request gets one of the documented answers, /health/<svc>
 // answers 200 exactly when the service is pooled, the metrics label stays bounded,
@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/http_api.h"
+#include "agent/publish/http_api.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

@@ -3,7 +3,7 @@
 // can be fed to the floor and described without trouble.
 #include <nlohmann/json.hpp>
 
-#include "agent/floor.h"
+#include "agent/model/floor.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

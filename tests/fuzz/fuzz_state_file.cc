@@ -2,7 +2,7 @@
 // another version): it never throws; an unreadable file says why and yields no intent;
 // a readable one is read exactly: written back and read again, it gives the same
 // intents.
-#include "agent/state_store.h"
+#include "agent/runtime/state_store.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;

@@ -1,0 +1,462 @@
+// poolctl: the operator's command line, and — through the symlinks pool, depool, drain
+// and ispooled — conftool's host commands. Talks to the running agent over its admin
+// socket; `check` runs every configured check once, now, as a Nagios plugin (exit 0 OK,
+// 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Errors are one line and exit 2.
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checks/child_reaper.h"
+#include "agent/config/config.h"
+#include "agent/cli/conn_count.h"
+#include "agent/base/duration.h"
+#include "agent/base/utf8.h"
+#include "checks/http_check.h"
+#include "checks/vip_check.h"
+#include "pybal-compat/pybal_config.h"
+
+using namespace poolkeeper;
+
+namespace {
+
+constexpr const char* kDefaultSocket = "/run/poolkeeper/admin.sock";
+
+[[noreturn]] void die(const std::string& msg, int code = 2) {
+  std::cerr << "poolctl: " << msg << "\n";
+  std::exit(code);
+}
+
+int usage(std::ostream& out, int code) {
+  out << "usage: poolctl [--socket PATH] status [--json]\n"
+         "       poolctl pool [SERVICE...] [--reason TEXT]\n"
+         "       poolctl depool [SERVICE...] [--reason TEXT] [--for DURATION | --until-boot] [--force]\n"
+         "                      [--wait [DURATION]]\n"
+         "       poolctl drain [SERVICE...] [--reason TEXT] [--for DURATION] [--force] [--wait [DURATION]]\n"
+         "       poolctl ispooled SERVICE        (exit 0 pooled, 1 not)\n"
+         "pool exits 1 when the load balancer will not pool (conftool key inactive, missing,\n"
+         "unreadable, or etcd unavailable).\n"
+         "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
+         "       poolctl lvs-config --config FILE --format pybal|service-catalog|haproxy\n"
+         "                      (the load balancer's config for these services; no secrets,\n"
+         "                      no running agent; pybal-config = lvs-config --format pybal)\n"
+         "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
+         "commands of their own (symlinks to poolctl).\n";
+  return code;
+}
+
+// One request line to the admin socket, one reply line back.
+nlohmann::json call(const std::string& socket_path, const nlohmann::json& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) die("socket path too long: " + socket_path);
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    if (e == ENOENT || e == ECONNREFUSED) die("agent not running (no admin socket at " + socket_path + ")");
+    if (e == EACCES) die("permission denied: cannot open " + socket_path);
+    die("cannot reach the agent at " + socket_path + ": " + std::strerror(e));
+  }
+  std::string line = json_text(request) + "\n";  // a --reason in another charset is repaired
+  if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    die("the agent closed the admin socket");
+  std::string reply;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 30000) <= 0) die("the agent did not answer within 30 s");
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+    if (reply.find('\n') != std::string::npos) break;
+  }
+  ::close(fd);
+  auto j = nlohmann::json::parse(reply, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) die("the agent sent a bad reply");
+  if (!j.value("ok", false)) die(j.value("error", "request failed"));
+  return j;
+}
+
+std::string pad(std::string s, size_t w) {
+  if (s.size() < w) s.append(w - s.size(), ' ');
+  return s + " ";
+}
+
+std::string when_short(const std::string& iso) {
+  // 2026-11-23T19:29:19.726Z → 2026-11-23 19:29:19
+  if (iso.size() < 19) return iso;
+  return iso.substr(0, 10) + " " + iso.substr(11, 8);
+}
+
+// A service's conftool key in a word: yes, no, inactive, missing, unreadable; "-"
+// without conftool, "?" before the first read.
+std::string conftool_word(const nlohmann::json& s, const std::string& service) {
+  if (!s.contains("conftool") || !s["conftool"].is_object()) return "-";
+  const auto& keys = s["conftool"].value("keys", nlohmann::json::object());
+  if (!keys.contains(service)) return "?";
+  const auto& k = keys[service];
+  if (k.contains("pooled")) return k.value("pooled", "?");
+  std::string state = k.value("state", "?");
+  return state == "unparseable" ? "unreadable" : state;
+}
+
+void print_status(const nlohmann::json& s) {
+  std::cout << "host " << s.value("host", "?") << "  lifecycle " << s.value("lifecycle", "?") << "\n";
+  if (s.contains("state_file") && !s["state_file"].value("ok", true))
+    std::cout << "STATE FILE UNREADABLE: " << s["state_file"].value("error", "") << "\n";
+  if (s.contains("conftool") && s["conftool"].is_object()) {
+    const auto& c = s["conftool"];
+    std::cout << "conftool " << (c.value("up", false) ? "up" : "DOWN (" + c.value("last_error", "") + ")");
+    if (c.contains("liveness") && c["liveness"].is_object()) {
+      const auto& l = c["liveness"];
+      std::cout << "  liveness key " << l.value("key", "") << " (ttl " << l.value("ttl", "") << ") "
+                << (l.value("ok", false) ? "refreshed " + when_short(l.value("refreshed", nlohmann::json("")).is_string()
+                                                                         ? l["refreshed"].get<std::string>()
+                                                                         : "")
+                                         : "NOT REFRESHED: " + l.value("error", ""));
+    }
+    std::cout << "\n";
+  }
+  std::cout << "\n"
+            << pad("SERVICE", 10) << pad("EFFECTIVE", 10) << pad("HEALTH", 9) << pad("INTENT", 8)
+            << pad("CONFTOOL", 10) << pad("SINCE", 19) << "REASON\n";
+  for (auto& [name, sv] : s["services"].items()) {
+    std::string reason = sv.value("reason", "");
+    const auto& intent = sv["intent"];
+    if (intent.value("intent", "pooled") != "pooled" && !intent.value("who", "").empty()) {
+      reason += " [by " + intent.value("who", "");
+      if (!intent["expires"].is_null()) reason += ", until " + when_short(intent["expires"].get<std::string>());
+      if (intent.value("until_boot", false)) reason += ", until next boot";
+      reason += "]";
+    }
+    std::string ct = conftool_word(s, name);
+    std::cout << pad(name, 10) << pad(sv.value("effective", ""), 10) << pad(sv.value("health", ""), 9)
+              << pad(intent.value("intent", ""), 8) << pad(ct, 10) << pad(when_short(sv.value("since", "")), 19)
+              << reason << "\n";
+    if (ct == "inactive" || ct == "missing" || ct == "unreadable") {
+      std::string k = s["conftool"]["keys"][name].value("key", "");
+      std::cout << "  warning: conftool key " << k
+                << (ct == "inactive"  ? " is inactive: PyBal will not route to this host (an operator sets it with confctl)"
+                    : ct == "missing" ? " does not exist: PyBal does not know this host (conftool-sync creates it)"
+                                      : " cannot be read: PyBal will not route to this host")
+                << "\n";
+    }
+    for (const auto& w : sv.value("warnings", nlohmann::json::array())) std::cout << "  warning: " << w.get<std::string>() << "\n";
+    if (sv.contains("floor")) {
+      const auto& f = sv["floor"];
+      std::cout << "  floor: min_pooled " << f.value("min_pooled", 0) << ", " << f.value("peers_pooled_healthy", 0)
+                << " peer(s) pooled and healthy" << (f.value("kept_by_floor", false) ? ", KEPT BY FLOOR" : "") << "\n";
+    }
+  }
+  std::cout << "\n"
+            << pad("CHECK", 10) << pad("STATE", 9) << pad("STREAK", 6) << pad("LATENCY", 8) << "REASON\n";
+  for (auto& [name, c] : s["checks"].items()) {
+    std::string streak = c.value("successes", 0) > 0 ? "+" + std::to_string(c.value("successes", 0))
+                                                      : "-" + std::to_string(c.value("failures", 0));
+    std::string latency = "-", reason = "no result yet";
+    if (c["last"].is_object()) {
+      latency = format_duration(std::chrono::nanoseconds(
+          static_cast<long long>(c["last"].value("latency_seconds", 0.0) * 1e9)));
+      reason = c["last"].value("reason", "");
+    }
+    std::cout << pad(name, 10) << pad(c.value("state", ""), 9) << pad(streak, 6) << pad(latency, 8) << reason
+              << (c.value("critical", true) ? "" : " (warn only)") << "\n";
+  }
+  if (s.contains("peers") && !s["peers"].empty()) {
+    std::cout << "\n" << pad("PEER", 30) << "STATE\n";
+    for (const auto& p : s["peers"]) {
+      std::string name = p.value("host", "");
+      if (name.empty()) name = p.value("url", "");
+      std::string state;
+      if (!p.value("reachable", false)) {
+        state = "unreachable (" + p.value("error", "") + ")";
+      } else {
+        for (auto& [svc, ps] : p["services"].items())
+          state += svc + "=" + ps.value("effective", "") + (ps.value("healthy", false) ? "" : "(unhealthy)") + " ";
+        for (auto& [check, m] : p["nfs_handles_match"].items())
+          if (!m.is_null()) state += check + ":" + (m.get<bool>() ? "same-handles" : "DIFFERENT-HANDLES(ESTALE on failover)") + " ";
+      }
+      if (s.contains("conftool") && s["conftool"].is_object() && s["conftool"].contains("liveness") &&
+          s["conftool"]["liveness"].is_object()) {
+        const auto& lp = s["conftool"]["liveness"].value("peers", nlohmann::json::object());
+        if (lp.contains(p.value("host", ""))) {
+          const auto& l = lp[p.value("host", "")];
+          state += l.value("alive", false) ? " liveness key: alive"
+                                           : " liveness key: GONE since " + when_short(l.value("missing_since", ""));
+        }
+      }
+      std::cout << pad(name, 30) << state << "\n";
+    }
+  }
+}
+
+// The load balancer's side of this host's services, from the config alone: no secret
+// is read and no agent needs to run.
+std::string render_lvs_config(const Config& cfg, const std::string& format) {
+  PybalInput in;
+  in.hostname = cfg.conftool && !cfg.conftool->hostname.empty() ? cfg.conftool->hostname
+                : !cfg.agent.hostname.empty()                  ? cfg.agent.hostname
+                                                               : host_fqdn();
+  if (cfg.conftool) {
+    in.prefix = cfg.conftool->prefix;
+    in.etcd_url = cfg.conftool->endpoints.front();
+  }
+  if (cfg.haproxy_agent) {
+    std::string host;
+    split_host_port(cfg.haproxy_agent->listen, &host, &in.agent_port);
+  }
+  for (const auto& [name, sc] : cfg.services) {
+    PybalService ps{name, "", sc.port, "", sc.hold_on_reboot, {}};
+    for (const auto& c : sc.checks) {
+      const CheckConfig& cc = cfg.checks.at(c);
+      if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
+      if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
+    }
+    for (const auto& url : sc.peers) {  // http://host:9473 → host
+      std::string rest = url.substr(url.find("://") + 3), host;
+      int port = 0;
+      rest = rest.substr(0, rest.find('/'));
+      if (!split_host_port(rest, &host, &port)) host = rest;
+      ps.peer_hosts.push_back(host);
+    }
+    in.services.push_back(ps);
+  }
+  if (format == "pybal") return render_pybal_config(in);
+  if (format == "service-catalog") return render_service_catalog(in);
+  if (format == "haproxy") return render_haproxy_config(in);
+  throw std::runtime_error("unknown --format \"" + format + "\" (pybal, service-catalog or haproxy)");
+}
+
+int cmd_check(const std::string& file) {
+  Config cfg;
+  try {
+    cfg = load_config(file, Secrets::kSkip);  // the probes need no etcd password
+  } catch (const ConfigError& e) {
+    std::cout << "POOLKEEPER UNKNOWN - " << e.what() << "\n";
+    return 3;
+  }
+  std::vector<std::string> crit, warn, ok;
+  std::string perf;
+  for (auto& [name, cc] : cfg.checks) {
+    Result r = run_probe(*cc.check, cc.timeout);
+    std::string line = name + ": " + r.reason;
+    if (r.ok()) ok.push_back(line);
+    else if (cc.critical) crit.push_back(line);
+    else warn.push_back(line);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " %s=%.6fs;;%.3f;0", name.c_str(), seconds(r.latency), seconds(cc.timeout));
+    perf += buf;
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  int code = 0;
+  std::string summary;
+  if (!crit.empty()) {
+    code = 2;
+    summary = "POOLKEEPER CRITICAL - " + join(crit) + (warn.empty() ? "" : "; " + join(warn));
+  } else if (!warn.empty()) {
+    code = 1;
+    summary = "POOLKEEPER WARNING - " + join(warn);
+  } else {
+    summary = "POOLKEEPER OK - " + std::to_string(ok.size()) + " checks passed";
+  }
+  std::cout << summary << " |" << perf << "\n";
+  for (const auto& l : ok) std::cout << "ok: " << l << "\n";
+  return code;
+}
+
+// Waits until the services' established client connections are gone or `limit` passes.
+int wait_for_clients(const nlohmann::json& services, Duration limit) {
+  bool tty = ::isatty(1);
+  auto start = SteadyClock::now();
+  std::map<std::string, int> ports;
+  for (auto& [name, s] : services.items()) {
+    int port = s.value("port", 0);
+    if (port == 0) {
+      std::cout << name << ": no port configured (services." << name << ".port): cannot count clients\n";
+      continue;
+    }
+    ports[name] = port;
+  }
+  if (ports.empty()) return 0;
+  int last_total = -1;
+  auto last_line = start;
+  for (;;) {
+    std::string line, err;
+    int total = 0;
+    for (const auto& [name, port] : ports) {
+      int n = count_established(port, &err);
+      if (n < 0) die("cannot count connections: " + err);
+      total += n;
+      line += (line.empty() ? "" : ", ") + name + ": " + std::to_string(n);
+    }
+    auto elapsed = SteadyClock::now() - start;
+    std::string text = "clients left: " + line + " (" +
+                       format_duration(std::chrono::duration_cast<std::chrono::seconds>(elapsed)) + " elapsed)";
+    if (tty) {
+      std::cout << "\r\033[K" << text << std::flush;
+    } else if (total != last_total || SteadyClock::now() - last_line >= std::chrono::seconds(10)) {
+      std::cout << text << "\n" << std::flush;
+      last_line = SteadyClock::now();
+    }
+    last_total = total;
+    if (total == 0) {
+      if (tty) std::cout << "\n";
+      std::cout << "all clients gone after "
+                << format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed)) << "\n";
+      return 0;
+    }
+    if (elapsed >= limit) {
+      if (tty) std::cout << "\n";
+      std::cout << "gave up after " << format_duration(limit) << ": " << total << " client connection"
+                << (total == 1 ? "" : "s") << " remain (" << line << ")\n";
+      for (const auto& [name, port] : ports)
+        if (name.find("nfs") != std::string::npos || port == 2049)
+          std::cout << "note: NFS clients stay connected while they have the export mounted; they stall "
+                       "until this host is back (or they remount elsewhere).\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::string base_name(const char* argv0) {
+  std::string s = argv0;
+  size_t slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string verb;
+  std::string self = base_name(argv[0]);
+  if (self == "pool" || self == "depool" || self == "drain" || self == "ispooled") verb = self;
+
+  std::string socket_path = kDefaultSocket, config, reason, format;
+  if (const char* env = std::getenv("POOLKEEPER_SOCKET")) socket_path = env;
+  bool json = false, force = false, until_boot = false, wait = false;
+  std::optional<Duration> for_duration;
+  Duration wait_limit = std::chrono::minutes(5);
+  std::vector<std::string> services;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) die(a + " needs a value");
+      return args[++i];
+    };
+    auto duration = [&](const std::string& text) {
+      std::string err;
+      auto d = parse_duration(text, &err);
+      if (!d || d->count() <= 0) die(a + ": " + (d ? "must be positive" : err));
+      return *d;
+    };
+    if (a == "--socket") socket_path = value();
+    else if (a == "--config") config = value();
+    else if (a == "--json") json = true;
+    else if (a == "--format") format = value();
+    else if (a == "--reason") reason = value();
+    else if (a == "--for") for_duration = duration(value());
+    else if (a == "--until-boot") until_boot = true;
+    else if (a == "--force") force = true;
+    else if (a == "--wait") {
+      wait = true;
+      std::string err;
+      if (i + 1 < args.size() && parse_duration(args[i + 1], &err)) wait_limit = duration(args[++i]);
+    } else if (a == "-h" || a == "--help") return usage(std::cout, 0);
+    else if (!a.empty() && a[0] == '-') {
+      std::cerr << "poolctl: unknown option \"" << a << "\"\n";
+      return usage(std::cerr, 2);
+    } else if (verb.empty()) verb = a;
+    else services.push_back(a);
+  }
+  if (verb.empty()) return usage(std::cerr, 2);
+  if (for_duration && until_boot) die("--for and --until-boot exclude each other");
+
+  if (verb == "check") {
+    if (config.empty()) {
+      std::cout << "POOLKEEPER UNKNOWN - check needs --config FILE\n";
+      return 3;
+    }
+    become_child_subreaper();  // what a probe's command leaves behind is found and killed
+    int rc = cmd_check(config);
+    sweep_leftover_children(/*everything=*/true);
+    return rc;
+  }
+  if (verb == "lvs-config" || verb == "pybal-config") {
+    if (config.empty()) die(verb + " needs --config FILE");
+    if (verb == "pybal-config" && format.empty()) format = "pybal";
+    if (format.empty()) die("lvs-config needs --format pybal|service-catalog|haproxy");
+    try {
+      std::cout << render_lvs_config(load_config(config, Secrets::kSkip), format);
+      return 0;
+    } catch (const ConfigError& e) {
+      die(e.what());
+    } catch (const std::exception& e) {
+      die("lvs-config: " + std::string(e.what()));
+    }
+  }
+  if (!config.empty()) {
+    try {
+      socket_path = load_config(config, Secrets::kSkip).agent.admin_socket;
+    } catch (const ConfigError& e) {
+      die(e.what());
+    }
+  }
+  if (verb == "status") {
+    auto j = call(socket_path, {{"cmd", "status"}});
+    if (json) std::cout << json_text(j["status"], 2) << "\n";
+    else print_status(j["status"]);
+    return 0;
+  }
+  if (verb == "ispooled") {
+    if (services.size() != 1) die("ispooled takes exactly one SERVICE");
+    auto j = call(socket_path, {{"cmd", "ispooled"}, {"services", services}});
+    bool pooled = j.value("pooled", false);
+    std::cout << services[0] << " " << (pooled ? "pooled" : "not pooled: " + j.value("reason", "")) << "\n";
+    return pooled ? 0 : 1;
+  }
+  if (verb == "pool" || verb == "depool" || verb == "drain") {
+    if (verb == "pool" && (for_duration || until_boot || wait)) die("pool takes no --for, --until-boot or --wait");
+    if (verb == "drain" && until_boot) die("--until-boot goes with depool");
+    nlohmann::json req = {{"cmd", verb}, {"services", services}, {"reason", reason}, {"force", force}};
+    if (for_duration)
+      req["for_seconds"] = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(*for_duration).count());
+    if (until_boot) req["until_boot"] = true;
+    if (const char* sudo = std::getenv("SUDO_USER")) req["sudo_user"] = sudo;
+    auto j = call(socket_path, req);
+    int rc = 0;
+    for (auto& [name, s] : j["services"].items()) {
+      // After pool, the load balancer's view decides: an inactive or missing conftool
+      // key means PyBal will not route here, whatever the agent says (exit 1).
+      if (s.contains("conftool") && !s["conftool"].value("will_pool", true)) {
+        std::cout << name << ": " << s["conftool"].value("message", "") << "\n";
+        rc = 1;
+        continue;
+      }
+      std::cout << name << ": " << s.value("effective", "");
+      std::string r = s.value("reason", "");
+      if (!r.empty()) std::cout << " (" << r << ")";
+      std::cout << "\n";
+      if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";
+    }
+    if (wait && verb != "pool") return wait_for_clients(j["services"], wait_limit);
+    return rc;
+  }
+  std::cerr << "poolctl: unknown command \"" << verb << "\"\n";
+  return usage(std::cerr, 2);
+}

@@ -1,0 +1,510 @@
+#include "agent/model/engine.h"
+
+#include <algorithm>
+
+#include "agent/base/duration.h"
+
+namespace poolkeeper {
+
+Engine::Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
+               std::string boot_id)
+    : config_(config), clock_(clock), uniform01_(std::move(uniform01)), boot_id_(std::move(boot_id)) {
+  SteadyTime now = clock_.now();
+  WallTime wall = clock_.wall();
+  lifecycle_since_ = wall;
+  for (const auto& [name, cc] : config_.checks) checks_.emplace(name, new_check(cc, now, wall));
+  for (const auto& [name, sc] : config_.services) {
+    ServiceRuntime rt;
+    rt.cfg = sc;
+    rt.since = wall;
+    for (const auto& c : sc.checks) checks_.at(c).services.push_back(name);
+    services_.emplace(name, std::move(rt));
+  }
+  recompute_services();
+}
+
+Engine::CheckRuntime Engine::new_check(const CheckConfig& cc, SteadyTime now, WallTime wall) {
+  CheckRuntime rt{.cfg = cc, .state = CheckState(cc.rise, cc.fall)};
+  rt.gen = next_gen_++;
+  rt.next_due = now + std::chrono::duration_cast<Duration>(cc.interval * (uniform01_() * 0.5));
+  rt.since = wall;
+  return rt;
+}
+
+Duration Engine::jittered(Duration base) {
+  return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
+}
+
+std::vector<Engine::Due> Engine::take_due() {
+  SteadyTime now = clock_.now();
+  std::vector<Due> due;
+  for (auto& [name, rt] : checks_) {
+    if (!rt.in_flight && rt.next_due <= now) {
+      rt.in_flight = true;
+      rt.seq = next_seq_++;
+      rt.started = now;
+      rt.overdue_at = now + rt.cfg.timeout + kOverdueGrace;
+      rt.overdue_counted = 0;
+      due.push_back({name, rt.gen, rt.seq, rt.cfg.timeout});
+    }
+  }
+  return due;
+}
+
+SteadyTime Engine::next_due() const {
+  SteadyTime t = SteadyTime::max();
+  for (const auto& [name, rt] : checks_) t = std::min(t, rt.in_flight ? rt.overdue_at : rt.next_due);
+  WallTime wall = clock_.wall();
+  for (const auto& [name, svc] : services_) {
+    if (svc.intent.expires && svc.intent.intent != Intent::kPooled) {
+      auto left = std::max<Duration>(Duration::zero(), *svc.intent.expires - wall);
+      t = std::min(t, clock_.now() + left);
+    }
+  }
+  return t;
+}
+
+uint64_t Engine::generation(const std::string& check) const {
+  auto it = checks_.find(check);
+  return it == checks_.end() ? 0 : it->second.gen;
+}
+
+void Engine::on_result(const std::string& check, const Result& r) {
+  auto it = checks_.find(check);
+  if (it == checks_.end()) return;
+  if (!it->second.in_flight) {  // as if a probe had just been started
+    it->second.in_flight = true;
+    it->second.seq = next_seq_++;
+    it->second.started = clock_.now();
+    it->second.overdue_at = clock_.now() + it->second.cfg.timeout + kOverdueGrace;
+    it->second.overdue_counted = 0;
+  }
+  on_result(check, it->second.gen, it->second.seq, r);
+}
+
+void Engine::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
+  auto it = checks_.find(check);
+  if (it == checks_.end() || it->second.gen != gen) return;  // replaced by a reload
+  CheckRuntime& rt = it->second;
+  if (!rt.in_flight || rt.seq != seq) return;  // not the probe in flight
+  rt.in_flight = false;
+  if (rt.overdue_counted > 0) {
+    // Already counted as timed out (perhaps several times): the late answer says
+    // nothing about now. It only frees the check for its next probe.
+    rt.next_due = clock_.now() + jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+    rt.overdue_counted = 0;
+    ++version_;
+    return;
+  }
+  submit(check, rt, r);
+  rt.next_due = clock_.now() +
+                jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+  recompute_services();
+  tick();
+}
+
+void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
+  WallTime wall = clock_.wall();
+  CheckHealth before = rt.state.health();
+  Change ch = rt.state.submit(r.ok());
+  rt.last = r;
+  rt.last_time = wall;
+  if (r.ok()) rt.last_success = wall;
+  {  // copy-on-write: snapshots already built keep the history they were given
+    const auto& old = *rt.history;
+    auto h = std::make_shared<std::vector<ResultPoint>>();
+    size_t keep = std::min(old.size(), kHistoryLength - 1);
+    h->reserve(keep + 1);
+    h->assign(old.end() - static_cast<std::ptrdiff_t>(keep), old.end());
+    h->push_back({wall, seconds(r.latency), r.outcome});
+    rt.history = std::move(h);
+  }
+  for (Observer* o : observers_) o->on_result(check, r, wall);
+  if (ch == Change::kChanged) {
+    rt.since = wall;
+    emit({wall, "check", check, check_health_name(before), check_health_name(rt.state.health()),
+          r.reason});
+  }
+  ++version_;  // streaks and last result are part of the picture
+}
+
+void Engine::check_overdue() {
+  SteadyTime now = clock_.now();
+  bool any = false;
+  for (auto& [name, rt] : checks_) {
+    if (!rt.in_flight || now < rt.overdue_at) continue;
+    auto stuck = std::chrono::duration_cast<std::chrono::milliseconds>(now - rt.started);
+    Result r = Result::fail(Outcome::kTimeout, "probe stuck: no result " + format_duration(stuck) +
+                                                   " after it started (timeout " +
+                                                   format_duration(rt.cfg.timeout) + ")");
+    r.latency = now - rt.started;
+    r.details["stuck"] = true;
+    submit(name, rt, r);
+    ++rt.overdue_counted;
+    rt.overdue_at = now + (rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
+    any = true;
+  }
+  if (any) recompute_services();
+}
+
+void Engine::set_lifecycle(Lifecycle l) {
+  if (l == lifecycle_) return;
+  WallTime wall = clock_.wall();
+  Lifecycle before = lifecycle_;
+  lifecycle_ = l;
+  lifecycle_since_ = wall;
+  emit({wall, "lifecycle", "", lifecycle_name(before), lifecycle_name(l), ""});
+  ++version_;
+  recompute_services();
+}
+
+void Engine::release_for_stop(const std::string& service) {
+  auto it = services_.find(service);
+  if (it == services_.end() || it->second.stop_released) return;
+  it->second.stop_released = true;
+  ++version_;
+  recompute_services();
+}
+
+void Engine::seed_check(const std::string& check, CheckHealth h) {
+  auto it = checks_.find(check);
+  if (it == checks_.end()) return;
+  it->second.state.seed(h);
+  it->second.since = clock_.wall();
+  ++version_;
+  recompute_services();
+}
+
+void Engine::load_state(const LoadedState& state) {
+  WallTime wall = clock_.wall();
+  state_ok_ = state.status != LoadedState::Status::kUnreadable;
+  state_error_ = state.error;
+  for (auto& [name, svc] : services_) {
+    if (!state_ok_) {
+      // Never silently pool a host whose recorded intent is unknown.
+      change_intent(svc, name, {Intent::kDepooled, "state file unreadable: " + state.error, "poolkeeper", wall});
+      continue;
+    }
+    auto it = state.intents.find(name);
+    change_intent(svc, name, it != state.intents.end() ? it->second : AdminIntent{});
+  }
+  ++version_;
+  recompute_services();
+  tick();
+}
+
+void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent) {
+  if (svc.intent == intent) return;
+  std::string before = intent_name(svc.intent.intent);
+  svc.intent = intent;
+  std::string why = intent.reason;
+  if (!intent.who.empty()) why += (why.empty() ? "" : " ") + std::string("(") + intent.who + ")";
+  emit({clock_.wall(), "intent", name, before, intent_name(intent.intent), why});
+  ++version_;
+}
+
+bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
+  auto it = services_.find(service);
+  if (it == services_.end()) return false;
+  change_intent(it->second, service, intent);
+  recompute_services();
+  return true;
+}
+
+const AdminIntent* Engine::intent(const std::string& service) const {
+  auto it = services_.find(service);
+  return it == services_.end() ? nullptr : &it->second.intent;
+}
+
+std::map<std::string, AdminIntent> Engine::intents() const {
+  std::map<std::string, AdminIntent> out;
+  for (const auto& [name, svc] : services_) out[name] = svc.intent;
+  return out;
+}
+
+void Engine::tick() {
+  check_overdue();
+  WallTime wall = clock_.wall();
+  bool changed = false;
+  for (auto& [name, svc] : services_) {
+    const AdminIntent& i = svc.intent;
+    if (i.intent == Intent::kPooled) continue;
+    if (i.expires && wall >= *i.expires) {
+      change_intent(svc, name, {Intent::kPooled, "depool for " + std::string(intent_name(i.intent)) +
+                                                     " expired (was: " + i.reason + ")",
+                                "poolkeeper", wall});
+      changed = true;
+    } else if (i.until_boot && !boot_id_.empty() && i.boot_id != boot_id_ && svc.healthy) {
+      change_intent(svc, name, {Intent::kPooled, "healthy after reboot (was: " + i.reason + ")",
+                                "poolkeeper", wall});
+      changed = true;
+    }
+  }
+  if (changed) {
+    recompute_services();
+    if (on_auto_intent_) on_auto_intent_();
+  }
+}
+
+void Engine::set_peers(std::vector<PeerState> peers) {
+  WallTime wall = clock_.wall();
+  for (auto& p : peers) {
+    if (p.reachable) continue;
+    auto old = std::find_if(peers_.begin(), peers_.end(), [&](const PeerState& o) { return o.url == p.url; });
+    if (old != peers_.end()) {
+      if (p.host.empty()) p.host = old->host;
+      p.last_seen = old->last_seen;
+      if (p.services.empty()) p.services = old->services;
+      for (auto& [name, s] : p.services) s = PeerService{"unknown", false, false, "unreachable"};
+      p.unreachable_since = old->reachable || old->unreachable_since == WallTime{} ? wall : old->unreachable_since;
+    } else {
+      p.unreachable_since = wall;
+    }
+  }
+  peers_ = std::move(peers);
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_leftover_processes(int left_behind, uint64_t killed_total) {
+  if (left_behind == leftover_processes_ && killed_total == leftovers_killed_) return;
+  leftover_processes_ = left_behind;
+  leftovers_killed_ = killed_total;
+  ++version_;
+}
+
+void Engine::set_conftool_enabled(bool on) {
+  conftool_enabled_ = on;
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
+                                 const nlohmann::json& liveness) {
+  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_ && liveness == conftool_liveness_)
+    return;
+  conftool_liveness_ = liveness;
+  if (up != conftool_up_)
+    emit({clock_.wall(), "conftool", "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
+  conftool_up_ = up;
+  conftool_error_ = error;
+  if (up) conftool_keys_ = keys;
+  if (!up) verdicts_.clear();
+  ++version_;
+  recompute_services();
+}
+
+void Engine::set_floor_verdict(const std::string& service, FloorVerdict v) {
+  auto it = verdicts_.find(service);
+  if (it != verdicts_.end() && it->second == v) return;
+  verdicts_[service] = v;
+  ++version_;
+  recompute_services();
+}
+
+std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
+  std::vector<PeerState> out;
+  for (const auto& p : peers_)
+    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() &&
+        p.host != config_.agent.hostname)
+      out.push_back(p);
+  // A configured peer we have not heard from yet counts as unreachable.
+  for (const auto& url : sc.peers) {
+    bool seen = std::any_of(peers_.begin(), peers_.end(), [&](const PeerState& p) { return p.url == url; });
+    if (!seen) {
+      PeerState p;
+      p.url = url;
+      p.error = "not polled yet";
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+void Engine::reconfigure(const ModelConfig& config) {
+  SteadyTime now = clock_.now();
+  WallTime wall = clock_.wall();
+  std::map<std::string, CheckRuntime> checks;
+  for (const auto& [name, cc] : config.checks) {
+    auto old = checks_.find(name);
+    if (old != checks_.end() && old->second.cfg.kind == cc.kind &&
+        old->second.cfg.fingerprint == cc.fingerprint) {
+      // Same target: keep the state, the probe in flight and the Check object (its
+      // warm connection); adopt the new timing.
+      CheckRuntime rt = std::move(old->second);
+      std::shared_ptr<Check> probe = rt.cfg.check;
+      rt.cfg = cc;
+      rt.cfg.check = probe;
+      rt.state.set_thresholds(cc.rise, cc.fall);
+      if (rt.in_flight) {  // a probe in flight is judged by the new timing from now on
+        rt.overdue_at = rt.overdue_counted == 0
+                            ? rt.started + cc.timeout + kOverdueGrace
+                            : std::min(rt.overdue_at, now + (rt.state.changing() ? cc.fast_interval : cc.interval));
+      }
+      rt.services.clear();
+      checks.emplace(name, std::move(rt));
+    } else {
+      checks.emplace(name, new_check(cc, now, wall));
+    }
+  }
+  std::map<std::string, ServiceRuntime> services;
+  for (const auto& [name, sc] : config.services) {
+    ServiceRuntime rt;
+    auto old = services_.find(name);
+    if (old != services_.end()) rt = old->second;
+    else rt.since = wall;
+    rt.cfg = sc;
+    for (const auto& c : sc.checks) checks.at(c).services.push_back(name);
+    services.emplace(name, std::move(rt));
+  }
+  checks_ = std::move(checks);
+  services_ = std::move(services);
+  config_ = config;
+  emit({wall, "config", "", "", "reloaded", config.file});
+  ++version_;
+  recompute_services();
+}
+
+const CheckState* Engine::check_state(const std::string& check) const {
+  auto it = checks_.find(check);
+  return it == checks_.end() ? nullptr : &it->second.state;
+}
+
+void Engine::recompute_services() {
+  WallTime wall = clock_.wall();
+  for (auto& [name, svc] : services_) {
+    std::string failing;
+    bool any_unhealthy = false;
+    std::vector<std::string> warnings;
+    for (const auto& cname : svc.cfg.checks) {
+      const CheckRuntime& c = checks_.at(cname);
+      if (c.state.health() == CheckHealth::kHealthy) continue;
+      std::string why = "check " + cname + " " + check_health_name(c.state.health());
+      if (c.state.health() == CheckHealth::kUnknown) {
+        why += c.last ? ": rising " + std::to_string(c.state.successes()) + "/" +
+                            std::to_string(c.state.rise()) +
+                            (c.last->ok() ? "" : " (" + c.last->reason + ")")
+                      : ": no result yet";
+      } else if (c.last) {
+        why += ": " + c.last->reason;
+      }
+      if (c.cfg.critical) {
+        if (failing.empty()) failing = why;
+        any_unhealthy |= c.state.health() == CheckHealth::kUnhealthy;
+      } else {
+        warnings.push_back(why);
+      }
+    }
+    svc.healthy = failing.empty();
+    svc.health_reason = failing;
+    svc.warnings = warnings;
+    // While stopping, a service not yet released keeps deciding as if running.
+    Lifecycle lc = lifecycle_ == Lifecycle::kStopping && !svc.stop_released ? Lifecycle::kRunning : lifecycle_;
+    svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
+    bool keep = false;
+    if (svc.failing && conftool_enabled_ && conftool_up_) {
+      // Decided under the etcd lock; until the verdict arrives, stay in.
+      auto v = verdicts_.find(name);
+      keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
+    } else if (svc.failing && !svc.cfg.peers.empty()) {
+      keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+    }
+    svc.kept_by_floor = keep;
+    EffectiveState eff = decide_effective(lc, svc.intent, failing, keep);
+    if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
+        svc.intent.boot_id != boot_id_ && lc == Lifecycle::kRunning)
+      eff.reason += " (returns once healthy: rebooted since)";
+    if (eff.state != svc.effective.state) {
+      emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state),
+            eff.reason});
+      svc.since = wall;
+    }
+    if (!(eff == svc.effective)) ++version_;
+    svc.effective = eff;
+  }
+}
+
+void Engine::emit(Event e) {
+  for (Observer* o : observers_) o->on_event(e);
+  events_.push(std::move(e));
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot() {
+  if (snapshot_ && snapshot_->version == version_) return snapshot_;
+  auto s = std::make_shared<Snapshot>();
+  s->version = version_;
+  s->host = config_.agent.hostname;
+  s->lifecycle = lifecycle_;
+  s->lifecycle_since = lifecycle_since_;
+  s->generated = clock_.wall();
+  s->state_file_ok = state_ok_;
+  if (conftool_enabled_)
+    s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_},
+                   {"liveness", conftool_liveness_}};
+  s->state_file_error = state_error_;
+  s->leftover_processes = leftover_processes_;
+  s->leftovers_killed = leftovers_killed_;
+  for (const auto& [name, svc] : services_) {
+    ServiceView v;
+    v.name = name;
+    v.effective = svc.effective;
+    v.healthy = svc.healthy;
+    v.health_reason = svc.health_reason;
+    v.warnings = svc.warnings;
+    v.intent = svc.intent;
+    v.since = svc.since;
+    v.checks = svc.cfg.checks;
+    v.port = svc.cfg.port;
+    v.failing = svc.failing;
+    v.has_peers = !svc.cfg.peers.empty();
+    v.min_pooled = svc.cfg.min_pooled;
+    if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
+    v.kept_by_floor = svc.kept_by_floor;
+    v.stop_released = lifecycle_ == Lifecycle::kStopping && svc.stop_released;
+    v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
+    s->services.push_back(std::move(v));
+  }
+  for (const auto& [name, c] : checks_) {
+    CheckView v;
+    v.name = name;
+    v.kind = c.cfg.kind;
+    v.target = c.cfg.check ? c.cfg.check->target() : "";
+    v.critical = c.cfg.critical;
+    v.health = c.state.health();
+    v.successes = c.state.successes();
+    v.failures = c.state.failures();
+    v.rise = c.state.rise();
+    v.fall = c.state.fall();
+    v.last = c.last;
+    v.last_time = c.last_time;
+    v.since = c.since;
+    v.last_success = c.last_success;
+    v.services = c.services;
+    v.history = c.history;
+    if (c.in_flight && c.overdue_counted > 0)
+      v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - c.started);
+    s->checks.push_back(std::move(v));
+  }
+  for (const auto& p : peers_) {
+    PeerView pv;
+    pv.state = p;
+    for (const auto& [name, c] : checks_) {
+      if (c.cfg.kind != "nfs") continue;
+      std::optional<bool> match;
+      auto theirs = p.nfs_handles.find(name);
+      if (p.reachable && theirs != p.nfs_handles.end() && c.last && c.last->details.contains("fh") &&
+          !theirs->second.second.empty()) {
+        match = c.last->details.value("root_fh", "") == theirs->second.first &&
+                c.last->details.value("fh", "") == theirs->second.second;
+      }
+      pv.handles_match[name] = match;
+    }
+    s->peers.push_back(std::move(pv));
+  }
+  s->events.assign(events_.items().begin(), events_.items().end());
+  snapshot_ = std::move(s);
+  for (Observer* o : observers_) o->on_snapshot(*snapshot_);
+  return snapshot_;
+}
+
+}  // namespace poolkeeper

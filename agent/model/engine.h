@@ -1,0 +1,187 @@
+// The state owner's logic: schedules probes, folds their results into check states,
+// service health, intent and lifecycle, applies the safety floor from the peers'
+// states, decides each service's effective state, and emits events. Single-threaded
+// by contract (one owner thread calls everything); it does no I/O and reads time only
+// from the injected Clock, so unit tests drive it in simulated time. The threaded
+// runtime around it lives in agent/runtime/agent.h.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/model/model_config.h"
+#include "agent/model/events.h"
+#include "agent/model/floor.h"
+#include "agent/model/health.h"
+#include "agent/model/snapshot.h"
+
+namespace poolkeeper {
+
+class Engine {
+ public:
+  // `uniform01` returns values in [0, 1) for jitter and start-up spread. `boot_id`
+  // identifies this boot (for `depool --until-boot`).
+  Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
+         std::string boot_id = "");
+
+  void add_observer(Observer* o) { observers_.push_back(o); }
+  // Called after the engine changed an intent by itself (expiry, return after boot),
+  // so the owner persists it.
+  void on_auto_intent(std::function<void()> fn) { on_auto_intent_ = std::move(fn); }
+
+  // Scheduling. Each check has at most one probe in flight. First probes are spread
+  // over [0, interval/2) after start; later ones come `interval` (or `fast_interval`
+  // while the check is changing state) after the previous result, plus a jitter of up
+  // to 10% of that interval. Results carry the generation of the check they were
+  // started for and the probe's sequence number; results of a check replaced by a
+  // reload, or of a probe that is no longer the one in flight, are dropped.
+  //
+  // Stuck probes: a probe still in flight `timeout + kOverdueGrace` after it started
+  // is counted as a `timeout` failure, and again at the check's schedule (interval,
+  // or fast_interval while changing) for as long as it stays stuck, so a hung probe
+  // turns its check unhealthy after `fall` such deadlines and keeps it so. No second
+  // copy is started while it is stuck; its late result, when it comes, is dropped and
+  // only frees the check for the next probe.
+  static constexpr Duration kOverdueGrace = std::chrono::milliseconds(250);
+  // Results kept per check for the status page's history (about a minute at 1 s).
+  static constexpr size_t kHistoryLength = 60;
+  struct Due {
+    std::string name;
+    uint64_t gen;
+    uint64_t seq;      // this probe's sequence number, handed back with its result
+    Duration timeout;  // the check's timeout now (a reload may change it)
+  };
+  std::vector<Due> take_due();
+  // Earliest time anything is due: an idle check's probe, a stuck probe's next
+  // overdue deadline, or an intent's expiry.
+  SteadyTime next_due() const;
+  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r);
+  // For tests: the result of the probe now in flight for `check` (or, with none in
+  // flight, as if one had just been started and finished).
+  void on_result(const std::string& check, const Result& r);
+  uint64_t generation(const std::string& check) const;
+  // Counts overdue deadlines of stuck probes; called by tick().
+  void check_overdue();
+
+  void set_lifecycle(Lifecycle l);
+  Lifecycle lifecycle() const { return lifecycle_; }
+  // Stopping: a service keeps its running decision (a restart changes nothing; a drain
+  // the floor refused stays in) until it is released, then it reports not pooled with
+  // reason "stopping". The agent releases each service the floor lets go.
+  void release_for_stop(const std::string& service);
+  // Carry-over from a restart in the same boot: the check starts in this state.
+  void seed_check(const std::string& check, CheckHealth h);
+
+  // Intent. load_state() installs what was persisted; an unreadable file depools
+  // every service with reason "state file unreadable: …".
+  void load_state(const LoadedState& state);
+  bool set_intent(const std::string& service, const AdminIntent& intent);
+  const AdminIntent* intent(const std::string& service) const;
+  std::map<std::string, AdminIntent> intents() const;
+  // Expiries and returns after boot; called on every owner wake-up.
+  void tick();
+
+  // The latest view of the peer agents (all services' peers together). An unreachable
+  // peer keeps its last known name and gets the time it became unreachable.
+  void set_peers(std::vector<PeerState> peers);
+
+  // Processes exec probes left behind (killed, not yet reaped) and how many such
+  // leftovers were killed in all; shown in /status and metrics.
+  void set_leftover_processes(int left_behind, uint64_t killed_total);
+
+  // conftool: when enabled and up, the floor for a failing service is decided under
+  // the etcd lock (verdicts from the ConftoolWriter); until a verdict comes, the host
+  // stays in. When etcd is down the peers' /status decide, as without conftool.
+  void set_conftool_enabled(bool on);
+  void set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
+                           const nlohmann::json& liveness = nullptr);
+  void set_floor_verdict(const std::string& service, FloorVerdict v);
+  const std::vector<PeerState>& peers() const { return peers_; }
+
+  // Applies a new config, keeping the state (streaks, results, the probe in flight)
+  // of checks whose probe target did not change — a change of timing keys only
+  // (interval, timeout, fast_interval, rise, fall, critical) adopts the new values
+  // without starting over — and every intent of services that still exist.
+  void reconfigure(const ModelConfig& config);
+
+  const CheckState* check_state(const std::string& check) const;
+  const ModelConfig& config() const { return config_; }
+  const std::string& boot_id() const { return boot_id_; }
+
+  // The current picture (rebuilt only after a change).
+  std::shared_ptr<const Snapshot> snapshot();
+  uint64_t version() const { return version_; }
+
+ private:
+  struct CheckRuntime {
+    CheckConfig cfg;
+    CheckState state;
+    uint64_t gen = 0;
+    SteadyTime next_due{};
+    bool in_flight = false;
+    uint64_t seq = 0;           // the probe in flight (or the last one)
+    SteadyTime started{};       // when the probe in flight started
+    SteadyTime overdue_at{};    // next deadline at which a stuck probe counts as a failure
+    int overdue_counted = 0;    // deadlines counted for the probe in flight
+    std::optional<Result> last{};
+    WallTime last_time{};
+    WallTime since{};
+    std::optional<WallTime> last_success{};
+    std::vector<std::string> services{};
+    std::shared_ptr<const std::vector<ResultPoint>> history = std::make_shared<const std::vector<ResultPoint>>();
+  };
+  struct ServiceRuntime {
+    ServiceConfig cfg;
+    AdminIntent intent;
+    EffectiveState effective{Effective::kNotPooled, "starting"};
+    bool healthy = false;
+    bool failing = false;
+    bool kept_by_floor = false;
+    bool stop_released = false;
+    std::string health_reason;
+    std::vector<std::string> warnings;
+    WallTime since{};
+  };
+
+  CheckRuntime new_check(const CheckConfig& cc, SteadyTime now, WallTime wall);
+  // Folds one result (a probe's, or a stuck probe's overdue deadline) into the check.
+  void submit(const std::string& name, CheckRuntime& rt, const Result& r);
+  Duration jittered(Duration base);
+  void recompute_services();
+  void emit(Event e);
+  void change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent);
+  std::vector<PeerState> peers_for(const ServiceConfig& sc) const;
+
+  ModelConfig config_;
+  const Clock& clock_;
+  std::function<double()> uniform01_;
+  std::string boot_id_;
+  std::vector<Observer*> observers_;
+  std::function<void()> on_auto_intent_;
+  std::map<std::string, CheckRuntime> checks_;
+  std::map<std::string, ServiceRuntime> services_;
+  std::vector<PeerState> peers_;
+  Lifecycle lifecycle_ = Lifecycle::kStarting;
+  WallTime lifecycle_since_{};
+  EventRing events_;
+  bool conftool_enabled_ = false;
+  bool conftool_up_ = false;
+  std::string conftool_error_;
+  nlohmann::json conftool_keys_ = nlohmann::json::object();
+  nlohmann::json conftool_liveness_;
+  std::map<std::string, FloorVerdict> verdicts_;
+  bool state_ok_ = true;
+  std::string state_error_;
+  uint64_t next_gen_ = 1;
+  uint64_t next_seq_ = 1;
+  int leftover_processes_ = 0;
+  uint64_t leftovers_killed_ = 0;
+  uint64_t version_ = 1;
+  std::shared_ptr<const Snapshot> snapshot_;
+};
+
+}  // namespace poolkeeper

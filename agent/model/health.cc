@@ -1,0 +1,106 @@
+#include "agent/model/health.h"
+
+namespace poolkeeper {
+
+const char* check_health_name(CheckHealth h) {
+  switch (h) {
+    case CheckHealth::kUnknown: return "unknown";
+    case CheckHealth::kHealthy: return "healthy";
+    case CheckHealth::kUnhealthy: return "unhealthy";
+  }
+  return "unknown";
+}
+
+Change CheckState::submit(bool ok) {
+  if (ok) {
+    ++successes_;
+    failures_ = 0;
+    if (health_ == CheckHealth::kHealthy) return Change::kUnchanged;
+    if (successes_ >= rise_) {
+      health_ = CheckHealth::kHealthy;
+      return Change::kChanged;
+    }
+    return Change::kPending;
+  }
+  ++failures_;
+  successes_ = 0;
+  if (health_ == CheckHealth::kUnhealthy) return Change::kUnchanged;
+  if (failures_ >= fall_) {
+    health_ = CheckHealth::kUnhealthy;
+    return Change::kChanged;
+  }
+  return Change::kPending;
+}
+
+bool CheckState::changing() const {
+  return (health_ != CheckHealth::kHealthy && successes_ > 0) ||
+         (health_ != CheckHealth::kUnhealthy && failures_ > 0);
+}
+
+void CheckState::set_thresholds(int rise, int fall) {
+  rise_ = rise;
+  fall_ = fall;
+  // A streak that already meets a lowered threshold completes on the next result.
+}
+
+const char* intent_name(Intent i) {
+  switch (i) {
+    case Intent::kPooled: return "pooled";
+    case Intent::kDepooled: return "depooled";
+    case Intent::kDrained: return "drained";
+    case Intent::kInactive: return "inactive";
+  }
+  return "pooled";
+}
+
+std::optional<Intent> parse_intent(const std::string& s) {
+  if (s == "pooled") return Intent::kPooled;
+  if (s == "depooled") return Intent::kDepooled;
+  if (s == "drained") return Intent::kDrained;
+  if (s == "inactive") return Intent::kInactive;
+  return std::nullopt;
+}
+
+const char* lifecycle_name(Lifecycle l) {
+  switch (l) {
+    case Lifecycle::kStarting: return "starting";
+    case Lifecycle::kRunning: return "running";
+    case Lifecycle::kStopping: return "stopping";
+  }
+  return "starting";
+}
+
+const char* effective_name(Effective e) {
+  switch (e) {
+    case Effective::kPooled: return "pooled";
+    case Effective::kDrained: return "drained";
+    case Effective::kNotPooled: return "not_pooled";
+  }
+  return "not_pooled";
+}
+
+EffectiveState decide_effective(Lifecycle lifecycle, const AdminIntent& intent,
+                                const std::string& unhealthy_reason, bool floor_keeps) {
+  if (lifecycle == Lifecycle::kStopping) return {Effective::kNotPooled, "stopping"};
+  if (lifecycle == Lifecycle::kStarting) return {Effective::kNotPooled, "starting"};
+  auto with_reason = [&](const char* what) {
+    std::string r = what;
+    if (!intent.reason.empty()) r += ": " + intent.reason;
+    return r;
+  };
+  switch (intent.intent) {
+    case Intent::kDepooled: return {Effective::kNotPooled, with_reason("depooled")};
+    case Intent::kInactive: return {Effective::kNotPooled, with_reason("inactive")};
+    case Intent::kDrained:
+      // A drain keeps existing clients; a broken service keeps nobody.
+      if (!unhealthy_reason.empty() && !floor_keeps)
+        return {Effective::kNotPooled, unhealthy_reason};
+      return {Effective::kDrained, with_reason("drained")};
+    case Intent::kPooled: break;
+  }
+  if (unhealthy_reason.empty()) return {Effective::kPooled, ""};
+  if (floor_keeps) return {Effective::kPooled, "kept by floor: " + unhealthy_reason};
+  return {Effective::kNotPooled, unhealthy_reason};
+}
+
+}  // namespace poolkeeper

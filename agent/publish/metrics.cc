@@ -1,0 +1,238 @@
+#include "agent/publish/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "agent/model/snapshot.h"
+
+namespace poolkeeper {
+
+namespace {
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      check_up_(prometheus::BuildGauge()
+                    .Name("poolkeeper_check_up")
+                    .Help("1 when the check is healthy (risen), 0 when unhealthy or unknown")
+                    .Register(*registry_)),
+      check_duration_(prometheus::BuildHistogram()
+                          .Name("poolkeeper_check_duration_seconds")
+                          .Help("Latency of each probe")
+                          .Register(*registry_)),
+      check_results_(prometheus::BuildCounter()
+                         .Name("poolkeeper_check_results_total")
+                         .Help("Probe results by outcome")
+                         .Register(*registry_)),
+      check_transitions_(prometheus::BuildCounter()
+                             .Name("poolkeeper_check_transitions_total")
+                             .Help("Check state changes by new state")
+                             .Register(*registry_)),
+      check_last_success_(prometheus::BuildGauge()
+                              .Name("poolkeeper_check_last_success_timestamp_seconds")
+                              .Help("Unix time of the check's last passing probe")
+                              .Register(*registry_)),
+      service_pooled_(prometheus::BuildGauge()
+                          .Name("poolkeeper_service_pooled")
+                          .Help("1 when the service is effectively pooled (/health/<service> 200)")
+                          .Register(*registry_)),
+      service_healthy_(prometheus::BuildGauge()
+                           .Name("poolkeeper_service_healthy")
+                           .Help("1 when every critical check of the service is healthy")
+                           .Register(*registry_)),
+      service_intent_(prometheus::BuildGauge()
+                          .Name("poolkeeper_service_intent")
+                          .Help("The operator's intent for the service (1 for the current one)")
+                          .Register(*registry_)),
+      config_reload_(prometheus::BuildGauge()
+                         .Name("poolkeeper_config_last_reload_successful")
+                         .Help("1 when the last config (re)load succeeded")
+                         .Register(*registry_)),
+      http_requests_(prometheus::BuildCounter()
+                         .Name("poolkeeper_http_requests_total")
+                         .Help("HTTP requests served by path and status code")
+                         .Register(*registry_)),
+      build_info_(prometheus::BuildGauge()
+                      .Name("poolkeeper_build_info")
+                      .Help("Always 1; the version label names the build")
+                      .Register(*registry_)),
+      nfs_handles_match_(prometheus::BuildGauge()
+                             .Name("poolkeeper_nfs_handles_match")
+                             .Help("1 when the peer's NFS root and canary file handles equal ours "
+                                   "(a client moved there keeps working), 0 when they differ (ESTALE)")
+                             .Register(*registry_)),
+      state_file_(prometheus::BuildGauge()
+                      .Name("poolkeeper_state_file_readable")
+                      .Help("0 when the persisted intent could not be read at start (every service "
+                            "was depooled)")
+                      .Register(*registry_)),
+      conftool_up_(prometheus::BuildGauge()
+                       .Name("poolkeeper_conftool_up")
+                       .Help("1 when etcd (conftool) answered the last sync, 0 when not; absent "
+                             "without a [conftool] section")
+                       .Register(*registry_)),
+      check_stuck_(prometheus::BuildGauge()
+                       .Name("poolkeeper_check_probe_stuck")
+                       .Help("1 while the check's probe is in flight past its timeout (counted as "
+                             "failing until it returns)")
+                       .Register(*registry_)),
+      exec_leftovers_(prometheus::BuildGauge()
+                          .Name("poolkeeper_exec_leftover_processes")
+                          .Help("Processes exec probes left behind that were killed but are not gone "
+                                "yet (e.g. in uninterruptible sleep on a hung mount)")
+                          .Register(*registry_)),
+      exec_leftovers_killed_(prometheus::BuildCounter()
+                                 .Name("poolkeeper_exec_leftover_processes_killed_total")
+                                 .Help("Processes exec probes left behind (escaped their process "
+                                       "group, or outlived their probe), found and killed")
+                                 .Register(*registry_)),
+      service_kept_by_floor_(prometheus::BuildGauge()
+                                 .Name("poolkeeper_service_kept_by_floor")
+                                 .Help("1 while the service is failing but kept pooled by the safety floor "
+                                       "(too few other hosts pooled and healthy)")
+                                 .Register(*registry_)),
+      peer_up_(prometheus::BuildGauge()
+                   .Name("poolkeeper_peer_up")
+                   .Help("1 when the peer's agent answered its last /status poll")
+                   .Register(*registry_)),
+      peer_service_pooled_(prometheus::BuildGauge()
+                               .Name("poolkeeper_peer_service_pooled")
+                               .Help("1 when the peer reported the service effectively pooled at its last "
+                                     "answered poll")
+                               .Register(*registry_)),
+      conftool_key_pooled_(prometheus::BuildGauge()
+                               .Name("poolkeeper_conftool_key_pooled")
+                               .Help("This host's conftool key per service: 1 for its current state (pooled = "
+                                     "yes, no, inactive, missing, unreadable), 0 for the others")
+                               .Register(*registry_)),
+      check_data_age_(prometheus::BuildGauge()
+                          .Name("poolkeeper_check_data_age_seconds")
+                          .Help("Age of the data the check reads (the nfs check's canary mtime), as of its "
+                                "last probe that saw it")
+                          .Register(*registry_)),
+      check_data_max_age_(prometheus::BuildGauge()
+                              .Name("poolkeeper_check_data_max_age_seconds")
+                              .Help("The check's max_age: older data fails it; absent without max_age")
+                              .Register(*registry_)),
+      liveness_up_(prometheus::BuildGauge()
+                       .Name("poolkeeper_liveness_up")
+                       .Help("1 when the last conftool sync saw this host's own liveness key in etcd; "
+                             "absent without a [conftool] section")
+                       .Register(*registry_)) {
+  build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
+  config_reload_.Add({}).Set(1);
+  exec_leftovers_.Add({}).Set(0);
+  exec_leftovers_killed_.Add({});
+}
+
+template <typename T, typename... Args>
+T& Metrics::series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
+                   const prometheus::Labels& labels, Args&&... args) {
+  T& metric = family.Add(labels, std::forward<Args>(args)...);
+  auto& mine = owners[owner];
+  auto key = std::make_pair(static_cast<const void*>(&family), labels);
+  if (!mine.count(key)) mine.emplace(key, [&family, &metric] { family.Remove(&metric); });
+  return metric;
+}
+
+void Metrics::prune(Owned& owners, const std::set<std::string>& keep) {
+  for (auto it = owners.begin(); it != owners.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& [key, remove] : it->second) remove();
+    it = owners.erase(it);
+  }
+}
+
+void Metrics::on_result(const std::string& check, const Result& r, WallTime when) {
+  series(by_check_, check, check_duration_, {{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
+  series(by_check_, check, check_results_, {{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
+  if (r.ok()) series(by_check_, check, check_last_success_, {{"check", check}}).Set(unix_seconds(when));
+  // Data age as the probe saw it; a probe that could not see the data leaves the last value.
+  if (auto it = r.details.find("age_seconds"); it != r.details.end() && it->is_number())
+    series(by_check_, check, check_data_age_, {{"check", check}}).Set(it->get<double>());
+  if (auto it = r.details.find("max_age_seconds"); it != r.details.end() && it->is_number())
+    series(by_check_, check, check_data_max_age_, {{"check", check}}).Set(it->get<double>());
+}
+
+void Metrics::on_event(const Event& e) {
+  if (e.kind == "check") series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
+}
+
+void Metrics::on_snapshot(const Snapshot& s) {
+  std::set<std::string> checks, services, peers;
+  for (const auto& c : s.checks) {
+    checks.insert(c.name);
+    series(by_check_, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+    series(by_check_, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
+    // Make the series exist from the start, so rate() and absent() behave.
+    series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
+  }
+  bool conftool_up = !s.conftool.is_null() && s.conftool.value("up", false);
+  if (!s.conftool.is_null()) {
+    conftool_up_.Add({}).Set(conftool_up ? 1 : 0);
+    const auto& l = s.conftool.contains("liveness") ? s.conftool["liveness"] : nlohmann::json();
+    bool seen = l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && l["self_seen"].get<bool>();
+    liveness_up_.Add({}).Set(seen ? 1 : 0);
+  }
+  for (const auto& pv : s.peers) {
+    std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
+    peers.insert(peer);
+    series(by_peer_, peer, peer_up_, {{"peer", peer}}).Set(pv.state.reachable ? 1 : 0);
+    for (const auto& [svc, ps] : pv.state.services)
+      series(by_peer_, peer, peer_service_pooled_, {{"peer", peer}, {"service", svc}})
+          .Set(ps.effective == "pooled" ? 1 : 0);
+    for (const auto& [check, match] : pv.handles_match) {
+      if (match) series(by_peer_, peer, nfs_handles_match_, {{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
+    }
+  }
+  for (const auto& sv : s.services) {
+    services.insert(sv.name);
+    series(by_service_, sv.name, service_pooled_, {{"service", sv.name}})
+        .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
+    series(by_service_, sv.name, service_healthy_, {{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
+    for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
+      series(by_service_, sv.name, service_intent_, {{"service", sv.name}, {"intent", intent_name(i)}})
+          .Set(sv.intent.intent == i ? 1 : 0);
+    series(by_service_, sv.name, service_kept_by_floor_, {{"service", sv.name}}).Set(sv.kept_by_floor ? 1 : 0);
+    if (!s.conftool.is_null()) {
+      const nlohmann::json* keys = s.conftool.contains("keys") ? &s.conftool["keys"] : nullptr;
+      if (keys && keys->is_object() && keys->contains(sv.name)) {
+        // etcd not answering, or a value that does not parse: "unreadable".
+        const auto& k = (*keys)[sv.name];
+        std::string state = "unreadable";
+        if (conftool_up && k.contains("pooled") && k["pooled"].is_string()) state = k["pooled"].get<std::string>();
+        else if (conftool_up && k.value("state", std::string()) == "missing") state = "missing";
+        for (const char* st : {"yes", "no", "inactive", "missing", "unreadable"})
+          series(by_service_, sv.name, conftool_key_pooled_, {{"service", sv.name}, {"pooled", st}})
+              .Set(state == st ? 1 : 0);
+      }
+    }
+  }
+  prune(by_check_, checks);
+  prune(by_service_, services);
+  prune(by_peer_, peers);
+  exec_leftovers_.Add({}).Set(s.leftover_processes);
+  if (s.leftovers_killed > leftovers_killed_seen_) {
+    exec_leftovers_killed_.Add({}).Increment(static_cast<double>(s.leftovers_killed - leftovers_killed_seen_));
+    leftovers_killed_seen_ = s.leftovers_killed;
+  }
+}
+
+void Metrics::http_request(const std::string& route, int code) {
+  http_requests_.Add({{"path", route}, {"code", std::to_string(code)}}).Increment();
+}
+
+void Metrics::config_reload(bool ok) { config_reload_.Add({}).Set(ok ? 1 : 0); }
+
+void Metrics::state_file(bool readable) { state_file_.Add({}).Set(readable ? 1 : 0); }
+
+std::string Metrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,76 @@
+// Prometheus metrics (names listed in the README), kept by subscribing to the state owner's
+// results, events and snapshots, and rendered with prometheus-cpp's text serializer
+// by our own HTTP server. prometheus-cpp's families are internally locked, so the
+// HTTP threads may count requests and serialize while the owner updates.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "agent/model/events.h"
+
+namespace poolkeeper {
+
+class Metrics final : public Observer {
+ public:
+  Metrics();
+
+  void on_result(const std::string& check, const Result& r, WallTime when) override;
+  void on_event(const Event& e) override;
+  void on_snapshot(const Snapshot& s) override;
+
+  void http_request(const std::string& route, int code);
+  void config_reload(bool ok);
+  void state_file(bool readable);
+  std::string serialize() const;
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  // Series are made per check, service and peer; each is remembered under its owner so
+  // that a reload removing a check (or a peer, a service) removes its series too.
+  using Owned = std::map<std::string, std::map<std::pair<const void*, prometheus::Labels>, std::function<void()>>>;
+  template <typename T, typename... Args>
+  T& series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
+            const prometheus::Labels& labels, Args&&... args);
+  static void prune(Owned& owners, const std::set<std::string>& keep);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& check_up_;
+  prometheus::Family<prometheus::Histogram>& check_duration_;
+  prometheus::Family<prometheus::Counter>& check_results_;
+  prometheus::Family<prometheus::Counter>& check_transitions_;
+  prometheus::Family<prometheus::Gauge>& check_last_success_;
+  prometheus::Family<prometheus::Gauge>& service_pooled_;
+  prometheus::Family<prometheus::Gauge>& service_healthy_;
+  prometheus::Family<prometheus::Gauge>& service_intent_;
+  prometheus::Family<prometheus::Gauge>& config_reload_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& nfs_handles_match_;
+  prometheus::Family<prometheus::Gauge>& state_file_;
+  prometheus::Family<prometheus::Gauge>& conftool_up_;
+  prometheus::Family<prometheus::Gauge>& check_stuck_;
+  prometheus::Family<prometheus::Gauge>& exec_leftovers_;
+  prometheus::Family<prometheus::Counter>& exec_leftovers_killed_;
+  prometheus::Family<prometheus::Gauge>& service_kept_by_floor_;
+  prometheus::Family<prometheus::Gauge>& peer_up_;
+  prometheus::Family<prometheus::Gauge>& peer_service_pooled_;
+  prometheus::Family<prometheus::Gauge>& conftool_key_pooled_;
+  prometheus::Family<prometheus::Gauge>& check_data_age_;
+  prometheus::Family<prometheus::Gauge>& check_data_max_age_;
+  prometheus::Family<prometheus::Gauge>& liveness_up_;
+  uint64_t leftovers_killed_seen_ = 0;
+  Owned by_check_, by_service_, by_peer_;
+};
+
+}  // namespace poolkeeper

@@ -1,0 +1,702 @@
+#include "agent/runtime/agent.h"
+
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <random>
+#include <set>
+#include <tuple>
+
+#include "agent/admin/admin_protocol.h"
+#include "agent/runtime/carryover.h"
+#include "pybal-compat/conftool_wants.h"
+#include "agent/base/duration.h"
+#include "agent/base/log.h"
+#include "agent/base/utf8.h"
+#include "checks/child_reaper.h"
+
+namespace poolkeeper {
+
+// Runs one check's probes, one at a time, on its own thread. A probe that never
+// returns keeps only this thread: the engine counts it as failing meanwhile and never
+// triggers a second one; a retired worker is joined once its probe has ended.
+class ProbeWorker {
+ public:
+  using Done = std::function<void(const std::string&, uint64_t gen, uint64_t seq, Result)>;
+  ProbeWorker(std::string name, uint64_t gen, std::shared_ptr<Check> check, Done done)
+      : name_(std::move(name)), gen_(gen), check_(std::move(check)), done_(std::move(done)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~ProbeWorker() {
+    retire();
+    if (thread_.joinable()) thread_.join();
+  }
+  void retire() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+  }
+  void trigger(uint64_t seq, Duration timeout) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      pending_ = true;
+      seq_ = seq;
+      timeout_ = timeout;
+    }
+    cv_.notify_one();
+  }
+  uint64_t gen() const { return gen_; }
+  // True once the thread has left its loop (retired and no probe running): joining
+  // it then cannot block.
+  bool finished() const { return finished_; }
+  // At exit: a worker whose probe is stuck is left to the process's end.
+  void abandon() {
+    retire();
+    if (thread_.joinable()) thread_.detach();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [this] { return stop_ || pending_; });
+      if (stop_) break;
+      pending_ = false;
+      uint64_t seq = seq_;
+      Duration timeout = timeout_;
+      lk.unlock();
+      Result r = run_probe(*check_, timeout);
+      done_(name_, gen_, seq, std::move(r));
+      lk.lock();
+    }
+    finished_ = true;
+  }
+
+  std::string name_;
+  uint64_t gen_;
+  std::shared_ptr<Check> check_;
+  Done done_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false, stop_ = false;
+  uint64_t seq_ = 0;
+  Duration timeout_{};
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+std::string read_boot_id(const std::string& path) {
+  std::ifstream in(path);
+  std::string id;
+  std::getline(in, id);
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
+namespace {
+constexpr const char* kStoppingMessage = "agent is stopping: nothing changed (ask again once it has restarted)";
+
+std::vector<std::string> all_peer_urls(const Config& c) {
+  std::set<std::string> urls;
+  for (const auto& [name, s] : c.services) urls.insert(s.peers.begin(), s.peers.end());
+  return {urls.begin(), urls.end()};
+}
+
+// systemd socket activation (deploy/systemd/poolkeeper.socket): the first passed fd
+// that is a listening TCP socket serves HTTP. systemd keeps it open across a restart
+// of the agent, so the load balancer's checks wait in its queue instead of being
+// refused. -1 when none was passed.
+int inherited_listen_socket(const std::string& listen) {
+  int n = sd_listen_fds(1);
+  for (int i = 0; i < n; ++i) {
+    int fd = SD_LISTEN_FDS_START + i;
+    if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) continue;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int port = 0;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    std::string host;
+    int want = 0;
+    if (split_host_port(listen, &host, &want) && want != port)
+      log_warn("serving HTTP on the socket systemd passed, not on agent.listen",
+               {{"listen", listen}, {"socket_port", std::to_string(port)}});
+    else
+      log_info("serving HTTP on the socket systemd passed", {{"port", std::to_string(port)}});
+    return fd;
+  }
+  if (n > 0) log_warn("systemd passed sockets but none is a listening TCP socket; binding agent.listen");
+  return -1;
+}
+}  // namespace
+
+Agent::Agent(Config config, const Clock& clock)
+    : config_(std::move(config)), clock_(clock), store_(config_.agent.state_dir) {
+  auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+  engine_ = std::make_unique<Engine>(
+      config_, clock_,
+      [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
+      read_boot_id(config_.agent.boot_id_file));
+  engine_->add_observer(&metrics_);
+  struct EventLogger : Observer {
+    void on_event(const Event& e) override { log_raw(event_logfmt(e)); }
+  };
+  static EventLogger logger;
+  engine_->add_observer(&logger);
+  engine_->on_auto_intent([this] {
+    std::string err = persist(*engine_);
+    if (!err.empty()) log_error("cannot save state", {{"error", err}});
+  });
+  snapshot_.store(engine_->snapshot());
+}
+
+Agent::~Agent() { shutdown(); }
+
+std::string Agent::persist(Engine& e) { return store_.save(e.intents()); }
+
+void Agent::make_workers() {
+  // Called on the owner thread (or before it starts). Checks whose generation changed
+  // get a new worker; the old one finishes its probe and its result is dropped.
+  std::map<std::string, std::unique_ptr<ProbeWorker>> next;
+  for (const auto& [name, cc] : engine_->config().checks) {
+    uint64_t gen = engine_->generation(name);
+    auto it = workers_.find(name);
+    if (it != workers_.end() && it->second->gen() == gen) {
+      next[name] = std::move(it->second);
+      continue;
+    }
+    next[name] = std::make_unique<ProbeWorker>(
+        name, gen, cc.check, [this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
+          post([n, g, seq, r = std::move(r)](Engine& e) { e.on_result(n, g, seq, r); });
+        });
+  }
+  for (auto& [name, w] : workers_) {
+    if (!w) continue;
+    w->retire();
+    retired_.push_back(std::move(w));
+  }
+  workers_ = std::move(next);
+  join_finished_workers();
+}
+
+void Agent::join_finished_workers() {
+  // A retired worker's thread ends with its last probe; join those that have, so
+  // reloads do not pile up threads. One stuck in a probe stays until it returns.
+  std::erase_if(retired_, [](const std::unique_ptr<ProbeWorker>& w) { return w->finished(); });
+}
+
+void Agent::start() {
+  // Every process an exec probe leaves behind becomes ours, to be found and killed.
+  if (!become_child_subreaper()) log_warn("cannot become a child subreaper: exec probes' escaped processes go to init");
+  LoadedState st = store_.load();
+  if (st.status == LoadedState::Status::kUnreadable) {
+    log_error("STATE FILE UNREADABLE: every service starts depooled until an operator pools it",
+              {{"error", st.error}});
+  }
+  engine_->load_state(st);
+  metrics_.state_file(st.status != LoadedState::Status::kUnreadable);
+
+  // A restart of the agent alone in this boot (a "keep" stop) carries the checks'
+  // state over, so the services answer as before from the first request on.
+  std::string why;
+  if (auto carry = take_carryover(config_.agent.state_dir, engine_->boot_id(), boottime_ms(), &why)) {
+    int seeded = 0;
+    for (const auto& [name, c] : carry->checks) {
+      auto it = config_.checks.find(name);
+      if (it == config_.checks.end() || it->second.fingerprint != c.fingerprint) continue;  // changed: starts over
+      if (c.health == CheckHealth::kUnknown) continue;
+      engine_->seed_check(name, c.health);
+      ++seeded;
+    }
+    engine_->set_lifecycle(Lifecycle::kRunning);
+    auto snap = engine_->snapshot();
+    std::string services;
+    for (const auto& s : snap->services) {
+      auto was = carry->services.find(s.name);
+      services += (services.empty() ? "" : ",") + s.name + "=" + effective_name(s.effective.state);
+      if (was != carry->services.end() && was->second != effective_name(s.effective.state)) services += "(was " + was->second + ")";
+    }
+    log_info("restart in the same boot: state carried over", {{"checks_seeded", std::to_string(seeded)},
+                                                              {"services", services}});
+  } else {
+    log_info("cold start: checks rise from unknown", {{"why", why}});
+  }
+  snapshot_.store(engine_->snapshot());  // what HTTP answers from its first request on
+
+  HttpServerOptions opts;
+  opts.listen = config_.agent.listen;
+  opts.listen_fd = inherited_listen_socket(config_.agent.listen);
+  http_ = std::make_unique<HttpServer>(opts, [this] { return snapshot_.load(); }, &metrics_);
+  http_->start();
+  admin_ = std::make_unique<AdminServer>(config_.agent.admin_socket,
+                                         [this](const std::string& line, const PeerCred& cred) {
+                                           return handle_admin(line, cred);
+                                         },
+                                         [this](const PeerCred& cred) {
+                                           std::string who, error;
+                                           return authorised(cred, &who, &error);
+                                         });
+  admin_->start();
+  if (config_.haproxy_agent) {
+    agent_check_ = std::make_unique<AgentCheckResponder>(config_.haproxy_agent->listen, [this] {
+      std::vector<AgentCheckService> out;
+      for (const auto& s : snapshot_.load()->services)
+        out.push_back({s.name, effective_name(s.effective.state), intent_name(s.intent.intent), s.effective.reason});
+      return out;
+    });
+    agent_check_->start();
+  }
+  make_workers();
+  auto urls = all_peer_urls(config_);
+  peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
+                                         [this](std::vector<PeerState> p) {
+                                           post([p = std::move(p)](Engine& e) mutable { e.set_peers(std::move(p)); });
+                                         });
+  if (!urls.empty()) peers_->start();
+  if (config_.conftool) {
+    engine_->set_conftool_enabled(true);
+    std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
+    ConftoolWriter::Callbacks cb;
+    cb.adopt = [this](const std::string& svc, const std::string& pooled) {
+      post([this, svc, pooled](Engine& e) {
+        AdminIntent i;
+        i.intent = pooled == "yes" ? Intent::kPooled : pooled == "inactive" ? Intent::kInactive : Intent::kDepooled;
+        i.reason = "set via conftool";
+        i.who = "conftool";
+        i.when = clock_.wall();
+        e.set_intent(svc, i);
+        std::string err = persist(e);
+        if (!err.empty()) log_error("cannot save state", {{"error", err}});
+      });
+    };
+    cb.verdict = [this](const std::string& svc, FloorVerdict v) {
+      post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
+    };
+    cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& live) {
+      // etcd's texts and other writers' values reach /status: repaired here.
+      nlohmann::json k = keys, l = live;
+      make_valid_utf8(k);
+      make_valid_utf8(l);
+      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l)](Engine& e) {
+        e.set_conftool_status(up, error, k, l);
+      });
+    };
+    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+    conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
+  }
+  snapshot_.store(engine_->snapshot());
+  owner_ = std::thread([this] { owner_loop(); });
+  post([](Engine& e) { e.set_lifecycle(Lifecycle::kRunning); });
+  if (conftool_) conftool_->start();
+}
+
+std::optional<std::string> Agent::floor_take_out(const std::string& service, const ServiceConfig& sc,
+                                                 const Snapshot& snap, FreshPeers* fresh) {
+  if (conftool_ && conftool_->up()) {
+    // The atomic floor: decided and written under the etcd lock.
+    bool unavailable = false;
+    auto refusal = conftool_->take_out(service, sc.min_pooled, &unavailable);
+    if (refusal || !unavailable) return refusal;
+  }
+  const ServiceView* v = snap.find_service(service);
+  if (sc.peers.empty() || !v || v->effective.state != Effective::kPooled) return std::nullopt;
+  if (!fresh->polled) {
+    fresh->states = peers_->poll_now();
+    fresh->polled = true;
+  }
+  std::string self;
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    self = config_.agent.hostname;
+  }
+  std::vector<PeerState> mine;
+  for (const auto& p : fresh->states)
+    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self) mine.push_back(p);
+  return depool_refusal(service, sc.min_pooled, mine);
+}
+
+void Agent::begin_stop(StopAction action) {
+  stopping_ = true;  // from now on admin changes are refused
+  std::map<std::string, ServiceConfig> configured;
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    configured = config_.services;
+  }
+  if (action != StopAction::kDrain) {
+    // A restart: the pool state stays exactly as it is; the next process in this boot
+    // starts from the checks' state as it is now.
+    CarryOver carry;
+    carry.boottime_ms = boottime_ms();
+    run_on_owner([&](Engine& e) {
+      e.set_lifecycle(Lifecycle::kStopping);
+      publish();
+      carry.boot_id = e.boot_id();
+      for (const auto& [name, cc] : e.config().checks)
+        if (const CheckState* st = e.check_state(name)) carry.checks[name] = {st->health(), cc.fingerprint};
+      for (const auto& s : e.snapshot()->services) carry.services[s.name] = effective_name(s.effective.state);
+    });
+    std::string err = carry.boot_id.empty() ? "no boot id" : save_carryover(config_.agent.state_dir, carry);
+    if (!err.empty()) log_warn("cannot save the checks' state for the restart; it starts cold", {{"error", err}});
+    log_info("restart: pool state left as it is (no drain, no conftool write)");
+    return;
+  }
+
+  // A shutdown drain. Services with nothing to take out leave at once; the others one by
+  // one through the floor, staying pooled until it agrees (and for good if it refuses).
+  auto snap = snapshot_.load();
+  std::vector<std::string> now, floor;
+  for (const auto& sv : snap->services) {
+    auto it = configured.find(sv.name);
+    if (it == configured.end()) continue;
+    if (it->second.hold_on_reboot) {
+      log_info("shutdown drain: held (on_reboot = \"hold\"): stays pooled", {{"service", sv.name}});
+      continue;
+    }
+    bool needs_floor = sv.intent.intent != Intent::kInactive &&
+                       (conftool_ || (!it->second.peers.empty() && sv.effective.state == Effective::kPooled));
+    (needs_floor ? floor : now).push_back(sv.name);
+  }
+  run_on_owner([&](Engine& e) {
+    e.set_lifecycle(Lifecycle::kStopping);
+    for (const auto& name : now) e.release_for_stop(name);
+    publish();
+  });
+  FreshPeers fresh;
+  for (const auto& name : floor) {
+    std::unique_lock<std::mutex> sync_hold;
+    if (conftool_) sync_hold = conftool_->hold_sync();
+    auto refusal = floor_take_out(name, configured.at(name), *snap, &fresh);
+    if (refusal) {
+      std::string why = *refusal;
+      auto cut = why.find(" — use --force");
+      if (cut != std::string::npos) why.resize(cut);
+      log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
+      continue;
+    }
+    if (!run_on_owner([&](Engine& e) {
+          e.release_for_stop(name);
+          publish();
+        }))
+      break;
+    log_info("shutdown drain: released through the floor", {{"service", name}});
+  }
+}
+
+void Agent::shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    stop_ = true;
+    stopping_ = true;
+    if (!owner_.joinable()) {
+      // Never started: nothing will run the inbox; waiters see their promise broken.
+      owner_done_ = true;
+      inbox_.clear();
+    }
+  }
+  cv_.notify_all();
+  // In parallel: each is bounded by its own timeouts (a peer poll 1 s, an etcd request
+  // 2 s), and admin workers still waiting on the owner get "agent is stopping".
+  std::vector<std::thread> stoppers;
+  if (peers_) stoppers.emplace_back([this] { peers_->stop(); });
+  if (conftool_) stoppers.emplace_back([this] { conftool_->stop(); });
+  if (agent_check_) stoppers.emplace_back([this] { agent_check_->stop(); });
+  if (admin_) stoppers.emplace_back([this] { admin_->stop(); });
+  for (auto& t : stoppers) t.join();
+  if (owner_.joinable()) owner_.join();
+  if (http_) http_->stop();
+  // Probe workers: each finishes its probe and exits. One stuck in a long probe (an exec
+  // check with a 30 s timeout, a hung mount) is not waited for beyond a short grace: it
+  // is left to the process exit, which the caller then makes with _exit().
+  auto workers = std::make_shared<std::vector<std::unique_ptr<ProbeWorker>>>();
+  for (auto& [n, w] : workers_) {
+    w->retire();
+    workers->push_back(std::move(w));
+  }
+  for (auto& w : retired_) workers->push_back(std::move(w));
+  workers_.clear();
+  retired_.clear();
+  auto joined = std::make_shared<std::promise<void>>();
+  auto fut = joined->get_future();
+  std::thread reaper([workers, joined] {
+    workers->clear();  // joins each worker after its in-flight probe ends
+    joined->set_value();
+  });
+  if (fut.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
+    reaper.join();
+  } else {
+    reaper.detach();
+    abandoned_ = true;
+    log_warn("a probe is still running: not waiting for it");
+  }
+  http_.reset();
+  sweep_leftover_children(/*everything=*/true);  // nothing a probe started outlives the agent
+}
+
+bool Agent::post(std::function<void(Engine&)> fn) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (owner_done_) return false;
+    inbox_.push_back(std::move(fn));
+  }
+  cv_.notify_all();
+  return true;
+}
+
+bool Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto fut = done->get_future();
+  if (!post([&fn, done](Engine& e) {
+        fn(e);
+        done->set_value(true);
+      }))
+    return false;
+  // Once queued, the owner runs it (its last turn takes the whole inbox); a broken
+  // promise means it never will.
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {
+    return false;
+  }
+}
+
+void Agent::publish() {
+  auto s = engine_->snapshot();
+  if (s == snapshot_.load()) return;
+  snapshot_.store(s);
+  if (conftool_) conftool_->update(conftool_wants(*s, engine_->config()), conftool_peers(*s, engine_->config()));
+}
+
+void Agent::owner_loop() {
+  uint64_t watchdog_usec = 0;
+  bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+  auto watchdog_every = std::chrono::microseconds(watchdog_usec / 2);
+  SteadyTime next_ping = SteadyClock::now();
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stop_) {
+    std::deque<std::function<void(Engine&)>> work;
+    work.swap(inbox_);
+    lk.unlock();
+    for (auto& fn : work) fn(*engine_);
+    engine_->tick();
+    publish();  // before probes start: a state change is visible at once
+    for (const auto& d : engine_->take_due()) {
+      auto it = workers_.find(d.name);
+      if (it != workers_.end()) it->second->trigger(d.seq, d.timeout);
+    }
+    if (!retired_.empty()) join_finished_workers();
+    // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
+    LeftoverStats left = leftover_stats();
+    if (left.alive > 0) left = sweep_leftover_children();
+    engine_->set_leftover_processes(left.alive, left.killed_total);
+    SteadyTime now = SteadyClock::now();
+    if (watchdog && now >= next_ping) {
+      sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted
+      next_ping = now + watchdog_every;
+    }
+    SteadyTime wake = std::min(engine_->next_due(), now + std::chrono::seconds(1));
+    if (watchdog) wake = std::min(wake, next_ping);
+    lk.lock();
+    if (inbox_.empty() && !stop_) cv_.wait_until(lk, wake);
+  }
+  std::deque<std::function<void(Engine&)>> work;
+  work.swap(inbox_);
+  owner_done_ = true;  // nothing queued after this would ever run: post() refuses
+  lk.unlock();
+  for (auto& fn : work) fn(*engine_);
+  publish();
+}
+
+std::string Agent::reload(const std::string& file) {
+  Config next;
+  try {
+    next = load_config(file);
+  } catch (const ConfigError& e) {
+    metrics_.config_reload(false);
+    log_error("config reload refused; the running config stays", {{"error", e.what()}});
+    return e.what();
+  }
+  if (next.agent.hostname.empty()) next.agent.hostname = config_.agent.hostname;
+  // Sockets and the state directory stay as they are until a restart.
+  for (auto [key, now, want] : {std::tuple{"listen", &config_.agent.listen, &next.agent.listen},
+                                std::tuple{"admin_socket", &config_.agent.admin_socket, &next.agent.admin_socket},
+                                std::tuple{"state_dir", &config_.agent.state_dir, &next.agent.state_dir}}) {
+    if (*want != *now) log_warn(std::string("agent.") + key + " changed: takes effect at the next restart");
+    *want = *now;
+  }
+  bool ran = run_on_owner([&](Engine& e) {
+    e.reconfigure(next);
+    make_workers();
+    publish();  // visible before reload() returns and the metric says so
+  });
+  if (!ran) {
+    log_warn("config reload skipped: the agent is stopping");
+    return "agent is stopping";
+  }
+  if (peers_) {
+    auto urls = all_peer_urls(next);
+    peers_->set_urls(urls);
+    if (!urls.empty()) peers_->start();
+  }
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    config_ = next;
+  }
+  metrics_.config_reload(true);
+  log_info("config reloaded", {{"file", file}, {"services", std::to_string(next.services.size())},
+                               {"checks", std::to_string(next.checks.size())}});
+  return "";
+}
+
+bool Agent::authorised(const PeerCred& cred, std::string* who, std::string* error) const {
+  char buf[4096];
+  struct passwd pw, *pwp = nullptr;
+  std::string user = std::to_string(cred.uid);
+  if (::getpwuid_r(cred.uid, &pw, buf, sizeof buf, &pwp) == 0 && pwp) user = pwp->pw_name;
+  *who = user;
+  if (cred.uid == 0) return true;
+  std::string group;
+  {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    group = config_.agent.admin_group;
+  }
+  if (!group.empty()) {
+    struct group gr, *grp = nullptr;
+    char gbuf[16384];
+    if (::getgrnam_r(group.c_str(), &gr, gbuf, sizeof gbuf, &grp) == 0 && grp) {
+      if (cred.gid == grp->gr_gid) return true;
+      if (pwp) {
+        int n = 64;
+        std::vector<gid_t> groups(static_cast<size_t>(n));
+        if (::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n) < 0) {
+          groups.resize(static_cast<size_t>(n));
+          ::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n);
+        }
+        for (int i = 0; i < n; ++i)
+          if (groups[static_cast<size_t>(i)] == grp->gr_gid) return true;
+      }
+    }
+  }
+  *error = "permission denied: " + user + " is not root" +
+           (group.empty() ? "" : " nor in group " + group);
+  return false;
+}
+
+std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
+  std::string error;
+  auto req = parse_admin_request(line, &error);
+  if (!req) return admin_error(error);
+  auto snap = snapshot_.load();
+  std::vector<std::string> services = req->services;
+  if (services.empty())
+    for (const auto& s : snap->services) services.push_back(s.name);
+  for (const auto& name : services) {
+    if (!snap->find_service(name)) {
+      std::string known;
+      for (const auto& s : snap->services) known += (known.empty() ? "" : ", ") + s.name;
+      return admin_error("unknown service \"" + name + "\" (known: " + known + ")");
+    }
+  }
+  if (req->cmd == "status")
+    return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
+  if (req->cmd == "ispooled") {
+    const ServiceView* s = snap->find_service(services[0]);
+    return json_text(nlohmann::json{{"ok", true},
+                                    {"pooled", s->effective.state == Effective::kPooled},
+                                    {"effective", effective_name(s->effective.state)},
+                                    {"reason", s->effective.reason}}) + "\n";
+  }
+  std::string who;
+  if (!authorised(cred, &who, &error)) return admin_error(error);
+  if (stopping_) return admin_error(kStoppingMessage);
+  if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
+
+  // The floor: taking a pooled service out must leave min_pooled others pooled and
+  // healthy, judged from a fresh look at the peers (or, with conftool, from every
+  // host's key under the etcd lock). The conftool sync waits until the intent below is
+  // applied, so it cannot write back a "yes" decided before the depool.
+  std::unique_lock<std::mutex> sync_hold;
+  if (conftool_ && req->cmd != "pool") sync_hold = conftool_->hold_sync();
+  if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
+    std::map<std::string, ServiceConfig> configured;
+    {
+      std::lock_guard<std::mutex> lk(config_mu_);
+      configured = config_.services;
+    }
+    FreshPeers fresh;
+    for (const auto& name : services) {
+      auto it = configured.find(name);
+      if (it == configured.end()) continue;
+      if (it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
+      if (auto refusal = floor_take_out(name, it->second, *snap, &fresh)) return admin_error(*refusal);
+    }
+    if (fresh.polled) post([states = fresh.states](Engine& e) { e.set_peers(states); });
+  }
+
+  WallTime now = clock_.wall();
+  AdminIntent intent;
+  intent.intent = req->cmd == "pool" ? Intent::kPooled : req->cmd == "drain" ? Intent::kDrained : Intent::kDepooled;
+  intent.reason = req->reason;
+  intent.who = who;
+  intent.when = now;
+  if (req->for_seconds) intent.expires = now + std::chrono::seconds(*req->for_seconds);
+  intent.until_boot = req->until_boot;
+  std::string save_error;
+  nlohmann::json result = nlohmann::json::object();
+  bool ran = run_on_owner([&](Engine& e) {
+    auto before = e.intents();
+    intent.boot_id = req->until_boot ? e.boot_id() : "";
+    for (const auto& name : services) e.set_intent(name, intent);
+    save_error = persist(e);
+    if (!save_error.empty()) {  // not acknowledged: put everything back
+      for (const auto& [name, i] : before) e.set_intent(name, i);
+      return;
+    }
+    auto s = e.snapshot();
+    for (const auto& name : services) {
+      const ServiceView* v = s->find_service(name);
+      if (!v) {  // a reload removed it while this request was on its way
+        result[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
+        continue;
+      }
+      result[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
+                      {"port", v->port}};
+    }
+    publish();
+  });
+  if (!ran) return admin_error(kStoppingMessage);
+  if (!save_error.empty()) {
+    log_error("cannot save state; change not applied", {{"error", save_error}});
+    return admin_error("cannot save state, nothing changed: " + save_error);
+  }
+  if (conftool_ && req->cmd == "pool") {
+    // Say what the load balancer will do: the key as a sync after this pool left it.
+    bool synced = conftool_->wait_synced(std::chrono::seconds(3));
+    nlohmann::json keys = conftool_->keys();
+    for (const auto& name : services) {
+      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
+                                          conftool_->last_error(), result[name]["effective"] == "pooled");
+      result[name]["conftool"] = {{"key", conftool_->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+    }
+  }
+  log_info("admin " + req->cmd, {{"services", [&] {
+                                     std::string s;
+                                     for (const auto& n : services) s += (s.empty() ? "" : ",") + n;
+                                     return s;
+                                   }()},
+                                  {"who", who},
+                                  {"reason", req->reason}});
+  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
+}
+
+}  // namespace poolkeeper

@@ -1,0 +1,114 @@
+// The running agent: one owner thread runs the Engine; each check has its own worker
+// thread so a hung probe delays nothing but itself; the HTTP server reads the latest
+// snapshot through an atomic pointer; the admin socket changes intent through the
+// owner, persisting it before it answers; a peer watcher feeds the safety floor.
+// Public methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "agent/admin/admin_server.h"
+#include "agent/config/config.h"
+#include "agent/model/engine.h"
+#include "agent/publish/http_server.h"
+#include "agent/publish/metrics.h"
+#include "agent/runtime/peers.h"
+#include "agent/runtime/state_store.h"
+#include "agent/runtime/stop_action.h"
+#include "pybal-compat/agent_check.h"
+#include "pybal-compat/conftool_writer.h"
+
+namespace poolkeeper {
+
+class ProbeWorker;
+
+class Agent {
+ public:
+  Agent(Config config, const Clock& clock);
+  ~Agent();
+
+  // Loads the persisted intent, starts the HTTP server and the admin socket (throws
+  // on a failure to listen), the probes, the peer watcher and the owner.
+  void start();
+  // Lifecycle → stopping. kKeep (a restart of the agent alone): nothing changes, no
+  // key is written, and the checks' state is saved for the next process (carryover.h).
+  // kDrain (host shutdown/reboot): each service leaves through the same floor as
+  // `depool` — under the etcd lock with conftool, else from a fresh poll of the peers —
+  // or stays pooled, logged, when the floor refuses; on_reboot = "hold" services stay.
+  // Blocks for the floor's decisions (each bounded by its timeouts).
+  void begin_stop(StopAction action);
+  // Stops everything. Bounded: admin requests still waiting get "agent is stopping", and
+  // a probe still running after a short grace is abandoned (see abandoned()).
+  void shutdown();
+  // True when shutdown() left a probe thread running: the process must then end with
+  // _exit() rather than destroy the agent under it.
+  bool abandoned() const { return abandoned_; }
+  // Re-reads the config: a bad one is refused (error returned, old one kept running).
+  std::string reload(const std::string& file);
+
+  std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
+  int http_port() const { return http_ ? http_->port() : 0; }
+
+  // One admin request line from a client with these credentials → one reply line.
+  std::string handle_admin(const std::string& line, const PeerCred& cred);
+
+  // Runs `fn` on the owner thread with the engine and waits for it. Returns false at
+  // once, without running it, when the owner has stopped (or is stopping) for good.
+  bool run_on_owner(const std::function<void(Engine&)>& fn);
+
+ private:
+  // Queues `fn` for the owner; false when the owner loop has ended.
+  bool post(std::function<void(Engine&)> fn);
+  // The floor for taking one service of this host out (depool, drain, shutdown drain):
+  // with conftool up, decided and written ("no") under the etcd lock; otherwise from a
+  // fresh poll of the peers (once per request, kept in *fresh). nullopt: allowed.
+  struct FreshPeers {
+    bool polled = false;
+    std::vector<PeerState> states;
+  };
+  std::optional<std::string> floor_take_out(const std::string& service, const ServiceConfig& sc,
+                                            const Snapshot& snap, FreshPeers* fresh);
+  void owner_loop();
+  void publish();
+  void make_workers();
+  void join_finished_workers();
+  bool authorised(const PeerCred& cred, std::string* who, std::string* error) const;
+  std::string persist(Engine& e);
+
+  Config config_;
+  const Clock& clock_;
+  StateStore store_;
+  Metrics metrics_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<PeerWatcher> peers_;
+  std::unique_ptr<ConftoolWriter> conftool_;
+  std::unique_ptr<AgentCheckResponder> agent_check_;
+  std::map<std::string, std::unique_ptr<ProbeWorker>> workers_;
+  std::vector<std::unique_ptr<ProbeWorker>> retired_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void(Engine&)>> inbox_;
+  bool stop_ = false;
+  bool owner_done_ = false;  // the owner loop has taken its last inbox: post() refuses
+  bool shut_down_ = false;
+  std::atomic<bool> stopping_{false};  // begin_stop() was called: changes are refused
+  std::atomic<bool> abandoned_{false};
+  std::thread owner_;
+  mutable std::mutex config_mu_;  // guards config_ between reload and admin readers
+};
+
+// The boot id from a file like /proc/sys/kernel/random/boot_id ("" if unreadable).
+std::string read_boot_id(const std::string& path);
+
+}  // namespace poolkeeper

@@ -1,0 +1,45 @@
+// Watches the peer agents named in services.*.peers: polls each one's /status every
+// poll interval (libcurl, bounded by a timeout) on its own thread and hands the
+// parsed states to a callback. An unreachable peer is reported as such, with why.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/model/floor.h"
+
+namespace poolkeeper {
+
+class PeerWatcher {
+ public:
+  using Callback = std::function<void(std::vector<PeerState>)>;
+  PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb);
+  ~PeerWatcher();
+  void start();
+  void stop();
+  void set_urls(std::vector<std::string> urls);
+
+  // Polls every peer now (in parallel), from the calling thread; for decisions that
+  // must not act on a stale view (depool).
+  std::vector<PeerState> poll_now() const;
+
+  static PeerState poll_one(const std::string& url, Duration timeout);
+
+ private:
+  void loop();
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> urls_;
+  Duration interval_, timeout_;
+  Callback cb_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace poolkeeper

@@ -1,0 +1,114 @@
+#include "agent/model/floor.h"
+
+#include <gtest/gtest.h>
+
+using namespace poolkeeper;
+
+namespace {
+
+PeerState peer(const std::string& host, const std::string& effective, bool healthy, bool failing,
+               bool reachable = true) {
+  PeerState p;
+  p.url = "http://" + host + ":9473";
+  p.host = host;
+  p.reachable = reachable;
+  p.lifecycle = "running";
+  if (!reachable) p.error = "connection refused";
+  p.services["nfs"] = {effective, healthy, failing, ""};
+  return p;
+}
+
+}  // namespace
+
+TEST(FloorTest, KeepsOnlyWhenOthersCannotCarryIt) {
+  // One healthy pooled peer: we may leave.
+  EXPECT_FALSE(floor_keeps("nfs", "b.example.org", 1, {peer("a.example.org", "pooled", true, false)}));
+  // The peer is unreachable: we are the last → stay.
+  EXPECT_TRUE(floor_keeps("nfs", "b.example.org", 1, {peer("a.example.org", "", false, false, false)}));
+  // The peer was depooled by an operator (not failing): we stay.
+  EXPECT_TRUE(floor_keeps("nfs", "b.example.org", 1, {peer("a.example.org", "not_pooled", true, false)}));
+  // Both failing: the lowest name stays, from either side's point of view.
+  EXPECT_FALSE(floor_keeps("nfs", "b.example.org", 1, {peer("a.example.org", "pooled", false, true)}));
+  EXPECT_TRUE(floor_keeps("nfs", "a.example.org", 1, {peer("b.example.org", "not_pooled", false, true)}));
+  // min_pooled 0: never keep.
+  EXPECT_FALSE(floor_keeps("nfs", "a.example.org", 0, {}));
+  // min_pooled 2 with three failing hosts: the two lowest stay.
+  std::vector<PeerState> three = {peer("a.example.org", "pooled", false, true),
+                                  peer("c.example.org", "not_pooled", false, true)};
+  EXPECT_TRUE(floor_keeps("nfs", "b.example.org", 2, three));
+  std::vector<PeerState> other = {peer("a.example.org", "pooled", false, true),
+                                  peer("b.example.org", "pooled", false, true)};
+  EXPECT_FALSE(floor_keeps("nfs", "c.example.org", 2, other));
+  // A kept-by-floor peer reports pooled but unhealthy: it does not count as healthy.
+  EXPECT_EQ(pooled_healthy_peers("nfs", {peer("a.example.org", "pooled", false, true)}), 0);
+  // A service the peer does not serve counts for nothing.
+  EXPECT_EQ(pooled_healthy_peers("http", {peer("a.example.org", "pooled", true, false)}), 0);
+}
+
+TEST(FloorTest, EveryAgentReachesTheSameAnswer) {
+  // Hosts h0..h4, any subset failing, min_pooled 1..3: computed by each host from the
+  // others' states, the number of hosts pooled is never below min(min_pooled, n) and
+  // the failing hosts kept are the lowest-named.
+  for (int min_pooled = 1; min_pooled <= 3; ++min_pooled) {
+    for (int mask = 0; mask < 32; ++mask) {
+      std::vector<PeerState> all;
+      for (int i = 0; i < 5; ++i) {
+        bool failing = mask & (1 << i);
+        all.push_back(peer("h" + std::to_string(i), failing ? "not_pooled" : "pooled", !failing, failing));
+      }
+      int pooled = 0, healthy = 0;
+      for (int i = 0; i < 5; ++i) {
+        bool failing = mask & (1 << i);
+        if (!failing) {
+          ++pooled;
+          ++healthy;
+          continue;
+        }
+        std::vector<PeerState> others;
+        for (int j = 0; j < 5; ++j)
+          if (j != i) others.push_back(all[j]);
+        if (floor_keeps("nfs", "h" + std::to_string(i), min_pooled, others)) ++pooled;
+      }
+      EXPECT_EQ(pooled, std::max(healthy, std::min(min_pooled, 5))) << "mask " << mask << " min " << min_pooled;
+    }
+  }
+}
+
+TEST(FloorTest, DepoolRefusalNamesPeers) {
+  EXPECT_FALSE(depool_refusal("nfs", 1, {peer("a.example.org", "pooled", true, false)}));
+  auto r = depool_refusal("nfs", 1, {peer("a.example.org", "", false, false, false)});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r,
+            "refused: depooling nfs would leave 0 other hosts pooled and healthy (min_pooled 1): "
+            "a.example.org: unreachable (connection refused) — use --force to depool anyway");
+  r = depool_refusal("nfs", 2, {peer("a.example.org", "pooled", true, false), peer("c.example.org", "drained", true, false)});
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->find("leave 1 other host pooled"), std::string::npos) << *r;
+  EXPECT_NE(r->find("c.example.org: drained, healthy"), std::string::npos) << *r;
+}
+
+TEST(FloorTest, ParsesPeerStatus) {
+  std::string err;
+  auto p = parse_peer_status("http://b:9473", R"({"host":"b.example.org","lifecycle":"running",
+    "services":{"nfs":{"effective":"pooled","health":"healthy","failing":false}},
+    "checks":{"export":{"kind":"nfs","last":{"details":{"root_fh":"aa","fh":"bb"}}},
+              "web":{"kind":"http","last":null}}})", &err);
+  ASSERT_TRUE(p) << err;
+  EXPECT_TRUE(p->reachable);
+  EXPECT_EQ(p->host, "b.example.org");
+  EXPECT_EQ(p->services["nfs"].effective, "pooled");
+  EXPECT_TRUE(p->services["nfs"].healthy);
+  EXPECT_EQ(p->nfs_handles["export"], std::make_pair(std::string("aa"), std::string("bb")));
+  EXPECT_FALSE(parse_peer_status("u", "<html>", &err));
+  EXPECT_FALSE(parse_peer_status("u", "[]", &err));
+  EXPECT_FALSE(parse_peer_status("u", R"({"host":1,"services":{}})", &err));
+  EXPECT_FALSE(parse_peer_status("u", R"({"host":"x","services":{"nfs":{"effective":3}}})", &err));
+}
+
+TEST(FloorTest, APeerSendingBytesThatAreNotUtf8GetsAValidError) {
+  // The parser's message quotes the bad bytes; the error goes into /status.
+  std::string error;
+  EXPECT_FALSE(parse_peer_status("http://p", "{\"host\":\"h\xff\xfe\",\"services\":{}}", &error));
+  EXPECT_EQ(error.rfind("bad /status: ", 0), 0u) << error;
+  EXPECT_NO_THROW((void)nlohmann::json(error).dump()) << error;
+}

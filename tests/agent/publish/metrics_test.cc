@@ -1,0 +1,82 @@
+// The metrics the dashboard and alerts read, computed in the agent from a snapshot and
+// from probe results: floor, peers, conftool key state, data age, own liveness key.
+#include "agent/publish/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/model/snapshot.h"
+
+using namespace poolkeeper;
+
+namespace {
+
+bool has(const std::string& text, const std::string& line) { return text.find("\n" + line + "\n") != std::string::npos; }
+
+Snapshot sample() {
+  Snapshot s;
+  s.host = "h1";
+  for (const char* name : {"nfs", "http", "rsync"}) {
+    ServiceView v;
+    v.name = name;
+    s.services.push_back(v);
+  }
+  s.services[0].kept_by_floor = true;
+  PeerView p;
+  p.state.url = "http://h2:9473";
+  p.state.host = "h2";
+  p.state.reachable = true;
+  p.state.services["nfs"] = {"pooled", true, false, ""};
+  p.state.services["http"] = {"not_pooled", false, true, "x"};
+  s.peers = {p};
+  s.conftool = {{"up", true},
+                {"keys", {{"nfs", {{"pooled", "inactive"}}}, {"http", {{"state", "missing"}}}, {"rsync", {{"state", "unparseable"}}}}},
+                {"liveness", {{"self_seen", true}}}};
+  return s;
+}
+
+}  // namespace
+
+TEST(MetricsTest, FloorPeersConftoolKeysAndLiveness) {
+  Metrics m;
+  Snapshot s = sample();
+  m.on_snapshot(s);
+  std::string t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_service_kept_by_floor{service=\"nfs\"} 1")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_service_kept_by_floor{service=\"http\"} 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_peer_up{peer=\"h2\"} 1"));
+  EXPECT_TRUE(has(t, "poolkeeper_peer_service_pooled{peer=\"h2\",service=\"nfs\"} 1"));
+  EXPECT_TRUE(has(t, "poolkeeper_peer_service_pooled{peer=\"h2\",service=\"http\"} 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"inactive\",service=\"nfs\"} 1"));
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"yes\",service=\"nfs\"} 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"missing\",service=\"http\"} 1"));
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"unreadable\",service=\"rsync\"} 1"));
+  EXPECT_TRUE(has(t, "poolkeeper_liveness_up 1"));
+  // etcd not answering: the keys as last seen are no longer known.
+  s.conftool["up"] = false;
+  s.conftool["liveness"] = {{"ok", false}};
+  s.peers[0].state.reachable = false;
+  m.on_snapshot(s);
+  t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"unreadable\",service=\"nfs\"} 1")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_conftool_key_pooled{pooled=\"inactive\",service=\"nfs\"} 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_liveness_up 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_peer_up{peer=\"h2\"} 0"));
+  // A peer that is gone takes its series with it.
+  s.peers.clear();
+  m.on_snapshot(s);
+  t = m.serialize();
+  EXPECT_EQ(t.find("peer=\"h2\""), std::string::npos) << t;
+}
+
+TEST(MetricsTest, DataAgeAndMaxAgeFromTheProbesDetails) {
+  Metrics m;
+  Result r = Result::fail(Outcome::kFailed, "canary too old");
+  r.details = {{"age_seconds", 7200.5}, {"max_age_seconds", 3600.0}};
+  m.on_result("export", r, WallTime{});
+  Result other = Result::pass();  // no age: leaves no series
+  m.on_result("web", other, WallTime{});
+  std::string t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_check_data_age_seconds{check=\"export\"} 7200.5")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_data_max_age_seconds{check=\"export\"} 3600"));
+  EXPECT_EQ(t.find("poolkeeper_check_data_age_seconds{check=\"web\"}"), std::string::npos);
+}
