@@ -34,10 +34,16 @@ conns=50           # wrk connections (keep-alive), both servers
 checks_many=200    # the loaded configuration
 hang_share=3       # one check in this many hangs to its timeout
 
-for tool in wrk nginx nfs-cat curl python3; do
+for tool in wrk nginx nfs-cat ganesha.nfsd curl python3; do
   command -v "$tool" >/dev/null && continue
-  case "$tool" in nfs-cat) pkg=libnfs-utils ;; python3) pkg=python3-minimal ;; *) pkg=$tool ;; esac
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+  case "$tool" in
+    nfs-cat) pkg=libnfs-utils ;;
+    ganesha.nfsd) pkg="nfs-ganesha nfs-ganesha-vfs" ;;
+    python3) pkg=python3-minimal ;;
+    *) pkg=$tool ;;
+  esac
+  # shellcheck disable=SC2086 # $pkg may name two packages
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkg >/dev/null 2>&1 ||
     { echo "bench.sh: $tool is missing and apt-get install $pkg failed" >&2; exit 1; }
 done
 if [ -z "$bin_dir" ]; then
