@@ -169,7 +169,7 @@ median() { sort -g | awk '{v[NR] = $1} END {printf "%s\n", NR % 2 ? v[(NR + 1) /
 wrk_pair() {  # wrk_pair NGINX_URL AGENT_URL SUFFIX: sets {nginx,agent}_{rps,p99,non2xx}_SUFFIX
   # The machine may be shared: the two servers take turns in rounds of about 2 s, and
   # each figure is the median over its rounds, so that a slow moment hits both alike.
-  local rounds=$(( secs / 2 )) d i who url
+  local rounds=$(( secs / 2 )) d i who
   (( rounds >= 1 )) || rounds=1
   d=$(( secs / rounds ))
   : > "$work/wrk-nginx"; : > "$work/wrk-agent"
