@@ -18,8 +18,8 @@
 //
 // Each sync reads the pools and the liveness keys, plans (conftool_plan.h: pure), then
 // carries the plan out; the floor's decisions under the lock are pure functions of
-// what it re-reads there. One thread syncs, one watches the prefix (wait=true&waitIndex, full re-read on
-// errorCode 401). etcd being away never stops the agent: it retries with capped
+// what it re-reads there. One thread syncs, one watches the prefix (wait=true&waitIndex,
+// full re-read on errorCode 401). etcd being away never stops the agent: it retries with capped
 // exponential backoff and jitter, and writes nothing that does not differ.
 #pragma once
 

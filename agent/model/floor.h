@@ -1,8 +1,11 @@
 // The safety floor: the agent never takes the last `min_pooled` hosts of a service
-// out on its own, and `depool` refuses (without --force) when it would. Decided from
-// the peers' /status as the agent last saw it; every agent applies the same rule to
-// the same peer states — among the failing hosts the one with the lowest name stays —
-// so they agree without talking. Pure functions, unit-tested exhaustively.
+// out on its own, and `depool` refuses (without --force) when it would. One policy
+// (floor_carriers, floor_keeps_host, floor_refusal) over a neutral list of hosts
+// (FloorHost), onto which both views of the pool are mapped: the peers' /status as the
+// agent last saw it (below) and the conftool keys under the etcd lock
+// (pybal-compat/conftool_plan.h). Every agent applies the same rule to the same states
+// — among the failing hosts the one with the lowest name stays — so they agree without
+// talking. Pure functions, unit-tested exhaustively.
 #pragma once
 
 #include <map>
