@@ -16,8 +16,6 @@
 namespace poolkeeper {
 
 namespace {
-constexpr const char* kMarkBy = "poolkeeper_depooled_by";
-constexpr const char* kMarkReason = "poolkeeper_reason";
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kMinBackoff = std::chrono::milliseconds(250);
 constexpr auto kResync = std::chrono::seconds(2);
@@ -25,44 +23,6 @@ constexpr auto kResync = std::chrono::seconds(2);
 // it is taken out within moments of peer_dead_after, not up to kResync later.
 constexpr auto kSuspectResync = std::chrono::milliseconds(200);
 }  // namespace
-
-std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error) {
-  auto j = nlohmann::json::parse(value, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    *error = "value is not a JSON object";
-    return std::nullopt;
-  }
-  if (!j.contains("pooled") || !j["pooled"].is_string()) {
-    *error = "value has no \"pooled\" string";
-    return std::nullopt;
-  }
-  ConftoolValue v;
-  v.pooled = j["pooled"].get<std::string>();
-  if (v.pooled != "yes" && v.pooled != "no" && v.pooled != "inactive") {
-    *error = "unknown pooled \"" + cut_utf8(v.pooled, 20) + "\"";
-    return std::nullopt;
-  }
-  if (j.contains("weight") && !j["weight"].is_number_integer()) {
-    *error = "weight is not an integer";
-    return std::nullopt;
-  }
-  v.raw = std::move(j);
-  return v;
-}
-
-std::string merge_conftool_value(const nlohmann::json& raw, const std::string& pooled,
-                                 const std::optional<std::pair<std::string, std::string>>& depooled_by) {
-  nlohmann::json j = raw.is_object() ? raw : nlohmann::json::object();
-  j["pooled"] = pooled;
-  if (depooled_by) {
-    j[kMarkBy] = depooled_by->first;
-    j[kMarkReason] = depooled_by->second;
-  } else {
-    j.erase(kMarkBy);
-    j.erase(kMarkReason);
-  }
-  return json_text(j);
-}
 
 ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb)
     : cfg_(std::move(cfg)),
@@ -173,44 +133,20 @@ void ConftoolWriter::liveness_loop() {
   }
 }
 
-std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_liveness(std::string* error) {
+std::optional<std::set<std::string>> ConftoolWriter::read_liveness(std::string* error) {
   auto r = etcd_.get(cfg_.liveness_prefix, true, true);
-  std::map<std::string, EtcdNode> out;
+  std::set<std::string> out;
   if (r.error_code == 100) return out;  // nobody alive yet
   if (!r.ok()) {
     *error = r.describe();
     return std::nullopt;
   }
   for (const auto& n : r.node.nodes)
-    if (!n.dir) out[n.key.substr(n.key.rfind('/') + 1)] = n;
+    if (!n.dir) out.insert(n.key.substr(n.key.rfind('/') + 1));
   return out;
 }
 
-void ConftoolWriter::track_liveness(const std::map<std::string, EtcdNode>& alive,
-                                    const std::vector<ConftoolPeer>& peers) {
-  SteadyTime now = SteadyClock::now();
-  std::set<std::string> known;
-  for (const auto& p : peers) {
-    if (p.host.empty()) continue;
-    known.insert(p.host);
-    if (alive.count(p.host)) {
-      if (peer_missing_since_.erase(p.host))
-        log_info("conftool liveness key of a peer is back", {{"peer", p.host}});
-      for (auto it = taken_out_.begin(); it != taken_out_.end();)  // alive again: a new death counts anew
-        it = it->substr(it->find('/') + 1) == p.host ? taken_out_.erase(it) : std::next(it);
-    } else if (peer_missing_since_.emplace(p.host, now).second) {
-      log_info("conftool liveness key of a peer is missing",
-               {{"peer", p.host}, {"key", cfg_.liveness_prefix + "/" + p.host}});
-    }
-  }
-  // Peers a reload removed leave no state behind.
-  for (auto it = peer_missing_since_.begin(); it != peer_missing_since_.end();)
-    it = known.count(it->first) ? std::next(it) : peer_missing_since_.erase(it);
-  std::erase_if(taken_out_, [&](const std::string& k) { return !known.count(k.substr(k.find('/') + 1)); });
-  peer_alive_ = alive;
-}
-
-nlohmann::json ConftoolWriter::liveness_status(const std::map<std::string, EtcdNode>* alive) const {
+nlohmann::json ConftoolWriter::liveness_status(const std::set<std::string>* alive) const {
   nlohmann::json j;
   {
     std::lock_guard<std::mutex> g(live_mu_);
@@ -224,11 +160,11 @@ nlohmann::json ConftoolWriter::liveness_status(const std::map<std::string, EtcdN
   nlohmann::json peers = nlohmann::json::object();
   WallTime wall = std::chrono::system_clock::now();
   SteadyTime steady = SteadyClock::now();
-  for (const auto& [host, node] : peer_alive_) {
+  for (const auto& host : alive_) {
     if (host == host_) continue;
     peers[host] = {{"alive", true}};
   }
-  for (const auto& [host, since] : peer_missing_since_) {
+  for (const auto& [host, since] : liveness_.missing_since) {
     auto missing_for = std::chrono::duration_cast<WallTime::duration>(steady - since);
     peers[host] = {{"alive", false}, {"missing_since", format_wall(wall - missing_for)}};
   }
@@ -308,9 +244,9 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const 
   return out;
 }
 
-std::optional<std::map<std::string, std::map<std::string, EtcdNode>>> ConftoolWriter::read_pools(std::string* error) {
+std::optional<ConftoolPools> ConftoolWriter::read_pools(std::string* error) {
   auto r = etcd_.get(cfg_.prefix, true, true);
-  std::map<std::string, std::map<std::string, EtcdNode>> out;
+  ConftoolPools out;
   if (r.error_code == 100) return out;  // no pools yet
   if (!r.ok()) {
     *error = r.describe();
@@ -323,18 +259,6 @@ std::optional<std::map<std::string, std::map<std::string, EtcdNode>>> ConftoolWr
       if (!n.dir) hosts[n.key.substr(n.key.rfind('/') + 1)] = n;
   }
   return out;
-}
-
-int ConftoolWriter::others_yes(const std::map<std::string, EtcdNode>& hosts, const std::string& except1,
-                               const std::string& except2) const {
-  int n = 0;
-  for (const auto& [host, node] : hosts) {
-    if (host == except1 || host == except2) continue;
-    std::string err;
-    auto v = parse_conftool_value(node.value, &err);
-    if (v && v->pooled == "yes") ++n;
-  }
-  return n;
 }
 
 bool ConftoolWriter::write(const std::string& service, const std::string& host, const EtcdNode& node,
@@ -365,181 +289,86 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
   return true;
 }
 
-std::optional<std::string> ConftoolWriter::take_out(const std::string& service, int min_pooled, bool* unavailable) {
-  *unavailable = false;
-  if (!lock(service)) {
-    *unavailable = true;
-    return std::nullopt;
+void ConftoolWriter::take_out(const std::vector<TakeOutRequest>& requests,
+                              const std::function<void(const std::vector<TakeOutAnswer>&)>& apply) {
+  std::lock_guard<std::mutex> op(op_mu_);  // no sync until `apply` has returned
+  std::vector<TakeOutAnswer> answers;
+  for (const auto& r : requests) {
+    TakeOutAnswer& a = answers.emplace_back();
+    a.service = r.service;
+    if (!up_) a.unavailable = true;  // the caller decides from the peers' /status
+    else take_out_one(r, &a);
+    if (a.refusal) break;
+  }
+  apply(answers);
+}
+
+void ConftoolWriter::take_out_one(const TakeOutRequest& r, TakeOutAnswer* a) {
+  if (!lock(r.service)) {
+    a->unavailable = true;
+    return;
   }
   std::string error;
-  std::optional<std::string> refusal;
-  auto hosts = read_hosts(service, &error);
+  auto hosts = read_hosts(r.service, &error);
   if (!hosts) {
-    *unavailable = true;
-  } else if (hosts->count(host_)) {
-    std::string e;
-    auto mine = parse_conftool_value(hosts->at(host_).value, &e);
-    int others = others_yes(*hosts, host_, "");
-    if (!mine || mine->pooled != "yes") {
-      // Already out (or inactive, or not ours to judge): nothing to refuse or write.
-    } else if (others < min_pooled) {
-      std::string list;
-      for (const auto& [h, n] : *hosts) {
-        if (h == host_) continue;
-        std::string e;
-        auto v = parse_conftool_value(n.value, &e);
-        list += (list.empty() ? ": " : "; ") + h + " pooled=" + (v ? v->pooled : "?");
-      }
-      refusal = "refused: depooling " + service + " would leave " + std::to_string(others) +
-                " other host" + (others == 1 ? "" : "s") + " pooled=yes in conftool (min_pooled " +
-                std::to_string(min_pooled) + ")" + list + " — use --force to depool anyway";
-    } else if (!write(service, host_, hosts->at(host_), "no", std::nullopt, &error)) {
-      *unavailable = true;
-    }
+    a->unavailable = true;
+  } else {
+    ConftoolFloor f = conftool_floor(r.service, host_, r.min_pooled, *hosts);
+    if (f.outcome == ConftoolFloor::Outcome::kRefused) a->refusal = f.refusal;
+    if (f.outcome == ConftoolFloor::Outcome::kTakeOut && !write(r.service, host_, hosts->at(host_), "no", std::nullopt, &error))
+      a->unavailable = true;
+    // kGone, kNotPooled: already out (or inactive, or not ours to judge): nothing to do.
   }
-  unlock(service);
-  return refusal;
+  unlock(r.service);
 }
 
 bool ConftoolWriter::sync_once(std::string* error) {
   std::lock_guard<std::mutex> op(op_mu_);  // then read wants: never older than a depool
-  std::vector<ConftoolWant> wants;
-  std::vector<ConftoolPeer> peers;
+  ConftoolView view;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    wants = wants_;
-    peers = peers_;
+    view.wants = wants_;
+    view.peers = peers_;
   }
-  nlohmann::json keys = nlohmann::json::object();
   // One read of the whole prefix and one of the liveness keys per sync; the floor
   // re-reads its service under the lock.
   auto pools = read_pools(error);
   if (!pools) return false;
   auto alive = read_liveness(error);
   if (!alive) return false;
-  track_liveness(*alive, peers);
-  peer_suspect_ = std::any_of(peers.begin(), peers.end(), [&](const ConftoolPeer& p) {
-    if (p.host.empty() || p.host == host_ || (p.reachable && !peer_missing_since_.count(p.host))) return false;
-    return std::none_of(taken_out_.begin(), taken_out_.end(),  // already out: nothing left to decide
-                        [&](const std::string& k) { return k.substr(k.find('/') + 1) == p.host; });
-  });
-  if (!wants.empty()) {  // services a reload removed leave no state behind
+  view.steady_now = SteadyClock::now();
+  view.wall_now = std::chrono::system_clock::now();
+  for (const auto& c : track_liveness(liveness_, *alive, view.peers, view.steady_now)) {
+    if (c.back) log_info("conftool liveness key of a peer is back", {{"peer", c.peer}});
+    else log_info("conftool liveness key of a peer is missing",
+                  {{"peer", c.peer}, {"key", cfg_.liveness_prefix + "/" + c.peer}});
+  }
+  alive_ = *alive;
+  peer_suspect_ = peer_suspect(liveness_, view.peers, host_);
+  if (!view.wants.empty()) {  // services a reload removed leave no state behind
     auto wanted = [&](const std::string& svc) {
-      return std::any_of(wants.begin(), wants.end(), [&](const ConftoolWant& w) { return w.service == svc; });
+      return std::any_of(view.wants.begin(), view.wants.end(), [&](const ConftoolWant& w) { return w.service == svc; });
     };
     std::erase_if(seen_, [&](const auto& kv) { return !wanted(kv.first); });
     std::erase_if(missing_logged_, [&](const std::string& svc) { return !wanted(svc); });
   }
-  std::map<std::string, std::map<std::string, EtcdNode>>& seen_hosts = *pools;  // service → host → key
-  for (const auto& w : wants) {
-    const std::map<std::string, EtcdNode>* hosts = &seen_hosts[w.service];
-    FloorVerdict verdict = FloorVerdict::kNone;
-    auto it = hosts->find(host_);
-    if (it == hosts->end()) {
-      keys[w.service] = {{"key", key(w.service)}, {"state", "missing"}};
-      bool created = false;
-      if (cfg_.create_missing && (w.kind == ConftoolWant::Kind::kYes || w.kind == ConftoolWant::Kind::kNo)) {
-        std::string pooled = w.kind == ConftoolWant::Kind::kYes ? "yes" : "no";
-        std::string value = nlohmann::json{{"pooled", pooled}, {"weight", 10}}.dump();
-        auto r = etcd_.put(key(w.service), value, EtcdPut{.prev_exist = false});
-        if (r.ok()) {
-          seen_[w.service] = {r.node.modified_index, r.node.modified_index};
-          save_seen();
-          log_info("conftool key created", {{"key", key(w.service)}, {"value", value}});
-          keys[w.service] = {{"key", key(w.service)}, {"pooled", pooled}, {"weight", 10},
-                             {"modified_index", r.node.modified_index}};
-          created = true;
-        } else if (r.error_code != 105) {
-          *error = r.describe();
-          return false;
-        }
-      }
-      // Once per disappearance: PyBal does not know this host for the service.
-      if (!created && missing_logged_.insert(w.service).second)
-        log_warn("conftool key missing: the load balancer does not know this host for the service",
-                 {{"service", w.service}, {"key", key(w.service)}});
-      cb_.verdict(w.service, verdict);
-      continue;
-    }
-    if (missing_logged_.erase(w.service))
-      log_info("conftool key present again", {{"service", w.service}, {"key", key(w.service)}});
-    const EtcdNode& node = it->second;
-    std::string perr;
-    auto v = parse_conftool_value(node.value, &perr);
-    if (!v) {
-      keys[w.service] = {{"key", node.key}, {"state", "unparseable"}, {"error", perr}};
-      cb_.verdict(w.service, verdict);
-      continue;
-    }
-    keys[w.service] = {{"key", node.key}, {"pooled", v->pooled}, {"weight", v->raw.value("weight", nlohmann::json(nullptr))},
-                       {"modified_index", node.modified_index}};
-    Seen& seen = seen_[w.service];
-    bool ours = node.modified_index == seen.written;
-    bool looked = node.modified_index == seen.seen;
-    if (!ours && !looked) {
-      seen.seen = node.modified_index;
-      save_seen();
-      if (!v->raw.contains(kMarkBy)) {
-        // Someone else (confctl) changed our key: that is the operator's intent now.
-        log_info("conftool change adopted as intent", {{"key", node.key}, {"pooled", v->pooled},
-                                                        {"index", std::to_string(node.modified_index)}});
-        cb_.adopt(w.service, v->pooled);
-        cb_.verdict(w.service, verdict);
-        continue;  // the agent's next update reflects it
-      }
-    }
-    if (v->pooled == "inactive") {
-      cb_.verdict(w.service, verdict);
-      continue;
-    }
-    bool marked = v->raw.contains(kMarkBy);
-    switch (w.kind) {
-      case ConftoolWant::Kind::kSkip:
-        break;
-      case ConftoolWant::Kind::kYes:
-        if (v->pooled != "yes" || marked) {
-          if (!write(w.service, host_, node, "yes", std::nullopt, error)) return false;
-          keys[w.service]["pooled"] = "yes";
-        }
-        break;
-      case ConftoolWant::Kind::kNo:
-        if (v->pooled != "no") {
-          if (!write(w.service, host_, node, "no", std::nullopt, error)) return false;
-          keys[w.service]["pooled"] = "no";
-        }
-        break;
-      case ConftoolWant::Kind::kNoUnderFloor:
-        if (v->pooled != "yes") {
-          verdict = FloorVerdict::kRelease;
-          break;
-        }
-        if (!lock(w.service)) {
-          *error = "cannot take the etcd lock " + lock_key(w.service);
-          return false;
-        }
-        {
-          auto fresh = read_hosts(w.service, error);
-          bool ok = fresh.has_value();
-          if (ok && fresh->count(host_)) {
-            if (others_yes(*fresh, host_, "") >= w.min_pooled) {
-              ok = write(w.service, host_, fresh->at(host_), "no", std::nullopt, error);
-              if (ok) keys[w.service]["pooled"] = "no";
-              verdict = FloorVerdict::kRelease;
-            } else {
-              verdict = FloorVerdict::kKeep;
-            }
-          }
-          unlock(w.service);
-          if (!ok) return false;
-        }
-        break;
-    }
-    cb_.verdict(w.service, verdict);
-  }
+  view.self = host_;
+  view.prefix = cfg_.prefix;
+  view.create_missing = cfg_.create_missing;
+  view.peer_dead_after = cfg_.peer_dead_after;
+  view.pools = std::move(*pools);
+  view.alive = *alive;
+  view.seen = seen_;
+  view.liveness = liveness_;
+  ConftoolPlan plan = plan_sync(view);
 
-  bool ok = true;
-  take_out_dead_peers(seen_hosts, *alive, wants, peers, error, &ok);
-  if (!ok) return false;
+  nlohmann::json keys = nlohmann::json::object();
+  for (const auto& step : plan.keys) {
+    keys[step.service] = step.key;
+    if (!execute(step, &keys[step.service], error)) return false;
+  }
+  for (const auto& t : plan.takeovers)
+    if (!execute(t, error)) return false;
   up_ = true;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -549,75 +378,105 @@ bool ConftoolWriter::sync_once(std::string* error) {
   return true;
 }
 
-// A peer is dead only when both signals agree for peer_dead_after: its liveness key is
-// gone (etcd, the system of record, which every agent sees alike) and its agent does
-// not answer HTTP. Unreachability alone is a cut link, not a death; a missing key alone
-// is an etcd problem on that host. The lowest-named live agent acts, itself seen alive
-// in etcd, under the lock and the floor, and re-reads the liveness key under the lock
-// (a host coming back writes its liveness key before any pool key). Each service's key
-// is taken out once per death: if someone sets it "yes" while the host stays dead, that
-// is an operator's choice, not fought.
-void ConftoolWriter::take_out_dead_peers(const std::map<std::string, std::map<std::string, EtcdNode>>& pools,
-                                         const std::map<std::string, EtcdNode>& alive,
-                                         const std::vector<ConftoolWant>& wants,
-                                         const std::vector<ConftoolPeer>& peers, std::string* error, bool* ok) {
-  WallTime now = std::chrono::system_clock::now();
-  SteadyTime snow = SteadyClock::now();
-  if (!alive.count(host_)) return;  // our own key is not there: we are in no position to judge
-  for (const auto& p : peers) {
-    if (p.host.empty() || p.host == host_) continue;
-    auto missing = peer_missing_since_.find(p.host);
-    if (missing == peer_missing_since_.end() || snow - missing->second < cfg_.peer_dead_after) continue;
-    if (p.reachable || p.unreachable_since == WallTime{} || now - p.unreachable_since < cfg_.peer_dead_after) continue;
-    for (const auto& svc : p.services) {
-      auto hosts_it = pools.find(svc);
-      if (hosts_it == pools.end()) continue;
-      auto it = hosts_it->second.find(p.host);
-      if (it == hosts_it->second.end() || taken_out_.count(svc + "/" + p.host)) continue;
-      std::string e;
-      auto v = parse_conftool_value(it->second.value, &e);
-      if (!v || v->pooled != "yes") continue;
-      bool lowest = true;
-      for (const auto& q : peers)
-        if (q.host < host_ && q.host != p.host && (q.reachable || alive.count(q.host)) &&
-            std::find(q.services.begin(), q.services.end(), svc) != q.services.end())
-          lowest = false;
-      if (!lowest) continue;
-      int min_pooled = 1;
-      for (const auto& w : wants)
-        if (w.service == svc) min_pooled = w.min_pooled;
+bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, std::string* error) {
+  const std::string& svc = step.service;
+  if (!step.missing && missing_logged_.erase(svc))
+    log_info("conftool key present again", {{"service", svc}, {"key", this->key(svc)}});
+  if (step.looked_at) {
+    seen_[svc].seen = *step.looked_at;
+    save_seen();
+  }
+  FloorVerdict verdict = step.verdict;
+  bool created = false;
+  switch (step.action) {
+    case ConftoolKeyStep::Action::kNone:
+      break;
+    case ConftoolKeyStep::Action::kCreate: {
+      std::string value = nlohmann::json{{"pooled", step.pooled}, {"weight", 10}}.dump();
+      auto r = etcd_.put(this->key(svc), value, EtcdPut{.prev_exist = false});
+      if (r.ok()) {
+        seen_[svc] = {r.node.modified_index, r.node.modified_index};
+        save_seen();
+        log_info("conftool key created", {{"key", this->key(svc)}, {"value", value}});
+        *key = {{"key", this->key(svc)}, {"pooled", step.pooled}, {"weight", 10},
+                {"modified_index", r.node.modified_index}};
+        created = true;
+      } else if (r.error_code != 105) {  // 105: someone created it meanwhile; the next sync sees it
+        *error = r.describe();
+        return false;
+      }
+      break;
+    }
+    case ConftoolKeyStep::Action::kAdopt:
+      log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")}, {"pooled", step.pooled},
+                                                      {"index", std::to_string(step.node.modified_index)}});
+      cb_.adopt(svc, step.pooled);  // the agent's next update reflects it
+      break;
+    case ConftoolKeyStep::Action::kWrite:
+      if (!write(svc, host_, step.node, step.pooled, std::nullopt, error)) return false;
+      (*key)["pooled"] = step.pooled;
+      break;
+    case ConftoolKeyStep::Action::kFloor: {
       if (!lock(svc)) {
         *error = "cannot take the etcd lock " + lock_key(svc);
-        *ok = false;
-        return;
+        return false;
       }
       auto fresh = read_hosts(svc, error);
-      bool good = fresh.has_value();
-      auto live = good ? etcd_.get(cfg_.liveness_prefix + "/" + p.host, false, true) : EtcdResult{};
-      if (good && live.error_code != 100 && !live.ok()) {
-        *error = live.describe();
-        good = false;
-      }
-      if (good && live.error_code == 100 && fresh->count(p.host)) {
-        auto fv = parse_conftool_value(fresh->at(p.host).value, &e);
-        if (fv && fv->pooled == "yes" && others_yes(*fresh, p.host, "") >= min_pooled) {
-          std::string why = "peer dead: liveness key gone since " +
-                            format_wall(now - std::chrono::duration_cast<WallTime::duration>(snow - missing->second)) +
-                            ", agent unreachable since " + format_wall(p.unreachable_since);
-          good = write(svc, p.host, fresh->at(p.host), "no", std::make_pair(host_, why), error);
-          if (good) {
-            taken_out_.insert(svc + "/" + p.host);
-            log_warn("took a dead peer out", {{"service", svc}, {"peer", p.host}, {"reason", why}});
-          }
+      bool ok = fresh.has_value();
+      if (ok) {
+        switch (conftool_floor(svc, host_, step.min_pooled, *fresh).outcome) {
+          case ConftoolFloor::Outcome::kGone:
+            break;
+          case ConftoolFloor::Outcome::kNotPooled:
+            verdict = FloorVerdict::kRelease;  // out already
+            break;
+          case ConftoolFloor::Outcome::kRefused:
+            verdict = FloorVerdict::kKeep;
+            break;
+          case ConftoolFloor::Outcome::kTakeOut:
+            ok = write(svc, host_, fresh->at(host_), "no", std::nullopt, error);
+            if (ok) (*key)["pooled"] = "no";
+            verdict = FloorVerdict::kRelease;
+            break;
         }
       }
       unlock(svc);
-      if (!good) {
-        *ok = false;
-        return;
-      }
+      if (!ok) return false;
+      break;
     }
   }
+  // Once per disappearance: PyBal does not know this host for the service.
+  if (step.missing && !created && missing_logged_.insert(svc).second)
+    log_warn("conftool key missing: the load balancer does not know this host for the service",
+             {{"service", svc}, {"key", this->key(svc)}});
+  cb_.verdict(svc, verdict);
+  return true;
+}
+
+// A dead peer's key, under the lock and the floor; the peer's liveness key is read again
+// under the lock (a host coming back writes its liveness key before any pool key).
+bool ConftoolWriter::execute(const ConftoolTakeover& t, std::string* error) {
+  if (!lock(t.service)) {
+    *error = "cannot take the etcd lock " + lock_key(t.service);
+    return false;
+  }
+  auto fresh = read_hosts(t.service, error);
+  bool good = fresh.has_value();
+  auto live = good ? etcd_.get(cfg_.liveness_prefix + "/" + t.peer, false, true) : EtcdResult{};
+  if (good && live.error_code != 100 && !live.ok()) {
+    *error = live.describe();
+    good = false;
+  }
+  if (good && live.error_code == 100 &&
+      conftool_floor(t.service, t.peer, t.min_pooled, *fresh).outcome == ConftoolFloor::Outcome::kTakeOut) {
+    good = write(t.service, t.peer, fresh->at(t.peer), "no", std::make_pair(host_, t.why), error);
+    if (good) {
+      liveness_.taken_out.insert(t.service + "/" + t.peer);
+      log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
+    }
+  }
+  unlock(t.service);
+  return good;
 }
 
 void ConftoolWriter::sync_loop() {

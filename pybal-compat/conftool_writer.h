@@ -16,8 +16,10 @@
 // HTTP for peer_dead_after; then the lowest-named live agent takes it out, under the
 // lock and the floor, once per death (it comes back by its own agent's write).
 //
-// One thread syncs, one watches the prefix (wait=true&waitIndex, full re-read on
-// errorCode 401). etcd being away never stops the agent: it retries with capped
+// Each sync reads the pools and the liveness keys, plans (conftool_plan.h: pure), then
+// carries the plan out; the floor's decisions under the lock are pure functions of
+// what it re-reads there. One thread syncs, one watches the prefix (wait=true&waitIndex,
+// full re-read on errorCode 401). etcd being away never stops the agent: it retries with capped
 // exponential backoff and jitter, and writes nothing that does not differ.
 #pragma once
 
@@ -38,42 +40,10 @@
 #include "agent/base/clock.h"
 #include "agent/model/floor.h"
 #include "pybal-compat/conftool_config.h"
+#include "pybal-compat/conftool_plan.h"
 #include "pybal-compat/etcd_client.h"
 
 namespace poolkeeper {
-
-// What the agent wants for one service's key.
-struct ConftoolWant {
-  enum class Kind {
-    kSkip,          // leave the key alone (starting, holding, inactive)
-    kYes,
-    kNo,            // operator's depool or shutdown drain: write "no"
-    kNoUnderFloor,  // failing health: "no" only if the floor allows (under the lock)
-  };
-  std::string service;
-  Kind kind = Kind::kSkip;
-  int min_pooled = 1;
-  bool operator==(const ConftoolWant&) const = default;
-};
-
-// A peer agent as the peer watcher last saw it.
-struct ConftoolPeer {
-  std::string host;  // its FQDN (its key's name)
-  bool reachable = false;
-  WallTime unreachable_since{};
-  std::vector<std::string> services;  // services that list it as a peer
-  bool operator==(const ConftoolPeer&) const = default;
-};
-
-// The value of a conftool key, parsed defensively (fuzzed).
-struct ConftoolValue {
-  std::string pooled;  // yes | no | inactive
-  nlohmann::json raw;  // everything, for merging
-};
-std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error);
-// Merged value for a write: `pooled` set, poolkeeper's marker fields set or dropped.
-std::string merge_conftool_value(const nlohmann::json& raw, const std::string& pooled,
-                                 const std::optional<std::pair<std::string, std::string>>& depooled_by);
 
 class ConftoolWriter {
  public:
@@ -93,15 +63,25 @@ class ConftoolWriter {
   // Called whenever the agent's state changes; wakes the sync loop.
   void update(std::vector<ConftoolWant> wants, std::vector<ConftoolPeer> peers);
 
-  // Holds off the sync loop. The caller of take_out() keeps it until the agent has
-  // applied the matching intent, so no sync can act on wants from before the depool.
-  std::unique_lock<std::mutex> hold_sync() { return std::unique_lock<std::mutex>(op_mu_); }
-
-  // For `depool`, with hold_sync() held: under the etcd lock, refuse (returning why)
-  // when fewer than min_pooled other hosts would stay "yes"; otherwise write "no".
-  // *unavailable is set when etcd could not be asked (the caller falls back to the
-  // peers' /status).
-  std::optional<std::string> take_out(const std::string& service, int min_pooled, bool* unavailable);
+  // Taking services of this host out for `depool`, `drain` or the shutdown drain.
+  struct TakeOutRequest {
+    std::string service;
+    int min_pooled = 1;
+  };
+  struct TakeOutAnswer {
+    std::string service;
+    bool unavailable = false;            // etcd could not be asked: fall back to the peers' /status
+    std::optional<std::string> refusal;  // the floor refused: nothing written
+  };
+  // With the sync loop held off: for each request in turn (stopping after the first
+  // refusal), under the etcd lock, refuse when fewer than min_pooled other hosts would
+  // stay "yes", otherwise write "no" (nothing when the key is not "yes"). With etcd
+  // down every answer is `unavailable`, without asking. Then `apply` runs with the
+  // answers — the caller applies the matching intent there — and only after it returns
+  // may a sync run again, so none acts on wants from before the depool. `apply` must
+  // not call back into this writer.
+  void take_out(const std::vector<TakeOutRequest>& requests,
+                const std::function<void(const std::vector<TakeOutAnswer>&)>& apply);
 
   // Written into the liveness key for operators; call before start().
   void set_boot_id(std::string id) { boot_id_ = std::move(id); }
@@ -120,32 +100,27 @@ class ConftoolWriter {
   std::string lock_key(const std::string& service) const { return cfg_.lock_prefix + "/" + service; }
 
  private:
-  struct Seen {
-    uint64_t written = 0;  // modifiedIndex of our last write
-    uint64_t seen = 0;     // last index we looked at
-  };
   void sync_loop();
   void watch_loop();
   void liveness_loop();
   bool refresh_liveness(std::string* error);
-  // <liveness_prefix>/ → host → node (only keys that have not expired).
-  std::optional<std::map<std::string, EtcdNode>> read_liveness(std::string* error);
-  void track_liveness(const std::map<std::string, EtcdNode>& alive, const std::vector<ConftoolPeer>& peers);
-  void take_out_dead_peers(const std::map<std::string, std::map<std::string, EtcdNode>>& pools,
-                           const std::map<std::string, EtcdNode>& alive, const std::vector<ConftoolWant>& wants,
-                           const std::vector<ConftoolPeer>& peers, std::string* error, bool* ok);
-  nlohmann::json liveness_status(const std::map<std::string, EtcdNode>* alive) const;
+  // Hosts under <liveness_prefix>/ (only keys that have not expired).
+  std::optional<std::set<std::string>> read_liveness(std::string* error);
+  nlohmann::json liveness_status(const std::set<std::string>* alive) const;
+  // One round: read, plan, execute. False (with *error) when etcd failed it.
   bool sync_once(std::string* error);
+  // Carries out one step of the plan for our key; *key is what /status shows of it.
+  bool execute(const ConftoolKeyStep& step, nlohmann::json* key, std::string* error);
+  bool execute(const ConftoolTakeover& t, std::string* error);
+  void take_out_one(const TakeOutRequest& r, TakeOutAnswer* a);
   bool lock(const std::string& service);
   void unlock(const std::string& service);
   // Reads <prefix>/<service>/ → host → node.
   std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
   // The whole prefix at once: service → host → key.
-  std::optional<std::map<std::string, std::map<std::string, EtcdNode>>> read_pools(std::string* error);
+  std::optional<ConftoolPools> read_pools(std::string* error);
   bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
              const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error);
-  int others_yes(const std::map<std::string, EtcdNode>& hosts, const std::string& except1,
-                 const std::string& except2) const;
   void load_seen();
   void save_seen();
 
@@ -154,22 +129,19 @@ class ConftoolWriter {
   std::string state_path_;
   Callbacks cb_;
   EtcdClient etcd_;
-  std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out's caller)
+  std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out); never handed out
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<ConftoolWant> wants_;
   std::vector<ConftoolPeer> peers_;
   bool dirty_ = true, stop_ = false;
-  std::map<std::string, Seen> seen_;
+  std::map<std::string, ConftoolSeen> seen_;
   bool have_seen_file_ = false;
-  // Sync thread only: since when each peer's liveness key has been missing (steady
-  // clock, from the first sync that missed it), the peers' keys as last read, the
-  // "<service>/<host>" keys taken out during the current death of their host (cleared
-  // when its liveness key reappears), and the services whose own key is missing
-  // (logged once per disappearance).
-  std::map<std::string, SteadyTime> peer_missing_since_;
-  std::map<std::string, EtcdNode> peer_alive_;
-  std::set<std::string> taken_out_;
+  // Sync thread only: the peers' liveness between rounds, the hosts whose liveness key
+  // the last sync saw, and the services whose own key is missing (logged once per
+  // disappearance).
+  PeerLiveness liveness_;
+  std::set<std::string> alive_;
   std::atomic<bool> peer_suspect_{false};  // a peer is unreachable or its liveness key gone
   std::set<std::string> missing_logged_;
   // Liveness thread's last refresh, for /status (under live_mu_).

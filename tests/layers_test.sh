@@ -11,7 +11,7 @@ declare -A allowed=(
   [pybal-compat]="agent/base agent/model pybal-compat"
   [agent/config]="agent/base agent/model checks pybal-compat agent/config"
   [agent/publish]="agent/base agent/model agent/config agent/publish"
-  [agent/admin]="agent/base agent/admin"
+  [agent/admin]="agent/base agent/model agent/config pybal-compat agent/admin"
   [agent/runtime]="agent/base agent/model checks pybal-compat agent/config agent/publish agent/admin agent/runtime"
   [agent/cli]="agent/base agent/model checks pybal-compat agent/config agent/publish agent/admin agent/runtime agent/cli"
 )

@@ -46,38 +46,74 @@ std::optional<PeerState> parse_peer_status(const std::string& url, const std::st
   return p;
 }
 
-namespace {
-bool is_pooled_healthy(const std::string& service, const PeerState& p) {
-  if (!p.reachable || p.lifecycle != "running") return false;
-  auto it = p.services.find(service);
-  return it != p.services.end() && it->second.effective == "pooled" && it->second.healthy;
-}
-bool is_failing(const std::string& service, const PeerState& p) {
-  if (!p.reachable || p.lifecycle != "running") return false;
-  auto it = p.services.find(service);
-  return it != p.services.end() && it->second.failing;
-}
-}  // namespace
-
-int pooled_healthy_peers(const std::string& service, const std::vector<PeerState>& peers) {
+int floor_carriers(const std::vector<FloorHost>& hosts, const std::string& leaving) {
   int n = 0;
-  for (const auto& p : peers) n += is_pooled_healthy(service, p) ? 1 : 0;
+  for (const auto& h : hosts)
+    if (h.name != leaving && h.known && h.pooled && h.healthy) ++n;
   return n;
 }
 
-bool floor_keeps(const std::string& service, const std::string& self, int min_pooled,
-                 const std::vector<PeerState>& peers) {
-  int healthy = pooled_healthy_peers(service, peers);
-  if (healthy >= min_pooled) return false;
-  size_t need = static_cast<size_t>(min_pooled - healthy);
+bool floor_keeps_host(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts) {
+  int carriers = floor_carriers(hosts, self);
+  if (carriers >= min_pooled) return false;
+  size_t need = static_cast<size_t>(min_pooled - carriers);
   std::vector<std::string> failing = {self};
-  for (const auto& p : peers)
-    if (is_failing(service, p) && p.host != self) failing.push_back(p.host);
+  for (const auto& h : hosts)
+    if (h.known && h.failing && h.name != self) failing.push_back(h.name);
   std::sort(failing.begin(), failing.end());
   failing.erase(std::unique(failing.begin(), failing.end()), failing.end());
   for (size_t i = 0; i < failing.size() && i < need; ++i)
     if (failing[i] == self) return true;
   return false;
+}
+
+std::optional<std::string> floor_refusal(const std::string& service, const std::string& leaving,
+                                         int min_pooled, const std::vector<FloorHost>& hosts,
+                                         const std::string& counted_as) {
+  int carriers = floor_carriers(hosts, leaving);
+  if (carriers >= min_pooled) return std::nullopt;
+  std::string why = "refused: depooling " + service + " would leave " + std::to_string(carriers) +
+                    " other host" + (carriers == 1 ? "" : "s") + " " + counted_as + " (min_pooled " +
+                    std::to_string(min_pooled) + ")";
+  std::string sep = ": ";
+  for (const auto& h : hosts) {
+    if (h.name == leaving) continue;
+    why += sep + h.description;
+    sep = "; ";
+  }
+  return why + " — use --force to depool anyway";
+}
+
+FloorHost floor_host(const std::string& service, const PeerState& p) {
+  FloorHost h;
+  h.name = p.host.empty() ? p.url : p.host;
+  h.known = p.reachable && p.lifecycle == "running";
+  auto it = p.services.find(service);
+  if (it != p.services.end()) {
+    h.pooled = it->second.effective == "pooled";
+    h.healthy = it->second.healthy;
+    h.failing = it->second.failing;
+  }
+  h.description = describe_peer(service, p);
+  return h;
+}
+
+namespace {
+std::vector<FloorHost> floor_hosts(const std::string& service, const std::vector<PeerState>& peers) {
+  std::vector<FloorHost> out;
+  out.reserve(peers.size());
+  for (const auto& p : peers) out.push_back(floor_host(service, p));
+  return out;
+}
+}  // namespace
+
+int pooled_healthy_peers(const std::string& service, const std::vector<PeerState>& peers) {
+  return floor_carriers(floor_hosts(service, peers), "");
+}
+
+bool floor_keeps(const std::string& service, const std::string& self, int min_pooled,
+                 const std::vector<PeerState>& peers) {
+  return floor_keeps_host(self, min_pooled, floor_hosts(service, peers));
 }
 
 std::string describe_peer(const std::string& service, const PeerState& p) {
@@ -92,17 +128,8 @@ std::string describe_peer(const std::string& service, const PeerState& p) {
 
 std::optional<std::string> depool_refusal(const std::string& service, int min_pooled,
                                           const std::vector<PeerState>& peers) {
-  int healthy = pooled_healthy_peers(service, peers);
-  if (healthy >= min_pooled) return std::nullopt;
-  std::string why = "refused: depooling " + service + " would leave " + std::to_string(healthy) +
-                    " other host" + (healthy == 1 ? "" : "s") + " pooled and healthy (min_pooled " +
-                    std::to_string(min_pooled) + ")";
-  std::string sep = ": ";
-  for (const auto& p : peers) {
-    why += sep + describe_peer(service, p);
-    sep = "; ";
-  }
-  return why + " — use --force to depool anyway";
+  // The caller has left this host out of `peers`: nobody is "leaving" among them.
+  return floor_refusal(service, "", min_pooled, floor_hosts(service, peers), "pooled and healthy");
 }
 
 }  // namespace poolkeeper

@@ -1,8 +1,11 @@
 // The safety floor: the agent never takes the last `min_pooled` hosts of a service
-// out on its own, and `depool` refuses (without --force) when it would. Decided from
-// the peers' /status as the agent last saw it; every agent applies the same rule to
-// the same peer states — among the failing hosts the one with the lowest name stays —
-// so they agree without talking. Pure functions, unit-tested exhaustively.
+// out on its own, and `depool` refuses (without --force) when it would. One policy
+// (floor_carriers, floor_keeps_host, floor_refusal) over a neutral list of hosts
+// (FloorHost), onto which both views of the pool are mapped: the peers' /status as the
+// agent last saw it (below) and the conftool keys under the etcd lock
+// (pybal-compat/conftool_plan.h). Every agent applies the same rule to the same states
+// — among the failing hosts the one with the lowest name stays — so they agree without
+// talking. Pure functions, unit-tested exhaustively.
 #pragma once
 
 #include <map>
@@ -46,12 +49,45 @@ struct PeerState {
 std::optional<PeerState> parse_peer_status(const std::string& url, const std::string& body,
                                            std::string* error);
 
+// The floor policy itself, over a neutral list of hosts. Both views of the pool map
+// onto it: the peers' /status (pooled and healthy, as each agent reports it) and the
+// conftool keys in etcd (pooled=yes, as the load balancer reads them).
+struct FloorHost {
+  std::string name;         // hostname (or, for a peer never heard from, its URL)
+  bool known = false;       // its state was seen now: an unknown or stale host never counts
+  bool pooled = false;      // in the pool: effective "pooled", or conftool pooled=yes
+  bool healthy = false;     // passing its checks (conftool: a "yes" key counts as healthy)
+  bool failing = false;     // wants to be pooled but a critical check fails: would leave
+  std::string description;  // one line for refusals: "h2: pooled, healthy", "h2 pooled=yes"
+};
+
+// The hosts other than `leaving` that carry the service: known, pooled and healthy.
+int floor_carriers(const std::vector<FloorHost>& hosts, const std::string& leaving);
+
+// Should `self`, failing, stay although it would leave? True when fewer than
+// min_pooled other hosts carry the service and `self` is among the lowest-named
+// failing hosts (itself included) needed to make up the difference. Every host
+// computes the same answer from the same list.
+bool floor_keeps_host(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts);
+
+// May `leaving` be taken out? nullopt when at least min_pooled others carry the
+// service; otherwise the refusal, naming what counts (`counted_as`, e.g. "pooled and
+// healthy") and describing every other host:
+// "refused: depooling nfs would leave 0 other hosts pooled and healthy (min_pooled 1):
+//  h2: unreachable (timeout) — use --force to depool anyway".
+std::optional<std::string> floor_refusal(const std::string& service, const std::string& leaving,
+                                         int min_pooled, const std::vector<FloorHost>& hosts,
+                                         const std::string& counted_as);
+
+// A peer's /status as a FloorHost for one service: known only while reachable and
+// running; described with describe_peer().
+FloorHost floor_host(const std::string& service, const PeerState& p);
+
 // Other hosts that count as "pooled and healthy" for a service.
 int pooled_healthy_peers(const std::string& service, const std::vector<PeerState>& peers);
 
-// Should this host stay pooled although it is failing? `self` is our hostname.
-// True when fewer than min_pooled other hosts are pooled and healthy and we are among
-// the lowest-named failing hosts needed to make up the difference.
+// The policy over the peers' /status. `self` is our hostname; a peer reporting the
+// same name is never counted as another host.
 bool floor_keeps(const std::string& service, const std::string& self, int min_pooled,
                  const std::vector<PeerState>& peers);
 

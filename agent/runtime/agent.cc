@@ -1,8 +1,6 @@
 #include "agent/runtime/agent.h"
 
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -13,7 +11,6 @@
 #include <set>
 #include <tuple>
 
-#include "agent/admin/admin_protocol.h"
 #include "agent/runtime/carryover.h"
 #include "pybal-compat/conftool_wants.h"
 #include "agent/base/duration.h"
@@ -102,8 +99,6 @@ std::string read_boot_id(const std::string& path) {
 }
 
 namespace {
-constexpr const char* kStoppingMessage = "agent is stopping: nothing changed (ask again once it has restarted)";
-
 std::vector<std::string> all_peer_urls(const Config& c) {
   std::set<std::string> urls;
   for (const auto& [name, s] : c.services) urls.insert(s.peers.begin(), s.peers.end());
@@ -237,31 +232,6 @@ void Agent::start() {
   opts.listen_fd = inherited_listen_socket(config_.agent.listen);
   http_ = std::make_unique<HttpServer>(opts, [this] { return snapshot_.load(); }, &metrics_);
   http_->start();
-  admin_ = std::make_unique<AdminServer>(config_.agent.admin_socket,
-                                         [this](const std::string& line, const PeerCred& cred) {
-                                           return handle_admin(line, cred);
-                                         },
-                                         [this](const PeerCred& cred) {
-                                           std::string who, error;
-                                           return authorised(cred, &who, &error);
-                                         });
-  admin_->start();
-  if (config_.haproxy_agent) {
-    agent_check_ = std::make_unique<AgentCheckResponder>(config_.haproxy_agent->listen, [this] {
-      std::vector<AgentCheckService> out;
-      for (const auto& s : snapshot_.load()->services)
-        out.push_back({s.name, effective_name(s.effective.state), intent_name(s.intent.intent), s.effective.reason});
-      return out;
-    });
-    agent_check_->start();
-  }
-  make_workers();
-  auto urls = all_peer_urls(config_);
-  peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
-                                         [this](std::vector<PeerState> p) {
-                                           post([p = std::move(p)](Engine& e) mutable { e.set_peers(std::move(p)); });
-                                         });
-  if (!urls.empty()) peers_->start();
   if (config_.conftool) {
     engine_->set_conftool_enabled(true);
     std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
@@ -293,35 +263,50 @@ void Agent::start() {
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
     conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
+  AdminHandler::Deps deps;
+  deps.clock = &clock_;
+  deps.snapshot = [this] { return snapshot_.load(); };
+  deps.config = [this] {
+    std::lock_guard<std::mutex> lk(config_mu_);
+    return static_cast<const ModelConfig&>(config_);
+  };
+  deps.run_on_owner = [this](const std::function<void(Engine&)>& fn) { return run_on_owner(fn); };
+  deps.post = [this](std::function<void(Engine&)> fn) { post(std::move(fn)); };
+  deps.persist = [this](Engine& e) { return persist(e); };
+  deps.publish = [this] { publish(); };
+  deps.poll_peers = [this] { return peers_ ? peers_->poll_now() : std::vector<PeerState>{}; };
+  deps.stopping = [this] { return stopping_.load(); };
+  deps.conftool = conftool_.get();
+  admin_handler_ = std::make_unique<AdminHandler>(std::move(deps));
+  admin_ = std::make_unique<AdminServer>(config_.agent.admin_socket,
+                                         [this](const std::string& line, const PeerCred& cred) {
+                                           return admin_handler_->handle(line, cred);
+                                         },
+                                         [this](const PeerCred& cred) {
+                                           std::string who, error;
+                                           return admin_handler_->authorised(cred, &who, &error);
+                                         });
+  admin_->start();
+  if (config_.haproxy_agent) {
+    agent_check_ = std::make_unique<AgentCheckResponder>(config_.haproxy_agent->listen, [this] {
+      std::vector<AgentCheckService> out;
+      for (const auto& s : snapshot_.load()->services)
+        out.push_back({s.name, effective_name(s.effective.state), intent_name(s.intent.intent), s.effective.reason});
+      return out;
+    });
+    agent_check_->start();
+  }
+  make_workers();
+  auto urls = all_peer_urls(config_);
+  peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
+                                         [this](std::vector<PeerState> p) {
+                                           post([p = std::move(p)](Engine& e) mutable { e.set_peers(std::move(p)); });
+                                         });
+  if (!urls.empty()) peers_->start();
   snapshot_.store(engine_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
   post([](Engine& e) { e.set_lifecycle(Lifecycle::kRunning); });
   if (conftool_) conftool_->start();
-}
-
-std::optional<std::string> Agent::floor_take_out(const std::string& service, const ServiceConfig& sc,
-                                                 const Snapshot& snap, FreshPeers* fresh) {
-  if (conftool_ && conftool_->up()) {
-    // The atomic floor: decided and written under the etcd lock.
-    bool unavailable = false;
-    auto refusal = conftool_->take_out(service, sc.min_pooled, &unavailable);
-    if (refusal || !unavailable) return refusal;
-  }
-  const ServiceView* v = snap.find_service(service);
-  if (sc.peers.empty() || !v || v->effective.state != Effective::kPooled) return std::nullopt;
-  if (!fresh->polled) {
-    fresh->states = peers_->poll_now();
-    fresh->polled = true;
-  }
-  std::string self;
-  {
-    std::lock_guard<std::mutex> lk(config_mu_);
-    self = config_.agent.hostname;
-  }
-  std::vector<PeerState> mine;
-  for (const auto& p : fresh->states)
-    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self) mine.push_back(p);
-  return depool_refusal(service, sc.min_pooled, mine);
 }
 
 void Agent::begin_stop(StopAction action) {
@@ -370,25 +355,7 @@ void Agent::begin_stop(StopAction action) {
     for (const auto& name : now) e.release_for_stop(name);
     publish();
   });
-  FreshPeers fresh;
-  for (const auto& name : floor) {
-    std::unique_lock<std::mutex> sync_hold;
-    if (conftool_) sync_hold = conftool_->hold_sync();
-    auto refusal = floor_take_out(name, configured.at(name), *snap, &fresh);
-    if (refusal) {
-      std::string why = *refusal;
-      auto cut = why.find(" — use --force");
-      if (cut != std::string::npos) why.resize(cut);
-      log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
-      continue;
-    }
-    if (!run_on_owner([&](Engine& e) {
-          e.release_for_stop(name);
-          publish();
-        }))
-      break;
-    log_info("shutdown drain: released through the floor", {{"service", name}});
-  }
+  admin_handler_->drain_through_floor(floor, *snap);
 }
 
 void Agent::shutdown() {
@@ -556,147 +523,6 @@ std::string Agent::reload(const std::string& file) {
   log_info("config reloaded", {{"file", file}, {"services", std::to_string(next.services.size())},
                                {"checks", std::to_string(next.checks.size())}});
   return "";
-}
-
-bool Agent::authorised(const PeerCred& cred, std::string* who, std::string* error) const {
-  char buf[4096];
-  struct passwd pw, *pwp = nullptr;
-  std::string user = std::to_string(cred.uid);
-  if (::getpwuid_r(cred.uid, &pw, buf, sizeof buf, &pwp) == 0 && pwp) user = pwp->pw_name;
-  *who = user;
-  if (cred.uid == 0) return true;
-  std::string group;
-  {
-    std::lock_guard<std::mutex> lk(config_mu_);
-    group = config_.agent.admin_group;
-  }
-  if (!group.empty()) {
-    struct group gr, *grp = nullptr;
-    char gbuf[16384];
-    if (::getgrnam_r(group.c_str(), &gr, gbuf, sizeof gbuf, &grp) == 0 && grp) {
-      if (cred.gid == grp->gr_gid) return true;
-      if (pwp) {
-        int n = 64;
-        std::vector<gid_t> groups(static_cast<size_t>(n));
-        if (::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n) < 0) {
-          groups.resize(static_cast<size_t>(n));
-          ::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n);
-        }
-        for (int i = 0; i < n; ++i)
-          if (groups[static_cast<size_t>(i)] == grp->gr_gid) return true;
-      }
-    }
-  }
-  *error = "permission denied: " + user + " is not root" +
-           (group.empty() ? "" : " nor in group " + group);
-  return false;
-}
-
-std::string Agent::handle_admin(const std::string& line, const PeerCred& cred) {
-  std::string error;
-  auto req = parse_admin_request(line, &error);
-  if (!req) return admin_error(error);
-  auto snap = snapshot_.load();
-  std::vector<std::string> services = req->services;
-  if (services.empty())
-    for (const auto& s : snap->services) services.push_back(s.name);
-  for (const auto& name : services) {
-    if (!snap->find_service(name)) {
-      std::string known;
-      for (const auto& s : snap->services) known += (known.empty() ? "" : ", ") + s.name;
-      return admin_error("unknown service \"" + name + "\" (known: " + known + ")");
-    }
-  }
-  if (req->cmd == "status")
-    return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
-  if (req->cmd == "ispooled") {
-    const ServiceView* s = snap->find_service(services[0]);
-    return json_text(nlohmann::json{{"ok", true},
-                                    {"pooled", s->effective.state == Effective::kPooled},
-                                    {"effective", effective_name(s->effective.state)},
-                                    {"reason", s->effective.reason}}) + "\n";
-  }
-  std::string who;
-  if (!authorised(cred, &who, &error)) return admin_error(error);
-  if (stopping_) return admin_error(kStoppingMessage);
-  if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
-
-  // The floor: taking a pooled service out must leave min_pooled others pooled and
-  // healthy, judged from a fresh look at the peers (or, with conftool, from every
-  // host's key under the etcd lock). The conftool sync waits until the intent below is
-  // applied, so it cannot write back a "yes" decided before the depool.
-  std::unique_lock<std::mutex> sync_hold;
-  if (conftool_ && req->cmd != "pool") sync_hold = conftool_->hold_sync();
-  if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
-    std::map<std::string, ServiceConfig> configured;
-    {
-      std::lock_guard<std::mutex> lk(config_mu_);
-      configured = config_.services;
-    }
-    FreshPeers fresh;
-    for (const auto& name : services) {
-      auto it = configured.find(name);
-      if (it == configured.end()) continue;
-      if (it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
-      if (auto refusal = floor_take_out(name, it->second, *snap, &fresh)) return admin_error(*refusal);
-    }
-    if (fresh.polled) post([states = fresh.states](Engine& e) { e.set_peers(states); });
-  }
-
-  WallTime now = clock_.wall();
-  AdminIntent intent;
-  intent.intent = req->cmd == "pool" ? Intent::kPooled : req->cmd == "drain" ? Intent::kDrained : Intent::kDepooled;
-  intent.reason = req->reason;
-  intent.who = who;
-  intent.when = now;
-  if (req->for_seconds) intent.expires = now + std::chrono::seconds(*req->for_seconds);
-  intent.until_boot = req->until_boot;
-  std::string save_error;
-  nlohmann::json result = nlohmann::json::object();
-  bool ran = run_on_owner([&](Engine& e) {
-    auto before = e.intents();
-    intent.boot_id = req->until_boot ? e.boot_id() : "";
-    for (const auto& name : services) e.set_intent(name, intent);
-    save_error = persist(e);
-    if (!save_error.empty()) {  // not acknowledged: put everything back
-      for (const auto& [name, i] : before) e.set_intent(name, i);
-      return;
-    }
-    auto s = e.snapshot();
-    for (const auto& name : services) {
-      const ServiceView* v = s->find_service(name);
-      if (!v) {  // a reload removed it while this request was on its way
-        result[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
-        continue;
-      }
-      result[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
-                      {"port", v->port}};
-    }
-    publish();
-  });
-  if (!ran) return admin_error(kStoppingMessage);
-  if (!save_error.empty()) {
-    log_error("cannot save state; change not applied", {{"error", save_error}});
-    return admin_error("cannot save state, nothing changed: " + save_error);
-  }
-  if (conftool_ && req->cmd == "pool") {
-    // Say what the load balancer will do: the key as a sync after this pool left it.
-    bool synced = conftool_->wait_synced(std::chrono::seconds(3));
-    nlohmann::json keys = conftool_->keys();
-    for (const auto& name : services) {
-      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
-                                          conftool_->last_error(), result[name]["effective"] == "pooled");
-      result[name]["conftool"] = {{"key", conftool_->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
-    }
-  }
-  log_info("admin " + req->cmd, {{"services", [&] {
-                                     std::string s;
-                                     for (const auto& n : services) s += (s.empty() ? "" : ",") + n;
-                                     return s;
-                                   }()},
-                                  {"who", who},
-                                  {"reason", req->reason}});
-  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
 }
 
 }  // namespace poolkeeper

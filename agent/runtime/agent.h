@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/admin/admin_handler.h"
 #include "agent/admin/admin_server.h"
 #include "agent/config/config.h"
 #include "agent/model/engine.h"
@@ -56,9 +57,6 @@ class Agent {
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
   int http_port() const { return http_ ? http_->port() : 0; }
 
-  // One admin request line from a client with these credentials → one reply line.
-  std::string handle_admin(const std::string& line, const PeerCred& cred);
-
   // Runs `fn` on the owner thread with the engine and waits for it. Returns false at
   // once, without running it, when the owner has stopped (or is stopping) for good.
   bool run_on_owner(const std::function<void(Engine&)>& fn);
@@ -66,20 +64,10 @@ class Agent {
  private:
   // Queues `fn` for the owner; false when the owner loop has ended.
   bool post(std::function<void(Engine&)> fn);
-  // The floor for taking one service of this host out (depool, drain, shutdown drain):
-  // with conftool up, decided and written ("no") under the etcd lock; otherwise from a
-  // fresh poll of the peers (once per request, kept in *fresh). nullopt: allowed.
-  struct FreshPeers {
-    bool polled = false;
-    std::vector<PeerState> states;
-  };
-  std::optional<std::string> floor_take_out(const std::string& service, const ServiceConfig& sc,
-                                            const Snapshot& snap, FreshPeers* fresh);
   void owner_loop();
   void publish();
   void make_workers();
   void join_finished_workers();
-  bool authorised(const PeerCred& cred, std::string* who, std::string* error) const;
   std::string persist(Engine& e);
 
   Config config_;
@@ -88,6 +76,7 @@ class Agent {
   Metrics metrics_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<AdminHandler> admin_handler_;  // the admin socket's requests and the shutdown drain's floor
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<PeerWatcher> peers_;
   std::unique_ptr<ConftoolWriter> conftool_;

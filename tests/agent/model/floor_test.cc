@@ -112,3 +112,99 @@ TEST(FloorTest, APeerSendingBytesThatAreNotUtf8GetsAValidError) {
   EXPECT_EQ(error.rfind("bad /status: ", 0), 0u) << error;
   EXPECT_NO_THROW((void)nlohmann::json(error).dump()) << error;
 }
+
+// The policy over the neutral host list, which both the peers' /status and the
+// conftool keys map onto.
+namespace {
+FloorHost host(const std::string& name, bool pooled, bool healthy, bool failing = false, bool known = true) {
+  return {name, known, pooled, healthy, failing, name + " " + (pooled ? "in" : "out")};
+}
+}  // namespace
+
+TEST(FloorPolicyTest, MinPooledZeroNeverKeepsOrRefuses) {
+  std::vector<FloorHost> none;
+  EXPECT_FALSE(floor_keeps_host("a", 0, none));
+  EXPECT_FALSE(floor_refusal("nfs", "a", 0, none, "pooled"));
+  EXPECT_FALSE(floor_keeps_host("a", 0, {host("b", false, false, true)}));
+}
+
+TEST(FloorPolicyTest, MinPooledOneAndTwo) {
+  std::vector<FloorHost> one = {host("b", true, true)};
+  EXPECT_FALSE(floor_keeps_host("a", 1, one));
+  EXPECT_FALSE(floor_refusal("nfs", "a", 1, one, "pooled"));
+  EXPECT_TRUE(floor_keeps_host("a", 2, one));
+  auto r = floor_refusal("nfs", "a", 2, one, "pooled and healthy");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, "refused: depooling nfs would leave 1 other host pooled and healthy (min_pooled 2): b in"
+                " — use --force to depool anyway");
+  std::vector<FloorHost> two = {host("b", true, true), host("c", true, true)};
+  EXPECT_FALSE(floor_keeps_host("a", 2, two));
+  EXPECT_FALSE(floor_refusal("nfs", "a", 2, two, "pooled"));
+}
+
+TEST(FloorPolicyTest, PooledButUnhealthyDoesNotCarry) {
+  EXPECT_EQ(floor_carriers({host("b", true, false)}, "a"), 0);
+  EXPECT_TRUE(floor_keeps_host("a", 1, {host("b", true, false)}));
+}
+
+TEST(FloorPolicyTest, UnknownOrStaleHostsNeverCount) {
+  // A host last seen pooled and healthy whose state is not current (unreachable, never
+  // polled, not running) does not carry the service, nor does it take a turn to stay.
+  std::vector<FloorHost> stale = {host("b", true, true, false, false)};
+  EXPECT_EQ(floor_carriers(stale, "a"), 0);
+  EXPECT_TRUE(floor_keeps_host("a", 1, stale));
+  EXPECT_TRUE(floor_refusal("nfs", "a", 1, stale, "pooled"));
+  std::vector<FloorHost> stale_failing = {host("0-lowest", false, false, true, false)};
+  EXPECT_TRUE(floor_keeps_host("a", 1, stale_failing));
+  // Mapped from a peer's /status: an unreachable peer's old services count for nothing.
+  PeerState p;
+  p.url = "http://b:9473";
+  p.host = "b";
+  p.lifecycle = "running";
+  p.services["nfs"] = {"pooled", true, false, ""};
+  p.reachable = false;
+  p.error = "timeout";
+  FloorHost h = floor_host("nfs", p);
+  EXPECT_FALSE(h.known);
+  EXPECT_EQ(h.description, "b: unreachable (timeout)");
+  p.reachable = true;
+  EXPECT_TRUE(floor_host("nfs", p).known);
+  p.lifecycle = "stopping";
+  EXPECT_FALSE(floor_host("nfs", p).known);
+  // A peer never heard from is named by its URL.
+  PeerState never;
+  never.url = "http://c:9473";
+  EXPECT_EQ(floor_host("nfs", never).name, "http://c:9473");
+}
+
+TEST(FloorPolicyTest, SelfInTheListIsNeverAnotherHost) {
+  // The leaving host listed among the others counts neither as a carrier nor in the
+  // refusal's description.
+  std::vector<FloorHost> with_self = {host("a", true, true), host("b", false, true)};
+  EXPECT_EQ(floor_carriers(with_self, "a"), 0);
+  EXPECT_TRUE(floor_keeps_host("a", 1, with_self));
+  auto r = floor_refusal("nfs", "a", 1, with_self, "pooled");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->find("a in"), std::string::npos) << *r;
+  EXPECT_NE(r->find(": b out —"), std::string::npos) << *r;
+  // Another host may still count it: a dead peer's takeover asks about the peer.
+  EXPECT_EQ(floor_carriers(with_self, "b"), 1);
+}
+
+TEST(FloorPolicyTest, LowestNamedFailingHostsStay) {
+  std::vector<FloorHost> failing = {host("a", false, false, true), host("c", false, false, true),
+                                    host("d", true, true)};
+  // min_pooled 2, one carrier: one failing host must stay, the lowest (a).
+  EXPECT_TRUE(floor_keeps_host("a", 2, failing));
+  EXPECT_FALSE(floor_keeps_host("b", 2, failing));
+  EXPECT_FALSE(floor_keeps_host("c", 2, failing));
+  // min_pooled 3, and b failing too: two must stay, a and b, whoever asks.
+  failing.push_back(host("b", false, false, true));
+  EXPECT_TRUE(floor_keeps_host("a", 3, failing));
+  EXPECT_TRUE(floor_keeps_host("b", 3, failing));
+  EXPECT_FALSE(floor_keeps_host("c", 3, failing));
+  // A refusal with nobody else listed says so without a list.
+  EXPECT_EQ(*floor_refusal("nfs", "a", 1, {}, "pooled=yes in conftool"),
+            "refused: depooling nfs would leave 0 other hosts pooled=yes in conftool (min_pooled 1)"
+            " — use --force to depool anyway");
+}

@@ -1,0 +1,214 @@
+#include "agent/admin/admin_handler.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "agent/base/log.h"
+#include "agent/base/utf8.h"
+#include "pybal-compat/conftool_wants.h"
+
+namespace poolkeeper {
+
+AdminHandler::AdminHandler(Deps deps) : d_(std::move(deps)) {}
+
+bool AdminHandler::authorised(const PeerCred& cred, std::string* who, std::string* error) const {
+  char buf[4096];
+  struct passwd pw, *pwp = nullptr;
+  std::string user = std::to_string(cred.uid);
+  if (::getpwuid_r(cred.uid, &pw, buf, sizeof buf, &pwp) == 0 && pwp) user = pwp->pw_name;
+  *who = user;
+  if (cred.uid == 0) return true;
+  std::string group = d_.config().agent.admin_group;
+  if (!group.empty()) {
+    struct group gr, *grp = nullptr;
+    char gbuf[16384];
+    if (::getgrnam_r(group.c_str(), &gr, gbuf, sizeof gbuf, &grp) == 0 && grp) {
+      if (cred.gid == grp->gr_gid) return true;
+      if (pwp) {
+        int n = 64;
+        std::vector<gid_t> groups(static_cast<size_t>(n));
+        if (::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n) < 0) {
+          groups.resize(static_cast<size_t>(n));
+          ::getgrouplist(user.c_str(), pwp->pw_gid, groups.data(), &n);
+        }
+        for (int i = 0; i < n; ++i)
+          if (groups[static_cast<size_t>(i)] == grp->gr_gid) return true;
+      }
+    }
+  }
+  *error = "permission denied: " + user + " is not root" + (group.empty() ? "" : " nor in group " + group);
+  return false;
+}
+
+std::optional<std::string> AdminHandler::peers_refusal(const std::string& service, const ServiceConfig& sc,
+                                                       const std::string& self, const Snapshot& snap,
+                                                       FreshPeers* fresh) {
+  const ServiceView* v = snap.find_service(service);
+  if (sc.peers.empty() || !v || v->effective.state != Effective::kPooled) return std::nullopt;
+  if (!fresh->polled) {
+    fresh->states = d_.poll_peers();
+    fresh->polled = true;
+  }
+  std::vector<PeerState> mine;
+  for (const auto& p : fresh->states)
+    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self) mine.push_back(p);
+  return depool_refusal(service, sc.min_pooled, mine);
+}
+
+std::optional<std::string> AdminHandler::refusal(const std::string& service, const ModelConfig& cfg,
+                                                 const Snapshot& snap,
+                                                 const std::vector<ConftoolWriter::TakeOutAnswer>& answers,
+                                                 FreshPeers* fresh) {
+  auto a = std::find_if(answers.begin(), answers.end(),
+                        [&](const ConftoolWriter::TakeOutAnswer& x) { return x.service == service; });
+  if (a != answers.end() && !a->unavailable) return a->refusal;  // decided under the etcd lock
+  return peers_refusal(service, cfg.services.at(service), cfg.agent.hostname, snap, fresh);
+}
+
+void AdminHandler::through_conftool(
+    const std::vector<ConftoolWriter::TakeOutRequest>& requests,
+    const std::function<void(const std::vector<ConftoolWriter::TakeOutAnswer>&)>& decide_and_apply) {
+  if (d_.conftool) d_.conftool->take_out(requests, decide_and_apply);
+  else decide_and_apply({});
+}
+
+std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) {
+  std::string error;
+  auto req = parse_admin_request(line, &error);
+  if (!req) return admin_error(error);
+  auto snap = d_.snapshot();
+  std::vector<std::string> services = req->services;
+  if (services.empty())
+    for (const auto& s : snap->services) services.push_back(s.name);
+  for (const auto& name : services) {
+    if (!snap->find_service(name)) {
+      std::string known;
+      for (const auto& s : snap->services) known += (known.empty() ? "" : ", ") + s.name;
+      return admin_error("unknown service \"" + name + "\" (known: " + known + ")");
+    }
+  }
+  if (req->cmd == "status") return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
+  if (req->cmd == "ispooled") {
+    const ServiceView* s = snap->find_service(services[0]);
+    return json_text(nlohmann::json{{"ok", true},
+                                    {"pooled", s->effective.state == Effective::kPooled},
+                                    {"effective", effective_name(s->effective.state)},
+                                    {"reason", s->effective.reason}}) + "\n";
+  }
+  std::string who;
+  if (!authorised(cred, &who, &error)) return admin_error(error);
+  if (d_.stopping()) return admin_error(kAdminStoppingMessage);
+  if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
+
+  // The floor: taking a pooled service out must leave min_pooled others pooled and
+  // healthy, judged from every host's key under the etcd lock (with conftool up), or
+  // from a fresh look at the peers. The conftool sync waits until the intent is
+  // applied, so it cannot write back a "yes" decided before the depool.
+  ModelConfig cfg = d_.config();
+  std::vector<ConftoolWriter::TakeOutRequest> floor;
+  if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
+    for (const auto& name : services) {
+      auto it = cfg.services.find(name);
+      if (it == cfg.services.end()) continue;
+      if (it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
+      floor.push_back({name, it->second.min_pooled});
+    }
+  }
+
+  WallTime now = d_.clock->wall();
+  AdminIntent intent;
+  intent.intent = req->cmd == "pool" ? Intent::kPooled : req->cmd == "drain" ? Intent::kDrained : Intent::kDepooled;
+  intent.reason = req->reason;
+  intent.who = who;
+  intent.when = now;
+  if (req->for_seconds) intent.expires = now + std::chrono::seconds(*req->for_seconds);
+  intent.until_boot = req->until_boot;
+  std::string reply;  // set when the change is refused or fails
+  nlohmann::json result = nlohmann::json::object();
+  auto decide_and_apply = [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
+    FreshPeers fresh;
+    for (const auto& f : floor) {
+      if (auto r = refusal(f.service, cfg, *snap, answers, &fresh)) {
+        reply = admin_error(*r);
+        return;
+      }
+    }
+    if (fresh.polled) d_.post([states = fresh.states](Engine& e) { e.set_peers(states); });
+    std::string save_error;
+    bool ran = d_.run_on_owner([&](Engine& e) {
+      auto before = e.intents();
+      intent.boot_id = req->until_boot ? e.boot_id() : "";
+      for (const auto& name : services) e.set_intent(name, intent);
+      save_error = d_.persist(e);
+      if (!save_error.empty()) {  // not acknowledged: put everything back
+        for (const auto& [name, i] : before) e.set_intent(name, i);
+        return;
+      }
+      auto s = e.snapshot();
+      for (const auto& name : services) {
+        const ServiceView* v = s->find_service(name);
+        if (!v) {  // a reload removed it while this request was on its way
+          result[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
+          continue;
+        }
+        result[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
+                        {"port", v->port}};
+      }
+      d_.publish();
+    });
+    if (!ran) {
+      reply = admin_error(kAdminStoppingMessage);
+    } else if (!save_error.empty()) {
+      log_error("cannot save state; change not applied", {{"error", save_error}});
+      reply = admin_error("cannot save state, nothing changed: " + save_error);
+    }
+  };
+  if (req->cmd == "pool") decide_and_apply({});  // a pool needs no hold: the sync writes "yes" anyway
+  else through_conftool(floor, decide_and_apply);
+  if (!reply.empty()) return reply;
+
+  if (d_.conftool && req->cmd == "pool") {
+    // Say what the load balancer will do: the key as a sync after this pool left it.
+    bool synced = d_.conftool->wait_synced(std::chrono::seconds(3));
+    nlohmann::json keys = d_.conftool->keys();
+    for (const auto& name : services) {
+      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
+                                          d_.conftool->last_error(), result[name]["effective"] == "pooled");
+      result[name]["conftool"] = {{"key", d_.conftool->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+    }
+  }
+  std::string names;
+  for (const auto& n : services) names += (names.empty() ? "" : ",") + n;
+  log_info("admin " + req->cmd, {{"services", names}, {"who", who}, {"reason", req->reason}});
+  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
+}
+
+void AdminHandler::drain_through_floor(const std::vector<std::string>& services, const Snapshot& snap) {
+  ModelConfig cfg = d_.config();
+  FreshPeers fresh;
+  for (const auto& name : services) {
+    auto it = cfg.services.find(name);
+    if (it == cfg.services.end()) continue;
+    bool owner_gone = false;
+    through_conftool({{name, it->second.min_pooled}}, [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
+      if (auto r = refusal(name, cfg, snap, answers, &fresh)) {
+        std::string why = *r;
+        auto cut = why.find(" — use --force");
+        if (cut != std::string::npos) why.resize(cut);
+        log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
+        return;
+      }
+      owner_gone = !d_.run_on_owner([&](Engine& e) {
+        e.release_for_stop(name);
+        d_.publish();
+      });
+      if (!owner_gone) log_info("shutdown drain: released through the floor", {{"service", name}});
+    });
+    if (owner_gone) break;
+  }
+}
+
+}  // namespace poolkeeper

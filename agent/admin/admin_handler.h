@@ -1,0 +1,84 @@
+// The admin path: one request line from the admin socket → one reply line. It reads
+// from the latest snapshot, authorises changes (root, or a member of admin_group),
+// judges `depool` and `drain` by the floor — under the etcd lock through the conftool
+// writer when it is up, otherwise from a fresh poll of the peers' /status — and applies
+// the intent on the agent's owner thread, persisted before it answers (a failed save
+// puts every intent back). The shutdown drain's floor goes the same way.
+//
+// It knows the running agent only through what it is given (Deps), so it is
+// unit-tested without one.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/admin/admin_protocol.h"
+#include "agent/admin/admin_server.h"
+#include "agent/base/clock.h"
+#include "agent/model/engine.h"
+#include "agent/model/floor.h"
+#include "agent/model/model_config.h"
+#include "agent/model/snapshot.h"
+#include "pybal-compat/conftool_writer.h"
+
+namespace poolkeeper {
+
+// The reply while (and after) the agent stops.
+inline constexpr const char* kAdminStoppingMessage =
+    "agent is stopping: nothing changed (ask again once it has restarted)";
+
+class AdminHandler {
+ public:
+  struct Deps {
+    const Clock* clock = nullptr;
+    std::function<std::shared_ptr<const Snapshot>()> snapshot;  // the latest published
+    std::function<ModelConfig()> config;                        // the running config (reloads change it)
+    // Runs `fn` on the owner thread with the engine and waits for it; false, without
+    // running it, when the owner has stopped.
+    std::function<bool(const std::function<void(Engine&)>&)> run_on_owner;
+    // Queues `fn` for the owner thread without waiting.
+    std::function<void(std::function<void(Engine&)>)> post;
+    std::function<std::string(Engine&)> persist;         // on the owner: saves intents; "" or why not
+    std::function<void()> publish;                       // on the owner: makes a change visible at once
+    std::function<std::vector<PeerState>()> poll_peers;  // polls every peer now (bounded)
+    std::function<bool()> stopping;                      // true once the agent is stopping
+    ConftoolWriter* conftool = nullptr;                  // null without conftool
+  };
+  explicit AdminHandler(Deps deps);
+
+  // One admin request line from a client with these credentials → one reply line.
+  std::string handle(const std::string& line, const PeerCred& cred);
+
+  // May this client change intent? *who is its user name; *error the refusal.
+  bool authorised(const PeerCred& cred, std::string* who, std::string* error) const;
+
+  // The shutdown drain for services that need the floor: one by one, each leaves
+  // (released on the owner) when the floor agrees and stays pooled, logged, when it
+  // refuses. Stops early when the owner has stopped.
+  void drain_through_floor(const std::vector<std::string>& services, const Snapshot& snap);
+
+ private:
+  // The peers' side of the floor, used when conftool could not decide: nullopt when
+  // `service` may leave. The peers are polled once per request (kept in *fresh).
+  struct FreshPeers {
+    bool polled = false;
+    std::vector<PeerState> states;
+  };
+  std::optional<std::string> peers_refusal(const std::string& service, const ServiceConfig& sc,
+                                           const std::string& self, const Snapshot& snap, FreshPeers* fresh);
+  // The floor's answer for one service, from conftool's answer if there is one.
+  std::optional<std::string> refusal(const std::string& service, const ModelConfig& cfg, const Snapshot& snap,
+                                     const std::vector<ConftoolWriter::TakeOutAnswer>& answers, FreshPeers* fresh);
+  // Runs `decide_and_apply` with the conftool sync held off when there is conftool
+  // (after it has taken `requests` out under the etcd lock), else at once.
+  void through_conftool(const std::vector<ConftoolWriter::TakeOutRequest>& requests,
+                        const std::function<void(const std::vector<ConftoolWriter::TakeOutAnswer>&)>& decide_and_apply);
+
+  Deps d_;
+};
+
+}  // namespace poolkeeper
