@@ -76,6 +76,8 @@ class Agent {
   std::optional<std::string> floor_take_out(const std::string& service, const ServiceConfig& sc,
                                             const Snapshot& snap, FreshPeers* fresh);
   void owner_loop();
+  // Makes the engine's latest snapshot the one readers see (the subscribers got it as
+  // it was built).
   void publish();
   void make_workers();
   void join_finished_workers();
@@ -86,6 +88,9 @@ class Agent {
   const Clock& clock_;
   StateStore store_;
   Metrics metrics_;
+  // Subscribers to the engine's stream besides metrics_: the event log, the conftool
+  // writer's feed, persistence of the intents the engine changes by itself.
+  std::vector<std::unique_ptr<Observer>> feeds_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<AdminServer> admin_;
