@@ -24,14 +24,20 @@
 namespace poolkeeper {
 
 // A list of immutable items shared between snapshots. Reading gives `const T&`, like a
-// vector. Copying the list copies one pointer; the owner replaces single items (or the
-// whole list) without changing what older snapshots hold. A write through the
+// vector. Items sit in chunks of kChunk: copying the list copies one pointer, and the
+// owner replacing one item copies its chunk and the chunk index (kChunk + size/kChunk
+// pointers), never the other items nor what older snapshots hold. A write through the
 // non-const operator[] or push_back (tests building a snapshot by hand) first copies
-// the list, and the item, if anything else shares them.
+// what it changes if anything else shares it.
 template <typename T>
 class SharedList {
  public:
-  using Items = std::vector<std::shared_ptr<const T>>;
+  static constexpr size_t kChunk = 32;
+  using Chunk = std::vector<std::shared_ptr<const T>>;
+  struct Items {
+    std::vector<std::shared_ptr<const Chunk>> chunks;
+    size_t size = 0;
+  };
   class const_iterator {
    public:
     using iterator_category = std::bidirectional_iterator_tag;
@@ -40,65 +46,89 @@ class SharedList {
     using pointer = const T*;
     using reference = const T&;
     const_iterator() = default;
-    explicit const_iterator(typename Items::const_iterator it) : it_(it) {}
-    reference operator*() const { return **it_; }
-    pointer operator->() const { return it_->get(); }
-    const_iterator& operator++() { ++it_; return *this; }
-    const_iterator operator++(int) { auto t = *this; ++it_; return t; }
-    const_iterator& operator--() { --it_; return *this; }
-    const_iterator operator--(int) { auto t = *this; --it_; return t; }
-    bool operator==(const const_iterator& o) const { return it_ == o.it_; }
-    bool operator!=(const const_iterator& o) const { return it_ != o.it_; }
+    const_iterator(const SharedList* list, size_t i) : list_(list), i_(i) {}
+    reference operator*() const { return (*list_)[i_]; }
+    pointer operator->() const { return &(*list_)[i_]; }
+    const_iterator& operator++() { ++i_; return *this; }
+    const_iterator operator++(int) { auto t = *this; ++i_; return t; }
+    const_iterator& operator--() { --i_; return *this; }
+    const_iterator operator--(int) { auto t = *this; --i_; return t; }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+    bool operator!=(const const_iterator& o) const { return i_ != o.i_; }
 
    private:
-    typename Items::const_iterator it_{};
+    const SharedList* list_ = nullptr;
+    size_t i_ = 0;
   };
   using iterator = const_iterator;
   using const_reverse_iterator = std::reverse_iterator<const_iterator>;
 
   SharedList() = default;
   SharedList(std::initializer_list<T> items) { *this = items; }
-  explicit SharedList(std::shared_ptr<const Items> items) : items_(std::move(items)) {}
   SharedList& operator=(std::initializer_list<T> items) {
-    auto v = std::make_shared<Items>();
-    for (const auto& t : items) v->push_back(std::make_shared<T>(t));
-    items_ = std::move(v);
+    clear();
+    for (const auto& t : items) push_back(t);
     return *this;
   }
 
-  size_t size() const { return items_ ? items_->size() : 0; }
+  size_t size() const { return items_ ? items_->size : 0; }
   bool empty() const { return size() == 0; }
-  const T& operator[](size_t i) const { return *(*items_)[i]; }
-  const T& front() const { return *items_->front(); }
-  const T& back() const { return *items_->back(); }
-  const_iterator begin() const { return const_iterator(items().begin()); }
-  const_iterator end() const { return const_iterator(items().end()); }
+  const T& operator[](size_t i) const { return *item(i); }
+  const T& front() const { return (*this)[0]; }
+  const T& back() const { return (*this)[size() - 1]; }
+  const_iterator begin() const { return const_iterator(this, 0); }
+  const_iterator end() const { return const_iterator(this, size()); }
   const_reverse_iterator rbegin() const { return const_reverse_iterator(end()); }
   const_reverse_iterator rend() const { return const_reverse_iterator(begin()); }
 
   // The shared pieces: the list as a whole (equal pointers = nothing changed) and one item.
   const std::shared_ptr<const Items>& shared() const { return items_; }
-  const std::shared_ptr<const T>& item(size_t i) const { return (*items_)[i]; }
+  const std::shared_ptr<const T>& item(size_t i) const { return (*items_->chunks[i / kChunk])[i % kChunk]; }
+  // Calls fn(i) for each position whose item is not the very object `before` holds
+  // there, skipping whole chunks the two share. False (and no calls) when the lengths
+  // differ.
+  template <typename F>
+  bool for_each_changed(const SharedList& before, F fn) const {
+    if (size() != before.size()) return false;
+    if (items_ == before.items_) return true;
+    for (size_t c = 0; c < items_->chunks.size(); ++c) {
+      const auto& mine = items_->chunks[c];
+      const auto& theirs = before.items_->chunks[c];
+      if (mine == theirs) continue;
+      for (size_t j = 0; j < mine->size(); ++j)
+        if ((*mine)[j] != (*theirs)[j]) fn(c * kChunk + j);
+    }
+    return true;
+  }
 
-  // Copy-on-write edits.
+  // Edits, copying first whatever is shared.
   T& operator[](size_t i) {
-    auto& p = own()[i];
+    auto& p = own_chunk(i / kChunk)[i % kChunk];
     if (p.use_count() > 1) p = std::make_shared<T>(*p);
     return const_cast<T&>(*p);  // every item is made by make_shared<T>: never const itself
   }
-  void push_back(T v) { own().push_back(std::make_shared<T>(std::move(v))); }
-  void set(size_t i, std::shared_ptr<const T> item) { own()[i] = std::move(item); }
+  void set(size_t i, std::shared_ptr<const T> item) { own_chunk(i / kChunk)[i % kChunk] = std::move(item); }
+  void push_back(std::shared_ptr<const T> item) {
+    Items& all = own();
+    if (all.size % kChunk == 0) all.chunks.push_back(std::make_shared<Chunk>());
+    own_chunk(all.chunks.size() - 1).push_back(std::move(item));
+    ++all.size;
+  }
+  void push_back(T v) { push_back(std::shared_ptr<const T>(std::make_shared<T>(std::move(v)))); }
   void clear() { items_.reset(); }
 
  private:
-  const Items& items() const {
-    static const Items kEmpty;
-    return items_ ? *items_ : kEmpty;
-  }
+  // Made by make_shared of the non-const type, so writing through const_cast is sound
+  // once nothing else holds them.
   Items& own() {
     if (!items_) items_ = std::make_shared<Items>();
     else if (items_.use_count() > 1) items_ = std::make_shared<Items>(*items_);
-    return const_cast<Items&>(*items_);  // made by make_shared<Items>: never const itself
+    return const_cast<Items&>(*items_);
+  }
+  Chunk& own_chunk(size_t c) {
+    auto& chunk = own().chunks[c];
+    if (chunk.use_count() > 1) chunk = std::make_shared<Chunk>(*chunk);
+    return const_cast<Chunk&>(*chunk);
   }
 
   std::shared_ptr<const Items> items_;

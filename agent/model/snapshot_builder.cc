@@ -4,16 +4,14 @@ namespace poolkeeper {
 
 template <typename T>
 void SnapshotBuilder::replace_all(SharedList<T>& list, std::map<std::string, size_t>* index, std::vector<T> views) {
-  auto items = std::make_shared<typename SharedList<T>::Items>();
-  items->reserve(views.size());
+  list.clear();
   if (index) index->clear();
   for (auto& v : views) {
     if constexpr (requires { v.name; }) {
-      if (index) (*index)[v.name] = items->size();
+      if (index) (*index)[v.name] = list.size();
     }
-    items->push_back(std::make_shared<T>(std::move(v)));
+    list.push_back(std::move(v));
   }
-  list = SharedList<T>(std::move(items));
 }
 
 void SnapshotBuilder::set_checks(std::vector<CheckView> views) { replace_all(checks_, &check_at_, std::move(views)); }
@@ -42,7 +40,8 @@ void SnapshotBuilder::add_event(Event e) {
 
 std::shared_ptr<const Snapshot> SnapshotBuilder::build(Snapshot host_wide) {
   if (events_changed_) {
-    event_list_ = SharedList<Event>(std::make_shared<SharedList<Event>::Items>(events_.begin(), events_.end()));
+    event_list_.clear();
+    for (const auto& e : events_) event_list_.push_back(e);
     events_changed_ = false;
   }
   auto s = std::make_shared<Snapshot>(std::move(host_wide));

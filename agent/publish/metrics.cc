@@ -194,17 +194,15 @@ void Metrics::service_series(const ServiceView& sv, const nlohmann::json& confto
 }
 
 template <typename T, typename Update>
-void Metrics::refresh(const SharedList<T>& now, std::shared_ptr<const typename SharedList<T>::Items>& seen,
-                      bool everything, Owned& owners, Update update) {
-  if (!everything && now.shared() == seen) return;
+void Metrics::refresh(const SharedList<T>& now, SharedList<T>& seen, bool everything, Owned& owners, Update update) {
+  if (!everything && now.shared() == seen.shared()) return;
   // The same names in the same order: only the items that are new objects changed.
-  bool same_list = !everything && seen && now.size() == seen->size();
-  for (size_t i = 0; same_list && i < now.size(); ++i) {
-    if (now.item(i) == (*seen)[i]) continue;
-    if (now[i].name != (*seen)[i]->name) same_list = false;
+  bool same_names = true;
+  bool same_length = !everything && now.for_each_changed(seen, [&](size_t i) {
+    if (now[i].name != seen[i].name) same_names = false;
     else update(now[i]);
-  }
-  if (!same_list) {
+  });
+  if (!same_length || !same_names) {
     std::set<std::string> keep;
     for (const auto& item : now) {
       keep.insert(item.name);
@@ -212,7 +210,7 @@ void Metrics::refresh(const SharedList<T>& now, std::shared_ptr<const typename S
     }
     prune(owners, keep);
   }
-  seen = now.shared();
+  seen = now;
 }
 
 void Metrics::on_snapshot(const Snapshot& s) {
@@ -231,7 +229,7 @@ void Metrics::on_snapshot(const Snapshot& s) {
   }
   refresh(s.services, seen_services_, conftool_changed, by_service_,
           [&](const ServiceView& sv) { service_series(sv, s.conftool); });
-  if (s.peers.shared() != seen_peers_) {
+  if (s.peers.shared() != seen_peers_.shared()) {
     std::set<std::string> peers;
     for (const auto& pv : s.peers) {
       std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
@@ -245,7 +243,7 @@ void Metrics::on_snapshot(const Snapshot& s) {
       }
     }
     prune(by_peer_, peers);
-    seen_peers_ = s.peers.shared();
+    seen_peers_ = s.peers;
   }
   if (s.leftover_processes != leftovers_seen_) {
     exec_leftovers_.Add({}).Set(s.leftover_processes);

@@ -49,8 +49,7 @@ class Metrics final : public Observer {
   // Updates the series of the items of `now` that are not in `seen` (all of them, and
   // removes those of names gone, when the list itself changed or `everything`).
   template <typename T, typename Update>
-  void refresh(const SharedList<T>& now, std::shared_ptr<const typename SharedList<T>::Items>& seen,
-               bool everything, Owned& owners, Update update);
+  void refresh(const SharedList<T>& now, SharedList<T>& seen, bool everything, Owned& owners, Update update);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& check_up_;
@@ -81,9 +80,9 @@ class Metrics final : public Observer {
   int leftovers_seen_ = 0;
   // What the last snapshot held (kept alive, so that a pointer compared is never a new
   // object at a reused address).
-  std::shared_ptr<const SharedList<CheckView>::Items> seen_checks_;
-  std::shared_ptr<const SharedList<ServiceView>::Items> seen_services_;
-  std::shared_ptr<const SharedList<PeerView>::Items> seen_peers_;
+  SharedList<CheckView> seen_checks_;
+  SharedList<ServiceView> seen_services_;
+  SharedList<PeerView> seen_peers_;
   nlohmann::json seen_conftool_;
   Owned by_check_, by_service_, by_peer_;
 };

@@ -129,12 +129,13 @@ class ConftoolFeed final : public Observer {
  public:
   explicit ConftoolFeed(std::function<void(const Snapshot&)> update) : update_(std::move(update)) {}
   void on_snapshot(const Snapshot& s) override {
-    if (fed_ && s.services.shared() == services_ && s.peers.shared() == peers_ && s.lifecycle == lifecycle_ &&
+    if (fed_ && s.services.shared() == services_.shared() && s.peers.shared() == peers_.shared() &&
+        s.lifecycle == lifecycle_ &&
         s.host == host_)
       return;
     fed_ = true;
-    services_ = s.services.shared();
-    peers_ = s.peers.shared();
+    services_ = s.services;
+    peers_ = s.peers;
     lifecycle_ = s.lifecycle;
     host_ = s.host;
     update_(s);
@@ -144,8 +145,8 @@ class ConftoolFeed final : public Observer {
   std::function<void(const Snapshot&)> update_;
   bool fed_ = false;
   // Kept alive, so that an equal pointer is never a new list at a reused address.
-  std::shared_ptr<const SharedList<ServiceView>::Items> services_;
-  std::shared_ptr<const SharedList<PeerView>::Items> peers_;
+  SharedList<ServiceView> services_;
+  SharedList<PeerView> peers_;
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   std::string host_;
 };
