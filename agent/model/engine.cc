@@ -474,32 +474,17 @@ std::vector<PeerView> Engine::peer_views() const {
   return out;
 }
 
-std::shared_ptr<const Snapshot> Engine::snapshot() {
-  if (snapshot_ && snapshot_->version == version_) return snapshot_;
-  // Only the views that changed are made again; the rest are shared with the last one.
-  if (all_dirty_) {
-    std::vector<CheckView> checks;
-    for (const auto& [name, c] : checks_) checks.push_back(check_view(name, c));
-    builder_.set_checks(std::move(checks));
-    std::vector<ServiceView> services;
-    for (const auto& [name, svc] : services_) services.push_back(service_view(name, svc));
-    builder_.set_services(std::move(services));
-    peers_dirty_ = true;
-  } else {
-    for (const auto& name : dirty_checks_) {
-      auto it = checks_.find(name);
-      if (it != checks_.end()) builder_.set_check(check_view(name, it->second));
-    }
-    for (const auto& name : dirty_services_) {
-      auto it = services_.find(name);
-      if (it != services_.end()) builder_.set_service(service_view(name, it->second));
-    }
-  }
-  if (peers_dirty_) builder_.set_peers(peer_views());
-  all_dirty_ = peers_dirty_ = false;
-  dirty_checks_.clear();
-  dirty_services_.clear();
+void Engine::set_all_views(SnapshotBuilder& b) const {
+  std::vector<CheckView> checks;
+  for (const auto& [name, c] : checks_) checks.push_back(check_view(name, c));
+  b.set_checks(std::move(checks));
+  std::vector<ServiceView> services;
+  for (const auto& [name, svc] : services_) services.push_back(service_view(name, svc));
+  b.set_services(std::move(services));
+  b.set_peers(peer_views());
+}
 
+Snapshot Engine::host_wide() const {
   Snapshot s;
   s.version = version_;
   s.host = config_.agent.hostname;
@@ -513,9 +498,37 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   s.state_file_error = state_error_;
   s.leftover_processes = leftover_processes_;
   s.leftovers_killed = leftovers_killed_;
-  snapshot_ = builder_.build(std::move(s));
+  return s;
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot() {
+  if (snapshot_ && snapshot_->version == version_) return snapshot_;
+  // Only the views that changed are made again; the rest are shared with the last one.
+  if (all_dirty_) {
+    set_all_views(builder_);
+  } else {
+    for (const auto& name : dirty_checks_) {
+      auto it = checks_.find(name);
+      if (it != checks_.end()) builder_.set_check(check_view(name, it->second));
+    }
+    for (const auto& name : dirty_services_) {
+      auto it = services_.find(name);
+      if (it != services_.end()) builder_.set_service(service_view(name, it->second));
+    }
+    if (peers_dirty_) builder_.set_peers(peer_views());
+  }
+  all_dirty_ = peers_dirty_ = false;
+  dirty_checks_.clear();
+  dirty_services_.clear();
+  snapshot_ = builder_.build(host_wide());
   for (Observer* o : observers_) o->on_snapshot(*snapshot_);
   return snapshot_;
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot_from_scratch() const {
+  SnapshotBuilder b = builder_;  // for its events
+  set_all_views(b);
+  return b.build(host_wide());
 }
 
 }  // namespace poolkeeper

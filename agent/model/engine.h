@@ -121,6 +121,8 @@ class Engine {
   // Observers' on_snapshot() runs once for each new one.
   std::shared_ptr<const Snapshot> snapshot();
   uint64_t version() const { return version_; }
+  // For tests: the same picture with every view made afresh (what snapshot() must equal).
+  std::shared_ptr<const Snapshot> snapshot_from_scratch() const;
 
  private:
   // A check as the health model sees it (its timing is the scheduler's).
@@ -161,6 +163,8 @@ class Engine {
   CheckView check_view(const std::string& name, const CheckRuntime& c) const;
   ServiceView service_view(const std::string& name, const ServiceRuntime& svc) const;
   std::vector<PeerView> peer_views() const;
+  void set_all_views(SnapshotBuilder& b) const;
+  Snapshot host_wide() const;
 
   ModelConfig config_;
   const Clock& clock_;

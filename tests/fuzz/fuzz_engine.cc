@@ -10,7 +10,8 @@
 //   3. no second copy of a probe is started while one is in flight;
 //   4. a check whose probe is overdue (in flight past its timeout + grace, counted
 //      `fall` times at the check's schedule) is never healthy        [kCheckOverdue];
-//   5. a reload that changes no probe target changes no decision    [kCheckReload].
+//   5. a reload that changes no probe target changes no decision    [kCheckReload];
+//   6. the snapshot, rebuilt piece by piece from what changed, equals one made afresh.
 // 4 and 5 describe the engine's stuck-probe and keep-state-on-reload rules; each can be
 // switched on or off at run time with PK_FUZZ_OVERDUE=0|1 / PK_FUZZ_RELOAD=0|1.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -274,6 +275,8 @@ class Run {
 
   void check_invariants() {
     auto snap = engine_->snapshot();
+    // 6: no view missed by the piecewise rebuild.
+    FUZZ_ASSERT(status_json(*snap) == status_json(*engine_->snapshot_from_scratch()));
     SteadyTime now = clock_.now();
     bool conftool_decides = snap->conftool.is_object() && snap->conftool.value("up", false);
     for (const auto& s : snap->services) {
