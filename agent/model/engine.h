@@ -16,10 +16,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
-
-#include <set>
 
 #include "agent/model/events.h"
 #include "agent/model/floor.h"

@@ -69,8 +69,12 @@ class EngineTest : public ::testing::Test {
       for (const auto& d : engine_->take_due()) {
         ++runs[d.name];
         engine_->on_result(d.name, d.gen, d.seq, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
-        // The snapshot, rebuilt from what changed, is the one made afresh.
-        EXPECT_EQ(status_json(*engine_->snapshot()), status_json(*engine_->snapshot_from_scratch()));
+        // The snapshot, rebuilt from what changed, is the one made afresh (`generated`
+        // aside: a snapshot with no change since is handed out again, as built).
+        nlohmann::json built = status_json(*engine_->snapshot()), fresh = status_json(*engine_->snapshot_from_scratch());
+        built.erase("generated");
+        fresh.erase("generated");
+        EXPECT_EQ(built, fresh);
       }
     }
     clock_.advance_to(until);
