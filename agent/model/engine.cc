@@ -8,11 +8,13 @@ namespace poolkeeper {
 
 Engine::Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
                std::string boot_id)
-    : config_(config), clock_(clock), uniform01_(std::move(uniform01)), boot_id_(std::move(boot_id)) {
-  SteadyTime now = clock_.now();
+    : config_(config), clock_(clock), boot_id_(std::move(boot_id)), scheduler_(clock, std::move(uniform01)) {
   WallTime wall = clock_.wall();
   lifecycle_since_ = wall;
-  for (const auto& [name, cc] : config_.checks) checks_.emplace(name, new_check(cc, now, wall));
+  for (const auto& [name, cc] : config_.checks) {
+    scheduler_.add(name, cc);
+    checks_.emplace(name, new_check(cc, wall));
+  }
   for (const auto& [name, sc] : config_.services) {
     ServiceRuntime rt;
     rt.cfg = sc;
@@ -23,84 +25,51 @@ Engine::Engine(const ModelConfig& config, const Clock& clock, std::function<doub
   recompute_services();
 }
 
-Engine::CheckRuntime Engine::new_check(const CheckConfig& cc, SteadyTime now, WallTime wall) {
+Engine::CheckRuntime Engine::new_check(const CheckConfig& cc, WallTime wall) {
   CheckRuntime rt{.cfg = cc, .state = CheckState(cc.rise, cc.fall)};
-  rt.gen = next_gen_++;
-  rt.next_due = now + std::chrono::duration_cast<Duration>(cc.interval * (uniform01_() * 0.5));
   rt.since = wall;
   return rt;
 }
 
-Duration Engine::jittered(Duration base) {
-  return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
-}
-
-std::vector<Engine::Due> Engine::take_due() {
-  SteadyTime now = clock_.now();
-  std::vector<Due> due;
-  for (auto& [name, rt] : checks_) {
-    if (!rt.in_flight && rt.next_due <= now) {
-      rt.in_flight = true;
-      rt.seq = next_seq_++;
-      rt.started = now;
-      rt.overdue_at = now + rt.cfg.timeout + kOverdueGrace;
-      rt.overdue_counted = 0;
-      due.push_back({name, rt.gen, rt.seq, rt.cfg.timeout});
-    }
-  }
-  return due;
-}
-
 SteadyTime Engine::next_due() const {
-  SteadyTime t = SteadyTime::max();
-  for (const auto& [name, rt] : checks_) t = std::min(t, rt.in_flight ? rt.overdue_at : rt.next_due);
+  SteadyTime t = scheduler_.next_due();
   WallTime wall = clock_.wall();
-  for (const auto& [name, svc] : services_) {
-    if (svc.intent.expires && svc.intent.intent != Intent::kPooled) {
-      auto left = std::max<Duration>(Duration::zero(), *svc.intent.expires - wall);
-      t = std::min(t, clock_.now() + left);
-    }
+  for (const auto& name : timed_intents_) {
+    const AdminIntent& i = services_.at(name).intent;
+    if (!i.expires) continue;
+    auto left = std::max<Duration>(Duration::zero(), *i.expires - wall);
+    t = std::min(t, clock_.now() + left);
   }
   return t;
 }
 
-uint64_t Engine::generation(const std::string& check) const {
-  auto it = checks_.find(check);
-  return it == checks_.end() ? 0 : it->second.gen;
-}
-
 void Engine::on_result(const std::string& check, const Result& r) {
-  auto it = checks_.find(check);
-  if (it == checks_.end()) return;
-  if (!it->second.in_flight) {  // as if a probe had just been started
-    it->second.in_flight = true;
-    it->second.seq = next_seq_++;
-    it->second.started = clock_.now();
-    it->second.overdue_at = clock_.now() + it->second.cfg.timeout + kOverdueGrace;
-    it->second.overdue_counted = 0;
-  }
-  on_result(check, it->second.gen, it->second.seq, r);
+  if (auto probe = scheduler_.in_flight_or_start(check)) on_result(check, probe->first, probe->second, r);
 }
 
 void Engine::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
-  auto it = checks_.find(check);
-  if (it == checks_.end() || it->second.gen != gen) return;  // replaced by a reload
-  CheckRuntime& rt = it->second;
-  if (!rt.in_flight || rt.seq != seq) return;  // not the probe in flight
-  rt.in_flight = false;
-  if (rt.overdue_counted > 0) {
+  auto accepted = scheduler_.accept(check, gen, seq);
+  if (accepted == ProbeScheduler::Accept::kDropped) return;
+  CheckRuntime& rt = checks_.at(check);
+  if (accepted == ProbeScheduler::Accept::kLate) {
     // Already counted as timed out (perhaps several times): the late answer says
     // nothing about now. It only frees the check for its next probe.
-    rt.next_due = clock_.now() + jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
-    rt.overdue_counted = 0;
+    scheduler_.reschedule(check, rt.state.changing());
+    check_changed(check, rt);  // no longer stuck
     ++version_;
     return;
   }
   submit(check, rt, r);
-  rt.next_due = clock_.now() +
-                jittered(rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
-  recompute_services();
+  scheduler_.reschedule(check, rt.state.changing());
+  WallTime wall = clock_.wall();
+  for (const auto& svc : rt.services) recompute_service(svc, services_.at(svc), wall);
   tick();
+}
+
+void Engine::check_changed(const std::string& name, const CheckRuntime& rt) {
+  dirty_checks_.insert(name);
+  for (const auto& svc : rt.services) dirty_services_.insert(svc);
+  if (rt.cfg.kind == "nfs" && !peers_.empty()) peers_dirty_ = true;  // handles compared with the peers'
 }
 
 void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
@@ -125,26 +94,28 @@ void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r)
     emit({wall, "check", check, check_health_name(before), check_health_name(rt.state.health()),
           r.reason});
   }
+  check_changed(check, rt);
   ++version_;  // streaks and last result are part of the picture
 }
 
 void Engine::check_overdue() {
-  SteadyTime now = clock_.now();
-  bool any = false;
-  for (auto& [name, rt] : checks_) {
-    if (!rt.in_flight || now < rt.overdue_at) continue;
-    auto stuck = std::chrono::duration_cast<std::chrono::milliseconds>(now - rt.started);
+  auto overdue = scheduler_.take_overdue();
+  if (overdue.empty()) return;
+  for (const auto& o : overdue) {
+    auto stuck = std::chrono::duration_cast<std::chrono::milliseconds>(o.stuck);
     Result r = Result::fail(Outcome::kTimeout, "probe stuck: no result " + format_duration(stuck) +
-                                                   " after it started (timeout " +
-                                                   format_duration(rt.cfg.timeout) + ")");
-    r.latency = now - rt.started;
+                                                   " after it started (timeout " + format_duration(o.timeout) + ")");
+    r.latency = o.stuck;
     r.details["stuck"] = true;
-    submit(name, rt, r);
-    ++rt.overdue_counted;
-    rt.overdue_at = now + (rt.state.changing() ? rt.cfg.fast_interval : rt.cfg.interval);
-    any = true;
+    CheckRuntime& rt = checks_.at(o.name);
+    submit(o.name, rt, r);
+    scheduler_.counted_overdue(o.name, rt.state.changing());
   }
-  if (any) recompute_services();
+  WallTime wall = clock_.wall();
+  std::set<std::string> touched;
+  for (const auto& o : overdue)
+    for (const auto& svc : checks_.at(o.name).services) touched.insert(svc);
+  for (const auto& svc : touched) recompute_service(svc, services_.at(svc), wall);
 }
 
 void Engine::set_lifecycle(Lifecycle l) {
@@ -163,7 +134,7 @@ void Engine::release_for_stop(const std::string& service) {
   if (it == services_.end() || it->second.stop_released) return;
   it->second.stop_released = true;
   ++version_;
-  recompute_services();
+  recompute_service(service, it->second, clock_.wall());
 }
 
 void Engine::seed_check(const std::string& check, CheckHealth h) {
@@ -171,8 +142,10 @@ void Engine::seed_check(const std::string& check, CheckHealth h) {
   if (it == checks_.end()) return;
   it->second.state.seed(h);
   it->second.since = clock_.wall();
+  check_changed(check, it->second);
   ++version_;
-  recompute_services();
+  WallTime wall = clock_.wall();
+  for (const auto& svc : it->second.services) recompute_service(svc, services_.at(svc), wall);
 }
 
 void Engine::load_state(const LoadedState& state) {
@@ -193,13 +166,18 @@ void Engine::load_state(const LoadedState& state) {
   tick();
 }
 
-void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent) {
+void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent, bool automatic) {
   if (svc.intent == intent) return;
   std::string before = intent_name(svc.intent.intent);
   svc.intent = intent;
+  if (intent.intent != Intent::kPooled && (intent.expires || intent.until_boot)) timed_intents_.insert(name);
+  else timed_intents_.erase(name);
   std::string why = intent.reason;
   if (!intent.who.empty()) why += (why.empty() ? "" : " ") + std::string("(") + intent.who + ")";
-  emit({clock_.wall(), "intent", name, before, intent_name(intent.intent), why});
+  Event e{clock_.wall(), "intent", name, before, intent_name(intent.intent), why};
+  e.automatic = automatic;
+  emit(std::move(e));
+  dirty_services_.insert(name);
   ++version_;
 }
 
@@ -207,7 +185,7 @@ bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
   auto it = services_.find(service);
   if (it == services_.end()) return false;
   change_intent(it->second, service, intent);
-  recompute_services();
+  recompute_service(service, it->second, clock_.wall());
   return true;
 }
 
@@ -224,26 +202,25 @@ std::map<std::string, AdminIntent> Engine::intents() const {
 
 void Engine::tick() {
   check_overdue();
+  if (timed_intents_.empty()) return;
   WallTime wall = clock_.wall();
-  bool changed = false;
-  for (auto& [name, svc] : services_) {
-    const AdminIntent& i = svc.intent;
-    if (i.intent == Intent::kPooled) continue;
+  std::vector<std::string> changed;
+  for (const auto& name : std::vector<std::string>(timed_intents_.begin(), timed_intents_.end())) {
+    ServiceRuntime& svc = services_.at(name);
+    const AdminIntent i = svc.intent;
     if (i.expires && wall >= *i.expires) {
-      change_intent(svc, name, {Intent::kPooled, "depool for " + std::string(intent_name(i.intent)) +
-                                                     " expired (was: " + i.reason + ")",
-                                "poolkeeper", wall});
-      changed = true;
+      change_intent(svc, name,
+                    {Intent::kPooled, "depool for " + std::string(intent_name(i.intent)) + " expired (was: " + i.reason + ")",
+                     "poolkeeper", wall},
+                    /*automatic=*/true);
+      changed.push_back(name);
     } else if (i.until_boot && !boot_id_.empty() && i.boot_id != boot_id_ && svc.healthy) {
-      change_intent(svc, name, {Intent::kPooled, "healthy after reboot (was: " + i.reason + ")",
-                                "poolkeeper", wall});
-      changed = true;
+      change_intent(svc, name, {Intent::kPooled, "healthy after reboot (was: " + i.reason + ")", "poolkeeper", wall},
+                    /*automatic=*/true);
+      changed.push_back(name);
     }
   }
-  if (changed) {
-    recompute_services();
-    if (on_auto_intent_) on_auto_intent_();
-  }
+  for (const auto& name : changed) recompute_service(name, services_.at(name), wall);
 }
 
 void Engine::set_peers(std::vector<PeerState> peers) {
@@ -262,6 +239,7 @@ void Engine::set_peers(std::vector<PeerState> peers) {
     }
   }
   peers_ = std::move(peers);
+  peers_dirty_ = true;
   ++version_;
   recompute_services();
 }
@@ -299,7 +277,8 @@ void Engine::set_floor_verdict(const std::string& service, FloorVerdict v) {
   if (it != verdicts_.end() && it->second == v) return;
   verdicts_[service] = v;
   ++version_;
-  recompute_services();
+  auto svc = services_.find(service);
+  if (svc != services_.end()) recompute_service(service, svc->second, clock_.wall());
 }
 
 std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
@@ -322,7 +301,6 @@ std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
 }
 
 void Engine::reconfigure(const ModelConfig& config) {
-  SteadyTime now = clock_.now();
   WallTime wall = clock_.wall();
   std::map<std::string, CheckRuntime> checks;
   for (const auto& [name, cc] : config.checks) {
@@ -336,18 +314,18 @@ void Engine::reconfigure(const ModelConfig& config) {
       rt.cfg = cc;
       rt.cfg.check = probe;
       rt.state.set_thresholds(cc.rise, cc.fall);
-      if (rt.in_flight) {  // a probe in flight is judged by the new timing from now on
-        rt.overdue_at = rt.overdue_counted == 0
-                            ? rt.started + cc.timeout + kOverdueGrace
-                            : std::min(rt.overdue_at, now + (rt.state.changing() ? cc.fast_interval : cc.interval));
-      }
+      scheduler_.retime(name, cc, rt.state.changing());
       rt.services.clear();
       checks.emplace(name, std::move(rt));
     } else {
-      checks.emplace(name, new_check(cc, now, wall));
+      scheduler_.add(name, cc);
+      checks.emplace(name, new_check(cc, wall));
     }
   }
+  for (const auto& [name, rt] : checks_)
+    if (!checks.count(name)) scheduler_.remove(name);
   std::map<std::string, ServiceRuntime> services;
+  timed_intents_.clear();
   for (const auto& [name, sc] : config.services) {
     ServiceRuntime rt;
     auto old = services_.find(name);
@@ -355,12 +333,14 @@ void Engine::reconfigure(const ModelConfig& config) {
     else rt.since = wall;
     rt.cfg = sc;
     for (const auto& c : sc.checks) checks.at(c).services.push_back(name);
+    if (rt.intent.intent != Intent::kPooled && (rt.intent.expires || rt.intent.until_boot)) timed_intents_.insert(name);
     services.emplace(name, std::move(rt));
   }
   checks_ = std::move(checks);
   services_ = std::move(services);
   config_ = config;
   emit({wall, "config", "", "", "reloaded", config.file});
+  all_dirty_ = true;
   ++version_;
   recompute_services();
 }
@@ -372,119 +352,109 @@ const CheckState* Engine::check_state(const std::string& check) const {
 
 void Engine::recompute_services() {
   WallTime wall = clock_.wall();
-  for (auto& [name, svc] : services_) {
-    std::string failing;
-    bool any_unhealthy = false;
-    std::vector<std::string> warnings;
-    for (const auto& cname : svc.cfg.checks) {
-      const CheckRuntime& c = checks_.at(cname);
-      if (c.state.health() == CheckHealth::kHealthy) continue;
-      std::string why = "check " + cname + " " + check_health_name(c.state.health());
-      if (c.state.health() == CheckHealth::kUnknown) {
-        why += c.last ? ": rising " + std::to_string(c.state.successes()) + "/" +
-                            std::to_string(c.state.rise()) +
-                            (c.last->ok() ? "" : " (" + c.last->reason + ")")
-                      : ": no result yet";
-      } else if (c.last) {
-        why += ": " + c.last->reason;
-      }
-      if (c.cfg.critical) {
-        if (failing.empty()) failing = why;
-        any_unhealthy |= c.state.health() == CheckHealth::kUnhealthy;
-      } else {
-        warnings.push_back(why);
-      }
+  for (auto& [name, svc] : services_) recompute_service(name, svc, wall);
+}
+
+void Engine::recompute_service(const std::string& name, ServiceRuntime& svc, WallTime wall) {
+  std::string failing;
+  bool any_unhealthy = false;
+  std::vector<std::string> warnings;
+  for (const auto& cname : svc.cfg.checks) {
+    const CheckRuntime& c = checks_.at(cname);
+    if (c.state.health() == CheckHealth::kHealthy) continue;
+    std::string why = "check " + cname + " " + check_health_name(c.state.health());
+    if (c.state.health() == CheckHealth::kUnknown) {
+      why += c.last ? ": rising " + std::to_string(c.state.successes()) + "/" + std::to_string(c.state.rise()) +
+                          (c.last->ok() ? "" : " (" + c.last->reason + ")")
+                    : ": no result yet";
+    } else if (c.last) {
+      why += ": " + c.last->reason;
     }
-    svc.healthy = failing.empty();
-    svc.health_reason = failing;
-    svc.warnings = warnings;
-    // While stopping, a service not yet released keeps deciding as if running.
-    Lifecycle lc = lifecycle_ == Lifecycle::kStopping && !svc.stop_released ? Lifecycle::kRunning : lifecycle_;
-    svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
-    bool keep = false;
-    if (svc.failing && conftool_enabled_ && conftool_up_) {
-      // Decided under the etcd lock; until the verdict arrives, stay in.
-      auto v = verdicts_.find(name);
-      keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
-    } else if (svc.failing && !svc.cfg.peers.empty()) {
-      keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+    if (c.cfg.critical) {
+      if (failing.empty()) failing = why;
+      any_unhealthy |= c.state.health() == CheckHealth::kUnhealthy;
+    } else {
+      warnings.push_back(why);
     }
-    svc.kept_by_floor = keep;
-    EffectiveState eff = decide_effective(lc, svc.intent, failing, keep);
-    if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
-        svc.intent.boot_id != boot_id_ && lc == Lifecycle::kRunning)
-      eff.reason += " (returns once healthy: rebooted since)";
-    if (eff.state != svc.effective.state) {
-      emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state),
-            eff.reason});
-      svc.since = wall;
-    }
-    if (!(eff == svc.effective)) ++version_;
-    svc.effective = eff;
   }
+  svc.healthy = failing.empty();
+  svc.health_reason = failing;
+  svc.warnings = warnings;
+  // While stopping, a service not yet released keeps deciding as if running.
+  Lifecycle lc = lifecycle_ == Lifecycle::kStopping && !svc.stop_released ? Lifecycle::kRunning : lifecycle_;
+  svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
+  bool keep = false;
+  if (svc.failing && conftool_enabled_ && conftool_up_) {
+    // Decided under the etcd lock; until the verdict arrives, stay in.
+    auto v = verdicts_.find(name);
+    keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
+  } else if (svc.failing && !svc.cfg.peers.empty()) {
+    keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+  }
+  svc.kept_by_floor = keep;
+  EffectiveState eff = decide_effective(lc, svc.intent, failing, keep);
+  if (eff.state != Effective::kPooled && svc.intent.until_boot && !boot_id_.empty() &&
+      svc.intent.boot_id != boot_id_ && lc == Lifecycle::kRunning)
+    eff.reason += " (returns once healthy: rebooted since)";
+  if (eff.state != svc.effective.state) {
+    emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state), eff.reason});
+    svc.since = wall;
+  }
+  if (!(eff == svc.effective)) ++version_;
+  svc.effective = eff;
+  dirty_services_.insert(name);
 }
 
 void Engine::emit(Event e) {
   for (Observer* o : observers_) o->on_event(e);
-  events_.push(std::move(e));
+  builder_.add_event(std::move(e));
 }
 
-std::shared_ptr<const Snapshot> Engine::snapshot() {
-  if (snapshot_ && snapshot_->version == version_) return snapshot_;
-  auto s = std::make_shared<Snapshot>();
-  s->version = version_;
-  s->host = config_.agent.hostname;
-  s->lifecycle = lifecycle_;
-  s->lifecycle_since = lifecycle_since_;
-  s->generated = clock_.wall();
-  s->state_file_ok = state_ok_;
-  if (conftool_enabled_)
-    s->conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_},
-                   {"liveness", conftool_liveness_}};
-  s->state_file_error = state_error_;
-  s->leftover_processes = leftover_processes_;
-  s->leftovers_killed = leftovers_killed_;
-  for (const auto& [name, svc] : services_) {
-    ServiceView v;
-    v.name = name;
-    v.effective = svc.effective;
-    v.healthy = svc.healthy;
-    v.health_reason = svc.health_reason;
-    v.warnings = svc.warnings;
-    v.intent = svc.intent;
-    v.since = svc.since;
-    v.checks = svc.cfg.checks;
-    v.port = svc.cfg.port;
-    v.failing = svc.failing;
-    v.has_peers = !svc.cfg.peers.empty();
-    v.min_pooled = svc.cfg.min_pooled;
-    if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
-    v.kept_by_floor = svc.kept_by_floor;
-    v.stop_released = lifecycle_ == Lifecycle::kStopping && svc.stop_released;
-    v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
-    s->services.push_back(std::move(v));
-  }
-  for (const auto& [name, c] : checks_) {
-    CheckView v;
-    v.name = name;
-    v.kind = c.cfg.kind;
-    v.target = c.cfg.check ? c.cfg.check->target() : "";
-    v.critical = c.cfg.critical;
-    v.health = c.state.health();
-    v.successes = c.state.successes();
-    v.failures = c.state.failures();
-    v.rise = c.state.rise();
-    v.fall = c.state.fall();
-    v.last = c.last;
-    v.last_time = c.last_time;
-    v.since = c.since;
-    v.last_success = c.last_success;
-    v.services = c.services;
-    v.history = c.history;
-    if (c.in_flight && c.overdue_counted > 0)
-      v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - c.started);
-    s->checks.push_back(std::move(v));
-  }
+CheckView Engine::check_view(const std::string& name, const CheckRuntime& c) const {
+  CheckView v;
+  v.name = name;
+  v.kind = c.cfg.kind;
+  v.target = c.cfg.check ? c.cfg.check->target() : "";
+  v.critical = c.cfg.critical;
+  v.health = c.state.health();
+  v.successes = c.state.successes();
+  v.failures = c.state.failures();
+  v.rise = c.state.rise();
+  v.fall = c.state.fall();
+  v.last = c.last;
+  v.last_time = c.last_time;
+  v.since = c.since;
+  v.last_success = c.last_success;
+  v.services = c.services;
+  v.history = c.history;
+  if (auto started = scheduler_.stuck_since(name))
+    v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - *started);
+  return v;
+}
+
+ServiceView Engine::service_view(const std::string& name, const ServiceRuntime& svc) const {
+  ServiceView v;
+  v.name = name;
+  v.effective = svc.effective;
+  v.healthy = svc.healthy;
+  v.health_reason = svc.health_reason;
+  v.warnings = svc.warnings;
+  v.intent = svc.intent;
+  v.since = svc.since;
+  v.checks = svc.cfg.checks;
+  v.port = svc.cfg.port;
+  v.failing = svc.failing;
+  v.has_peers = !svc.cfg.peers.empty();
+  v.min_pooled = svc.cfg.min_pooled;
+  if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
+  v.kept_by_floor = svc.kept_by_floor;
+  v.stop_released = lifecycle_ == Lifecycle::kStopping && svc.stop_released;
+  v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
+  return v;
+}
+
+std::vector<PeerView> Engine::peer_views() const {
+  std::vector<PeerView> out;
   for (const auto& p : peers_) {
     PeerView pv;
     pv.state = p;
@@ -499,12 +469,66 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
       }
       pv.handles_match[name] = match;
     }
-    s->peers.push_back(std::move(pv));
+    out.push_back(std::move(pv));
   }
-  s->events.assign(events_.items().begin(), events_.items().end());
-  snapshot_ = std::move(s);
+  return out;
+}
+
+void Engine::set_all_views(SnapshotBuilder& b) const {
+  std::vector<CheckView> checks;
+  for (const auto& [name, c] : checks_) checks.push_back(check_view(name, c));
+  b.set_checks(std::move(checks));
+  std::vector<ServiceView> services;
+  for (const auto& [name, svc] : services_) services.push_back(service_view(name, svc));
+  b.set_services(std::move(services));
+  b.set_peers(peer_views());
+}
+
+Snapshot Engine::host_wide() const {
+  Snapshot s;
+  s.version = version_;
+  s.host = config_.agent.hostname;
+  s.lifecycle = lifecycle_;
+  s.lifecycle_since = lifecycle_since_;
+  s.generated = clock_.wall();
+  s.state_file_ok = state_ok_;
+  if (conftool_enabled_)
+    s.conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_},
+                  {"liveness", conftool_liveness_}};
+  s.state_file_error = state_error_;
+  s.leftover_processes = leftover_processes_;
+  s.leftovers_killed = leftovers_killed_;
+  return s;
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot() {
+  if (snapshot_ && snapshot_->version == version_) return snapshot_;
+  // Only the views that changed are made again; the rest are shared with the last one.
+  if (all_dirty_) {
+    set_all_views(builder_);
+  } else {
+    for (const auto& name : dirty_checks_) {
+      auto it = checks_.find(name);
+      if (it != checks_.end()) builder_.set_check(check_view(name, it->second));
+    }
+    for (const auto& name : dirty_services_) {
+      auto it = services_.find(name);
+      if (it != services_.end()) builder_.set_service(service_view(name, it->second));
+    }
+    if (peers_dirty_) builder_.set_peers(peer_views());
+  }
+  all_dirty_ = peers_dirty_ = false;
+  dirty_checks_.clear();
+  dirty_services_.clear();
+  snapshot_ = builder_.build(host_wide());
   for (Observer* o : observers_) o->on_snapshot(*snapshot_);
   return snapshot_;
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot_from_scratch() const {
+  SnapshotBuilder b = builder_;  // for its events
+  set_all_views(b);
+  return b.build(host_wide());
 }
 
 }  // namespace poolkeeper

@@ -1,23 +1,32 @@
-// The state owner's logic: schedules probes, folds their results into check states,
-// service health, intent and lifecycle, applies the safety floor from the peers'
-// states, decides each service's effective state, and emits events. Single-threaded
-// by contract (one owner thread calls everything); it does no I/O and reads time only
-// from the injected Clock, so unit tests drive it in simulated time. The threaded
-// runtime around it lives in agent/runtime/agent.h.
+// The health model, and the state owner's model as one piece. Engine folds probe
+// results into check states and those into service health; with the operator's intent,
+// the lifecycle and the safety floor (floor.h; from the peers' states, or conftool's
+// verdicts) it decides each service's effective state, and emits every transition to
+// its Observers (events.h). It composes the two parts that are not health:
+//   ProbeScheduler (scheduler.h)        when each probe is due, which one is in flight;
+//   SnapshotBuilder (snapshot_builder.h) the Snapshot readers see, rebuilt piecewise.
+// A result touches only its check, the services using it and their views, so its cost
+// does not grow with the number of checks. Single-threaded by contract (one owner
+// thread calls everything); it does no I/O and reads time only from the injected
+// Clock, so unit tests drive it in simulated time. The threaded runtime around it
+// lives in agent/runtime/agent.h.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "agent/model/model_config.h"
 #include "agent/model/events.h"
 #include "agent/model/floor.h"
 #include "agent/model/health.h"
+#include "agent/model/model_config.h"
+#include "agent/model/scheduler.h"
 #include "agent/model/snapshot.h"
+#include "agent/model/snapshot_builder.h"
 
 namespace poolkeeper {
 
@@ -28,10 +37,10 @@ class Engine {
   Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
          std::string boot_id = "");
 
+  // Observers get every result and transition as it happens, and each new snapshot.
+  // An intent the engine changed by itself (expiry, return after boot) comes as an
+  // "intent" event with `automatic` set, for the owner to persist.
   void add_observer(Observer* o) { observers_.push_back(o); }
-  // Called after the engine changed an intent by itself (expiry, return after boot),
-  // so the owner persists it.
-  void on_auto_intent(std::function<void()> fn) { on_auto_intent_ = std::move(fn); }
 
   // Scheduling. Each check has at most one probe in flight. First probes are spread
   // over [0, interval/2) after start; later ones come `interval` (or `fast_interval`
@@ -46,16 +55,11 @@ class Engine {
   // turns its check unhealthy after `fall` such deadlines and keeps it so. No second
   // copy is started while it is stuck; its late result, when it comes, is dropped and
   // only frees the check for the next probe.
-  static constexpr Duration kOverdueGrace = std::chrono::milliseconds(250);
+  static constexpr Duration kOverdueGrace = ProbeScheduler::kOverdueGrace;
   // Results kept per check for the status page's history (about a minute at 1 s).
   static constexpr size_t kHistoryLength = 60;
-  struct Due {
-    std::string name;
-    uint64_t gen;
-    uint64_t seq;      // this probe's sequence number, handed back with its result
-    Duration timeout;  // the check's timeout now (a reload may change it)
-  };
-  std::vector<Due> take_due();
+  using Due = ProbeScheduler::Due;
+  std::vector<Due> take_due() { return scheduler_.take_due(); }
   // Earliest time anything is due: an idle check's probe, a stuck probe's next
   // overdue deadline, or an intent's expiry.
   SteadyTime next_due() const;
@@ -63,7 +67,7 @@ class Engine {
   // For tests: the result of the probe now in flight for `check` (or, with none in
   // flight, as if one had just been started and finished).
   void on_result(const std::string& check, const Result& r);
-  uint64_t generation(const std::string& check) const;
+  uint64_t generation(const std::string& check) const { return scheduler_.generation(check); }
   // Counts overdue deadlines of stuck probes; called by tick().
   void check_overdue();
 
@@ -112,21 +116,18 @@ class Engine {
   const ModelConfig& config() const { return config_; }
   const std::string& boot_id() const { return boot_id_; }
 
-  // The current picture (rebuilt only after a change).
+  // The current picture (rebuilt only after a change, from the views that changed).
+  // Observers' on_snapshot() runs once for each new one.
   std::shared_ptr<const Snapshot> snapshot();
   uint64_t version() const { return version_; }
+  // For tests: the same picture with every view made afresh (what snapshot() must equal).
+  std::shared_ptr<const Snapshot> snapshot_from_scratch() const;
 
  private:
+  // A check as the health model sees it (its timing is the scheduler's).
   struct CheckRuntime {
     CheckConfig cfg;
     CheckState state;
-    uint64_t gen = 0;
-    SteadyTime next_due{};
-    bool in_flight = false;
-    uint64_t seq = 0;           // the probe in flight (or the last one)
-    SteadyTime started{};       // when the probe in flight started
-    SteadyTime overdue_at{};    // next deadline at which a stuck probe counts as a failure
-    int overdue_counted = 0;    // deadlines counted for the probe in flight
     std::optional<Result> last{};
     WallTime last_time{};
     WallTime since{};
@@ -147,27 +148,36 @@ class Engine {
     WallTime since{};
   };
 
-  CheckRuntime new_check(const CheckConfig& cc, SteadyTime now, WallTime wall);
+  CheckRuntime new_check(const CheckConfig& cc, WallTime wall);
   // Folds one result (a probe's, or a stuck probe's overdue deadline) into the check.
   void submit(const std::string& name, CheckRuntime& rt, const Result& r);
-  Duration jittered(Duration base);
+  // Decides one service (or all: after a change that concerns every service).
+  void recompute_service(const std::string& name, ServiceRuntime& svc, WallTime wall);
   void recompute_services();
+  void check_changed(const std::string& name, const CheckRuntime& rt);
   void emit(Event e);
-  void change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent);
+  void change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent,
+                     bool automatic = false);
   std::vector<PeerState> peers_for(const ServiceConfig& sc) const;
+  CheckView check_view(const std::string& name, const CheckRuntime& c) const;
+  ServiceView service_view(const std::string& name, const ServiceRuntime& svc) const;
+  std::vector<PeerView> peer_views() const;
+  void set_all_views(SnapshotBuilder& b) const;
+  Snapshot host_wide() const;
 
   ModelConfig config_;
   const Clock& clock_;
-  std::function<double()> uniform01_;
   std::string boot_id_;
+  ProbeScheduler scheduler_;
+  SnapshotBuilder builder_;
   std::vector<Observer*> observers_;
-  std::function<void()> on_auto_intent_;
   std::map<std::string, CheckRuntime> checks_;
   std::map<std::string, ServiceRuntime> services_;
+  // Services whose intent can end by itself (an expiry, an until-boot depool).
+  std::set<std::string> timed_intents_;
   std::vector<PeerState> peers_;
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   WallTime lifecycle_since_{};
-  EventRing events_;
   bool conftool_enabled_ = false;
   bool conftool_up_ = false;
   std::string conftool_error_;
@@ -176,11 +186,12 @@ class Engine {
   std::map<std::string, FloorVerdict> verdicts_;
   bool state_ok_ = true;
   std::string state_error_;
-  uint64_t next_gen_ = 1;
-  uint64_t next_seq_ = 1;
   int leftover_processes_ = 0;
   uint64_t leftovers_killed_ = 0;
   uint64_t version_ = 1;
+  // What changed since the last snapshot: views to rebuild.
+  std::set<std::string> dirty_checks_, dirty_services_;
+  bool all_dirty_ = true, peers_dirty_ = true;
   std::shared_ptr<const Snapshot> snapshot_;
 };
 

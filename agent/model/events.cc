@@ -18,9 +18,4 @@ nlohmann::json event_json(const Event& e) {
           {"from", e.from},              {"to", e.to},     {"reason", e.reason}};
 }
 
-void EventRing::push(Event e) {
-  items_.push_back(std::move(e));
-  while (items_.size() > capacity_) items_.pop_front();
-}
-
 }  // namespace poolkeeper

@@ -3,8 +3,6 @@
 // through Observer; probe code never has side effects of its own.
 #pragma once
 
-#include <deque>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,33 +20,29 @@ struct Event {
   std::string from;
   std::string to;
   std::string reason;
+  // An intent the model changed by itself (an expiry, a return after reboot), which
+  // the owner persists; false for everything else.
+  bool automatic = false;
 };
 
 // "ts=… event=check name=web from=healthy to=unhealthy reason=\"status 500\""
 std::string event_logfmt(const Event& e);
 nlohmann::json event_json(const Event& e);
 
-// Bounded history of recent events (the /events endpoint). Not thread-safe: owned by
-// the state owner; readers get copies through the snapshot.
-class EventRing {
- public:
-  explicit EventRing(size_t capacity = 256) : capacity_(capacity) {}
-  void push(Event e);
-  const std::deque<Event>& items() const { return items_; }
-
- private:
-  size_t capacity_;
-  std::deque<Event> items_;
-};
-
 struct Snapshot;
 
-// Subscribers to the state owner. Called on the owner's thread; must not block.
+// Subscribers to the state owner: the one stream every publisher reads (metrics, the
+// event log, the conftool writer's feed, persistence of automatic intent changes).
+// Called on the owner's thread; must not block.
 class Observer {
  public:
   virtual ~Observer() = default;
+  // Each probe result (and each overdue deadline of a stuck probe) as it is folded in.
   virtual void on_result(const std::string& /*check*/, const Result& /*r*/, WallTime /*when*/) {}
+  // Each transition, as it happens.
   virtual void on_event(const Event& /*e*/) {}
+  // Each new snapshot, once, when it is built: what readers will see next. Lists that
+  // did not change are shared with the previous one (SharedList::shared() compares).
   virtual void on_snapshot(const Snapshot& /*s*/) {}
 };
 

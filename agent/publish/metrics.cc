@@ -163,60 +163,92 @@ void Metrics::on_event(const Event& e) {
   if (e.kind == "check") series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
 }
 
+void Metrics::check_series(const CheckView& c) {
+  series(by_check_, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+  series(by_check_, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
+  // Make the series exist from the start, so rate() and absent() behave.
+  series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
+}
+
+void Metrics::service_series(const ServiceView& sv, const nlohmann::json& conftool) {
+  series(by_service_, sv.name, service_pooled_, {{"service", sv.name}})
+      .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
+  series(by_service_, sv.name, service_healthy_, {{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
+  for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
+    series(by_service_, sv.name, service_intent_, {{"service", sv.name}, {"intent", intent_name(i)}})
+        .Set(sv.intent.intent == i ? 1 : 0);
+  series(by_service_, sv.name, service_kept_by_floor_, {{"service", sv.name}}).Set(sv.kept_by_floor ? 1 : 0);
+  if (conftool.is_null()) return;
+  bool conftool_up = conftool.value("up", false);
+  const nlohmann::json* keys = conftool.contains("keys") ? &conftool["keys"] : nullptr;
+  if (keys && keys->is_object() && keys->contains(sv.name)) {
+    // etcd not answering, or a value that does not parse: "unreadable".
+    const auto& k = (*keys)[sv.name];
+    std::string state = "unreadable";
+    if (conftool_up && k.contains("pooled") && k["pooled"].is_string()) state = k["pooled"].get<std::string>();
+    else if (conftool_up && k.value("state", std::string()) == "missing") state = "missing";
+    for (const char* st : {"yes", "no", "inactive", "missing", "unreadable"})
+      series(by_service_, sv.name, conftool_key_pooled_, {{"service", sv.name}, {"pooled", st}})
+          .Set(state == st ? 1 : 0);
+  }
+}
+
+template <typename T, typename Update>
+void Metrics::refresh(const SharedList<T>& now, SharedList<T>& seen, bool everything, Owned& owners, Update update) {
+  if (!everything && now.shared() == seen.shared()) return;
+  // The same names in the same order: only the items that are new objects changed.
+  bool same_names = true;
+  bool same_length = !everything && now.for_each_changed(seen, [&](size_t i) {
+    if (now[i].name != seen[i].name) same_names = false;
+    else update(now[i]);
+  });
+  if (!same_length || !same_names) {
+    std::set<std::string> keep;
+    for (const auto& item : now) {
+      keep.insert(item.name);
+      update(item);
+    }
+    prune(owners, keep);
+  }
+  seen = now;
+}
+
 void Metrics::on_snapshot(const Snapshot& s) {
-  std::set<std::string> checks, services, peers;
-  for (const auto& c : s.checks) {
-    checks.insert(c.name);
-    series(by_check_, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
-    series(by_check_, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
-    // Make the series exist from the start, so rate() and absent() behave.
-    series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
-  }
-  bool conftool_up = !s.conftool.is_null() && s.conftool.value("up", false);
-  if (!s.conftool.is_null()) {
-    conftool_up_.Add({}).Set(conftool_up ? 1 : 0);
-    const auto& l = s.conftool.contains("liveness") ? s.conftool["liveness"] : nlohmann::json();
-    bool seen = l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && l["self_seen"].get<bool>();
-    liveness_up_.Add({}).Set(seen ? 1 : 0);
-  }
-  for (const auto& pv : s.peers) {
-    std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
-    peers.insert(peer);
-    series(by_peer_, peer, peer_up_, {{"peer", peer}}).Set(pv.state.reachable ? 1 : 0);
-    for (const auto& [svc, ps] : pv.state.services)
-      series(by_peer_, peer, peer_service_pooled_, {{"peer", peer}, {"service", svc}})
-          .Set(ps.effective == "pooled" ? 1 : 0);
-    for (const auto& [check, match] : pv.handles_match) {
-      if (match) series(by_peer_, peer, nfs_handles_match_, {{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
+  // A snapshot shares every view that did not change with the one before: the series of
+  // those stay as they are, so a probe result costs the same with 1 check or 1000.
+  refresh(s.checks, seen_checks_, false, by_check_, [this](const CheckView& c) { check_series(c); });
+  bool conftool_changed = s.conftool != seen_conftool_;
+  if (conftool_changed) {
+    seen_conftool_ = s.conftool;
+    if (!s.conftool.is_null()) {
+      conftool_up_.Add({}).Set(s.conftool.value("up", false) ? 1 : 0);
+      const auto& l = s.conftool.contains("liveness") ? s.conftool["liveness"] : nlohmann::json();
+      bool seen = l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && l["self_seen"].get<bool>();
+      liveness_up_.Add({}).Set(seen ? 1 : 0);
     }
   }
-  for (const auto& sv : s.services) {
-    services.insert(sv.name);
-    series(by_service_, sv.name, service_pooled_, {{"service", sv.name}})
-        .Set(sv.effective.state == Effective::kPooled ? 1 : 0);
-    series(by_service_, sv.name, service_healthy_, {{"service", sv.name}}).Set(sv.healthy ? 1 : 0);
-    for (Intent i : {Intent::kPooled, Intent::kDepooled, Intent::kDrained, Intent::kInactive})
-      series(by_service_, sv.name, service_intent_, {{"service", sv.name}, {"intent", intent_name(i)}})
-          .Set(sv.intent.intent == i ? 1 : 0);
-    series(by_service_, sv.name, service_kept_by_floor_, {{"service", sv.name}}).Set(sv.kept_by_floor ? 1 : 0);
-    if (!s.conftool.is_null()) {
-      const nlohmann::json* keys = s.conftool.contains("keys") ? &s.conftool["keys"] : nullptr;
-      if (keys && keys->is_object() && keys->contains(sv.name)) {
-        // etcd not answering, or a value that does not parse: "unreadable".
-        const auto& k = (*keys)[sv.name];
-        std::string state = "unreadable";
-        if (conftool_up && k.contains("pooled") && k["pooled"].is_string()) state = k["pooled"].get<std::string>();
-        else if (conftool_up && k.value("state", std::string()) == "missing") state = "missing";
-        for (const char* st : {"yes", "no", "inactive", "missing", "unreadable"})
-          series(by_service_, sv.name, conftool_key_pooled_, {{"service", sv.name}, {"pooled", st}})
-              .Set(state == st ? 1 : 0);
+  refresh(s.services, seen_services_, conftool_changed, by_service_,
+          [&](const ServiceView& sv) { service_series(sv, s.conftool); });
+  if (s.peers.shared() != seen_peers_.shared()) {
+    std::set<std::string> peers;
+    for (const auto& pv : s.peers) {
+      std::string peer = pv.state.host.empty() ? pv.state.url : pv.state.host;
+      peers.insert(peer);
+      series(by_peer_, peer, peer_up_, {{"peer", peer}}).Set(pv.state.reachable ? 1 : 0);
+      for (const auto& [svc, ps] : pv.state.services)
+        series(by_peer_, peer, peer_service_pooled_, {{"peer", peer}, {"service", svc}})
+            .Set(ps.effective == "pooled" ? 1 : 0);
+      for (const auto& [check, match] : pv.handles_match) {
+        if (match) series(by_peer_, peer, nfs_handles_match_, {{"check", check}, {"peer", peer}}).Set(*match ? 1 : 0);
       }
     }
+    prune(by_peer_, peers);
+    seen_peers_ = s.peers;
   }
-  prune(by_check_, checks);
-  prune(by_service_, services);
-  prune(by_peer_, peers);
-  exec_leftovers_.Add({}).Set(s.leftover_processes);
+  if (s.leftover_processes != leftovers_seen_) {
+    exec_leftovers_.Add({}).Set(s.leftover_processes);
+    leftovers_seen_ = s.leftover_processes;
+  }
   if (s.leftovers_killed > leftovers_killed_seen_) {
     exec_leftovers_killed_.Add({}).Increment(static_cast<double>(s.leftovers_killed - leftovers_killed_seen_));
     leftovers_killed_seen_ = s.leftovers_killed;

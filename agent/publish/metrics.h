@@ -18,6 +18,7 @@
 #include <prometheus/registry.h>
 
 #include "agent/model/events.h"
+#include "agent/model/snapshot.h"
 
 namespace poolkeeper {
 
@@ -43,6 +44,12 @@ class Metrics final : public Observer {
   T& series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
             const prometheus::Labels& labels, Args&&... args);
   static void prune(Owned& owners, const std::set<std::string>& keep);
+  void check_series(const CheckView& c);
+  void service_series(const ServiceView& sv, const nlohmann::json& conftool);
+  // Updates the series of the items of `now` that are not in `seen` (all of them, and
+  // removes those of names gone, when the list itself changed or `everything`).
+  template <typename T, typename Update>
+  void refresh(const SharedList<T>& now, SharedList<T>& seen, bool everything, Owned& owners, Update update);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& check_up_;
@@ -70,6 +77,13 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& check_data_max_age_;
   prometheus::Family<prometheus::Gauge>& liveness_up_;
   uint64_t leftovers_killed_seen_ = 0;
+  int leftovers_seen_ = 0;
+  // What the last snapshot held (kept alive, so that a pointer compared is never a new
+  // object at a reused address).
+  SharedList<CheckView> seen_checks_;
+  SharedList<ServiceView> seen_services_;
+  SharedList<PeerView> seen_peers_;
+  nlohmann::json seen_conftool_;
   Owned by_check_, by_service_, by_peer_;
 };
 

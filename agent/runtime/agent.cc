@@ -99,6 +99,53 @@ std::string read_boot_id(const std::string& path) {
 }
 
 namespace {
+// The event log: one logfmt line per transition.
+struct EventLog final : Observer {
+  void on_event(const Event& e) override { log_raw(event_logfmt(e)); }
+};
+
+// Persists an intent the engine changed by itself (an expiry, a return after reboot)
+// as it happens; intents set by an operator or conftool are persisted by their path,
+// which must know the outcome before it answers.
+class IntentSaver final : public Observer {
+ public:
+  explicit IntentSaver(std::function<void()> save) : save_(std::move(save)) {}
+  void on_event(const Event& e) override {
+    if (e.kind == "intent" && e.automatic) save_();
+  }
+
+ private:
+  std::function<void()> save_;
+};
+
+// Feeds the conftool writer what it should write, from each snapshot that changed
+// something it reads (the services, the peers, the lifecycle, the host).
+class ConftoolFeed final : public Observer {
+ public:
+  explicit ConftoolFeed(std::function<void(const Snapshot&)> update) : update_(std::move(update)) {}
+  void on_snapshot(const Snapshot& s) override {
+    if (fed_ && s.services.shared() == services_.shared() && s.peers.shared() == peers_.shared() &&
+        s.lifecycle == lifecycle_ &&
+        s.host == host_)
+      return;
+    fed_ = true;
+    services_ = s.services;
+    peers_ = s.peers;
+    lifecycle_ = s.lifecycle;
+    host_ = s.host;
+    update_(s);
+  }
+
+ private:
+  std::function<void(const Snapshot&)> update_;
+  bool fed_ = false;
+  // Kept alive, so that an equal pointer is never a new list at a reused address.
+  SharedList<ServiceView> services_;
+  SharedList<PeerView> peers_;
+  Lifecycle lifecycle_ = Lifecycle::kStarting;
+  std::string host_;
+};
+
 std::vector<std::string> all_peer_urls(const Config& c) {
   std::set<std::string> urls;
   for (const auto& [name, s] : c.services) urls.insert(s.peers.begin(), s.peers.end());
@@ -141,16 +188,17 @@ Agent::Agent(Config config, const Clock& clock)
       config_, clock_,
       [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
       read_boot_id(config_.agent.boot_id_file));
+  // One stream of transitions and snapshots, every publisher subscribed to it.
   engine_->add_observer(&metrics_);
-  struct EventLogger : Observer {
-    void on_event(const Event& e) override { log_raw(event_logfmt(e)); }
-  };
-  static EventLogger logger;
-  engine_->add_observer(&logger);
-  engine_->on_auto_intent([this] {
+  feeds_.push_back(std::make_unique<EventLog>());
+  feeds_.push_back(std::make_unique<IntentSaver>([this] {
     std::string err = persist(*engine_);
     if (!err.empty()) log_error("cannot save state", {{"error", err}});
-  });
+  }));
+  feeds_.push_back(std::make_unique<ConftoolFeed>([this](const Snapshot& s) {
+    if (conftool_) conftool_->update(conftool_wants(s, engine_->config()), conftool_peers(s, engine_->config()));
+  }));
+  for (auto& f : feeds_) engine_->add_observer(f.get());
   snapshot_.store(engine_->snapshot());
 }
 
@@ -439,9 +487,7 @@ bool Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
 
 void Agent::publish() {
   auto s = engine_->snapshot();
-  if (s == snapshot_.load()) return;
-  snapshot_.store(s);
-  if (conftool_) conftool_->update(conftool_wants(*s, engine_->config()), conftool_peers(*s, engine_->config()));
+  if (s != snapshot_.load()) snapshot_.store(std::move(s));
 }
 
 void Agent::owner_loop() {

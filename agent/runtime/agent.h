@@ -65,6 +65,8 @@ class Agent {
   // Queues `fn` for the owner; false when the owner loop has ended.
   bool post(std::function<void(Engine&)> fn);
   void owner_loop();
+  // Makes the engine's latest snapshot the one readers see (the subscribers got it as
+  // it was built).
   void publish();
   void make_workers();
   void join_finished_workers();
@@ -74,6 +76,9 @@ class Agent {
   const Clock& clock_;
   StateStore store_;
   Metrics metrics_;
+  // Subscribers to the engine's stream besides metrics_: the event log, the conftool
+  // writer's feed, persistence of the intents the engine changes by itself.
+  std::vector<std::unique_ptr<Observer>> feeds_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<AdminHandler> admin_handler_;  // the admin socket's requests and the shutdown drain's floor

@@ -28,7 +28,7 @@ command = ["/bin/true"]
     engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; });
     // The snapshot the handler reads: both services pooled.
     auto s = std::make_shared<Snapshot>(*engine_->snapshot());
-    for (auto& v : s->services) v.effective = {Effective::kPooled, "healthy"};
+    for (size_t i = 0; i < s->services.size(); ++i) s->services[i].effective = {Effective::kPooled, "healthy"};
     snap_ = s;
     AdminHandler::Deps d;
     d.clock = &clock_;

@@ -80,3 +80,31 @@ TEST(MetricsTest, DataAgeAndMaxAgeFromTheProbesDetails) {
   EXPECT_TRUE(has(t, "poolkeeper_check_data_max_age_seconds{check=\"export\"} 3600"));
   EXPECT_EQ(t.find("poolkeeper_check_data_age_seconds{check=\"web\"}"), std::string::npos);
 }
+
+// A snapshot shares the views that did not change with the one before; the series follow
+// the views that did, and a list with a check gone takes that check's series away.
+TEST(MetricsTest, SeriesFollowTheViewsThatChanged) {
+  Metrics m;
+  Snapshot s;
+  for (const char* name : {"web", "export", "disk"}) {
+    CheckView c;
+    c.name = name;
+    s.checks.push_back(c);
+  }
+  m.on_snapshot(s);
+  EXPECT_TRUE(has(m.serialize(), "poolkeeper_check_up{check=\"export\"} 0"));
+  Snapshot next = s;  // shares every view
+  next.checks[1].health = CheckHealth::kHealthy;
+  next.checks[2].stuck_since = WallTime{};
+  m.on_snapshot(next);
+  std::string t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_check_up{check=\"export\"} 1")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_up{check=\"web\"} 0"));
+  EXPECT_TRUE(has(t, "poolkeeper_check_probe_stuck{check=\"disk\"} 1"));
+  Snapshot fewer;
+  fewer.checks = {next.checks[0], next.checks[1]};
+  m.on_snapshot(fewer);
+  t = m.serialize();
+  EXPECT_EQ(t.find("check=\"disk\""), std::string::npos) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_up{check=\"export\"} 1"));
+}

@@ -1,0 +1,144 @@
+#include "agent/model/scheduler.h"
+
+#include <algorithm>
+
+namespace poolkeeper {
+
+ProbeScheduler::ProbeScheduler(const Clock& clock, std::function<double()> uniform01)
+    : clock_(clock), uniform01_(std::move(uniform01)) {}
+
+Duration ProbeScheduler::jittered(Duration base) {
+  return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
+}
+
+template <typename F>
+void ProbeScheduler::move(const std::string& name, Slot& s, F edit) {
+  timeline_.erase({s.at(), name});
+  edit(s);
+  timeline_.insert({s.at(), name});
+}
+
+void ProbeScheduler::add(const std::string& name, const CheckConfig& timing) {
+  remove(name);
+  Slot s;
+  s.interval = timing.interval;
+  s.timeout = timing.timeout;
+  s.fast_interval = timing.fast_interval;
+  s.gen = next_gen_++;
+  s.next_due = clock_.now() + std::chrono::duration_cast<Duration>(timing.interval * (uniform01_() * 0.5));
+  timeline_.insert({s.at(), name});
+  slots_.emplace(name, s);
+}
+
+void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, bool changing) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  SteadyTime now = clock_.now();
+  move(name, it->second, [&](Slot& s) {
+    s.interval = timing.interval;
+    s.timeout = timing.timeout;
+    s.fast_interval = timing.fast_interval;
+    if (s.in_flight)
+      s.overdue_at = s.overdue_counted == 0
+                         ? s.started + timing.timeout + kOverdueGrace
+                         : std::min(s.overdue_at, now + (changing ? timing.fast_interval : timing.interval));
+  });
+}
+
+void ProbeScheduler::remove(const std::string& name) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  timeline_.erase({it->second.at(), name});
+  slots_.erase(it);
+}
+
+void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) {
+  move(name, slot, [&](Slot& s) {
+    s.in_flight = true;
+    s.seq = next_seq_++;
+    s.started = now;
+    s.overdue_at = now + s.timeout + kOverdueGrace;
+    s.overdue_counted = 0;
+  });
+}
+
+std::vector<ProbeScheduler::Due> ProbeScheduler::take_due() {
+  SteadyTime now = clock_.now();
+  std::vector<std::string> names;
+  for (auto it = timeline_.begin(); it != timeline_.end() && it->first <= now; ++it)
+    if (!slots_.at(it->second).in_flight) names.push_back(it->second);
+  std::sort(names.begin(), names.end());  // the same order whatever their due times
+  std::vector<Due> due;
+  for (const auto& name : names) {
+    Slot& s = slots_.at(name);
+    start(name, s, now);
+    due.push_back({name, s.gen, s.seq, s.timeout});
+  }
+  return due;
+}
+
+SteadyTime ProbeScheduler::next_due() const {
+  return timeline_.empty() ? SteadyTime::max() : timeline_.begin()->first;
+}
+
+std::vector<ProbeScheduler::Overdue> ProbeScheduler::take_overdue() {
+  SteadyTime now = clock_.now();
+  std::vector<Overdue> out;
+  for (auto it = timeline_.begin(); it != timeline_.end() && it->first <= now; ++it) {
+    const Slot& s = slots_.at(it->second);
+    if (s.in_flight) out.push_back({it->second, now - s.started, s.timeout});
+  }
+  std::sort(out.begin(), out.end(), [](const Overdue& a, const Overdue& b) { return a.name < b.name; });
+  return out;
+}
+
+void ProbeScheduler::counted_overdue(const std::string& name, bool changing) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  SteadyTime now = clock_.now();
+  move(name, it->second, [&](Slot& s) {
+    ++s.overdue_counted;
+    s.overdue_at = now + (changing ? s.fast_interval : s.interval);
+  });
+}
+
+ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t gen, uint64_t seq) {
+  auto it = slots_.find(name);
+  if (it == slots_.end() || it->second.gen != gen) return Accept::kDropped;  // replaced by a reload
+  Slot& slot = it->second;
+  if (!slot.in_flight || slot.seq != seq) return Accept::kDropped;  // not the probe in flight
+  bool late = slot.overdue_counted > 0;
+  move(name, slot, [](Slot& s) {
+    s.in_flight = false;
+    s.overdue_counted = 0;
+  });
+  return late ? Accept::kLate : Accept::kFresh;
+}
+
+void ProbeScheduler::reschedule(const std::string& name, bool changing) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  Duration next = jittered(changing ? it->second.fast_interval : it->second.interval);
+  SteadyTime now = clock_.now();
+  move(name, it->second, [&](Slot& s) { s.next_due = now + next; });
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> ProbeScheduler::in_flight_or_start(const std::string& name) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return std::nullopt;
+  if (!it->second.in_flight) start(name, it->second, clock_.now());
+  return std::make_pair(it->second.gen, it->second.seq);
+}
+
+uint64_t ProbeScheduler::generation(const std::string& name) const {
+  auto it = slots_.find(name);
+  return it == slots_.end() ? 0 : it->second.gen;
+}
+
+std::optional<SteadyTime> ProbeScheduler::stuck_since(const std::string& name) const {
+  auto it = slots_.find(name);
+  if (it == slots_.end() || !it->second.in_flight || it->second.overdue_counted == 0) return std::nullopt;
+  return it->second.started;
+}
+
+}  // namespace poolkeeper
