@@ -11,10 +11,17 @@ constexpr size_t kMaxBody = 64 * 1024;  // what we look at for expect_body
 }  // namespace
 
 // One request's buffers and headers; libcurl points into them until it ends.
+// `own` is the handle of a probe on the loop: one per probe, freed when it ends (the
+// loop keeps the connections for reuse, so an idle check holds no handle or buffer).
 struct HttpCheck::Request {
   CurlTransfer transfer{kMaxBody};
   curl_slist* headers = nullptr;
-  ~Request() { curl_slist_free_all(headers); }
+  CURL* own = nullptr;
+  CURL* handle = nullptr;  // `own` or the check's handle for blocking runs
+  ~Request() {
+    if (own) curl_easy_cleanup(own);
+    curl_slist_free_all(headers);
+  }
 };
 
 HttpCheck::HttpCheck(HttpCheckOptions o) : o_(std::move(o)) { curl_global_setup(); }
@@ -24,8 +31,12 @@ HttpCheck::~HttpCheck() {
 }
 
 bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
-  if (!curl_) curl_ = curl_easy_init();
-  CURL* c = static_cast<CURL*>(curl_);
+  CURL* c = req.own;
+  if (!c) {
+    if (!curl_) curl_ = curl_easy_init();
+    c = static_cast<CURL*>(curl_);
+  }
+  req.handle = c;
   if (!c) {
     *r = Result::fail(Outcome::kFailed, "cannot create a curl handle");
     return false;
@@ -41,6 +52,7 @@ bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o_.tls_verify ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o_.tls_verify ? 2L : 0L);
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 4096L);
   return true;
 }
 
@@ -48,21 +60,23 @@ Result HttpCheck::run(Deadline deadline) {
   Request req;
   Result r;
   if (!prepare(req, deadline, &r)) return r;
-  CURLcode rc = curl_easy_perform(static_cast<CURL*>(curl_));
+  CURLcode rc = curl_easy_perform(req.handle);
   return evaluate(req, rc);
 }
 
 void HttpCheck::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {
   auto req = std::make_shared<Request>();
+  req->own = curl_easy_init();
+  if (!req->own) return done(Result::fail(Outcome::kFailed, "cannot create a curl handle"));
   Result r;
   if (!prepare(*req, deadline, &r)) return done(std::move(r));
-  loop.add_transfer(curl_, deadline, [this, req, done = std::move(done)](int rc) {
+  loop.add_transfer(req->own, deadline, [this, req, done = std::move(done)](int rc) {
     done(evaluate(*req, rc));
   });
 }
 
 Result HttpCheck::evaluate(Request& req, int curl_code) {
-  CURL* c = static_cast<CURL*>(curl_);
+  CURL* c = req.handle;
   auto rc = static_cast<CURLcode>(curl_code);
   if (rc != CURLE_OK) {
     return Result::fail(rc == CURLE_OPERATION_TIMEDOUT ? Outcome::kTimeout : Outcome::kNetworkError,

@@ -1,6 +1,7 @@
 #include "agent/runtime/prober.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 
 #include <atomic>
 
@@ -15,6 +16,10 @@ namespace {
 constexpr auto kDeadlineSlack = std::chrono::milliseconds(5);
 // The loop turns at least this often, whatever libcurl asks for.
 constexpr long kMaxPollMs = 1000;
+// How often the loop hands freed heap pages back to the kernel (malloc_trim): a burst
+// of transfers (every check due at once after a start or a reload) would otherwise
+// keep its peak as resident memory for good.
+constexpr auto kTrimEvery = std::chrono::seconds(10);
 // A pool thread without work for this long ends.
 constexpr auto kPoolIdle = std::chrono::seconds(30);
 }  // namespace
@@ -170,6 +175,7 @@ void Prober::complete(void* easy, int code) {
 
 void Prober::loop() {
   auto* m = static_cast<CURLM*>(st_->multi);
+  SteadyTime next_trim = SteadyClock::now() + kTrimEvery / 2;
   for (;;) {
     std::deque<Request> batch;
     {
@@ -198,6 +204,10 @@ void Prober::loop() {
     }
     for (void* e : late) complete(e, CURLE_OPERATION_TIMEDOUT);
     if (!late.empty()) continue;  // callbacks may have queued work
+    if (now >= next_trim) {
+      ::malloc_trim(0);
+      next_trim = now + kTrimEvery;
+    }
     long curl_ms = -1;
     curl_multi_timeout(m, &curl_ms);
     if (curl_ms >= 0) wait_ms = std::min(wait_ms, curl_ms);
