@@ -39,7 +39,7 @@ class HttpCheck final : public Check {
   Result evaluate(Request& req, int curl_code);
 
   HttpCheckOptions o_;
-  void* curl_ = nullptr;  // CURL*, kept for connection reuse (keep-alive)
+  void* curl_ = nullptr;  // CURL* of blocking runs (poolctl), kept for keep-alive
 };
 
 std::unique_ptr<Check> make_http_check(TableReader& reader);
