@@ -2,8 +2,6 @@
 
 #include <map>
 
-#include "agent/base/utf8.h"
-
 #include "checks/exec_check.h"
 #include "checks/http_check.h"
 #include "checks/nfs_check.h"
@@ -38,19 +36,8 @@ std::string known_check_kinds() {
 
 Result run_probe(Check& check, Duration timeout) {
   SteadyTime start = SteadyClock::now();
-  Result r;
-  try {
-    r = check.run(start + timeout);
-  } catch (const std::exception& e) {
-    r = Result::fail(Outcome::kFailed, std::string("probe error: ") + e.what());
-  } catch (...) {
-    r = Result::fail(Outcome::kFailed, "probe error");
-  }
-  r.latency = SteadyClock::now() - start;
-  // Reasons and details carry servers' and commands' bytes into /status, /events and
-  // the log: whatever a kind missed is made valid UTF-8 here.
-  r.reason = valid_utf8(r.reason);
-  make_valid_utf8(r.details);
+  Result r = run_guarded(check, start + timeout);
+  finish_result(r, start);
   return r;
 }
 

@@ -1,107 +1,93 @@
 #include "checks/http_check.h"
 
-#include <curl/curl.h>
-
-#include <cerrno>
-#include <cstring>
-#include <mutex>
-
-#include "agent/base/utf8.h"
+#include "agent/base/curl.h"
 #include "agent/base/net.h"
+#include "agent/base/utf8.h"
 
 namespace poolkeeper {
 
 namespace {
-
 constexpr size_t kMaxBody = 64 * 1024;  // what we look at for expect_body
-
-struct Body {
-  std::string data;
-  bool truncated = false;
-};
-
-// libcurl's C code calls this: nothing may throw out of it (a failed allocation
-// aborts the transfer instead).
-size_t on_body(char* p, size_t size, size_t n, void* out) noexcept {
-  auto* b = static_cast<Body*>(out);
-  size_t len = size * n;
-  try {
-    if (b->data.size() < kMaxBody) b->data.append(p, std::min(len, kMaxBody - b->data.size()));
-    else b->truncated = true;
-  } catch (...) {
-    return 0;
-  }
-  return len;  // keep reading: a short read would look like a network error
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string curl_reason(CURL* c, CURLcode rc, const char* errbuf) {
-  switch (rc) {
-    case CURLE_COULDNT_CONNECT: {
-      long os_errno = 0;
-      curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-      if (os_errno == ECONNREFUSED) return "connection refused";
-      return std::string("cannot connect: ") + std::strerror(static_cast<int>(os_errno));
-    }
-    case CURLE_OPERATION_TIMEDOUT: return "timed out";
-    case CURLE_GOT_NOTHING: return "empty reply";
-    case CURLE_RECV_ERROR: return "connection reset";
-    case CURLE_SSL_CONNECT_ERROR: return "TLS handshake failed";
-    case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted";
-    case CURLE_COULDNT_RESOLVE_HOST: return "cannot resolve host";
-    case CURLE_WEIRD_SERVER_REPLY: return "not an HTTP reply";
-    default: return errbuf[0] ? valid_utf8(errbuf, 200) : curl_easy_strerror(rc);  // may quote the server
-  }
-}
-
 }  // namespace
 
-HttpCheck::HttpCheck(HttpCheckOptions o) : o_(std::move(o)) { global_init(); }
+// One request's buffers and headers; libcurl points into them until it ends.
+// `own` is the handle of a probe on the loop: one per probe, freed when it ends (the
+// loop keeps the connections for reuse, so an idle check holds no handle or buffer).
+struct HttpCheck::Request {
+  CurlTransfer transfer{kMaxBody};
+  curl_slist* headers = nullptr;
+  CURL* own = nullptr;
+  CURL* handle = nullptr;  // `own` or the check's handle for blocking runs
+  ~Request() {
+    if (own) curl_easy_cleanup(own);
+    curl_slist_free_all(headers);
+  }
+};
+
+HttpCheck::HttpCheck(HttpCheckOptions o) : o_(std::move(o)) { curl_global_setup(); }
 
 HttpCheck::~HttpCheck() {
   if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
-Result HttpCheck::run(Deadline deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  if (left.count() <= 0) return Result::fail(Outcome::kTimeout, "timed out");
-  if (!curl_) curl_ = curl_easy_init();
-  CURL* c = static_cast<CURL*>(curl_);
-  if (!c) return Result::fail(Outcome::kFailed, "cannot create a curl handle");
-  curl_easy_reset(c);
-  Body body;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  struct curl_slist* headers = nullptr;
-  if (!o_.host.empty()) headers = curl_slist_append(headers, ("Host: " + o_.host).c_str());
-  headers = curl_slist_append(headers, "User-Agent: poolkeeper/" POOLKEEPER_VERSION);
-  curl_easy_setopt(c, CURLOPT_URL, o_.url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
+  CURL* c = req.own;
+  if (!c) {
+    if (!curl_) curl_ = curl_easy_init();
+    c = static_cast<CURL*>(curl_);
+  }
+  req.handle = c;
+  if (!c) {
+    *r = Result::fail(Outcome::kFailed, "cannot create a curl handle");
+    return false;
+  }
+  if (!req.transfer.setup(c, o_.url, deadline)) {
+    *r = Result::fail(Outcome::kTimeout, "timed out");
+    return false;
+  }
+  if (!o_.host.empty()) req.headers = curl_slist_append(req.headers, ("Host: " + o_.host).c_str());
+  req.headers = curl_slist_append(req.headers, "User-Agent: poolkeeper/" POOLKEEPER_VERSION);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, req.headers);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, o_.follow_redirects ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o_.tls_verify ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o_.tls_verify ? 2L : 0L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_PROXY, "");  // never through a proxy from the environment
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 4096L);
+  return true;
+}
+
+Result HttpCheck::run(Deadline deadline) {
+  Request req;
+  Result r;
+  if (!prepare(req, deadline, &r)) return r;
+  CURLcode rc = curl_easy_perform(req.handle);
+  return evaluate(req, rc);
+}
+
+void HttpCheck::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {
+  auto req = std::make_shared<Request>();
+  req->own = curl_easy_init();
+  if (!req->own) return done(Result::fail(Outcome::kFailed, "cannot create a curl handle"));
+  Result r;
+  if (!prepare(*req, deadline, &r)) return done(std::move(r));
+  loop.add_transfer(req->own, deadline, [this, req, done = std::move(done)](int rc) {
+    done(evaluate(*req, rc));
+  });
+}
+
+Result HttpCheck::evaluate(Request& req, int curl_code) {
+  CURL* c = req.handle;
+  auto rc = static_cast<CURLcode>(curl_code);
   if (rc != CURLE_OK) {
     return Result::fail(rc == CURLE_OPERATION_TIMEDOUT ? Outcome::kTimeout : Outcome::kNetworkError,
-                        curl_reason(c, rc, errbuf));
+                        req.transfer.error_text(c, rc));
   }
+  const std::string& body = req.transfer.body();
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   Result r = Result::pass("status " + std::to_string(status));
   r.details["status"] = status;
-  r.details["body_bytes"] = body.data.size();
+  r.details["body_bytes"] = body.size();
   bool status_ok = false;
   for (long s : o_.expect_status) status_ok |= (s == status);
   if (!status_ok) {
@@ -118,7 +104,7 @@ Result HttpCheck::run(Deadline deadline) {
     r.reason = "status " + std::to_string(status) + loc;
     return r;
   }
-  if (o_.expect_body && body.data.find(*o_.expect_body) == std::string::npos) {
+  if (o_.expect_body && body.find(*o_.expect_body) == std::string::npos) {
     r.outcome = Outcome::kFailed;
     r.reason = "body does not contain \"" + *o_.expect_body + "\"";
   }

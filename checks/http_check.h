@@ -27,12 +27,19 @@ class HttpCheck final : public Check {
   explicit HttpCheck(HttpCheckOptions o);
   ~HttpCheck() override;
   Result run(Deadline deadline) override;
+  // The same request as a transfer on the loop: no thread waits for the server.
+  void start(ProbeLoop& loop, Deadline deadline, ProbeDone done) override;
   std::string target() const override { return "GET " + o_.url; }
   const std::string& host_header() const { return o_.host; }
 
  private:
+  struct Request;
+  // Sets up the handle for one request; false when it cannot (the result is in *r).
+  bool prepare(Request& req, Deadline deadline, Result* r);
+  Result evaluate(Request& req, int curl_code);
+
   HttpCheckOptions o_;
-  void* curl_ = nullptr;  // CURL*, kept for connection reuse (keep-alive)
+  void* curl_ = nullptr;  // CURL* of blocking runs (poolctl), kept for keep-alive
 };
 
 std::unique_ptr<Check> make_http_check(TableReader& reader);

@@ -82,7 +82,7 @@ struct NfsCheck::Pending {
   int failed_op = -1;  // index of the op whose status was not OK
   int failed_status = 0;
   unsigned ops = 0;
-  std::string root_fh, fh;
+  std::string root_fh, fh;  // raw bytes (hex only when they change: see compound())
   bool have_attrs = false;
   uint32_t type = 0;
   uint64_t size = 0, fileid = 0;
@@ -92,7 +92,26 @@ struct NfsCheck::Pending {
   bool eof = false;
   // high-level results
   struct nfsfh* file = nullptr;
-  void reset() { *this = Pending(); }
+  // Back to "nothing yet", keeping the strings' buffers: a probe allocates nothing here.
+  void reset() {
+    done = false;
+    status = RPC_STATUS_ERROR;
+    error.clear();
+    compound_status = 0;
+    failed_op = -1;
+    failed_status = 0;
+    ops = 0;
+    root_fh.clear();
+    fh.clear();
+    have_attrs = false;
+    type = 0;
+    size = fileid = 0;
+    mtime_sec = 0;
+    mtime_nsec = 0;
+    data.clear();
+    eof = false;
+    file = nullptr;
+  }
 };
 
 NfsCheck::NfsCheck(NfsCheckOptions o) : o_(std::move(o)), pending_(std::make_unique<Pending>()) {
@@ -103,6 +122,7 @@ NfsCheck::NfsCheck(NfsCheckOptions o) : o_(std::move(o)), pending_(std::make_uni
     if (j > i) components_.push_back(o_.path.substr(i, j - i));
     i = j + 1;
   }
+  build_ops();
 }
 
 NfsCheck::~NfsCheck() {
@@ -213,47 +233,50 @@ bool NfsCheck::connect(Deadline deadline, Result* fail) {
   return true;
 }
 
-Result NfsCheck::compound(Deadline deadline) {
-  // PUTROOTFH, (LOOKUP c, [GETFH after the first])..., GETFH, GETATTR, READ
-  std::vector<nfs_argop4> ops;
+// PUTROOTFH, (LOOKUP c, [GETFH after the first])..., GETFH, GETATTR, READ: the same
+// for every probe, so built once (the ops point into components_ and attr_mask_).
+void NfsCheck::build_ops() {
   nfs_argop4 op;
   std::memset(&op, 0, sizeof op);
   op.argop = OP_PUTROOTFH;
-  ops.push_back(op);
+  ops_.push_back(op);
   for (size_t i = 0; i < components_.size(); ++i) {
     std::memset(&op, 0, sizeof op);
     op.argop = OP_LOOKUP;
     op.nfs_argop4_u.oplookup.objname.utf8string_len = static_cast<u_int>(components_[i].size());
     op.nfs_argop4_u.oplookup.objname.utf8string_val = components_[i].data();
-    ops.push_back(op);
+    ops_.push_back(op);
     if (i == 0 && components_.size() > 1) {
       std::memset(&op, 0, sizeof op);
       op.argop = OP_GETFH;
-      ops.push_back(op);
+      ops_.push_back(op);
     }
   }
   std::memset(&op, 0, sizeof op);
   op.argop = OP_GETFH;
-  ops.push_back(op);
-  uint32_t mask[2] = {(1u << FATTR4_TYPE) | (1u << FATTR4_SIZE) | (1u << FATTR4_FILEID),
-                      1u << (FATTR4_TIME_MODIFY - 32)};
+  ops_.push_back(op);
+  attr_mask_[0] = (1u << FATTR4_TYPE) | (1u << FATTR4_SIZE) | (1u << FATTR4_FILEID);
+  attr_mask_[1] = 1u << (FATTR4_TIME_MODIFY - 32);
   std::memset(&op, 0, sizeof op);
   op.argop = OP_GETATTR;
   op.nfs_argop4_u.opgetattr.attr_request.bitmap4_len = 2;
-  op.nfs_argop4_u.opgetattr.attr_request.bitmap4_val = mask;
-  ops.push_back(op);
+  op.nfs_argop4_u.opgetattr.attr_request.bitmap4_val = attr_mask_;
+  ops_.push_back(op);
   std::memset(&op, 0, sizeof op);
   op.argop = OP_READ;  // anonymous stateid: all zeros
   op.nfs_argop4_u.opread.offset = 0;
   op.nfs_argop4_u.opread.count =
       static_cast<count4>(std::max<size_t>(64, o_.expect ? o_.expect->size() : 0));
-  ops.push_back(op);
+  ops_.push_back(op);
+}
 
+Result NfsCheck::compound(Deadline deadline) {
+  const std::vector<nfs_argop4>& ops = ops_;
   COMPOUND4args args;
   std::memset(&args, 0, sizeof args);
   args.minorversion = 0;
   args.argarray.argarray_len = static_cast<u_int>(ops.size());
-  args.argarray.argarray_val = ops.data();
+  args.argarray.argarray_val = ops_.data();
 
   pending_->reset();
   auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
@@ -284,7 +307,7 @@ Result NfsCheck::compound(Deadline deadline) {
         }
         if (r.resop == OP_GETFH) {
           auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-          (getfh_seen++ == 0 ? p->root_fh : p->fh) = hex(obj.nfs_fh4_val, obj.nfs_fh4_len);
+          (getfh_seen++ == 0 ? p->root_fh : p->fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
         } else if (r.resop == OP_GETATTR) {
           auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
           const auto* v = reinterpret_cast<const unsigned char*>(fa.attr_vals.attrlist4_val);
@@ -329,6 +352,9 @@ Result NfsCheck::compound(Deadline deadline) {
     disconnect();
     return Result::fail(Outcome::kNetworkError, e);
   }
+  // The socket of a warm connection is writable: send now rather than after a poll
+  // that would only say so (one system call less on every probe).
+  if (rpc_service(rpc_, POLLOUT) < 0 && !pending_->done) pending_->error = rpc_get_error(rpc_);
   if (!service_rpc(rpc_, pending_->done, deadline)) {
     // Decide before disconnecting: destroying the context cancels the call, which
     // runs the callback.
@@ -347,8 +373,17 @@ Result NfsCheck::compound(Deadline deadline) {
   }
   const Pending& p = *pending_;
   Result r = Result::pass();
-  if (!p.root_fh.empty()) r.details["root_fh"] = p.root_fh;
-  if (!p.fh.empty()) r.details["fh"] = p.fh;
+  // The handles are the same on nearly every probe: hex-encoded only when they change.
+  if (p.root_fh != root_fh_raw_) {
+    root_fh_raw_ = p.root_fh;
+    root_fh_hex_ = hex(p.root_fh.data(), p.root_fh.size());
+  }
+  if (p.fh != fh_raw_) {
+    fh_raw_ = p.fh;
+    fh_hex_ = hex(p.fh.data(), p.fh.size());
+  }
+  if (!root_fh_hex_.empty()) r.details["root_fh"] = root_fh_hex_;
+  if (!fh_hex_.empty()) r.details["fh"] = fh_hex_;
   if (p.failed_op >= 0) {
     nfs_opnum4 which = ops[static_cast<size_t>(p.failed_op)].argop;
     std::string st = nfs4_status_name(p.failed_status);

@@ -18,6 +18,7 @@
 
 struct rpc_context;
 struct nfs_context;
+struct nfs_argop4;
 
 namespace poolkeeper {
 
@@ -51,12 +52,16 @@ class NfsCheck final : public Check {
   struct Pending;
   bool connect(Deadline deadline, Result* fail);
   void disconnect();
+  void build_ops();
   Result compound(Deadline deadline);
   std::optional<Result> open_read_close(Deadline deadline);
   void drop_client();
 
   NfsCheckOptions o_;
   std::vector<std::string> components_;
+  std::vector<nfs_argop4> ops_;  // the COMPOUND every probe sends
+  uint32_t attr_mask_[2] = {0, 0};
+  std::string root_fh_raw_, fh_raw_, root_fh_hex_, fh_hex_;  // last handles seen
   rpc_context* rpc_ = nullptr;
   nfs_context* nfs_ = nullptr;
   bool need_open_ = true;

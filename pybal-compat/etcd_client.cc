@@ -1,6 +1,6 @@
 #include "pybal-compat/etcd_client.h"
 
-#include <curl/curl.h>
+#include "agent/base/curl.h"
 
 #include <nlohmann/json.hpp>
 
@@ -8,18 +8,8 @@ namespace poolkeeper {
 
 namespace {
 
-// The two callbacks run inside libcurl's C code: nothing may throw out of them (out of
+// The header callback runs inside libcurl's C code: nothing may throw out of it (out of
 // memory aborts the transfer).
-size_t on_body(char* p, size_t size, size_t n, void* out) noexcept {
-  auto* s = static_cast<std::string*>(out);
-  try {
-    if (s->size() < (16u << 20)) s->append(p, size * n);
-  } catch (...) {
-    return 0;
-  }
-  return size * n;
-}
-
 size_t on_header(char* p, size_t size, size_t n, void* out) noexcept {
   try {
     std::string line(p, size * n);
@@ -123,20 +113,13 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
       last.transport_error = "cannot create a curl handle";
       continue;
     }
-    std::string body;
     uint64_t index = 0;
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    CurlTransfer t(16u << 20);
+    t.setup(c, url, SteadyClock::now() + std::max(timeout, std::chrono::milliseconds(1)),
+            std::chrono::milliseconds(2000));
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &index);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long long>(timeout.count(), 2000)));
     if (abort_) {
       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
         return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
@@ -158,19 +141,15 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
     CURLcode rc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
-    long os_errno = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    std::string why = rc == CURLE_OK ? "" : t.error_text(c, rc);
     curl_easy_cleanup(c);
+    const std::string& body = t.body();
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
       last = EtcdResult();
       last.transport_error = "aborted";
       return last;
     }
     if (rc != CURLE_OK) {
-      std::string why = rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED ? "connection refused"
-                        : rc == CURLE_OPERATION_TIMEDOUT                          ? "timed out"
-                        : errbuf[0]                                               ? errbuf
-                                                                                  : curl_easy_strerror(rc);
       last = EtcdResult();
       last.transport_error = "etcd at " + ep + ": " + why;
       if (rc == CURLE_OPERATION_TIMEDOUT && query.find("wait=true") != std::string::npos) {

@@ -1,5 +1,7 @@
 #include "agent/base/probe.h"
 
+#include "agent/base/utf8.h"
+
 namespace poolkeeper {
 
 const char* outcome_name(Outcome o) {
@@ -10,6 +12,26 @@ const char* outcome_name(Outcome o) {
     case Outcome::kTimeout: return "timeout";
   }
   return "failed";
+}
+
+void finish_result(Result& r, SteadyTime started) {
+  r.latency = SteadyClock::now() - started;
+  r.reason = valid_utf8(r.reason);
+  make_valid_utf8(r.details);
+}
+
+Result run_guarded(Check& check, Deadline deadline) noexcept {
+  try {
+    return check.run(deadline);
+  } catch (const std::exception& e) {
+    return Result::fail(Outcome::kFailed, std::string("probe error: ") + e.what());
+  } catch (...) {
+    return Result::fail(Outcome::kFailed, "probe error");
+  }
+}
+
+void Check::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {
+  loop.run_blocking([this, deadline, done = std::move(done)] { done(run_guarded(*this, deadline)); });
 }
 
 }  // namespace poolkeeper

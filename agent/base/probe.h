@@ -2,8 +2,15 @@
 // one call with a hard deadline that returns a value; it has no side effects beyond its
 // result. The kinds themselves are in checks/; the model and the runtime know them only
 // through this interface.
+//
+// Two ways to run a probe: run() blocks the calling thread until the answer (poolctl,
+// tests); start() begins it on a ProbeLoop and reports through a callback. The agent
+// uses start(): network kinds hand their I/O to the loop's single thread, so a hung
+// server costs a socket and a timer rather than a thread; the others (the default
+// start()) run their blocking run() on the loop's small thread pool.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +41,23 @@ struct Result {
   static Result fail(Outcome o, std::string reason) { return {o, std::move(reason)}; }
 };
 
+// Where asynchronous probes run (the agent's is agent/runtime/prober.h). All its
+// callbacks run on its loop thread, as does Check::start().
+class ProbeLoop {
+ public:
+  virtual ~ProbeLoop() = default;
+  // Adds a libcurl easy handle (CURL*, fully set up) to the loop's transfers. `done`
+  // gets the transfer's CURLcode on the loop thread once it ends; a transfer still
+  // running at `deadline` (libcurl's own timeout should have ended it) is removed and
+  // reported as CURLE_OPERATION_TIMEDOUT. The handle must stay valid until then. Call
+  // only from the loop thread (from start() or from another callback).
+  virtual void add_transfer(void* easy, Deadline deadline, std::function<void(int curl_code)> done) = 0;
+  // Runs `fn` on a pool thread: for probes that block (a child process, a syscall).
+  virtual void run_blocking(std::function<void()> fn) = 0;
+};
+
+using ProbeDone = std::function<void(Result)>;
+
 // Thread-safety: the scheduler never runs two probes of one Check at once, but probes
 // of different checks run concurrently on different threads.
 class Check {
@@ -42,8 +66,19 @@ class Check {
   // Must return by `deadline` (plus a small, bounded grace for cleanup) whatever the
   // peer does. Never throws.
   virtual Result run(Deadline deadline) = 0;
+  // Begins one probe on `loop` (called on the loop thread) and calls `done` exactly
+  // once, by `deadline` plus a small grace, on the loop thread or a pool thread. The
+  // default runs run() on the loop's pool. Never throws.
+  virtual void start(ProbeLoop& loop, Deadline deadline, ProbeDone done);
   // A short human description of the target ("GET http://127.0.0.1/").
   virtual std::string target() const = 0;
 };
+
+// Fills in the latency (now - started) and makes the reason and details valid UTF-8:
+// they carry servers' and commands' bytes into /status, /events and the log.
+void finish_result(Result& r, SteadyTime started);
+
+// check.run(deadline) with any exception turned into a failed result.
+Result run_guarded(Check& check, Deadline deadline) noexcept;
 
 }  // namespace poolkeeper

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "agent/runtime/carryover.h"
+#include "agent/runtime/prober.h"
 #include "pybal-compat/conftool_wants.h"
 #include "agent/base/duration.h"
 #include "agent/base/log.h"
@@ -19,76 +20,6 @@
 #include "checks/child_reaper.h"
 
 namespace poolkeeper {
-
-// Runs one check's probes, one at a time, on its own thread. A probe that never
-// returns keeps only this thread: the engine counts it as failing meanwhile and never
-// triggers a second one; a retired worker is joined once its probe has ended.
-class ProbeWorker {
- public:
-  using Done = std::function<void(const std::string&, uint64_t gen, uint64_t seq, Result)>;
-  ProbeWorker(std::string name, uint64_t gen, std::shared_ptr<Check> check, Done done)
-      : name_(std::move(name)), gen_(gen), check_(std::move(check)), done_(std::move(done)) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~ProbeWorker() {
-    retire();
-    if (thread_.joinable()) thread_.join();
-  }
-  void retire() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-  }
-  void trigger(uint64_t seq, Duration timeout) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      pending_ = true;
-      seq_ = seq;
-      timeout_ = timeout;
-    }
-    cv_.notify_one();
-  }
-  uint64_t gen() const { return gen_; }
-  // True once the thread has left its loop (retired and no probe running): joining
-  // it then cannot block.
-  bool finished() const { return finished_; }
-  // At exit: a worker whose probe is stuck is left to the process's end.
-  void abandon() {
-    retire();
-    if (thread_.joinable()) thread_.detach();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [this] { return stop_ || pending_; });
-      if (stop_) break;
-      pending_ = false;
-      uint64_t seq = seq_;
-      Duration timeout = timeout_;
-      lk.unlock();
-      Result r = run_probe(*check_, timeout);
-      done_(name_, gen_, seq, std::move(r));
-      lk.lock();
-    }
-    finished_ = true;
-  }
-
-  std::string name_;
-  uint64_t gen_;
-  std::shared_ptr<Check> check_;
-  Done done_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool pending_ = false, stop_ = false;
-  uint64_t seq_ = 0;
-  Duration timeout_{};
-  std::atomic<bool> finished_{false};
-  std::thread thread_;
-};
 
 std::string read_boot_id(const std::string& path) {
   std::ifstream in(path);
@@ -207,34 +138,17 @@ Agent::~Agent() { shutdown(); }
 std::string Agent::persist(Engine& e) { return store_.save(e.intents()); }
 
 void Agent::make_workers() {
-  // Called on the owner thread (or before it starts). Checks whose generation changed
-  // get a new worker; the old one finishes its probe and its result is dropped.
-  std::map<std::string, std::unique_ptr<ProbeWorker>> next;
-  for (const auto& [name, cc] : engine_->config().checks) {
-    uint64_t gen = engine_->generation(name);
-    auto it = workers_.find(name);
-    if (it != workers_.end() && it->second->gen() == gen) {
-      next[name] = std::move(it->second);
-      continue;
-    }
-    next[name] = std::make_unique<ProbeWorker>(
-        name, gen, cc.check, [this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
-          post([n, g, seq, r = std::move(r)](Engine& e) { e.on_result(n, g, seq, r); });
-        });
+  // Called on the owner thread (or before it starts). The probes of every check run on
+  // one Prober: a loop thread for the network kinds and a small pool for the blocking
+  // ones, so the thread count does not grow with the number of checks. A probe of a
+  // replaced generation finishes on its own; the engine drops its result.
+  if (!prober_) {
+    prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
+      post([n, g, seq, r = std::move(r)](Engine& e) { e.on_result(n, g, seq, r); });
+    });
   }
-  for (auto& [name, w] : workers_) {
-    if (!w) continue;
-    w->retire();
-    retired_.push_back(std::move(w));
-  }
-  workers_ = std::move(next);
-  join_finished_workers();
-}
-
-void Agent::join_finished_workers() {
-  // A retired worker's thread ends with its last probe; join those that have, so
-  // reloads do not pile up threads. One stuck in a probe stays until it returns.
-  std::erase_if(retired_, [](const std::unique_ptr<ProbeWorker>& w) { return w->finished(); });
+  probes_.clear();
+  for (const auto& [name, cc] : engine_->config().checks) probes_[name] = cc.check;
 }
 
 void Agent::start() {
@@ -430,30 +344,14 @@ void Agent::shutdown() {
   for (auto& t : stoppers) t.join();
   if (owner_.joinable()) owner_.join();
   if (http_) http_->stop();
-  // Probe workers: each finishes its probe and exits. One stuck in a long probe (an exec
-  // check with a 30 s timeout, a hung mount) is not waited for beyond a short grace: it
-  // is left to the process exit, which the caller then makes with _exit().
-  auto workers = std::make_shared<std::vector<std::unique_ptr<ProbeWorker>>>();
-  for (auto& [n, w] : workers_) {
-    w->retire();
-    workers->push_back(std::move(w));
-  }
-  for (auto& w : retired_) workers->push_back(std::move(w));
-  workers_.clear();
-  retired_.clear();
-  auto joined = std::make_shared<std::promise<void>>();
-  auto fut = joined->get_future();
-  std::thread reaper([workers, joined] {
-    workers->clear();  // joins each worker after its in-flight probe ends
-    joined->set_value();
-  });
-  if (fut.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
-    reaper.join();
-  } else {
-    reaper.detach();
+  // Probes: transfers in flight are dropped; a blocking probe still running after a
+  // short grace (an exec check with a 30 s timeout, a hung mount) is left to the process
+  // exit, which the caller then makes with _exit().
+  if (prober_ && !prober_->stop(std::chrono::milliseconds(200))) {
     abandoned_ = true;
     log_warn("a probe is still running: not waiting for it");
   }
+  probes_.clear();
   http_.reset();
   sweep_leftover_children(/*everything=*/true);  // nothing a probe started outlives the agent
 }
@@ -504,10 +402,9 @@ void Agent::owner_loop() {
     engine_->tick();
     publish();  // before probes start: a state change is visible at once
     for (const auto& d : engine_->take_due()) {
-      auto it = workers_.find(d.name);
-      if (it != workers_.end()) it->second->trigger(d.seq, d.timeout);
+      auto it = probes_.find(d.name);
+      if (it != probes_.end()) prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
     }
-    if (!retired_.empty()) join_finished_workers();
     // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
     LeftoverStats left = leftover_stats();
     if (left.alive > 0) left = sweep_leftover_children();

@@ -1,5 +1,5 @@
-// The running agent: one owner thread runs the Engine; each check has its own worker
-// thread so a hung probe delays nothing but itself; the HTTP server reads the latest
+// The running agent: one owner thread runs the Engine; the probes run on a Prober (one
+// event loop thread plus a small pool) so a hung probe delays nothing but itself; the HTTP server reads the latest
 // snapshot through an atomic pointer; the admin socket changes intent through the
 // owner, persisting it before it answers; a peer watcher feeds the safety floor.
 // Public methods are thread-safe.
@@ -28,7 +28,7 @@
 
 namespace poolkeeper {
 
-class ProbeWorker;
+class Prober;
 
 class Agent {
  public:
@@ -69,7 +69,6 @@ class Agent {
   // it was built).
   void publish();
   void make_workers();
-  void join_finished_workers();
   std::string persist(Engine& e);
 
   Config config_;
@@ -86,8 +85,8 @@ class Agent {
   std::unique_ptr<PeerWatcher> peers_;
   std::unique_ptr<ConftoolWriter> conftool_;
   std::unique_ptr<AgentCheckResponder> agent_check_;
-  std::map<std::string, std::unique_ptr<ProbeWorker>> workers_;
-  std::vector<std::unique_ptr<ProbeWorker>> retired_;
+  std::unique_ptr<Prober> prober_;
+  std::map<std::string, std::shared_ptr<Check>> probes_;  // check name → its probe (owner thread)
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
 
   std::mutex mu_;

@@ -1,26 +1,10 @@
 #include "agent/runtime/peers.h"
 
-#include <curl/curl.h>
-
 #include <future>
 
-#include "agent/base/utf8.h"
+#include "agent/base/curl.h"
 
 namespace poolkeeper {
-
-namespace {
-// Called from libcurl's C code: nothing may throw out of it (out of memory aborts the
-// transfer, which reports the peer as unreachable).
-size_t collect(char* p, size_t size, size_t n, void* out) noexcept {
-  auto* s = static_cast<std::string*>(out);
-  try {
-    if (s->size() < (4u << 20)) s->append(p, size * n);
-  } catch (...) {
-    return 0;
-  }
-  return size * n;
-}
-}  // namespace
 
 PeerWatcher::PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb)
     : urls_(std::move(urls)), interval_(interval), timeout_(timeout), cb_(std::move(cb)) {}
@@ -53,28 +37,20 @@ PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout) {
     p.error = "cannot create a curl handle";
     return p;
   }
-  std::string body, full = url + "/status";
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_URL, full.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROXY, "");
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+  std::string full = url + "/status";
+  CurlTransfer t(4u << 20);
+  if (!t.setup(c, full, SteadyClock::now() + timeout)) {
+    curl_easy_cleanup(c);
+    p.error = "timed out";
+    return p;
+  }
   CURLcode rc = curl_easy_perform(c);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  long os_errno = 0;
-  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+  if (rc != CURLE_OK) p.error = t.error_text(c, rc);
   curl_easy_cleanup(c);
-  if (rc != CURLE_OK) {
-    if (rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) p.error = "connection refused";
-    else if (rc == CURLE_OPERATION_TIMEDOUT) p.error = "timed out";
-    else p.error = errbuf[0] ? valid_utf8(errbuf, 200) : curl_easy_strerror(rc);
-    return p;
-  }
+  if (rc != CURLE_OK) return p;
+  const std::string& body = t.body();
   if (status != 200) {
     p.error = "HTTP " + std::to_string(status);
     return p;

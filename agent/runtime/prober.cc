@@ -1,0 +1,228 @@
+#include "agent/runtime/prober.h"
+
+#include <curl/curl.h>
+#include <malloc.h>
+
+#include <atomic>
+
+#include "agent/base/curl.h"
+#include "agent/base/log.h"
+
+namespace poolkeeper {
+
+namespace {
+// libcurl's own timeout (set from the same deadline) normally ends a transfer first;
+// the loop cancels one that is still running this long after its deadline.
+constexpr auto kDeadlineSlack = std::chrono::milliseconds(5);
+// The loop turns at least this often, whatever libcurl asks for.
+constexpr long kMaxPollMs = 1000;
+// How often the loop hands freed heap pages back to the kernel (malloc_trim): a burst
+// of transfers (every check due at once after a start or a reload) would otherwise
+// keep its peak as resident memory for good.
+constexpr auto kTrimEvery = std::chrono::seconds(10);
+// A pool thread without work for this long ends.
+constexpr auto kPoolIdle = std::chrono::seconds(30);
+}  // namespace
+
+void Prober::State::wake() {
+  if (multi) curl_multi_wakeup(static_cast<CURLM*>(multi));
+}
+
+Prober::Prober(Done done, size_t max_pool) : st_(std::make_shared<State>()) {
+  curl_global_setup();
+  st_->done = std::move(done);
+  st_->max_pool = max_pool == 0 ? 1 : max_pool;
+  st_->multi = curl_multi_init();
+  if (!st_->multi) throw std::runtime_error("cannot create a curl multi handle");
+  thread_ = std::thread([this] { loop(); });
+}
+
+Prober::~Prober() { stop(std::chrono::milliseconds(200)); }
+
+void Prober::trigger(const std::string& name, uint64_t gen, std::shared_ptr<Check> check, uint64_t seq,
+                     Duration timeout) {
+  std::lock_guard<std::mutex> lk(st_->mu);
+  if (st_->stopped) return;
+  st_->queue.push_back(Request{name, gen, seq, timeout, std::move(check)});
+  st_->wake();
+}
+
+bool Prober::stop(Duration grace) {
+  {
+    std::lock_guard<std::mutex> lk(st_->mu);
+    if (st_->stopped && !thread_.joinable()) return true;
+    st_->stopped = true;
+    st_->queue.clear();
+    st_->wake();
+  }
+  // The loop never blocks for long (libcurl's poll is woken above): joining is bounded.
+  if (thread_.joinable()) thread_.join();
+  std::deque<std::function<void()>> dropped;
+  bool all_ended;
+  {
+    std::unique_lock<std::mutex> lk(st_->pool_mu);
+    st_->pool_stop = true;
+    dropped.swap(st_->tasks);
+    st_->work_cv.notify_all();
+    all_ended = st_->idle_cv.wait_for(lk, grace, [this] { return st_->threads == 0; });
+  }
+  dropped.clear();
+  {
+    std::lock_guard<std::mutex> lk(st_->done_mu);
+    st_->delivering = false;
+  }
+  return all_ended;
+}
+
+void Prober::add_transfer(void* easy, Deadline deadline, std::function<void(int)> done) {
+  CURLMcode mc = curl_multi_add_handle(static_cast<CURLM*>(st_->multi), static_cast<CURL*>(easy));
+  if (mc != CURLM_OK) {
+    done(CURLE_FAILED_INIT);
+    return;
+  }
+  transfers_[easy] = Transfer{deadline, std::move(done)};
+}
+
+void Prober::run_blocking(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lk(st_->pool_mu);
+  if (st_->pool_stop) return;
+  st_->tasks.push_back(std::move(fn));
+  if (st_->tasks.size() > st_->idle && st_->threads < st_->max_pool) {
+    ++st_->threads;
+    std::thread(pool_thread, st_).detach();
+  }
+  st_->work_cv.notify_one();
+}
+
+void Prober::pool_thread(std::shared_ptr<State> st) {
+  std::unique_lock<std::mutex> lk(st->pool_mu);
+  for (;;) {
+    ++st->idle;
+    bool got = st->work_cv.wait_for(lk, kPoolIdle, [&] { return st->pool_stop || !st->tasks.empty(); });
+    --st->idle;
+    if (!got || st->pool_stop) break;
+    std::function<void()> task = std::move(st->tasks.front());
+    st->tasks.pop_front();
+    ++st->busy;
+    lk.unlock();
+    task();
+    task = nullptr;  // its captures (the check) go before the lock is taken again
+    lk.lock();
+    --st->busy;
+  }
+  --st->threads;
+  st->idle_cv.notify_all();
+}
+
+void Prober::begin(Request req) {
+  {
+    std::lock_guard<std::mutex> lk(st_->mu);
+    auto [it, fresh] = st_->running.try_emplace(req.check.get());
+    if (!fresh) {  // still probing: this one waits for it (the latest trigger wins)
+      it->second = std::move(req);
+      return;
+    }
+  }
+  SteadyTime started = SteadyClock::now();
+  Deadline deadline = started + req.timeout;
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Check* check = req.check.get();
+  ProbeDone done = [st = st_, req, started, once](Result r) {
+    if (once->exchange(true)) return;  // a kind that answers twice: the first counts
+    finish(st, req, std::move(r), started);
+  };
+  try {
+    check->start(*this, deadline, done);
+  } catch (const std::exception& e) {
+    done(Result::fail(Outcome::kFailed, std::string("probe error: ") + e.what()));
+  } catch (...) {
+    done(Result::fail(Outcome::kFailed, "probe error"));
+  }
+}
+
+void Prober::finish(const std::shared_ptr<State>& st, const Request& req, Result r, SteadyTime started) {
+  try {
+    finish_result(r, started);
+    std::lock_guard<std::mutex> lk(st->done_mu);
+    if (st->delivering) st->done(req.name, req.gen, req.seq, std::move(r));
+  } catch (const std::exception& e) {
+    log_error("cannot deliver a probe result", {{"check", req.name}, {"error", e.what()}});
+  }
+  std::lock_guard<std::mutex> lk(st->mu);
+  auto it = st->running.find(req.check.get());
+  if (it == st->running.end()) return;
+  std::optional<Request> next = std::move(it->second);
+  st->running.erase(it);
+  if (next && !st->stopped) {
+    st->queue.push_back(std::move(*next));
+    st->wake();
+  }
+}
+
+void Prober::complete(void* easy, int code) {
+  auto it = transfers_.find(easy);
+  if (it == transfers_.end()) return;
+  curl_multi_remove_handle(static_cast<CURLM*>(st_->multi), static_cast<CURL*>(easy));
+  std::function<void(int)> done = std::move(it->second.done);
+  transfers_.erase(it);
+  try {
+    done(code);
+  } catch (...) {
+    // The probe's own callback failed; its ProbeDone was never called, so the
+    // engine's overdue logic reports it.
+  }
+}
+
+void Prober::loop() {
+  auto* m = static_cast<CURLM*>(st_->multi);
+  SteadyTime next_trim = SteadyClock::now() + kTrimEvery / 2;
+  for (;;) {
+    std::deque<Request> batch;
+    {
+      std::lock_guard<std::mutex> lk(st_->mu);
+      if (st_->stopped) break;
+      batch.swap(st_->queue);
+    }
+    for (auto& r : batch) begin(std::move(r));
+    int still = 0;
+    curl_multi_perform(m, &still);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(m, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* e = msg->easy_handle;
+      CURLcode rc = msg->data.result;  // the message is gone once the handle is removed
+      complete(e, rc);
+    }
+    // Deadlines: a transfer libcurl has not ended by then is cut off here.
+    SteadyTime now = SteadyClock::now();
+    std::vector<void*> late;
+    long wait_ms = kMaxPollMs;
+    for (const auto& [e, t] : transfers_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t.deadline + kDeadlineSlack - now).count();
+      if (left <= 0) late.push_back(e);
+      else wait_ms = std::min<long>(wait_ms, left);
+    }
+    for (void* e : late) complete(e, CURLE_OPERATION_TIMEDOUT);
+    if (!late.empty()) continue;  // callbacks may have queued work
+    if (now >= next_trim) {
+      ::malloc_trim(0);
+      next_trim = now + kTrimEvery;
+    }
+    long curl_ms = -1;
+    curl_multi_timeout(m, &curl_ms);
+    if (curl_ms >= 0) wait_ms = std::min(wait_ms, curl_ms);
+    curl_multi_poll(m, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+  }
+  // Stopping: transfers in flight are dropped unanswered (their results would not be
+  // delivered anyway); the handles leave the multi before their checks can go away.
+  for (const auto& [e, t] : transfers_) curl_multi_remove_handle(m, static_cast<CURL*>(e));
+  transfers_.clear();
+  {
+    std::lock_guard<std::mutex> lk(st_->mu);
+    st_->multi = nullptr;
+    st_->running.clear();
+  }
+  curl_multi_cleanup(m);
+}
+
+}  // namespace poolkeeper

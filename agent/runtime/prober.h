@@ -1,0 +1,98 @@
+// Runs the agent's probes with a fixed, small number of threads, whatever the number of
+// checks: one loop thread drives every network transfer (libcurl multi) and enforces
+// each one's deadline; a small pool runs the kinds that block (exec, and any kind that
+// only implements Check::run()). A hung server therefore costs a socket and a timer, not
+// a thread, and a stuck blocking probe holds one pool thread while the others go on.
+//
+// Pool threads are started when work arrives and no thread is idle (up to max_pool), and
+// end after a while without work. Results go to `done` from the loop thread or a pool
+// thread, with latency filled in and text made valid UTF-8; after stop() none is
+// delivered any more.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/base/probe.h"
+
+namespace poolkeeper {
+
+class Prober final : public ProbeLoop {
+ public:
+  using Done = std::function<void(const std::string& name, uint64_t gen, uint64_t seq, Result)>;
+  explicit Prober(Done done, size_t max_pool = 8);
+  ~Prober() override;
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
+
+  // Starts one probe of `check` (any thread). If the same Check object still has a
+  // probe running, this one starts when that one ends: a Check never runs two at once.
+  void trigger(const std::string& name, uint64_t gen, std::shared_ptr<Check> check, uint64_t seq,
+               Duration timeout);
+
+  // Ends the loop (transfers in flight are abandoned, their results dropped) and waits
+  // up to `grace` for blocking probes to return. False when one was still running: its
+  // thread is left to the process's end (which must then be an _exit()).
+  bool stop(Duration grace);
+
+  // ProbeLoop (loop thread only for add_transfer).
+  void add_transfer(void* easy, Deadline deadline, std::function<void(int curl_code)> done) override;
+  void run_blocking(std::function<void()> fn) override;
+
+ private:
+  struct Request {
+    std::string name;
+    uint64_t gen = 0;
+    uint64_t seq = 0;
+    Duration timeout{};
+    std::shared_ptr<Check> check;
+  };
+  struct Transfer {
+    Deadline deadline;
+    std::function<void(int)> done;
+  };
+  // What the loop, the pool threads and the probes' callbacks share. Pool threads and
+  // callbacks hold it, so an abandoned probe may outlive the Prober safely.
+  struct State {
+    Done done;
+    size_t max_pool = 0;
+
+    std::mutex mu;  // guards the fields up to `multi`
+    std::deque<Request> queue;  // triggered, for the loop to begin
+    std::map<const Check*, std::optional<Request>> running;  // → a trigger waiting for it
+    bool stopped = false;
+    void* multi = nullptr;  // CURLM*, null once the loop has ended
+
+    std::mutex done_mu;  // held while a result is delivered, so stop() can cut them off
+    bool delivering = true;
+
+    std::mutex pool_mu;              // guards the pool fields below
+    std::condition_variable work_cv;  // a task arrived, or stop
+    std::condition_variable idle_cv;  // a task ended or a thread exited
+    std::deque<std::function<void()>> tasks;
+    size_t threads = 0, idle = 0, busy = 0;
+    bool pool_stop = false;
+
+    void wake();  // mu held
+  };
+
+  void loop();
+  void begin(Request req);              // loop thread
+  void complete(void* easy, int code);  // loop thread
+  static void finish(const std::shared_ptr<State>& st, const Request& req, Result r, SteadyTime started);
+  static void pool_thread(std::shared_ptr<State> st);
+
+  std::shared_ptr<State> st_;
+  std::map<void*, Transfer> transfers_;  // loop thread only
+  std::thread thread_;
+};
+
+}  // namespace poolkeeper
