@@ -98,8 +98,18 @@ if [ ! -f "$KDIR/.extracted" ]; then
   mkdir -p "$CACHE/deb"
   # apt's sandbox user cannot write into a root-owned build tree; the download is a
   # plain file fetch either way.
-  (cd "$CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >/dev/null) \
-    || fail "apt-get download $PKG failed"
+  if ! (cd "$CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >/dev/null); then
+    # A kernel superseded in the archive is gone from it: follow the current one.
+    apt-get update -q >/dev/null 2>&1 || true
+    PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
+    [ -n "$PKG" ] || fail "cannot resolve the Debian 12 kernel package after apt-get update"
+    echo "$PKG" > "$CACHE/kernel-package"
+    KVER=${PKG#linux-image-}
+    KDIR="$CACHE/$PKG"
+    rm -rf "$KDIR"
+    (cd "$CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >/dev/null) \
+      || fail "apt-get download $PKG failed"
+  fi
   dpkg-deb -x "$CACHE"/deb/"$PKG"_*.deb "$KDIR" || fail "dpkg-deb -x failed"
   depmod -b "$KDIR" "$KVER" || fail "depmod failed"
   rm -rf "$CACHE/deb"
@@ -225,7 +235,12 @@ rc=$(cat "$OUT/rc")
 boot_s=$(cat "$OUT/boot-wall-seconds" 2>/dev/null || echo "?")
 uptime_s=$(cat "$OUT/booted")
 scen_s=$(cat "$OUT/scenario-seconds" 2>/dev/null || echo "?")
-[ "$rc" = 0 ] || show_console
+if [ "$rc" = 0 ]; then
+  echo "--- scenario output ($OUT/scenario.log)"
+  cat "$OUT/scenario.log" 2>/dev/null || true
+else
+  show_console
+fi
 echo "vm.sh: kernel $KVER, accel $ACCEL, smp $SMP, ${MEM} MiB"
 echo "vm.sh: boot ${boot_s} s (qemu start to scenario start; guest uptime then ${uptime_s} s), scenario ${scen_s} s, total $(secs "$t0" "$t1") s (qemu wall clock)"
 echo "vm.sh: scenario $(basename "$SCENARIO") exit $rc; output in $OUT"
