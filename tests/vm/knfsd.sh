@@ -28,6 +28,7 @@ lan_join cl 192.0.2.100/24
 EXPORT_OPTS="ro,fsid=0,no_subtree_check,insecure"
 nfsd_start rs1 "/srv/nfs 127.0.0.1($EXPORT_OPTS) 192.0.2.0/24($EXPORT_OPTS)"
 on rs1 sh -c 'echo "canary rs1" > /srv/nfs/canary.txt &&
+  mkdir /srv/nfs/dumps && echo "canary rs1" > /srv/nfs/dumps/canary.txt &&
   head -c 1048576 /dev/urandom > /srv/nfs/data.bin' || die "writing the export"
 sum=$(on rs1 md5sum /srv/nfs/data.bin | cut -d' ' -f1)
 t_start=$(now)
@@ -50,20 +51,26 @@ echo "${passed:-never}" > "$VM_OUT/check-pass-seconds"
 
 # --- 2. the agent's /status -------------------------------------------------------
 log "step 2: the agent against knfsd, /status of the check after 4 s"
-on rs1 "$POOLKEEPER" --config "$VM_NS/rs1.toml" > "$VM_OUT/agent-rs1.log" 2>&1 &
+# A second check one directory deeper: the handles in the details depend on the depth.
+sed -e 's/^checks = \["export"\]/checks = ["export", "deep"]/' "$VM_NS/rs1.toml" > "$VM_NS/rs1-agent.toml"
+sed -n '/^\[checks.export\]/,$p' "$VM_NS/rs1.toml" |
+  sed -e 's/^\[checks.export\]/[checks.deep]/' -e 's|^path = .*|path = "/dumps/canary.txt"|' >> "$VM_NS/rs1-agent.toml"
+on rs1 "$POOLKEEPER" --config "$VM_NS/rs1-agent.toml" > "$VM_OUT/agent-rs1.log" 2>&1 &
 agent=$!
 sleep 4
 on rs1 curl -s --max-time 3 http://127.0.0.1:9473/status > "$VM_OUT/status-rs1.json"
 on rs1 curl -s --max-time 3 -o /dev/null -w '  /health/nfs: HTTP %{http_code}\n' http://127.0.0.1:9473/health/nfs
 kill -TERM "$agent" 2>/dev/null
 wait "$agent" 2>/dev/null
-python3 - "$VM_OUT/status-rs1.json" <<'EOF' || log "no /status (see agent-rs1.log)"
+python3 - "$VM_OUT/status-rs1.json" <<'EOF2' || log "no /status (see agent-rs1.log)"
 import json, sys
 s = json.load(open(sys.argv[1]))
-c = s["checks"]["export"]
-print("  checks.export:", json.dumps({k: c.get(k) for k in ("state", "successes", "failures")}))
-print("  last:", json.dumps(c.get("last"), sort_keys=True))
-EOF
+for name in ("export", "deep"):
+    c = s["checks"][name]
+    print("  checks.%s (%s):" % (name, c.get("target")),
+          json.dumps({k: c.get(k) for k in ("state", "successes", "failures")}))
+    print("    last:", json.dumps(c.get("last"), sort_keys=True))
+EOF2
 
 # --- 3. the `secure` default for 127.0.0.1 ------------------------------------------
 # As root the check's libnfs binds a reserved source port; the packaged agent runs
