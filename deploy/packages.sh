@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian 12 packages poolkeeper needs to build, test and run the demo
-# (clang and its runtime libraries for the fuzzers),
+# (clang and its runtime libraries for the fuzzers, qemu for the VM tests),
 # only those that are missing (idempotent). Used by tests/run.sh and deploy/demo.sh.
 set -eu
 
@@ -9,11 +9,14 @@ libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libs
 libcurl4-openssl-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
 iproute2 curl procps systemd util-linux python3 chromium"
+# The VM tests (tests/vm): qemu boots Debian's kernel with busybox in its initramfs;
+# the guest runs the host's kernel nfsd tools, NFS client and ipvsadm.
+VM="qemu-system-x86 busybox-static kmod cpio nfs-kernel-server nfs-common ipvsadm"
 # Packaging and configuration management: the .deb, lintian, the Puppet module's tests.
 DEPLOY="debhelper lintian dpkg-dev ccache python3-yaml puppet ruby-rspec-puppet puppet-lint"
 
 missing=""
-for p in $BUILD $SERVERS $DEPLOY; do
+for p in $BUILD $SERVERS $VM $DEPLOY; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing="$missing $p"
   fi

@@ -1,0 +1,117 @@
+#!/bin/bash
+# VM scenario: a realserver leaves an IPVS (LVS-DR, maglev hashing) pool while a kernel
+# NFS client reads through the VIP.
+#   tests/vm/vm.sh ipvs.sh [BINDIR]     (BINDIR: poolctl's, default build/agent)
+#
+# On one bridge (192.0.2.0/24): director lb (.1, VIP 198.51.100.10 on lo, ipvsadm -s mh,
+# direct routing), realservers rs1 (.11) and rs2 (.12) with kernel nfsd and the VIP on
+# lo (ARP for it ignored), client cl (.100, VIP routed via lb). Both realservers export
+# the same files, each on its own tmpfs, so their file handles differ, as two servers'
+# do in production.
+#
+# For net.ipv4.vs.expire_nodest_conn 0 (the default) and 1: mount the VIP
+# (vers=4.1,ro,soft,timeo=20,retrans=1), open a file, `ipvsadm -d` the realserver that
+# serves the client, then time reads on the held descriptor and fresh opens (stall.py),
+# and a new mount of the VIP afterwards. Prints a table. Fails when the setup does not
+# work (no pass of poolctl check on a realserver, no mount or read through the VIP) or
+# when fresh opens never read again (no failover); the figures are reported, not asserted.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+BIN=${1:-$VM_ROOT/build/agent}
+POOLCTL="$BIN/poolctl"
+[ -x "$POOLCTL" ] || die "no $POOLCTL (build first)"
+VIP=198.51.100.10
+
+modprobe -a nfsd nfsv4 veth bridge ip_vs ip_vs_mh || die "modprobe"
+lan_add
+for h in lb rs1 rs2 cl; do ns_add "$h"; done
+lan_join lb 192.0.2.1/24
+lan_join rs1 192.0.2.11/24
+lan_join rs2 192.0.2.12/24
+lan_join cl 192.0.2.100/24
+
+on lb sh -ec "
+  ip addr add $VIP/32 dev lo
+  sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.accept_local=1
+  ipvsadm -A -t $VIP:2049 -s mh
+  ipvsadm -a -t $VIP:2049 -r 192.0.2.11:2049 -g -w 1
+  ipvsadm -a -t $VIP:2049 -r 192.0.2.12:2049 -g -w 1
+" || die "director setup"
+on cl ip route add "$VIP/32" via 192.0.2.1 || die "client route"
+
+EXPORT_OPTS="ro,fsid=0,no_subtree_check,insecure"
+for rs in rs1 rs2; do
+  on "$rs" sh -ec "
+    ip addr add $VIP/32 dev lo
+    sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+  " || die "$rs: VIP setup"
+  nfsd_start "$rs" "/srv/nfs 127.0.0.1($EXPORT_OPTS) 192.0.2.0/24($EXPORT_OPTS)"
+done
+# The same bytes on both realservers.
+head -c 4194304 /dev/urandom > /run/data.bin
+for rs in rs1 rs2; do
+  on "$rs" sh -c 'echo "canary" > /srv/nfs/canary.txt && cp /run/data.bin /srv/nfs/data.bin' || die "$rs: files"
+  nfsd_run "$rs"
+  poolkeeper_config "$rs" 127.0.0.1 /canary.txt canary
+done
+
+# Both servers out of their grace period, as the agent sees it.
+for rs in rs1 rs2; do
+  ok=""
+  for i in $(seq 30); do
+    out=$(on "$rs" "$POOLCTL" check --config "$VM_NS/$rs.toml" 2>&1) && { ok=1; break; }
+    sleep 1
+  done
+  log "$rs: $(echo "$out" | head -n 1)"
+  [ -n "$ok" ] || die "$rs: poolctl check never passed"
+done
+
+serving() {  # the realserver of the client's connection to the VIP, from lb's table
+  on lb ipvsadm -Lnc | awk -v v="$VIP:2049" '$5 == v && $3 == "ESTABLISHED" { split($6, a, ":"); print a[1]; exit }'
+}
+
+TABLE=""
+run_case() {
+  local expire=$1 mnt=/mnt/vip$1 rs_ip rs t0 t
+  on lb sysctl -qw "net.ipv4.vs.expire_nodest_conn=$expire"
+  on cl mkdir -p "$mnt" /mnt/again$1
+  on cl timeout 60 mount -t nfs4 -o vers=4.1,ro,soft,timeo=20,retrans=1 "$VIP:/" "$mnt" \
+    || die "mount of the VIP failed"
+  [ "$(on cl cat "$mnt/canary.txt")" = canary ] || die "canary through the VIP"
+  rs_ip=$(serving)
+  [ -n "$rs_ip" ] || die "no IPVS connection for the client: $(on lb ipvsadm -Lnc)"
+  log "expire_nodest_conn=$expire: client served by $rs_ip; ipvsadm -d of it"
+  on cl python3 "$VM_TESTS/stall.py" "$mnt/data.bin" 40 -- \
+    nsenter -t "$(cat "$VM_NS/lb.pid")" -n ipvsadm -d -t "$VIP:2049" -r "$rs_ip:2049" \
+    > "$VM_OUT/stall-expire$expire.log" 2>&1 || die "stall.py: $(tail -n 3 "$VM_OUT/stall-expire$expire.log")"
+  sed 's/^/  /' "$VM_OUT/stall-expire$expire.log"
+  log "after: connections $(on lb ipvsadm -Lnc | awk 'NR > 2 {print $3 "->" $6}' | tr '\n' ' ')"
+  t0=$(now)
+  if on cl timeout 60 mount -t nfs4 -o vers=4.1,ro,soft,timeo=20,retrans=1 "$VIP:/" "/mnt/again$1" &&
+     [ "$(on cl cat "/mnt/again$1/canary.txt")" = canary ]; then
+    t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f s", b - a }')
+    log "a new mount of the VIP reads the canary (mount+read $t)"
+  else
+    t="failed"
+    log "a new mount of the VIP failed"
+  fi
+  TABLE="$TABLE$(printf '%-20s | %s\n' "expire_nodest_conn=$expire" \
+    "$(grep '^summary: held' "$VM_OUT/stall-expire$expire.log" | cut -c10-)")
+$(printf '%-20s | %s\n' "" "$(grep '^summary: fresh' "$VM_OUT/stall-expire$expire.log" | cut -c10-)")
+$(printf '%-20s | %s\n' "" "new mount + read: $t")
+"
+  grep -q '^summary: fresh.*reads again' "$VM_OUT/stall-expire$expire.log" || recovered_not="$recovered_not $expire"
+  on cl umount -f -l "$mnt" "/mnt/again$1" 2>/dev/null
+  on lb ipvsadm -a -t "$VIP:2049" -r "$rs_ip:2049" -g -w 1
+}
+recovered_not=""
+run_case 0
+run_case 1
+
+echo
+echo "IPVS -s mh, LVS-DR, ipvsadm -d of the serving realserver; client vers=4.1,ro,soft,timeo=20,retrans=1"
+printf '%s' "$TABLE"
+for rs in rs1 rs2; do nfsd_stop "$rs"; done
+[ -z "$recovered_not" ] || die "fresh opens never read again after the realserver left (expire_nodest_conn:$recovered_not)"
+log "ipvs scenario done"

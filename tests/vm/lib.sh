@@ -1,0 +1,126 @@
+# Helpers for scenarios that run inside the VM (sourced; see tests/vm/vm.sh).
+#
+# A "host" here is a network namespace plus a mount namespace, kept alive by one
+# `sleep` process: `ip netns exec` makes a fresh mount namespace on every call, so
+# anything mounted in one call (nfsd's /proc/fs/nfsd, an NFS client mount) would be
+# gone in the next. Commands go in with nsenter into that process's namespaces.
+#
+#   ns_add NAME                 new host NAME (loopback up)
+#   on NAME CMD...              run CMD in host NAME
+#   lan_add                     a bridge "lan" in the VM's own namespace
+#   lan_join NAME ADDR/LEN      a veth from host NAME (eth0) into the bridge
+#   nfsd_start NAME EXPORTS     kernel nfsd (NFSv4.0 and 4.1, no v3) in host NAME,
+#                               exporting a fresh tmpfs at /srv/nfs with EXPORTS
+#                               (lines of /etc/exports)
+#   nfsd_stop NAME              stop that nfsd and its mountd
+#   now                         seconds since boot (float)
+#   log MSG...                  timestamped line on stdout
+
+VM_TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_ROOT=$(cd "$VM_TESTS/../.." && pwd)
+VM_NS=/run/vm-ns
+mkdir -p "$VM_NS"
+
+now() { cut -d' ' -f1 /proc/uptime; }
+log() { printf '[%7s] %s\n' "$(now)" "$*"; }
+die() { log "FAIL: $*"; exit 1; }
+
+ns_add() {
+  local name=$1 pid i
+  # unshare execs sleep in the new namespaces; `ip netns attach` then names the netns.
+  unshare -n -m --propagation private sleep infinity &
+  pid=$!
+  for i in $(seq 200); do
+    [[ /proc/$pid/ns/net -ef /proc/self/ns/net ]] || break
+    sleep 0.05
+  done
+  [[ /proc/$pid/ns/net -ef /proc/self/ns/net ]] && die "ns_add $name: no new namespace"
+  echo "$pid" > "$VM_NS/$name.pid"
+  ip netns attach "$name" "$pid" || die "ns_add $name: ip netns attach"
+  on "$name" ip link set lo up
+}
+
+on() {
+  local name=$1
+  shift
+  nsenter -t "$(cat "$VM_NS/$name.pid")" -m -n -r -w -- "$@"
+}
+
+lan_add() {
+  ip link add lan type bridge
+  ip link set lan up
+}
+
+lan_join() {
+  local name=$1 addr=$2
+  ip link add "v-$name" type veth peer name eth0 netns "$name"
+  ip link set "v-$name" master lan up
+  on "$name" ip addr add "$addr" dev eth0
+  on "$name" ip link set eth0 up
+}
+
+nfsd_start() {
+  local name=$1 exports=$2
+  printf '%s\n' "$exports" > "$VM_NS/$name.exports"
+  on "$name" sh -euc '
+    name=$1
+    # This host'"'"'s own NFS state, exports and data.
+    mount -t tmpfs tmpfs /var/lib/nfs
+    mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs
+    mount -t rpc_pipefs rpc_pipefs /var/lib/nfs/rpc_pipefs
+    mount --bind "'"$VM_NS"'/$name.exports" /etc/exports
+    mkdir -p /srv/nfs
+    mount -t tmpfs -o size=64m tmpfs /srv/nfs
+    mount -t nfsd nfsd /proc/fs/nfsd
+    # The shortest lease and grace the kernel allows, so that a scenario does not wait
+    # 90 s for OPENs after a start.
+    echo 10 > /proc/fs/nfsd/nfsv4leasetime
+    echo 10 > /proc/fs/nfsd/nfsv4gracetime
+  ' sh "$name" || die "nfsd_start $name: setup"
+}
+
+# nfsd_run NAME: exports and starts the daemons (after the scenario put its files in
+# /srv/nfs with `on NAME`).
+nfsd_run() {
+  local name=$1
+  on "$name" exportfs -ra || die "nfsd_run $name: exportfs"
+  on "$name" rpc.mountd -F -N 2 -N 3 >"$VM_OUT/mountd-$name.log" 2>&1 &
+  echo $! > "$VM_NS/$name.mountd"
+  on "$name" rpc.nfsd -N 3 -V 4.0 -V 4.1 8 || die "nfsd_run $name: rpc.nfsd"
+  log "$name: nfsd versions $(on "$name" cat /proc/fs/nfsd/versions), threads $(on "$name" cat /proc/fs/nfsd/threads)"
+}
+
+nfsd_stop() {
+  local name=$1
+  on "$name" rpc.nfsd 0 || true
+  on "$name" exportfs -ua || true
+  [ -f "$VM_NS/$name.mountd" ] && kill "$(cat "$VM_NS/$name.mountd")" 2>/dev/null || true
+}
+
+# poolkeeper_config NAME SERVER CANARY EXPECT: a minimal agent config for host NAME with
+# one nfs check, written to $VM_NS/NAME.toml.
+poolkeeper_config() {
+  local name=$1 server=$2 canary=$3 expect=$4
+  mkdir -p "$VM_NS/pk-$name"
+  cat > "$VM_NS/$name.toml" <<EOF
+[agent]
+listen = "127.0.0.1:9473"
+hostname = "$name.example.org"
+admin_socket = "$VM_NS/pk-$name/admin.sock"
+state_dir = "$VM_NS/pk-$name/state"
+[services.nfs]
+checks = ["export"]
+port = 2049
+[checks.export]
+kind = "nfs"
+server = "$server"
+port = 2049
+path = "$canary"
+expect = "$expect"
+max_age = "1h"
+interval = "1s"
+timeout = "1s"
+rise = 2
+fall = 2
+EOF
+}
