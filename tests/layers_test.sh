@@ -39,8 +39,8 @@ echo "$files files, $bad upward includes"
 if [ -z "${LAYERS_SELF_TEST:-}" ]; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   cp -r agent checks pybal-compat "$tmp"/
-  echo '#include "agent/runtime/agent.h"' >> "$tmp/checks/check.h"
-  if LAYERS_SELF_TEST=1 "$0" "$tmp" >"$tmp/out" 2>&1 || ! grep -q 'checks/check.h:.*agent/runtime/agent.h' "$tmp/out"; then
+  echo '#include "agent/runtime/runtime.h"' >> "$tmp/checks/check.h"
+  if LAYERS_SELF_TEST=1 "$0" "$tmp" >"$tmp/out" 2>&1 || ! grep -q 'checks/check.h:.*agent/runtime/runtime.h' "$tmp/out"; then
     echo "self-test: an upward include was not caught"; cat "$tmp/out"; exit 1
   fi
   echo "self-test: an injected upward include is caught"

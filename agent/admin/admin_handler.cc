@@ -136,9 +136,9 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
         return;
       }
     }
-    if (fresh.polled) d_.post([states = fresh.states](Engine& e) { e.set_peers(states); });
+    if (fresh.polled) d_.post([states = fresh.states](HealthModel& e) { e.set_peers(states); });
     std::string save_error;
-    bool ran = d_.run_on_owner([&](Engine& e) {
+    bool ran = d_.run_on_owner([&](HealthModel& e) {
       auto before = e.intents();
       intent.boot_id = req->until_boot ? e.boot_id() : "";
       for (const auto& name : services) e.set_intent(name, intent);
@@ -201,7 +201,7 @@ void AdminHandler::drain_through_floor(const std::vector<std::string>& services,
         log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
         return;
       }
-      owner_gone = !d_.run_on_owner([&](Engine& e) {
+      owner_gone = !d_.run_on_owner([&](HealthModel& e) {
         e.release_for_stop(name);
         d_.publish();
       });

@@ -19,7 +19,7 @@
 #include "agent/admin/admin_protocol.h"
 #include "agent/admin/admin_server.h"
 #include "agent/base/clock.h"
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 #include "agent/model/floor.h"
 #include "agent/model/model_config.h"
 #include "agent/model/snapshot.h"
@@ -39,10 +39,10 @@ class AdminHandler {
     std::function<ModelConfig()> config;                        // the running config (reloads change it)
     // Runs `fn` on the owner thread with the engine and waits for it; false, without
     // running it, when the owner has stopped.
-    std::function<bool(const std::function<void(Engine&)>&)> run_on_owner;
+    std::function<bool(const std::function<void(HealthModel&)>&)> run_on_owner;
     // Queues `fn` for the owner thread without waiting.
-    std::function<void(std::function<void(Engine&)>)> post;
-    std::function<std::string(Engine&)> persist;         // on the owner: saves intents; "" or why not
+    std::function<void(std::function<void(HealthModel&)>)> post;
+    std::function<std::string(HealthModel&)> persist;         // on the owner: saves intents; "" or why not
     std::function<void()> publish;                       // on the owner: makes a change visible at once
     std::function<std::vector<PeerState>()> poll_peers;  // polls every peer now (bounded)
     std::function<bool()> stopping;                      // true once the agent is stopping

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/runtime/agent.h"
+#include "agent/runtime/runtime.h"
 #include "agent/base/log.h"
 #include "checks/child_reaper.h"
 #include "agent/runtime/stop_action.h"
@@ -85,7 +85,7 @@ int run(const std::string& file) {
   const StopAction configured = parse_stop_action(cfg.agent.stop_action).value_or(StopAction::kAuto);
 
   SystemClock clock;
-  auto agent = std::make_unique<Agent>(cfg, clock);
+  auto agent = std::make_unique<Runtime>(cfg, clock);
   try {
     agent->start();
   } catch (const std::exception& e) {

@@ -1,7 +1,7 @@
 // When each check's next probe is due, and which probe is in flight: its generation
 // (a reload that changes a check's target starts a new one), its sequence number, when
 // it started, and when a stuck one counts as failed again. Knows timing only — what a
-// result means is the health model's (engine.h). Every check has one place on a
+// result means is the health model's (health_model.h). Every check has one place on a
 // timeline (its next probe while idle, its next overdue deadline while in flight), so
 // finding what is due costs the same with 1 check or 1000.
 #pragma once

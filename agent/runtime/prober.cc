@@ -28,10 +28,9 @@ void Prober::State::wake() {
   if (multi) curl_multi_wakeup(static_cast<CURLM*>(multi));
 }
 
-Prober::Prober(Done done, size_t max_pool) : st_(std::make_shared<State>()) {
+Prober::Prober(Done done) : st_(std::make_shared<State>()) {
   curl_global_setup();
   st_->done = std::move(done);
-  st_->max_pool = max_pool == 0 ? 1 : max_pool;
   st_->multi = curl_multi_init();
   if (!st_->multi) throw std::runtime_error("cannot create a curl multi handle");
   thread_ = std::thread([this] { loop(); });
@@ -87,7 +86,10 @@ void Prober::run_blocking(std::function<void()> fn) {
   std::lock_guard<std::mutex> lk(st_->pool_mu);
   if (st_->pool_stop) return;
   st_->tasks.push_back(std::move(fn));
-  if (st_->tasks.size() > st_->idle && st_->threads < st_->max_pool) {
+  // No cap: a blocking probe never waits behind stuck ones. One Check never runs twice at
+  // once, so the pool is at most one thread per blocking check, and only while that many
+  // are in flight together (each bounded by its deadline).
+  if (st_->tasks.size() > st_->idle) {
     ++st_->threads;
     std::thread(pool_thread, st_).detach();
   }

@@ -4,8 +4,9 @@
 // only implements Check::run()). A hung server therefore costs a socket and a timer, not
 // a thread, and a stuck blocking probe holds one pool thread while the others go on.
 //
-// Pool threads are started when work arrives and no thread is idle (up to max_pool), and
-// end after a while without work. Results go to `done` from the loop thread or a pool
+// Pool threads are started when work arrives and no thread is idle, and end after a while
+// without work: as many as blocking probes are in flight together (a few, unless servers
+// hang), so stuck ones never make another wait. Results go to `done` from the loop thread or a pool
 // thread, with latency filled in and text made valid UTF-8; after stop() none is
 // delivered any more.
 #pragma once
@@ -28,7 +29,7 @@ namespace poolkeeper {
 class Prober final : public ProbeLoop {
  public:
   using Done = std::function<void(const std::string& name, uint64_t gen, uint64_t seq, Result)>;
-  explicit Prober(Done done, size_t max_pool = 8);
+  explicit Prober(Done done);
   ~Prober() override;
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -63,7 +64,6 @@ class Prober final : public ProbeLoop {
   // callbacks hold it, so an abandoned probe may outlive the Prober safely.
   struct State {
     Done done;
-    size_t max_pool = 0;
 
     std::mutex mu;  // guards the fields up to `multi`
     std::deque<Request> queue;  // triggered, for the loop to begin

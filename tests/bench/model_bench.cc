@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 #include "agent/publish/metrics.h"
 
 using namespace poolkeeper;
@@ -61,7 +61,7 @@ struct CountEvents : Observer {
 Figures run(int n, long measured) {
   FakeClock clock;
   ModelConfig config = make_config(n);
-  Engine engine(config, clock, [] { return 0.5; }, "boot-1");
+  HealthModel engine(config, clock, [] { return 0.5; }, "boot-1");
   Metrics metrics;
   CountEvents events;
   engine.add_observer(&metrics);

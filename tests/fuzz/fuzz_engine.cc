@@ -1,5 +1,5 @@
 // The state model's fuzzer: decodes the input into a sequence of operations against
-// poolkeeper::Engine in simulated time — probes started when due, results (pass, fail,
+// poolkeeper::HealthModel in simulated time — probes started when due, results (pass, fail,
 // timeout) delivered in any order or left overdue and delivered late, time steps,
 // operator intents with expiries, peer states, conftool status and floor verdicts,
 // lifecycle, and reloads that change only timing keys or a probe's target — and checks
@@ -21,7 +21,7 @@
 #include <set>
 
 #include "agent/config/config.h"
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;
@@ -33,7 +33,7 @@ namespace {
 constexpr bool kCheckOverdueDefault = true;
 constexpr bool kCheckReloadDefault = true;
 // The engine's grace past a probe's timeout before it counts the probe as failed.
-constexpr Duration kOverdueGrace = Engine::kOverdueGrace;
+constexpr Duration kOverdueGrace = HealthModel::kOverdueGrace;
 
 bool flag(const char* env, bool def) {
   const char* v = std::getenv(env);
@@ -115,7 +115,7 @@ class Run {
     model_.min_pooled_nfs = in_.ConsumeIntegralInRange(0, 2);
     model_.min_pooled_rsync = in_.ConsumeIntegralInRange(0, 2);
     config_ = make_config(model_);
-    engine_ = std::make_unique<Engine>(config_, clock_, [this] { return rand01(); }, "boot-1");
+    engine_ = std::make_unique<HealthModel>(config_, clock_, [this] { return rand01(); }, "boot-1");
     engine_->set_lifecycle(Lifecycle::kRunning);
     check_invariants();
   }
@@ -339,7 +339,7 @@ class Run {
   FakeClock clock_;
   Model model_{};
   Config config_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthModel> engine_;
   std::vector<Pending> pending_;
   std::map<std::string, SteadyTime> retimed_;  // check → last reload that changed its timing
   bool conftool_up_ = false;

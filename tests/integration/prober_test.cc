@@ -245,6 +245,31 @@ TEST_F(ProberTest, BlockingKindsRunOnThePoolOneAtATimePerCheck) {
   EXPECT_EQ(c.got[2].seq, 2u);
 }
 
+TEST_F(ProberTest, ManyStuckBlockingProbesDelayNoOther) {
+  Collector c;
+  Prober p(c.sink());
+  std::vector<std::shared_ptr<BlockingCheck>> stuck;
+  for (int i = 0; i < 12; ++i) {
+    stuck.push_back(std::make_shared<BlockingCheck>());
+    p.trigger("stuck" + std::to_string(i), 1, stuck.back(), 1, 30s);
+  }
+  ASSERT_TRUE(wait_for([&] {
+    int n = 0;
+    for (const auto& b : stuck) n += b->running_;
+    return n == 12;
+  }, 5s)) << "all 12 stuck probes run at once";
+  p.trigger("hung_rsync", 1, rsync(*hung_rsyncd_), 1, 1s);
+  p.trigger("ok_rsync", 1, rsync(*ok_rsyncd_), 1, 3s);
+  ASSERT_TRUE(c.wait_count(2, 10s)) << "got " << c.count();
+  auto ok = c.find("ok_rsync");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->r.outcome, Outcome::kPassed) << ok->r.reason;
+  EXPECT_EQ(c.index_of("ok_rsync"), 0) << "a healthy probe waited behind stuck ones";
+  for (auto& b : stuck) b->release();
+  ASSERT_TRUE(c.wait_count(14, 10s)) << "got " << c.count();
+  EXPECT_TRUE(p.stop(200ms));
+}
+
 TEST_F(ProberTest, StopIsBoundedWithAProbeStuckAndDropsItsResult) {
   Collector c;
   auto p = std::make_unique<Prober>(c.sink());

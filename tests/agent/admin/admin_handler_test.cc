@@ -1,4 +1,4 @@
-// The admin path without a running agent: a real Engine driven on the test's thread
+// The admin path without a running agent: a real HealthModel driven on the test's thread
 // stands in for the owner, the peers' answers are given, and there is no conftool.
 #include "agent/admin/admin_handler.h"
 
@@ -25,7 +25,7 @@ checks = ["c"]
 kind = "exec"
 command = ["/bin/true"]
 )", "t.toml");
-    engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; });
+    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; });
     // The snapshot the handler reads: both services pooled.
     auto s = std::make_shared<Snapshot>(*engine_->snapshot());
     for (size_t i = 0; i < s->services.size(); ++i) s->services[i].effective = {Effective::kPooled, "healthy"};
@@ -34,13 +34,13 @@ command = ["/bin/true"]
     d.clock = &clock_;
     d.snapshot = [this] { return snap_; };
     d.config = [this] { return static_cast<const ModelConfig&>(config_); };
-    d.run_on_owner = [this](const std::function<void(Engine&)>& fn) {
+    d.run_on_owner = [this](const std::function<void(HealthModel&)>& fn) {
       ++owner_runs_;
       fn(*engine_);
       return true;
     };
-    d.post = [this](std::function<void(Engine&)> fn) { fn(*engine_); };
-    d.persist = [this](Engine&) { return save_error_; };
+    d.post = [this](std::function<void(HealthModel&)> fn) { fn(*engine_); };
+    d.persist = [this](HealthModel&) { return save_error_; };
     d.publish = [] {};
     d.poll_peers = [this] {
       ++polls_;
@@ -65,7 +65,7 @@ command = ["/bin/true"]
 
   Config config_;
   FakeClock clock_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthModel> engine_;
   std::shared_ptr<const Snapshot> snap_;
   std::unique_ptr<AdminHandler> handler_;
   std::vector<PeerState> peers_;

@@ -1,4 +1,4 @@
-// The health model, and the state owner's model as one piece. Engine folds probe
+// The health model, and the state owner's model as one piece. HealthModel folds probe
 // results into check states and those into service health; with the operator's intent,
 // the lifecycle and the safety floor (floor.h; from the peers' states, or conftool's
 // verdicts) it decides each service's effective state, and emits every transition to
@@ -9,7 +9,7 @@
 // does not grow with the number of checks. Single-threaded by contract (one owner
 // thread calls everything); it does no I/O and reads time only from the injected
 // Clock, so unit tests drive it in simulated time. The threaded runtime around it
-// lives in agent/runtime/agent.h.
+// lives in agent/runtime/runtime.h.
 #pragma once
 
 #include <functional>
@@ -30,11 +30,11 @@
 
 namespace poolkeeper {
 
-class Engine {
+class HealthModel {
  public:
   // `uniform01` returns values in [0, 1) for jitter and start-up spread. `boot_id`
   // identifies this boot (for `depool --until-boot`).
-  Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
+  HealthModel(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
          std::string boot_id = "");
 
   // Observers get every result and transition as it happens, and each new snapshot.

@@ -1,6 +1,6 @@
 // The engine in simulated time: a FakeClock moves only when the test says so, and
 // probe results are submitted by the test. No sleeps, no threads.
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 
 #include "agent/config/config.h"
 
@@ -53,7 +53,7 @@ class EngineTest : public ::testing::Test {
   EngineTest() : config_(parse_config(kConfig, "t.toml")) {}
 
   void make(std::function<double()> rnd = [] { return 0.5; }) {
-    engine_ = std::make_unique<Engine>(config_, clock_, rnd);
+    engine_ = std::make_unique<HealthModel>(config_, clock_, rnd);
     engine_->add_observer(&rec_);
   }
 
@@ -96,7 +96,7 @@ class EngineTest : public ::testing::Test {
   Config config_;
   FakeClock clock_;
   Recorder rec_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthModel> engine_;
   std::shared_ptr<const Snapshot> snap_;
 };
 
@@ -160,7 +160,7 @@ TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
     auto d = engine_->take_due();
     for (const auto& x : d)
       if (x.name != "export") engine_->on_result(x.name, Result::pass());
-    return std::count_if(d.begin(), d.end(), [](const Engine::Due& x) { return x.name == "export"; });
+    return std::count_if(d.begin(), d.end(), [](const HealthModel::Due& x) { return x.name == "export"; });
   };
   engine_->on_result("export", Result::pass());  // rising 1/2 → fast
   EXPECT_EQ(engine_->next_due(), t + 200ms);
@@ -330,14 +330,14 @@ TEST_F(EngineTest, UntilBootReturnsOnlyAfterANewBootOnceHealthy) {
   st.status = LoadedState::Status::kOk;
   st.intents["nfs"] = dep;
   {  // same boot: stays depooled however healthy
-    engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; }, "boot-1");
+    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-1");
     engine_->load_state(st);
     engine_->set_lifecycle(Lifecycle::kRunning);
     drive(clock_.now() + 10s, [](const std::string&) { return true; });
     EXPECT_EQ(svc("nfs").effective.reason, "depooled: reboot");
   }
   {  // a new boot: not pooled while rising, pooled (and intent cleared) once healthy
-    engine_ = std::make_unique<Engine>(config_, clock_, [] { return 0.5; }, "boot-2");
+    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-2");
     rec_.events.clear();
     engine_->add_observer(&rec_);
     engine_->load_state(st);
@@ -469,7 +469,7 @@ TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
   ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
 
   // Let export's next probe start, and never answer it.
-  std::optional<Engine::Due> stuck;
+  std::optional<HealthModel::Due> stuck;
   for (int guard = 0; guard < 1000 && !stuck; ++guard) {
     clock_.advance_to(engine_->next_due());
     for (const auto& d : engine_->take_due()) {
@@ -481,7 +481,7 @@ TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
   SteadyTime started = clock_.now();
   EXPECT_EQ(stuck->timeout, 1s);
   // Before timeout + grace nothing is counted.
-  clock_.advance_to(started + 1s + Engine::kOverdueGrace - 1ms);
+  clock_.advance_to(started + 1s + HealthModel::kOverdueGrace - 1ms);
   engine_->tick();
   EXPECT_EQ(engine_->check_state("export")->failures(), 0);
   EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
@@ -503,11 +503,11 @@ TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
     clock_.advance_to(until);
     engine_->tick();
   };
-  drive_stuck(started + 1s + Engine::kOverdueGrace);
+  drive_stuck(started + 1s + HealthModel::kOverdueGrace);
   EXPECT_EQ(engine_->check_state("export")->failures(), 1);
   EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);  // fall is 2
   // The second deadline comes fast_interval later (the check is now changing).
-  drive_stuck(started + 1s + Engine::kOverdueGrace + config_.checks.at("export").fast_interval);
+  drive_stuck(started + 1s + HealthModel::kOverdueGrace + config_.checks.at("export").fast_interval);
   EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_NE(svc("nfs").effective.reason.find("probe stuck"), std::string::npos) << svc("nfs").effective.reason;
@@ -581,7 +581,7 @@ TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
   auto before = engine_->snapshot();
   ASSERT_NE(before->find_check("web")->history, nullptr);
   EXPECT_TRUE(before->find_check("web")->history->empty());
-  for (size_t i = 0; i < Engine::kHistoryLength + 15; ++i) {
+  for (size_t i = 0; i < HealthModel::kHistoryLength + 15; ++i) {
     clock_.advance(std::chrono::milliseconds(10));
     Result r = i % 3 == 0 ? Result::fail(Outcome::kTimeout, "timed out") : Result::pass();
     r.latency = std::chrono::milliseconds(i);
@@ -589,10 +589,10 @@ TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
   }
   auto snap = engine_->snapshot();
   const auto& h = *snap->find_check("web")->history;
-  ASSERT_EQ(h.size(), Engine::kHistoryLength);
+  ASSERT_EQ(h.size(), HealthModel::kHistoryLength);
   // Oldest first: the first 15 results fell out of the ring.
   EXPECT_DOUBLE_EQ(h.front().latency_seconds, 0.015);
-  EXPECT_DOUBLE_EQ(h.back().latency_seconds, (Engine::kHistoryLength + 14) / 1000.0);
+  EXPECT_DOUBLE_EQ(h.back().latency_seconds, (HealthModel::kHistoryLength + 14) / 1000.0);
   EXPECT_EQ(h.front().outcome, Outcome::kTimeout);  // 15 % 3 == 0
   EXPECT_EQ(h[1].outcome, Outcome::kPassed);
   EXPECT_LT(h.front().time, h.back().time);

@@ -1,4 +1,4 @@
-// The running agent: one owner thread runs the Engine; the probes run on a Prober (one
+// The running agent: one owner thread runs the HealthModel; the probes run on a Prober (one
 // event loop thread plus a small pool) so a hung probe delays nothing but itself; the HTTP server reads the latest
 // snapshot through an atomic pointer; the admin socket changes intent through the
 // owner, persisting it before it answers; a peer watcher feeds the safety floor.
@@ -17,7 +17,7 @@
 #include "agent/admin/admin_handler.h"
 #include "agent/admin/admin_server.h"
 #include "agent/config/config.h"
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 #include "agent/publish/http_server.h"
 #include "agent/publish/metrics.h"
 #include "agent/runtime/peers.h"
@@ -30,10 +30,10 @@ namespace poolkeeper {
 
 class Prober;
 
-class Agent {
+class Runtime {
  public:
-  Agent(Config config, const Clock& clock);
-  ~Agent();
+  Runtime(Config config, const Clock& clock);
+  ~Runtime();
 
   // Loads the persisted intent, starts the HTTP server and the admin socket (throws
   // on a failure to listen), the probes, the peer watcher and the owner.
@@ -59,17 +59,17 @@ class Agent {
 
   // Runs `fn` on the owner thread with the engine and waits for it. Returns false at
   // once, without running it, when the owner has stopped (or is stopping) for good.
-  bool run_on_owner(const std::function<void(Engine&)>& fn);
+  bool run_on_owner(const std::function<void(HealthModel&)>& fn);
 
  private:
   // Queues `fn` for the owner; false when the owner loop has ended.
-  bool post(std::function<void(Engine&)> fn);
+  bool post(std::function<void(HealthModel&)> fn);
   void owner_loop();
   // Makes the engine's latest snapshot the one readers see (the subscribers got it as
   // it was built).
   void publish();
   void make_workers();
-  std::string persist(Engine& e);
+  std::string persist(HealthModel& e);
 
   Config config_;
   const Clock& clock_;
@@ -78,7 +78,7 @@ class Agent {
   // Subscribers to the engine's stream besides metrics_: the event log, the conftool
   // writer's feed, persistence of the intents the engine changes by itself.
   std::vector<std::unique_ptr<Observer>> feeds_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthModel> engine_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<AdminHandler> admin_handler_;  // the admin socket's requests and the shutdown drain's floor
   std::unique_ptr<AdminServer> admin_;
@@ -91,7 +91,7 @@ class Agent {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void(Engine&)>> inbox_;
+  std::deque<std::function<void(HealthModel&)>> inbox_;
   bool stop_ = false;
   bool owner_done_ = false;  // the owner loop has taken its last inbox: post() refuses
   bool shut_down_ = false;

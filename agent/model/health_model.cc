@@ -1,4 +1,4 @@
-#include "agent/model/engine.h"
+#include "agent/model/health_model.h"
 
 #include <algorithm>
 
@@ -6,7 +6,7 @@
 
 namespace poolkeeper {
 
-Engine::Engine(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
+HealthModel::HealthModel(const ModelConfig& config, const Clock& clock, std::function<double()> uniform01,
                std::string boot_id)
     : config_(config), clock_(clock), boot_id_(std::move(boot_id)), scheduler_(clock, std::move(uniform01)) {
   WallTime wall = clock_.wall();
@@ -25,13 +25,13 @@ Engine::Engine(const ModelConfig& config, const Clock& clock, std::function<doub
   recompute_services();
 }
 
-Engine::CheckRuntime Engine::new_check(const CheckConfig& cc, WallTime wall) {
+HealthModel::CheckRuntime HealthModel::new_check(const CheckConfig& cc, WallTime wall) {
   CheckRuntime rt{.cfg = cc, .state = CheckState(cc.rise, cc.fall)};
   rt.since = wall;
   return rt;
 }
 
-SteadyTime Engine::next_due() const {
+SteadyTime HealthModel::next_due() const {
   SteadyTime t = scheduler_.next_due();
   WallTime wall = clock_.wall();
   for (const auto& name : timed_intents_) {
@@ -43,11 +43,11 @@ SteadyTime Engine::next_due() const {
   return t;
 }
 
-void Engine::on_result(const std::string& check, const Result& r) {
+void HealthModel::on_result(const std::string& check, const Result& r) {
   if (auto probe = scheduler_.in_flight_or_start(check)) on_result(check, probe->first, probe->second, r);
 }
 
-void Engine::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
+void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
   auto accepted = scheduler_.accept(check, gen, seq);
   if (accepted == ProbeScheduler::Accept::kDropped) return;
   CheckRuntime& rt = checks_.at(check);
@@ -66,13 +66,13 @@ void Engine::on_result(const std::string& check, uint64_t gen, uint64_t seq, con
   tick();
 }
 
-void Engine::check_changed(const std::string& name, const CheckRuntime& rt) {
+void HealthModel::check_changed(const std::string& name, const CheckRuntime& rt) {
   dirty_checks_.insert(name);
   for (const auto& svc : rt.services) dirty_services_.insert(svc);
   if (rt.cfg.kind == "nfs" && !peers_.empty()) peers_dirty_ = true;  // handles compared with the peers'
 }
 
-void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
+void HealthModel::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
   WallTime wall = clock_.wall();
   CheckHealth before = rt.state.health();
   Change ch = rt.state.submit(r.ok());
@@ -98,7 +98,7 @@ void Engine::submit(const std::string& check, CheckRuntime& rt, const Result& r)
   ++version_;  // streaks and last result are part of the picture
 }
 
-void Engine::check_overdue() {
+void HealthModel::check_overdue() {
   auto overdue = scheduler_.take_overdue();
   if (overdue.empty()) return;
   for (const auto& o : overdue) {
@@ -118,7 +118,7 @@ void Engine::check_overdue() {
   for (const auto& svc : touched) recompute_service(svc, services_.at(svc), wall);
 }
 
-void Engine::set_lifecycle(Lifecycle l) {
+void HealthModel::set_lifecycle(Lifecycle l) {
   if (l == lifecycle_) return;
   WallTime wall = clock_.wall();
   Lifecycle before = lifecycle_;
@@ -129,7 +129,7 @@ void Engine::set_lifecycle(Lifecycle l) {
   recompute_services();
 }
 
-void Engine::release_for_stop(const std::string& service) {
+void HealthModel::release_for_stop(const std::string& service) {
   auto it = services_.find(service);
   if (it == services_.end() || it->second.stop_released) return;
   it->second.stop_released = true;
@@ -137,7 +137,7 @@ void Engine::release_for_stop(const std::string& service) {
   recompute_service(service, it->second, clock_.wall());
 }
 
-void Engine::seed_check(const std::string& check, CheckHealth h) {
+void HealthModel::seed_check(const std::string& check, CheckHealth h) {
   auto it = checks_.find(check);
   if (it == checks_.end()) return;
   it->second.state.seed(h);
@@ -148,7 +148,7 @@ void Engine::seed_check(const std::string& check, CheckHealth h) {
   for (const auto& svc : it->second.services) recompute_service(svc, services_.at(svc), wall);
 }
 
-void Engine::load_state(const LoadedState& state) {
+void HealthModel::load_state(const LoadedState& state) {
   WallTime wall = clock_.wall();
   state_ok_ = state.status != LoadedState::Status::kUnreadable;
   state_error_ = state.error;
@@ -166,7 +166,7 @@ void Engine::load_state(const LoadedState& state) {
   tick();
 }
 
-void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent, bool automatic) {
+void HealthModel::change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent, bool automatic) {
   if (svc.intent == intent) return;
   std::string before = intent_name(svc.intent.intent);
   svc.intent = intent;
@@ -181,7 +181,7 @@ void Engine::change_intent(ServiceRuntime& svc, const std::string& name, const A
   ++version_;
 }
 
-bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
+bool HealthModel::set_intent(const std::string& service, const AdminIntent& intent) {
   auto it = services_.find(service);
   if (it == services_.end()) return false;
   change_intent(it->second, service, intent);
@@ -189,18 +189,18 @@ bool Engine::set_intent(const std::string& service, const AdminIntent& intent) {
   return true;
 }
 
-const AdminIntent* Engine::intent(const std::string& service) const {
+const AdminIntent* HealthModel::intent(const std::string& service) const {
   auto it = services_.find(service);
   return it == services_.end() ? nullptr : &it->second.intent;
 }
 
-std::map<std::string, AdminIntent> Engine::intents() const {
+std::map<std::string, AdminIntent> HealthModel::intents() const {
   std::map<std::string, AdminIntent> out;
   for (const auto& [name, svc] : services_) out[name] = svc.intent;
   return out;
 }
 
-void Engine::tick() {
+void HealthModel::tick() {
   check_overdue();
   if (timed_intents_.empty()) return;
   WallTime wall = clock_.wall();
@@ -223,7 +223,7 @@ void Engine::tick() {
   for (const auto& name : changed) recompute_service(name, services_.at(name), wall);
 }
 
-void Engine::set_peers(std::vector<PeerState> peers) {
+void HealthModel::set_peers(std::vector<PeerState> peers) {
   WallTime wall = clock_.wall();
   for (auto& p : peers) {
     if (p.reachable) continue;
@@ -244,20 +244,20 @@ void Engine::set_peers(std::vector<PeerState> peers) {
   recompute_services();
 }
 
-void Engine::set_leftover_processes(int left_behind, uint64_t killed_total) {
+void HealthModel::set_leftover_processes(int left_behind, uint64_t killed_total) {
   if (left_behind == leftover_processes_ && killed_total == leftovers_killed_) return;
   leftover_processes_ = left_behind;
   leftovers_killed_ = killed_total;
   ++version_;
 }
 
-void Engine::set_conftool_enabled(bool on) {
+void HealthModel::set_conftool_enabled(bool on) {
   conftool_enabled_ = on;
   ++version_;
   recompute_services();
 }
 
-void Engine::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
+void HealthModel::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
                                  const nlohmann::json& liveness) {
   if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_ && liveness == conftool_liveness_)
     return;
@@ -272,7 +272,7 @@ void Engine::set_conftool_status(bool up, const std::string& error, const nlohma
   recompute_services();
 }
 
-void Engine::set_floor_verdict(const std::string& service, FloorVerdict v) {
+void HealthModel::set_floor_verdict(const std::string& service, FloorVerdict v) {
   auto it = verdicts_.find(service);
   if (it != verdicts_.end() && it->second == v) return;
   verdicts_[service] = v;
@@ -281,7 +281,7 @@ void Engine::set_floor_verdict(const std::string& service, FloorVerdict v) {
   if (svc != services_.end()) recompute_service(service, svc->second, clock_.wall());
 }
 
-std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
+std::vector<PeerState> HealthModel::peers_for(const ServiceConfig& sc) const {
   std::vector<PeerState> out;
   for (const auto& p : peers_)
     if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() &&
@@ -300,7 +300,7 @@ std::vector<PeerState> Engine::peers_for(const ServiceConfig& sc) const {
   return out;
 }
 
-void Engine::reconfigure(const ModelConfig& config) {
+void HealthModel::reconfigure(const ModelConfig& config) {
   WallTime wall = clock_.wall();
   std::map<std::string, CheckRuntime> checks;
   for (const auto& [name, cc] : config.checks) {
@@ -345,17 +345,17 @@ void Engine::reconfigure(const ModelConfig& config) {
   recompute_services();
 }
 
-const CheckState* Engine::check_state(const std::string& check) const {
+const CheckState* HealthModel::check_state(const std::string& check) const {
   auto it = checks_.find(check);
   return it == checks_.end() ? nullptr : &it->second.state;
 }
 
-void Engine::recompute_services() {
+void HealthModel::recompute_services() {
   WallTime wall = clock_.wall();
   for (auto& [name, svc] : services_) recompute_service(name, svc, wall);
 }
 
-void Engine::recompute_service(const std::string& name, ServiceRuntime& svc, WallTime wall) {
+void HealthModel::recompute_service(const std::string& name, ServiceRuntime& svc, WallTime wall) {
   std::string failing;
   bool any_unhealthy = false;
   std::vector<std::string> warnings;
@@ -405,12 +405,12 @@ void Engine::recompute_service(const std::string& name, ServiceRuntime& svc, Wal
   dirty_services_.insert(name);
 }
 
-void Engine::emit(Event e) {
+void HealthModel::emit(Event e) {
   for (Observer* o : observers_) o->on_event(e);
   builder_.add_event(std::move(e));
 }
 
-CheckView Engine::check_view(const std::string& name, const CheckRuntime& c) const {
+CheckView HealthModel::check_view(const std::string& name, const CheckRuntime& c) const {
   CheckView v;
   v.name = name;
   v.kind = c.cfg.kind;
@@ -432,7 +432,7 @@ CheckView Engine::check_view(const std::string& name, const CheckRuntime& c) con
   return v;
 }
 
-ServiceView Engine::service_view(const std::string& name, const ServiceRuntime& svc) const {
+ServiceView HealthModel::service_view(const std::string& name, const ServiceRuntime& svc) const {
   ServiceView v;
   v.name = name;
   v.effective = svc.effective;
@@ -453,7 +453,7 @@ ServiceView Engine::service_view(const std::string& name, const ServiceRuntime& 
   return v;
 }
 
-std::vector<PeerView> Engine::peer_views() const {
+std::vector<PeerView> HealthModel::peer_views() const {
   std::vector<PeerView> out;
   for (const auto& p : peers_) {
     PeerView pv;
@@ -474,7 +474,7 @@ std::vector<PeerView> Engine::peer_views() const {
   return out;
 }
 
-void Engine::set_all_views(SnapshotBuilder& b) const {
+void HealthModel::set_all_views(SnapshotBuilder& b) const {
   std::vector<CheckView> checks;
   for (const auto& [name, c] : checks_) checks.push_back(check_view(name, c));
   b.set_checks(std::move(checks));
@@ -484,7 +484,7 @@ void Engine::set_all_views(SnapshotBuilder& b) const {
   b.set_peers(peer_views());
 }
 
-Snapshot Engine::host_wide() const {
+Snapshot HealthModel::host_wide() const {
   Snapshot s;
   s.version = version_;
   s.host = config_.agent.hostname;
@@ -501,7 +501,7 @@ Snapshot Engine::host_wide() const {
   return s;
 }
 
-std::shared_ptr<const Snapshot> Engine::snapshot() {
+std::shared_ptr<const Snapshot> HealthModel::snapshot() {
   if (snapshot_ && snapshot_->version == version_) return snapshot_;
   // Only the views that changed are made again; the rest are shared with the last one.
   if (all_dirty_) {
@@ -525,7 +525,7 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   return snapshot_;
 }
 
-std::shared_ptr<const Snapshot> Engine::snapshot_from_scratch() const {
+std::shared_ptr<const Snapshot> HealthModel::snapshot_from_scratch() const {
   SnapshotBuilder b = builder_;  // for its events
   set_all_views(b);
   return b.build(host_wide());

@@ -1,4 +1,4 @@
-#include "agent/runtime/agent.h"
+#include "agent/runtime/runtime.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -112,10 +112,10 @@ int inherited_listen_socket(const std::string& listen) {
 }
 }  // namespace
 
-Agent::Agent(Config config, const Clock& clock)
+Runtime::Runtime(Config config, const Clock& clock)
     : config_(std::move(config)), clock_(clock), store_(config_.agent.state_dir) {
   auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
-  engine_ = std::make_unique<Engine>(
+  engine_ = std::make_unique<HealthModel>(
       config_, clock_,
       [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
       read_boot_id(config_.agent.boot_id_file));
@@ -133,25 +133,25 @@ Agent::Agent(Config config, const Clock& clock)
   snapshot_.store(engine_->snapshot());
 }
 
-Agent::~Agent() { shutdown(); }
+Runtime::~Runtime() { shutdown(); }
 
-std::string Agent::persist(Engine& e) { return store_.save(e.intents()); }
+std::string Runtime::persist(HealthModel& e) { return store_.save(e.intents()); }
 
-void Agent::make_workers() {
+void Runtime::make_workers() {
   // Called on the owner thread (or before it starts). The probes of every check run on
   // one Prober: a loop thread for the network kinds and a small pool for the blocking
   // ones, so the thread count does not grow with the number of checks. A probe of a
   // replaced generation finishes on its own; the engine drops its result.
   if (!prober_) {
     prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
-      post([n, g, seq, r = std::move(r)](Engine& e) { e.on_result(n, g, seq, r); });
+      post([n, g, seq, r = std::move(r)](HealthModel& e) { e.on_result(n, g, seq, r); });
     });
   }
   probes_.clear();
   for (const auto& [name, cc] : engine_->config().checks) probes_[name] = cc.check;
 }
 
-void Agent::start() {
+void Runtime::start() {
   // Every process an exec probe leaves behind becomes ours, to be found and killed.
   if (!become_child_subreaper()) log_warn("cannot become a child subreaper: exec probes' escaped processes go to init");
   LoadedState st = store_.load();
@@ -199,7 +199,7 @@ void Agent::start() {
     std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
     ConftoolWriter::Callbacks cb;
     cb.adopt = [this](const std::string& svc, const std::string& pooled) {
-      post([this, svc, pooled](Engine& e) {
+      post([this, svc, pooled](HealthModel& e) {
         AdminIntent i;
         i.intent = pooled == "yes" ? Intent::kPooled : pooled == "inactive" ? Intent::kInactive : Intent::kDepooled;
         i.reason = "set via conftool";
@@ -211,14 +211,14 @@ void Agent::start() {
       });
     };
     cb.verdict = [this](const std::string& svc, FloorVerdict v) {
-      post([svc, v](Engine& e) { e.set_floor_verdict(svc, v); });
+      post([svc, v](HealthModel& e) { e.set_floor_verdict(svc, v); });
     };
     cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& live) {
       // etcd's texts and other writers' values reach /status: repaired here.
       nlohmann::json k = keys, l = live;
       make_valid_utf8(k);
       make_valid_utf8(l);
-      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l)](Engine& e) {
+      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l)](HealthModel& e) {
         e.set_conftool_status(up, error, k, l);
       });
     };
@@ -232,9 +232,9 @@ void Agent::start() {
     std::lock_guard<std::mutex> lk(config_mu_);
     return static_cast<const ModelConfig&>(config_);
   };
-  deps.run_on_owner = [this](const std::function<void(Engine&)>& fn) { return run_on_owner(fn); };
-  deps.post = [this](std::function<void(Engine&)> fn) { post(std::move(fn)); };
-  deps.persist = [this](Engine& e) { return persist(e); };
+  deps.run_on_owner = [this](const std::function<void(HealthModel&)>& fn) { return run_on_owner(fn); };
+  deps.post = [this](std::function<void(HealthModel&)> fn) { post(std::move(fn)); };
+  deps.persist = [this](HealthModel& e) { return persist(e); };
   deps.publish = [this] { publish(); };
   deps.poll_peers = [this] { return peers_ ? peers_->poll_now() : std::vector<PeerState>{}; };
   deps.stopping = [this] { return stopping_.load(); };
@@ -262,16 +262,16 @@ void Agent::start() {
   auto urls = all_peer_urls(config_);
   peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
                                          [this](std::vector<PeerState> p) {
-                                           post([p = std::move(p)](Engine& e) mutable { e.set_peers(std::move(p)); });
+                                           post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
                                          });
   if (!urls.empty()) peers_->start();
   snapshot_.store(engine_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
-  post([](Engine& e) { e.set_lifecycle(Lifecycle::kRunning); });
+  post([](HealthModel& e) { e.set_lifecycle(Lifecycle::kRunning); });
   if (conftool_) conftool_->start();
 }
 
-void Agent::begin_stop(StopAction action) {
+void Runtime::begin_stop(StopAction action) {
   stopping_ = true;  // from now on admin changes are refused
   std::map<std::string, ServiceConfig> configured;
   {
@@ -283,7 +283,7 @@ void Agent::begin_stop(StopAction action) {
     // starts from the checks' state as it is now.
     CarryOver carry;
     carry.boottime_ms = boottime_ms();
-    run_on_owner([&](Engine& e) {
+    run_on_owner([&](HealthModel& e) {
       e.set_lifecycle(Lifecycle::kStopping);
       publish();
       carry.boot_id = e.boot_id();
@@ -312,7 +312,7 @@ void Agent::begin_stop(StopAction action) {
                        (conftool_ || (!it->second.peers.empty() && sv.effective.state == Effective::kPooled));
     (needs_floor ? floor : now).push_back(sv.name);
   }
-  run_on_owner([&](Engine& e) {
+  run_on_owner([&](HealthModel& e) {
     e.set_lifecycle(Lifecycle::kStopping);
     for (const auto& name : now) e.release_for_stop(name);
     publish();
@@ -320,7 +320,7 @@ void Agent::begin_stop(StopAction action) {
   admin_handler_->drain_through_floor(floor, *snap);
 }
 
-void Agent::shutdown() {
+void Runtime::shutdown() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (shut_down_) return;
@@ -356,7 +356,7 @@ void Agent::shutdown() {
   sweep_leftover_children(/*everything=*/true);  // nothing a probe started outlives the agent
 }
 
-bool Agent::post(std::function<void(Engine&)> fn) {
+bool Runtime::post(std::function<void(HealthModel&)> fn) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (owner_done_) return false;
@@ -366,10 +366,10 @@ bool Agent::post(std::function<void(Engine&)> fn) {
   return true;
 }
 
-bool Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
+bool Runtime::run_on_owner(const std::function<void(HealthModel&)>& fn) {
   auto done = std::make_shared<std::promise<bool>>();
   auto fut = done->get_future();
-  if (!post([&fn, done](Engine& e) {
+  if (!post([&fn, done](HealthModel& e) {
         fn(e);
         done->set_value(true);
       }))
@@ -383,19 +383,19 @@ bool Agent::run_on_owner(const std::function<void(Engine&)>& fn) {
   }
 }
 
-void Agent::publish() {
+void Runtime::publish() {
   auto s = engine_->snapshot();
   if (s != snapshot_.load()) snapshot_.store(std::move(s));
 }
 
-void Agent::owner_loop() {
+void Runtime::owner_loop() {
   uint64_t watchdog_usec = 0;
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
   auto watchdog_every = std::chrono::microseconds(watchdog_usec / 2);
   SteadyTime next_ping = SteadyClock::now();
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
-    std::deque<std::function<void(Engine&)>> work;
+    std::deque<std::function<void(HealthModel&)>> work;
     work.swap(inbox_);
     lk.unlock();
     for (auto& fn : work) fn(*engine_);
@@ -419,7 +419,7 @@ void Agent::owner_loop() {
     lk.lock();
     if (inbox_.empty() && !stop_) cv_.wait_until(lk, wake);
   }
-  std::deque<std::function<void(Engine&)>> work;
+  std::deque<std::function<void(HealthModel&)>> work;
   work.swap(inbox_);
   owner_done_ = true;  // nothing queued after this would ever run: post() refuses
   lk.unlock();
@@ -427,7 +427,7 @@ void Agent::owner_loop() {
   publish();
 }
 
-std::string Agent::reload(const std::string& file) {
+std::string Runtime::reload(const std::string& file) {
   Config next;
   try {
     next = load_config(file);
@@ -444,7 +444,7 @@ std::string Agent::reload(const std::string& file) {
     if (*want != *now) log_warn(std::string("agent.") + key + " changed: takes effect at the next restart");
     *want = *now;
   }
-  bool ran = run_on_owner([&](Engine& e) {
+  bool ran = run_on_owner([&](HealthModel& e) {
     e.reconfigure(next);
     make_workers();
     publish();  // visible before reload() returns and the metric says so
