@@ -1,6 +1,7 @@
 #include "agent/model/health_model.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "agent/base/duration.h"
 
@@ -59,10 +60,22 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
     ++version_;
     return;
   }
+  // What the services read of a check (recompute_service): its health and, while it is
+  // not healthy, its streak and last reason. A result that changes none of it (a healthy
+  // check staying healthy, a hung one timing out again) leaves the services as they are,
+  // so its cost does not grow with the number of checks in them.
+  auto seen = [&] {
+    bool healthy = rt.state.health() == CheckHealth::kHealthy;
+    return std::tuple(rt.state.health(), healthy ? 0 : rt.state.successes(),
+                      healthy || !rt.last ? std::string() : rt.last->reason, healthy || !rt.last || rt.last->ok());
+  };
+  auto before = seen();
   submit(check, rt, r);
   scheduler_.reschedule(check, rt.state.changing());
-  WallTime wall = clock_.wall();
-  for (const auto& svc : rt.services) recompute_service(svc, services_.at(svc), wall);
+  if (seen() != before) {
+    WallTime wall = clock_.wall();
+    for (const auto& svc : rt.services) recompute_service(svc, services_.at(svc), wall);
+  }
   tick();
 }
 
