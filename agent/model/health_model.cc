@@ -80,8 +80,8 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
 }
 
 void HealthModel::check_changed(const std::string& name, const CheckRuntime& rt) {
+  // The services' views read only what recompute_service() derives (it marks them).
   dirty_checks_.insert(name);
-  for (const auto& svc : rt.services) dirty_services_.insert(svc);
   if (rt.cfg.kind == "nfs" && !peers_.empty()) peers_dirty_ = true;  // handles compared with the peers'
 }
 

@@ -2,8 +2,13 @@
 
 #include <curl/curl.h>
 #include <malloc.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 
 #include "agent/base/curl.h"
 #include "agent/base/log.h"
@@ -22,10 +27,47 @@ constexpr long kMaxPollMs = 1000;
 constexpr auto kTrimEvery = std::chrono::seconds(10);
 // A pool thread without work for this long ends.
 constexpr auto kPoolIdle = std::chrono::seconds(30);
+
+// libcurl's socket interface: it says which sockets to watch (kept in an epoll set) and
+// when to call it back; the loop then hands it only the sockets that are ready. Each
+// turn costs in proportion to what happened, not to the transfers in flight (with
+// curl_multi_perform, every turn visits every transfer: ~50 polls per result with 200
+// checks, a third of them hanging).
+struct CurlWatch {
+  int epfd = -1;
+  std::optional<SteadyTime> timer;  // when libcurl wants CURL_SOCKET_TIMEOUT
+
+  static int on_socket(CURL* /*easy*/, curl_socket_t s, int what, void* userp, void* /*socketp*/) noexcept {
+    auto* w = static_cast<CurlWatch*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      ::epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, nullptr);  // may already be gone with the socket
+      return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = s;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (::epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+      ::epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+  }
+  static int on_timer(CURLM* /*multi*/, long timeout_ms, void* userp) noexcept {
+    auto* w = static_cast<CurlWatch*>(userp);
+    if (timeout_ms < 0) w->timer.reset();
+    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+    return 0;
+  }
+};
 }  // namespace
 
 void Prober::State::wake() {
-  if (multi) curl_multi_wakeup(static_cast<CURLM*>(multi));
+  if (wake_fd < 0) return;
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wake_fd, &one, sizeof one);  // a full counter still wakes
+  (void)ignored;
+}
+
+Prober::State::~State() {
+  if (wake_fd >= 0) ::close(wake_fd);
 }
 
 Prober::Prober(Done done) : st_(std::make_shared<State>()) {
@@ -33,6 +75,11 @@ Prober::Prober(Done done) : st_(std::make_shared<State>()) {
   st_->done = std::move(done);
   st_->multi = curl_multi_init();
   if (!st_->multi) throw std::runtime_error("cannot create a curl multi handle");
+  st_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (st_->wake_fd < 0) {
+    curl_multi_cleanup(static_cast<CURLM*>(st_->multi));
+    throw std::runtime_error("cannot create an eventfd for the probe loop");
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -54,7 +101,7 @@ bool Prober::stop(Duration grace) {
     st_->queue.clear();
     st_->wake();
   }
-  // The loop never blocks for long (libcurl's poll is woken above): joining is bounded.
+  // The loop never blocks for long (its epoll is woken above): joining is bounded.
   if (thread_.joinable()) thread_.join();
   std::deque<std::function<void()>> dropped;
   bool all_ended;
@@ -177,7 +224,22 @@ void Prober::complete(void* easy, int code) {
 
 void Prober::loop() {
   auto* m = static_cast<CURLM*>(st_->multi);
+  CurlWatch watch;
+  watch.epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (watch.epfd < 0) {
+    log_error("cannot create the probe loop's epoll set: network probes will time out");
+  } else {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = st_->wake_fd;
+    ::epoll_ctl(watch.epfd, EPOLL_CTL_ADD, st_->wake_fd, &ev);
+  }
+  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &CurlWatch::on_socket);
+  curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &watch);
+  curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &CurlWatch::on_timer);
+  curl_multi_setopt(m, CURLMOPT_TIMERDATA, &watch);
   SteadyTime next_trim = SteadyClock::now() + kTrimEvery / 2;
+  int still = 0;
   for (;;) {
     std::deque<Request> batch;
     {
@@ -186,8 +248,10 @@ void Prober::loop() {
       batch.swap(st_->queue);
     }
     for (auto& r : batch) begin(std::move(r));
-    int still = 0;
-    curl_multi_perform(m, &still);
+    if (watch.timer && SteadyClock::now() >= *watch.timer) {
+      watch.timer.reset();
+      curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
     int queued = 0;
     while (CURLMsg* msg = curl_multi_info_read(m, &queued)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -210,10 +274,28 @@ void Prober::loop() {
       ::malloc_trim(0);
       next_trim = now + kTrimEvery;
     }
-    long curl_ms = -1;
-    curl_multi_timeout(m, &curl_ms);
-    if (curl_ms >= 0) wait_ms = std::min(wait_ms, curl_ms);
-    curl_multi_poll(m, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+    if (watch.timer) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*watch.timer - now).count();
+      wait_ms = std::clamp<long>(left, 0, wait_ms);
+    }
+    if (watch.epfd < 0) {
+      ::usleep(static_cast<useconds_t>(wait_ms) * 1000);
+      continue;
+    }
+    epoll_event evs[64];
+    int n = ::epoll_wait(watch.epfd, evs, 64, static_cast<int>(wait_ms));
+    for (int i = 0; i < n; ++i) {
+      int fd = evs[i].data.fd;
+      if (fd == st_->wake_fd) {
+        uint64_t count;
+        ssize_t ignored = ::read(fd, &count, sizeof count);
+        (void)ignored;
+        continue;
+      }
+      int mask = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                 ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+      curl_multi_socket_action(m, fd, mask, &still);
+    }
   }
   // Stopping: transfers in flight are dropped unanswered (their results would not be
   // delivered anyway); the handles leave the multi before their checks can go away.
@@ -225,6 +307,7 @@ void Prober::loop() {
     st_->running.clear();
   }
   curl_multi_cleanup(m);
+  if (watch.epfd >= 0) ::close(watch.epfd);
 }
 
 }  // namespace poolkeeper

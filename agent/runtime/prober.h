@@ -81,7 +81,9 @@ class Prober final : public ProbeLoop {
     size_t threads = 0, idle = 0, busy = 0;
     bool pool_stop = false;
 
-    void wake();  // mu held
+    int wake_fd = -1;  // eventfd in the loop's epoll set: wake() makes it turn
+    void wake();
+    ~State();
   };
 
   void loop();
