@@ -37,7 +37,7 @@ class AdminHandler {
     const Clock* clock = nullptr;
     std::function<std::shared_ptr<const Snapshot>()> snapshot;  // the latest published
     std::function<ModelConfig()> config;                        // the running config (reloads change it)
-    // Runs `fn` on the owner thread with the engine and waits for it; false, without
+    // Runs `fn` on the owner thread with the model and waits for it; false, without
     // running it, when the owner has stopped.
     std::function<bool(const std::function<void(HealthModel&)>&)> run_on_owner;
     // Queues `fn` for the owner thread without waiting.

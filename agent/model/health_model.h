@@ -38,7 +38,7 @@ class HealthModel {
          std::string boot_id = "");
 
   // Observers get every result and transition as it happens, and each new snapshot.
-  // An intent the engine changed by itself (expiry, return after boot) comes as an
+  // An intent the model changed by itself (expiry, return after boot) comes as an
   // "intent" event with `automatic` set, for the owner to persist.
   void add_observer(Observer* o) { observers_.push_back(o); }
 

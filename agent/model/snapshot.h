@@ -154,8 +154,8 @@ struct CheckView {
   // Set while a probe is stuck (in flight past its timeout): when it started.
   std::optional<WallTime> stuck_since;
   // The last results, oldest first (at most HealthModel::kHistoryLength); shared with the
-  // engine, which replaces it (never changes it) on each result. Never null in a
-  // snapshot the engine built.
+  // model, which replaces it (never changes it) on each result. Never null in a
+  // snapshot the model built.
   std::shared_ptr<const std::vector<ResultPoint>> history;
 };
 

@@ -218,7 +218,7 @@ void Prober::complete(void* easy, int code) {
     done(code);
   } catch (...) {
     // The probe's own callback failed; its ProbeDone was never called, so the
-    // engine's overdue logic reports it.
+    // model's overdue logic reports it.
   }
 }
 

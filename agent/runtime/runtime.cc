@@ -35,7 +35,7 @@ struct EventLog final : Observer {
   void on_event(const Event& e) override { log_raw(event_logfmt(e)); }
 };
 
-// Persists an intent the engine changed by itself (an expiry, a return after reboot)
+// Persists an intent the model changed by itself (an expiry, a return after reboot)
 // as it happens; intents set by an operator or conftool are persisted by their path,
 // which must know the outcome before it answers.
 class IntentSaver final : public Observer {
@@ -115,22 +115,22 @@ int inherited_listen_socket(const std::string& listen) {
 Runtime::Runtime(Config config, const Clock& clock)
     : config_(std::move(config)), clock_(clock), store_(config_.agent.state_dir) {
   auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
-  engine_ = std::make_unique<HealthModel>(
+  model_ = std::make_unique<HealthModel>(
       config_, clock_,
       [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
       read_boot_id(config_.agent.boot_id_file));
   // One stream of transitions and snapshots, every publisher subscribed to it.
-  engine_->add_observer(&metrics_);
+  model_->add_observer(&metrics_);
   feeds_.push_back(std::make_unique<EventLog>());
   feeds_.push_back(std::make_unique<IntentSaver>([this] {
-    std::string err = persist(*engine_);
+    std::string err = persist(*model_);
     if (!err.empty()) log_error("cannot save state", {{"error", err}});
   }));
   feeds_.push_back(std::make_unique<ConftoolFeed>([this](const Snapshot& s) {
-    if (conftool_) conftool_->update(conftool_wants(s, engine_->config()), conftool_peers(s, engine_->config()));
+    if (conftool_) conftool_->update(conftool_wants(s, model_->config()), conftool_peers(s, model_->config()));
   }));
-  for (auto& f : feeds_) engine_->add_observer(f.get());
-  snapshot_.store(engine_->snapshot());
+  for (auto& f : feeds_) model_->add_observer(f.get());
+  snapshot_.store(model_->snapshot());
 }
 
 Runtime::~Runtime() { shutdown(); }
@@ -141,14 +141,14 @@ void Runtime::make_workers() {
   // Called on the owner thread (or before it starts). The probes of every check run on
   // one Prober: a loop thread for the network kinds and a small pool for the blocking
   // ones, so the thread count does not grow with the number of checks. A probe of a
-  // replaced generation finishes on its own; the engine drops its result.
+  // replaced generation finishes on its own; the model drops its result.
   if (!prober_) {
     prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
       post([n, g, seq, r = std::move(r)](HealthModel& e) { e.on_result(n, g, seq, r); });
     });
   }
   probes_.clear();
-  for (const auto& [name, cc] : engine_->config().checks) probes_[name] = cc.check;
+  for (const auto& [name, cc] : model_->config().checks) probes_[name] = cc.check;
 }
 
 void Runtime::start() {
@@ -159,23 +159,23 @@ void Runtime::start() {
     log_error("STATE FILE UNREADABLE: every service starts depooled until an operator pools it",
               {{"error", st.error}});
   }
-  engine_->load_state(st);
+  model_->load_state(st);
   metrics_.state_file(st.status != LoadedState::Status::kUnreadable);
 
   // A restart of the agent alone in this boot (a "keep" stop) carries the checks'
   // state over, so the services answer as before from the first request on.
   std::string why;
-  if (auto carry = take_carryover(config_.agent.state_dir, engine_->boot_id(), boottime_ms(), &why)) {
+  if (auto carry = take_carryover(config_.agent.state_dir, model_->boot_id(), boottime_ms(), &why)) {
     int seeded = 0;
     for (const auto& [name, c] : carry->checks) {
       auto it = config_.checks.find(name);
       if (it == config_.checks.end() || it->second.fingerprint != c.fingerprint) continue;  // changed: starts over
       if (c.health == CheckHealth::kUnknown) continue;
-      engine_->seed_check(name, c.health);
+      model_->seed_check(name, c.health);
       ++seeded;
     }
-    engine_->set_lifecycle(Lifecycle::kRunning);
-    auto snap = engine_->snapshot();
+    model_->set_lifecycle(Lifecycle::kRunning);
+    auto snap = model_->snapshot();
     std::string services;
     for (const auto& s : snap->services) {
       auto was = carry->services.find(s.name);
@@ -187,7 +187,7 @@ void Runtime::start() {
   } else {
     log_info("cold start: checks rise from unknown", {{"why", why}});
   }
-  snapshot_.store(engine_->snapshot());  // what HTTP answers from its first request on
+  snapshot_.store(model_->snapshot());  // what HTTP answers from its first request on
 
   HttpServerOptions opts;
   opts.listen = config_.agent.listen;
@@ -195,7 +195,7 @@ void Runtime::start() {
   http_ = std::make_unique<HttpServer>(opts, [this] { return snapshot_.load(); }, &metrics_);
   http_->start();
   if (config_.conftool) {
-    engine_->set_conftool_enabled(true);
+    model_->set_conftool_enabled(true);
     std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
     ConftoolWriter::Callbacks cb;
     cb.adopt = [this](const std::string& svc, const std::string& pooled) {
@@ -265,7 +265,7 @@ void Runtime::start() {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
                                          });
   if (!urls.empty()) peers_->start();
-  snapshot_.store(engine_->snapshot());
+  snapshot_.store(model_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
   post([](HealthModel& e) { e.set_lifecycle(Lifecycle::kRunning); });
   if (conftool_) conftool_->start();
@@ -384,7 +384,7 @@ bool Runtime::run_on_owner(const std::function<void(HealthModel&)>& fn) {
 }
 
 void Runtime::publish() {
-  auto s = engine_->snapshot();
+  auto s = model_->snapshot();
   if (s != snapshot_.load()) snapshot_.store(std::move(s));
 }
 
@@ -398,23 +398,23 @@ void Runtime::owner_loop() {
     std::deque<std::function<void(HealthModel&)>> work;
     work.swap(inbox_);
     lk.unlock();
-    for (auto& fn : work) fn(*engine_);
-    engine_->tick();
+    for (auto& fn : work) fn(*model_);
+    model_->tick();
     publish();  // before probes start: a state change is visible at once
-    for (const auto& d : engine_->take_due()) {
+    for (const auto& d : model_->take_due()) {
       auto it = probes_.find(d.name);
       if (it != probes_.end()) prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
     }
     // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
     LeftoverStats left = leftover_stats();
     if (left.alive > 0) left = sweep_leftover_children();
-    engine_->set_leftover_processes(left.alive, left.killed_total);
+    model_->set_leftover_processes(left.alive, left.killed_total);
     SteadyTime now = SteadyClock::now();
     if (watchdog && now >= next_ping) {
       sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted
       next_ping = now + watchdog_every;
     }
-    SteadyTime wake = std::min(engine_->next_due(), now + std::chrono::seconds(1));
+    SteadyTime wake = std::min(model_->next_due(), now + std::chrono::seconds(1));
     if (watchdog) wake = std::min(wake, next_ping);
     lk.lock();
     if (inbox_.empty() && !stop_) cv_.wait_until(lk, wake);
@@ -423,7 +423,7 @@ void Runtime::owner_loop() {
   work.swap(inbox_);
   owner_done_ = true;  // nothing queued after this would ever run: post() refuses
   lk.unlock();
-  for (auto& fn : work) fn(*engine_);
+  for (auto& fn : work) fn(*model_);
   publish();
 }
 

@@ -57,7 +57,7 @@ class Runtime {
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
   int http_port() const { return http_ ? http_->port() : 0; }
 
-  // Runs `fn` on the owner thread with the engine and waits for it. Returns false at
+  // Runs `fn` on the owner thread with the model and waits for it. Returns false at
   // once, without running it, when the owner has stopped (or is stopping) for good.
   bool run_on_owner(const std::function<void(HealthModel&)>& fn);
 
@@ -65,7 +65,7 @@ class Runtime {
   // Queues `fn` for the owner; false when the owner loop has ended.
   bool post(std::function<void(HealthModel&)> fn);
   void owner_loop();
-  // Makes the engine's latest snapshot the one readers see (the subscribers got it as
+  // Makes the model's latest snapshot the one readers see (the subscribers got it as
   // it was built).
   void publish();
   void make_workers();
@@ -75,10 +75,10 @@ class Runtime {
   const Clock& clock_;
   StateStore store_;
   Metrics metrics_;
-  // Subscribers to the engine's stream besides metrics_: the event log, the conftool
-  // writer's feed, persistence of the intents the engine changes by itself.
+  // Subscribers to the model's stream besides metrics_: the event log, the conftool
+  // writer's feed, persistence of the intents the model changes by itself.
   std::vector<std::unique_ptr<Observer>> feeds_;
-  std::unique_ptr<HealthModel> engine_;
+  std::unique_ptr<HealthModel> model_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<AdminHandler> admin_handler_;  // the admin socket's requests and the shutdown drain's floor
   std::unique_ptr<AdminServer> admin_;

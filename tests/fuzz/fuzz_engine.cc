@@ -12,7 +12,7 @@
 //      `fall` times at the check's schedule) is never healthy        [kCheckOverdue];
 //   5. a reload that changes no probe target changes no decision    [kCheckReload];
 //   6. the snapshot, rebuilt piece by piece from what changed, equals one made afresh.
-// 4 and 5 describe the engine's stuck-probe and keep-state-on-reload rules; each can be
+// 4 and 5 describe the health model's stuck-probe and keep-state-on-reload rules; each can be
 // switched on or off at run time with PK_FUZZ_OVERDUE=0|1 / PK_FUZZ_RELOAD=0|1.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -32,7 +32,7 @@ namespace {
 // Defaults for the switchable invariants (see the header comment).
 constexpr bool kCheckOverdueDefault = true;
 constexpr bool kCheckReloadDefault = true;
-// The engine's grace past a probe's timeout before it counts the probe as failed.
+// The health model's grace past a probe's timeout before it counts the probe as failed.
 constexpr Duration kOverdueGrace = HealthModel::kOverdueGrace;
 
 bool flag(const char* env, bool def) {
@@ -115,8 +115,8 @@ class Run {
     model_.min_pooled_nfs = in_.ConsumeIntegralInRange(0, 2);
     model_.min_pooled_rsync = in_.ConsumeIntegralInRange(0, 2);
     config_ = make_config(model_);
-    engine_ = std::make_unique<HealthModel>(config_, clock_, [this] { return rand01(); }, "boot-1");
-    engine_->set_lifecycle(Lifecycle::kRunning);
+    health_ = std::make_unique<HealthModel>(config_, clock_, [this] { return rand01(); }, "boot-1");
+    health_->set_lifecycle(Lifecycle::kRunning);
     check_invariants();
   }
 
@@ -130,7 +130,7 @@ class Run {
       case 8: conftool(); break;
       case 9: reload(); break;
       case 10: lifecycle(); break;
-      case 11: engine_->tick(); break;
+      case 11: health_->tick(); break;
     }
     check_invariants();
     check_snapshot();
@@ -142,25 +142,25 @@ class Run {
   // Starts every due probe, as the owner loop does; the result comes in a later step
   // (or never).
   void start_due() {
-    for (const auto& d : engine_->take_due()) {
+    for (const auto& d : health_->take_due()) {
       for (const auto& p : pending_)  // 3: never a second copy of a probe in flight
         FUZZ_ASSERT(!(p.check == d.name && p.gen == d.gen));
       pending_.push_back({d.name, d.gen, d.seq, clock_.now()});
     }
   }
 
-  // Moves time forward, waking up whenever the engine has something due (bounded).
+  // Moves time forward, waking up whenever the health model has something due (bounded).
   void advance(Duration d) {
     SteadyTime end = clock_.now() + d;
     for (int i = 0; i < 500 && clock_.now() < end; ++i) {
-      SteadyTime next = std::min(end, std::max(engine_->next_due(), clock_.now() + 1ms));
+      SteadyTime next = std::min(end, std::max(health_->next_due(), clock_.now() + 1ms));
       clock_.advance_to(next);
-      engine_->tick();
+      health_->tick();
       start_due();
       check_invariants();
     }
     clock_.advance_to(end);
-    engine_->tick();
+    health_->tick();
     start_due();
   }
 
@@ -177,7 +177,7 @@ class Run {
       case 3: r = Result::fail(Outcome::kTimeout, "timed out"); break;
     }
     r.latency = clock_.now() - p.started;
-    engine_->on_result(p.check, p.gen, p.seq, r);
+    health_->on_result(p.check, p.gen, p.seq, r);
   }
 
   void set_intent() {
@@ -195,7 +195,7 @@ class Run {
         i.boot_id = in_.ConsumeBool() ? "boot-1" : "boot-0";
         break;
     }
-    FUZZ_ASSERT(engine_->set_intent(svc, i));
+    FUZZ_ASSERT(health_->set_intent(svc, i));
   }
 
   void set_peers() {
@@ -224,12 +224,12 @@ class Run {
       }
       peers.push_back(p);
     }
-    engine_->set_peers(peers);
+    health_->set_peers(peers);
   }
 
   void conftool() {
     switch (in_.ConsumeIntegralInRange(0, 2)) {
-      case 0: engine_->set_conftool_enabled(in_.ConsumeBool()); break;
+      case 0: health_->set_conftool_enabled(in_.ConsumeBool()); break;
       case 1: {
         bool up = in_.ConsumeBool();
         std::string error = up ? "" : "connection refused";
@@ -237,14 +237,14 @@ class Run {
         if (!up && (up != conftool_up_ || error != conftool_error_)) verdicts_.clear();
         conftool_up_ = up;
         conftool_error_ = error;
-        engine_->set_conftool_status(up, error, nlohmann::json::object());
+        health_->set_conftool_status(up, error, nlohmann::json::object());
         break;
       }
       case 2: {
         std::string svc = kServices[in_.ConsumeIntegralInRange(0, 2)];
         auto v = static_cast<FloorVerdict>(in_.ConsumeIntegralInRange(0, 2));
         verdicts_[svc] = v;
-        engine_->set_floor_verdict(svc, v);
+        health_->set_floor_verdict(svc, v);
         break;
       }
     }
@@ -252,8 +252,8 @@ class Run {
 
   void lifecycle() {
     // starting → running → stopping; a restart of the agent is a new Run.
-    if (engine_->lifecycle() == Lifecycle::kRunning && in_.ConsumeIntegralInRange(0, 7) == 0)
-      engine_->set_lifecycle(Lifecycle::kStopping);
+    if (health_->lifecycle() == Lifecycle::kRunning && in_.ConsumeIntegralInRange(0, 7) == 0)
+      health_->set_lifecycle(Lifecycle::kStopping);
   }
 
   void reload() {
@@ -263,14 +263,14 @@ class Run {
     if (retarget) next.checks[i].target ^= 1;
     else next.checks[i] = random_timing(in_, model_.checks[i].target);
     std::map<std::string, EffectiveState> before;
-    for (const auto& s : engine_->snapshot()->services) before[s.name] = s.effective;
+    for (const auto& s : health_->snapshot()->services) before[s.name] = s.effective;
     model_ = next;
     config_ = make_config(model_);
-    engine_->reconfigure(config_);
+    health_->reconfigure(config_);
     retimed_[kCheckNames[i]] = clock_.now();
     if (kCheckReload && !retarget) {  // 5: no target changed, so no decision changed
       // (The reason's wording may follow new thresholds, e.g. "rising 1/2" for "1/3".)
-      for (const auto& s : engine_->snapshot()->services) FUZZ_ASSERT(before[s.name].state == s.effective.state);
+      for (const auto& s : health_->snapshot()->services) FUZZ_ASSERT(before[s.name].state == s.effective.state);
     }
   }
 
@@ -278,14 +278,14 @@ class Run {
   // slow the fuzzer tenfold). `generated` aside: a snapshot with no change since is
   // handed out again, as built.
   void check_snapshot() {
-    nlohmann::json built = status_json(*engine_->snapshot()), fresh = status_json(*engine_->snapshot_from_scratch());
+    nlohmann::json built = status_json(*health_->snapshot()), fresh = status_json(*health_->snapshot_from_scratch());
     built.erase("generated");
     fresh.erase("generated");
     FUZZ_ASSERT(built == fresh);
   }
 
   void check_invariants() {
-    auto snap = engine_->snapshot();
+    auto snap = health_->snapshot();
     SteadyTime now = clock_.now();
     bool conftool_decides = snap->conftool.is_object() && snap->conftool.value("up", false);
     for (const auto& s : snap->services) {
@@ -307,7 +307,7 @@ class Run {
       int healthy = 0;
       int lower_failing = 0;  // failing peers that the same rule keeps before us
       std::set<std::string> counted;
-      for (const auto& p : engine_->peers()) {
+      for (const auto& p : health_->peers()) {
         if (std::find(sc.peers.begin(), sc.peers.end(), p.url) == sc.peers.end() || p.host == kSelf) continue;
         if (!p.reachable || p.lifecycle != "running") continue;
         auto it = p.services.find(s.name);
@@ -321,7 +321,7 @@ class Run {
     // 4: an overdue probe's check is not healthy (nor are the services it serves).
     if (kCheckOverdue) {
       for (const auto& p : pending_) {
-        if (engine_->generation(p.check) != p.gen) continue;  // replaced by a reload
+        if (health_->generation(p.check) != p.gen) continue;  // replaced by a reload
         const CheckConfig& cc = config_.checks.at(p.check);
         // Retimed while in flight: from then on the new timing, `fall` deadlines at most.
         auto retimed = retimed_.find(p.check);
@@ -329,7 +329,7 @@ class Run {
                                   ? retimed->second + overdue_limit(cc) + overdue_step(cc)
                                   : p.started + overdue_limit(cc);
         if (now <= deadline) continue;
-        const CheckState* st = engine_->check_state(p.check);
+        const CheckState* st = health_->check_state(p.check);
         FUZZ_ASSERT(st && st->health() != CheckHealth::kHealthy);
       }
     }
@@ -339,7 +339,7 @@ class Run {
   FakeClock clock_;
   Model model_{};
   Config config_;
-  std::unique_ptr<HealthModel> engine_;
+  std::unique_ptr<HealthModel> health_;
   std::vector<Pending> pending_;
   std::map<std::string, SteadyTime> retimed_;  // check → last reload that changed its timing
   bool conftool_up_ = false;

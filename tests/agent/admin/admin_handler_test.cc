@@ -25,9 +25,9 @@ checks = ["c"]
 kind = "exec"
 command = ["/bin/true"]
 )", "t.toml");
-    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; });
+    model_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; });
     // The snapshot the handler reads: both services pooled.
-    auto s = std::make_shared<Snapshot>(*engine_->snapshot());
+    auto s = std::make_shared<Snapshot>(*model_->snapshot());
     for (size_t i = 0; i < s->services.size(); ++i) s->services[i].effective = {Effective::kPooled, "healthy"};
     snap_ = s;
     AdminHandler::Deps d;
@@ -36,10 +36,10 @@ command = ["/bin/true"]
     d.config = [this] { return static_cast<const ModelConfig&>(config_); };
     d.run_on_owner = [this](const std::function<void(HealthModel&)>& fn) {
       ++owner_runs_;
-      fn(*engine_);
+      fn(*model_);
       return true;
     };
-    d.post = [this](std::function<void(HealthModel&)> fn) { fn(*engine_); };
+    d.post = [this](std::function<void(HealthModel&)> fn) { fn(*model_); };
     d.persist = [this](HealthModel&) { return save_error_; };
     d.publish = [] {};
     d.poll_peers = [this] {
@@ -65,7 +65,7 @@ command = ["/bin/true"]
 
   Config config_;
   FakeClock clock_;
-  std::unique_ptr<HealthModel> engine_;
+  std::unique_ptr<HealthModel> model_;
   std::shared_ptr<const Snapshot> snap_;
   std::unique_ptr<AdminHandler> handler_;
   std::vector<PeerState> peers_;
@@ -120,14 +120,14 @@ TEST_F(AdminHandlerTest, TheFloorRefusesFromAFreshPollOfThePeers) {
             "b.example.org: unreachable (connection refused) — use --force to depool anyway");
   EXPECT_EQ(polls_, 1);
   EXPECT_EQ(owner_runs_, 0);  // nothing applied
-  EXPECT_EQ(engine_->intent("nfs")->intent, Intent::kPooled);
+  EXPECT_EQ(model_->intent("nfs")->intent, Intent::kPooled);
   // A drain is judged alike; --force goes through without asking the peers.
   r = reply(as_root(R"({"cmd":"drain","services":["nfs"]})"));
   EXPECT_FALSE(r["ok"].get<bool>());
   r = reply(as_root(R"({"cmd":"depool","services":["nfs"],"force":true})"));
   EXPECT_TRUE(r["ok"].get<bool>()) << r;
   EXPECT_EQ(polls_, 2);
-  EXPECT_EQ(engine_->intent("nfs")->intent, Intent::kDepooled);
+  EXPECT_EQ(model_->intent("nfs")->intent, Intent::kDepooled);
   // A service without peers needs no poll; with a healthy pooled peer the floor allows.
   r = reply(as_root(R"({"cmd":"depool","services":["http"]})"));
   EXPECT_TRUE(r["ok"].get<bool>()) << r;
@@ -141,14 +141,14 @@ TEST_F(AdminHandlerTest, TheFloorRefusesFromAFreshPollOfThePeers) {
 
 TEST_F(AdminHandlerTest, AFailedSaveLeavesEverythingAsItWas) {
   as_root(R"({"cmd":"depool","services":["http"],"force":true,"reason":"before"})");
-  auto before = engine_->intents();
+  auto before = model_->intents();
   save_error_ = "disk full";
   auto r = reply(as_root(R"({"cmd":"depool","force":true,"reason":"both"})"));
   EXPECT_FALSE(r["ok"].get<bool>());
   EXPECT_EQ(r["error"], "cannot save state, nothing changed: disk full");
-  EXPECT_EQ(engine_->intents(), before);
-  EXPECT_EQ(engine_->intent("http")->reason, "before");
-  EXPECT_EQ(engine_->intent("nfs")->intent, Intent::kPooled);
+  EXPECT_EQ(model_->intents(), before);
+  EXPECT_EQ(model_->intent("http")->reason, "before");
+  EXPECT_EQ(model_->intent("nfs")->intent, Intent::kPooled);
 }
 
 TEST_F(AdminHandlerTest, NothingChangesWhileStopping) {

@@ -1,4 +1,4 @@
-// The engine in simulated time: a FakeClock moves only when the test says so, and
+// The model in simulated time: a FakeClock moves only when the test says so, and
 // probe results are submitted by the test. No sleeps, no threads.
 #include "agent/model/health_model.h"
 
@@ -53,8 +53,8 @@ class EngineTest : public ::testing::Test {
   EngineTest() : config_(parse_config(kConfig, "t.toml")) {}
 
   void make(std::function<double()> rnd = [] { return 0.5; }) {
-    engine_ = std::make_unique<HealthModel>(config_, clock_, rnd);
-    engine_->add_observer(&rec_);
+    model_ = std::make_unique<HealthModel>(config_, clock_, rnd);
+    model_->add_observer(&rec_);
   }
 
   // Advances time to the next due probe, answers every due probe with `answer(name)`,
@@ -63,15 +63,15 @@ class EngineTest : public ::testing::Test {
                                    const std::function<bool(const std::string&)>& answer) {
     std::map<std::string, int> runs;
     for (int guard = 0; guard < 100000; ++guard) {
-      SteadyTime next = engine_->next_due();
+      SteadyTime next = model_->next_due();
       if (next > until) break;
       clock_.advance_to(next);
-      for (const auto& d : engine_->take_due()) {
+      for (const auto& d : model_->take_due()) {
         ++runs[d.name];
-        engine_->on_result(d.name, d.gen, d.seq, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
+        model_->on_result(d.name, d.gen, d.seq, answer(d.name) ? Result::pass() : Result::fail(Outcome::kNetworkError, "connection refused"));
         // The snapshot, rebuilt from what changed, is the one made afresh (`generated`
         // aside: a snapshot with no change since is handed out again, as built).
-        nlohmann::json built = status_json(*engine_->snapshot()), fresh = status_json(*engine_->snapshot_from_scratch());
+        nlohmann::json built = status_json(*model_->snapshot()), fresh = status_json(*model_->snapshot_from_scratch());
         built.erase("generated");
         fresh.erase("generated");
         EXPECT_EQ(built, fresh);
@@ -81,7 +81,7 @@ class EngineTest : public ::testing::Test {
     return runs;
   }
 
-  // Intent changes the engine made by itself (the owner persists each).
+  // Intent changes the model made by itself (the owner persists each).
   int automatic_intents() const {
     return static_cast<int>(std::count_if(rec_.events.begin(), rec_.events.end(), [](const Event& e) {
       return e.kind == "intent" && e.automatic;
@@ -89,14 +89,14 @@ class EngineTest : public ::testing::Test {
   }
 
   const ServiceView& svc(const std::string& name) {
-    snap_ = engine_->snapshot();
+    snap_ = model_->snapshot();
     return *snap_->find_service(name);
   }
 
   Config config_;
   FakeClock clock_;
   Recorder rec_;
-  std::unique_ptr<HealthModel> engine_;
+  std::unique_ptr<HealthModel> model_;
   std::shared_ptr<const Snapshot> snap_;
 };
 
@@ -107,22 +107,22 @@ TEST_F(EngineTest, StartsNotPooledAndSpreadsFirstProbes) {
   SteadyTime t0 = clock_.now();
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_EQ(svc("nfs").effective.reason, "starting");
-  EXPECT_TRUE(engine_->take_due().empty());
+  EXPECT_TRUE(model_->take_due().empty());
   // With the largest random draw, the first probe of each check comes just before
   // interval/2 after start.
-  EXPECT_LT(engine_->next_due(), t0 + 1s);   // export: interval 2s → < 1s
-  EXPECT_GE(engine_->next_due(), t0 + 499ms);  // web: interval 1s → ~0.4995s
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  EXPECT_LT(model_->next_due(), t0 + 1s);   // export: interval 2s → < 1s
+  EXPECT_GE(model_->next_due(), t0 + 499ms);  // web: interval 1s → ~0.4995s
+  model_->set_lifecycle(Lifecycle::kRunning);
   EXPECT_EQ(svc("nfs").effective.reason, "check export unknown: no result yet");
 }
 
 TEST_F(EngineTest, StartupGatingThenRiseThenFall) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   SteadyTime t0 = clock_.now();
   // export rise=2: first result then a fast_interval later the second → healthy.
   drive(t0 + 1001ms, [](const std::string&) { return true; });
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
   // web rise=3 at 0.5s, +~0.21s, +~0.21s → healthy by ~0.93s.
   EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
@@ -132,9 +132,9 @@ TEST_F(EngineTest, StartupGatingThenRiseThenFall) {
   SteadyTime broke = clock_.now();
   SteadyTime out_at{};
   for (int guard = 0; guard < 100 && svc("nfs").effective.state == Effective::kPooled; ++guard) {
-    clock_.advance_to(engine_->next_due());
-    for (const auto& d : engine_->take_due())
-      engine_->on_result(d.name, d.name == "export" ? Result::fail(Outcome::kNetworkError, "connection refused")
+    clock_.advance_to(model_->next_due());
+    for (const auto& d : model_->take_due())
+      model_->on_result(d.name, d.name == "export" ? Result::fail(Outcome::kNetworkError, "connection refused")
                                                     : Result::pass());
     out_at = clock_.now();
   }
@@ -148,37 +148,37 @@ TEST_F(EngineTest, StartupGatingThenRiseThenFall) {
 
 TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
   make([] { return 0.0; });  // no jitter: exact intervals
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   clock_.advance(0ms);
-  auto due = engine_->take_due();  // all first probes at t0 (spread draw 0)
+  auto due = model_->take_due();  // all first probes at t0 (spread draw 0)
   ASSERT_EQ(due.size(), 3u);
   SteadyTime t = clock_.now();
-  engine_->on_result("web", Result::pass());
-  engine_->on_result("disk", Result::pass());
+  model_->on_result("web", Result::pass());
+  model_->on_result("disk", Result::pass());
   // Takes what is due; answers the other checks at once; counts export's probes.
   auto export_due = [&] {
-    auto d = engine_->take_due();
+    auto d = model_->take_due();
     for (const auto& x : d)
-      if (x.name != "export") engine_->on_result(x.name, Result::pass());
+      if (x.name != "export") model_->on_result(x.name, Result::pass());
     return std::count_if(d.begin(), d.end(), [](const HealthModel::Due& x) { return x.name == "export"; });
   };
-  engine_->on_result("export", Result::pass());  // rising 1/2 → fast
-  EXPECT_EQ(engine_->next_due(), t + 200ms);
+  model_->on_result("export", Result::pass());  // rising 1/2 → fast
+  EXPECT_EQ(model_->next_due(), t + 200ms);
   clock_.advance(200ms);
   ASSERT_EQ(export_due(), 1);
-  engine_->on_result("export", Result::pass());  // healthy → normal interval
+  model_->on_result("export", Result::pass());  // healthy → normal interval
   SteadyTime healthy = clock_.now();
   clock_.advance(1999ms);
   for (int i = 0; i < 20; ++i) export_due();  // the others' probes come and go
   EXPECT_EQ(export_due(), 0);
   clock_.advance_to(healthy + 2s);
   ASSERT_EQ(export_due(), 1);
-  engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));  // falling → fast
-  EXPECT_EQ(engine_->next_due(), clock_.now() + 200ms);
+  model_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));  // falling → fast
+  EXPECT_EQ(model_->next_due(), clock_.now() + 200ms);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // 1 of fall=2
   clock_.advance(200ms);
   ASSERT_EQ(export_due(), 1);
-  engine_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));
+  model_->on_result("export", Result::fail(Outcome::kTimeout, "timed out"));
   EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: timed out");
   SteadyTime failed = clock_.now();
   clock_.advance(1999ms);
@@ -191,24 +191,24 @@ TEST_F(EngineTest, FastIntervalOnlyWhileChanging) {
 TEST_F(EngineTest, JitterStaysWithinTenPercent) {
   std::mt19937 gen(42);
   make([&gen] { return std::uniform_real_distribution<double>(0, 1)(gen); });
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   SteadyTime t0 = clock_.now();
-  EXPECT_GE(engine_->next_due(), t0);
+  EXPECT_GE(model_->next_due(), t0);
   // Run all checks healthy; record each export gap.
   Duration min_gap = 1h, max_gap = 0s;
   SteadyTime last{};
   for (int i = 0; i < 2000; ++i) {
-    clock_.advance_to(engine_->next_due());
-    for (const auto& d : engine_->take_due()) {
+    clock_.advance_to(model_->next_due());
+    for (const auto& d : model_->take_due()) {
       const std::string& n = d.name;
-      if (n == "export" && engine_->check_state("export")->health() == CheckHealth::kHealthy) {
+      if (n == "export" && model_->check_state("export")->health() == CheckHealth::kHealthy) {
         if (last != SteadyTime{}) {
           min_gap = std::min(min_gap, clock_.now() - last);
           max_gap = std::max(max_gap, clock_.now() - last);
         }
         last = clock_.now();
       }
-      engine_->on_result(n, Result::pass());
+      model_->on_result(n, Result::pass());
     }
   }
   EXPECT_GE(min_gap, 2s);
@@ -218,18 +218,18 @@ TEST_F(EngineTest, JitterStaysWithinTenPercent) {
 
 TEST_F(EngineTest, HungProbeDelaysNothingElse) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   // "export" is taken once and never answers; the others keep their schedule.
   std::map<std::string, int> runs;
   SteadyTime end = clock_.now() + 30s;
   for (int guard = 0; guard < 10000; ++guard) {
-    SteadyTime next = engine_->next_due();
+    SteadyTime next = model_->next_due();
     if (next > end) break;
     clock_.advance_to(next);
-    engine_->tick();
-    for (const auto& d : engine_->take_due()) {
+    model_->tick();
+    for (const auto& d : model_->take_due()) {
       ++runs[d.name];
-      if (d.name != "export") engine_->on_result(d.name, Result::pass());
+      if (d.name != "export") model_->on_result(d.name, Result::pass());
     }
   }
   EXPECT_EQ(runs["export"], 1);  // one in flight at a time, never re-launched
@@ -242,7 +242,7 @@ TEST_F(EngineTest, HungProbeDelaysNothingElse) {
 
 TEST_F(EngineTest, NonCriticalCheckOnlyWarns) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string& n) { return n != "disk"; });
   const ServiceView& http = svc("http");
   EXPECT_EQ(http.effective.state, Effective::kPooled);
@@ -253,24 +253,24 @@ TEST_F(EngineTest, NonCriticalCheckOnlyWarns) {
 
 TEST_F(EngineTest, IntentAndLifecycle) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
   AdminIntent dep{Intent::kDepooled, "kernel upgrade", "alice", clock_.wall()};
-  EXPECT_TRUE(engine_->set_intent("nfs", dep));
-  EXPECT_FALSE(engine_->set_intent("nope", dep));
+  EXPECT_TRUE(model_->set_intent("nfs", dep));
+  EXPECT_FALSE(model_->set_intent("nope", dep));
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_EQ(svc("nfs").effective.reason, "depooled: kernel upgrade");
   EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
-  engine_->set_intent("http", {Intent::kDrained, "", "bob", clock_.wall()});
+  model_->set_intent("http", {Intent::kDrained, "", "bob", clock_.wall()});
   EXPECT_EQ(svc("http").effective.state, Effective::kDrained);
-  engine_->set_lifecycle(Lifecycle::kStopping);
+  model_->set_lifecycle(Lifecycle::kStopping);
   // Stopping alone changes no decision (a restart of the agent): only a release does.
   EXPECT_EQ(svc("http").effective.state, Effective::kDrained);
   EXPECT_EQ(svc("nfs").effective.reason, "depooled: kernel upgrade");
   EXPECT_FALSE(svc("http").stop_released);
-  engine_->release_for_stop("http");
-  engine_->release_for_stop("nfs");
+  model_->release_for_stop("http");
+  model_->release_for_stop("nfs");
   EXPECT_EQ(svc("http").effective.reason, "stopping");
   EXPECT_EQ(svc("nfs").effective.reason, "stopping");
   EXPECT_TRUE(svc("http").stop_released);
@@ -294,27 +294,27 @@ TEST_F(EngineTest, IntentAndLifecycle) {
 
 TEST_F(EngineTest, SnapshotOnlyRebuiltOnChange) {
   make();
-  auto a = engine_->snapshot();
-  auto b = engine_->snapshot();
+  auto a = model_->snapshot();
+  auto b = model_->snapshot();
   EXPECT_EQ(a.get(), b.get());
-  engine_->set_lifecycle(Lifecycle::kRunning);
-  EXPECT_NE(engine_->snapshot().get(), a.get());
+  model_->set_lifecycle(Lifecycle::kRunning);
+  EXPECT_NE(model_->snapshot().get(), a.get());
 }
 
 TEST_F(EngineTest, DepoolForExpiresInSimulatedTime) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
   AdminIntent dep{Intent::kDepooled, "disk swap", "alice", clock_.wall()};
   dep.expires = clock_.wall() + 2h;
-  engine_->set_intent("nfs", dep);
+  model_->set_intent("nfs", dep);
   EXPECT_EQ(svc("nfs").effective.reason, "depooled: disk swap");
   // The owner is told to wake up for the expiry even with no probe due before it.
   drive(clock_.now() + 2h - 1s, [](const std::string&) { return true; });
   EXPECT_EQ(svc("nfs").intent.intent, Intent::kDepooled);
-  EXPECT_LE(engine_->next_due(), clock_.now() + 1s);
+  EXPECT_LE(model_->next_due(), clock_.now() + 1s);
   drive(clock_.now() + 2s, [](const std::string&) { return true; });
-  engine_->tick();
+  model_->tick();
   EXPECT_EQ(svc("nfs").intent.intent, Intent::kPooled);
   EXPECT_EQ(svc("nfs").intent.who, "poolkeeper");
   EXPECT_EQ(svc("nfs").intent.reason, "depool for depooled expired (was: disk swap)");
@@ -330,18 +330,18 @@ TEST_F(EngineTest, UntilBootReturnsOnlyAfterANewBootOnceHealthy) {
   st.status = LoadedState::Status::kOk;
   st.intents["nfs"] = dep;
   {  // same boot: stays depooled however healthy
-    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-1");
-    engine_->load_state(st);
-    engine_->set_lifecycle(Lifecycle::kRunning);
+    model_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-1");
+    model_->load_state(st);
+    model_->set_lifecycle(Lifecycle::kRunning);
     drive(clock_.now() + 10s, [](const std::string&) { return true; });
     EXPECT_EQ(svc("nfs").effective.reason, "depooled: reboot");
   }
   {  // a new boot: not pooled while rising, pooled (and intent cleared) once healthy
-    engine_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-2");
+    model_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; }, "boot-2");
     rec_.events.clear();
-    engine_->add_observer(&rec_);
-    engine_->load_state(st);
-    engine_->set_lifecycle(Lifecycle::kRunning);
+    model_->add_observer(&rec_);
+    model_->load_state(st);
+    model_->set_lifecycle(Lifecycle::kRunning);
     EXPECT_EQ(svc("nfs").effective.reason, "depooled: reboot (returns once healthy: rebooted since)");
     EXPECT_TRUE(svc("nfs").returns_after_boot);
     drive(clock_.now() + 10s, [](const std::string&) { return true; });
@@ -357,8 +357,8 @@ TEST_F(EngineTest, UnreadableStateDepoolsEverything) {
   LoadedState st;
   st.status = LoadedState::Status::kUnreadable;
   st.error = "/var/lib/poolkeeper/state.json: not JSON";
-  engine_->load_state(st);
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->load_state(st);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 10s, [](const std::string&) { return true; });
   for (const char* s : {"nfs", "http"}) {
     EXPECT_EQ(svc(s).effective.state, Effective::kNotPooled);
@@ -367,7 +367,7 @@ TEST_F(EngineTest, UnreadableStateDepoolsEverything) {
   }
   EXPECT_FALSE(snap_->state_file_ok);
   // An operator's pool decides.
-  engine_->set_intent("nfs", {Intent::kPooled, "", "alice", clock_.wall()});
+  model_->set_intent("nfs", {Intent::kPooled, "", "alice", clock_.wall()});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
 }
 
@@ -376,7 +376,7 @@ TEST_F(EngineTest, FloorKeepsTheLastHostPooled) {
   config_.services["nfs"].min_pooled = 1;
   config_.agent.hostname = "a.example.org";
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
   // The peer has not been heard from yet: unreachable.
   drive(clock_.now() + 10s, [](const std::string& n) { return n != "export"; });
@@ -392,62 +392,62 @@ TEST_F(EngineTest, FloorKeepsTheLastHostPooled) {
   b.reachable = true;
   b.lifecycle = "running";
   b.services["nfs"] = {"pooled", true, false, ""};
-  engine_->set_peers({b});
+  model_->set_peers({b});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_EQ(snap_->find_service("nfs")->peers_pooled_healthy, 1);
   // The peer fails too: the lower name (us, a) stays.
   b.services["nfs"] = {"not_pooled", false, true, ""};
-  engine_->set_peers({b});
+  model_->set_peers({b});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
   // An operator's depool is not overridden by the floor.
-  engine_->set_intent("nfs", {Intent::kDepooled, "maintenance", "alice", clock_.wall()});
+  model_->set_intent("nfs", {Intent::kDepooled, "maintenance", "alice", clock_.wall()});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
 }
 
 TEST_F(EngineTest, ReloadKeepsStreaksOfUnchangedChecks) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
-  engine_->set_intent("http", {Intent::kDrained, "x", "alice", clock_.wall()});
-  uint64_t export_gen = engine_->generation("export");
-  uint64_t web_gen = engine_->generation("web");
-  int export_successes = engine_->check_state("export")->successes();
+  model_->set_intent("http", {Intent::kDrained, "x", "alice", clock_.wall()});
+  uint64_t export_gen = model_->generation("export");
+  uint64_t web_gen = model_->generation("web");
+  int export_successes = model_->check_state("export")->successes();
   Config next = parse_config(std::string(kConfig) + "\n[services.rsync]\nchecks = [\"export\"]\n", "t.toml");
   std::string changed = kConfig;
   const std::string web = "[checks.web]\nkind = \"exec\"\ncommand = [\"/bin/true\"]";
   changed.replace(changed.find(web), web.size(), "[checks.web]\nkind = \"exec\"\ncommand = [\"/bin/false\"]");
   next.checks.at("web") = parse_config(changed, "t.toml").checks.at("web");
-  engine_->reconfigure(next);
-  EXPECT_EQ(engine_->generation("export"), export_gen);  // unchanged: same runtime
-  EXPECT_EQ(engine_->check_state("export")->successes(), export_successes);
-  EXPECT_NE(engine_->generation("web"), web_gen);  // changed: starts over
-  EXPECT_EQ(engine_->check_state("web")->health(), CheckHealth::kUnknown);
+  model_->reconfigure(next);
+  EXPECT_EQ(model_->generation("export"), export_gen);  // unchanged: same runtime
+  EXPECT_EQ(model_->check_state("export")->successes(), export_successes);
+  EXPECT_NE(model_->generation("web"), web_gen);  // changed: starts over
+  EXPECT_EQ(model_->check_state("web")->health(), CheckHealth::kUnknown);
   EXPECT_EQ(svc("http").intent.intent, Intent::kDrained);  // intent kept
   EXPECT_EQ(svc("rsync").effective.state, Effective::kPooled);  // new service, healthy check
   // A late result of the replaced web check is dropped.
-  engine_->on_result("web", web_gen, 1, Result::pass());
-  EXPECT_EQ(engine_->check_state("web")->successes(), 0);
+  model_->on_result("web", web_gen, 1, Result::pass());
+  EXPECT_EQ(model_->check_state("web")->successes(), 0);
 }
 
 // A reload that changes only how a check is timed keeps its state: the service stays
 // pooled throughout (it used to start over at unknown and answer 503 for a while).
 TEST_F(EngineTest, ReloadWithOnlyTimingChangedKeepsStateAndDecisions) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
   ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
   ASSERT_EQ(svc("http").effective.state, Effective::kPooled);
-  uint64_t export_gen = engine_->generation("export");
+  uint64_t export_gen = model_->generation("export");
   std::string timed = kConfig;
   for (auto [from, to] : {std::pair<std::string, std::string>{"interval = \"2s\"", "interval = \"4s\""},
                           {"timeout = \"1s\"", "timeout = \"3s\""},
                           {"rise = 2", "rise = 5"},
                           {"fall = 2", "fall = 4\nfast_interval = \"1s\""}})
     timed.replace(timed.find(from), from.size(), to);
-  engine_->reconfigure(parse_config(timed, "t.toml"));
-  EXPECT_EQ(engine_->generation("export"), export_gen);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
-  EXPECT_EQ(engine_->check_state("export")->fall(), 4);
+  model_->reconfigure(parse_config(timed, "t.toml"));
+  EXPECT_EQ(model_->generation("export"), export_gen);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(model_->check_state("export")->fall(), 4);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
   EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
   // The new timing is in force: the next probe of export is due 4s (+ jitter) after
@@ -463,18 +463,18 @@ TEST_F(EngineTest, ReloadWithOnlyTimingChangedKeepsStateAndDecisions) {
 // dropped (by sequence) and only frees the check.
 TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
-  ASSERT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  ASSERT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
   ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
 
   // Let export's next probe start, and never answer it.
   std::optional<HealthModel::Due> stuck;
   for (int guard = 0; guard < 1000 && !stuck; ++guard) {
-    clock_.advance_to(engine_->next_due());
-    for (const auto& d : engine_->take_due()) {
+    clock_.advance_to(model_->next_due());
+    for (const auto& d : model_->take_due()) {
       if (d.name == "export") stuck = d;
-      else engine_->on_result(d.name, d.gen, d.seq, Result::pass());
+      else model_->on_result(d.name, d.gen, d.seq, Result::pass());
     }
   }
   ASSERT_TRUE(stuck);
@@ -482,74 +482,74 @@ TEST_F(EngineTest, StuckProbeTurnsCheckUnhealthyAndItsLateResultIsDropped) {
   EXPECT_EQ(stuck->timeout, 1s);
   // Before timeout + grace nothing is counted.
   clock_.advance_to(started + 1s + HealthModel::kOverdueGrace - 1ms);
-  engine_->tick();
-  EXPECT_EQ(engine_->check_state("export")->failures(), 0);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  model_->tick();
+  EXPECT_EQ(model_->check_state("export")->failures(), 0);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
 
-  // The engine's own schedule: drive with every other check answering; export's
+  // The model's own schedule: drive with every other check answering; export's
   // probe stays stuck. After fall (2) overdue deadlines the check is unhealthy.
   int export_started = 0;
   auto drive_stuck = [&](SteadyTime until) {
     for (int guard = 0; guard < 100000; ++guard) {
-      SteadyTime next = engine_->next_due();
+      SteadyTime next = model_->next_due();
       if (next > until) break;
       clock_.advance_to(next);
-      engine_->tick();
-      for (const auto& d : engine_->take_due()) {
+      model_->tick();
+      for (const auto& d : model_->take_due()) {
         if (d.name == "export") ++export_started;
-        else engine_->on_result(d.name, d.gen, d.seq, Result::pass());
+        else model_->on_result(d.name, d.gen, d.seq, Result::pass());
       }
     }
     clock_.advance_to(until);
-    engine_->tick();
+    model_->tick();
   };
   drive_stuck(started + 1s + HealthModel::kOverdueGrace);
-  EXPECT_EQ(engine_->check_state("export")->failures(), 1);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);  // fall is 2
+  EXPECT_EQ(model_->check_state("export")->failures(), 1);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);  // fall is 2
   // The second deadline comes fast_interval later (the check is now changing).
   drive_stuck(started + 1s + HealthModel::kOverdueGrace + config_.checks.at("export").fast_interval);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kUnhealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_NE(svc("nfs").effective.reason.find("probe stuck"), std::string::npos) << svc("nfs").effective.reason;
-  ASSERT_NE(engine_->snapshot()->find_check("export"), nullptr);
-  EXPECT_TRUE(engine_->snapshot()->find_check("export")->stuck_since.has_value());
+  ASSERT_NE(model_->snapshot()->find_check("export"), nullptr);
+  EXPECT_TRUE(model_->snapshot()->find_check("export")->stuck_since.has_value());
 
   // It stays unhealthy for as long as the probe is stuck, counting at the schedule
   // (interval 2s once unhealthy), and no second probe of export is ever started.
-  int before = engine_->check_state("export")->failures();
+  int before = model_->check_state("export")->failures();
   drive_stuck(clock_.now() + 60s);
   EXPECT_EQ(export_started, 0);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
-  EXPECT_GE(engine_->check_state("export")->failures() - before, 25);
-  EXPECT_LE(engine_->check_state("export")->failures() - before, 31);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_GE(model_->check_state("export")->failures() - before, 25);
+  EXPECT_LE(model_->check_state("export")->failures() - before, 31);
 
   // The late result (a pass!) is dropped; it only frees the check.
-  engine_->on_result("export", stuck->gen, stuck->seq, Result::pass());
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
-  EXPECT_EQ(engine_->check_state("export")->successes(), 0);
-  EXPECT_FALSE(engine_->snapshot()->find_check("export")->stuck_since.has_value());
+  model_->on_result("export", stuck->gen, stuck->seq, Result::pass());
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  EXPECT_EQ(model_->check_state("export")->successes(), 0);
+  EXPECT_FALSE(model_->snapshot()->find_check("export")->stuck_since.has_value());
   // A result with a stale sequence number is dropped as well.
-  engine_->on_result("export", stuck->gen, stuck->seq, Result::pass());
-  EXPECT_EQ(engine_->check_state("export")->successes(), 0);
+  model_->on_result("export", stuck->gen, stuck->seq, Result::pass());
+  EXPECT_EQ(model_->check_state("export")->successes(), 0);
   // The next probe starts at the schedule, and real answers count again.
   drive(clock_.now() + 10s, [](const std::string&) { return true; });
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
 }
 
 TEST_F(EngineTest, StoppingKeepsAPooledServiceUntilReleased) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_lifecycle(Lifecycle::kRunning);
   drive(clock_.now() + 5s, [](const std::string&) { return true; });
   ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
-  engine_->set_lifecycle(Lifecycle::kStopping);
+  model_->set_lifecycle(Lifecycle::kStopping);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);  // the floor has not let it go
   EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
   // A kept service still follows its health while the agent stops.
   drive(clock_.now() + 5s, [](const std::string& c) { return c != "export"; });
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   EXPECT_EQ(svc("nfs").effective.reason, "check export unhealthy: connection refused");
-  engine_->release_for_stop("nfs");
+  model_->release_for_stop("nfs");
   EXPECT_EQ(svc("nfs").effective.reason, "stopping");
   EXPECT_EQ(svc("http").effective.state, Effective::kNotPooled);  // unreleased: its health said no
   EXPECT_NE(svc("http").effective.reason, "stopping");
@@ -557,37 +557,37 @@ TEST_F(EngineTest, StoppingKeepsAPooledServiceUntilReleased) {
 
 TEST_F(EngineTest, SeededChecksCarryTheDecisionOver) {
   make();
-  engine_->seed_check("export", CheckHealth::kHealthy);
-  engine_->seed_check("web", CheckHealth::kHealthy);
-  engine_->set_lifecycle(Lifecycle::kRunning);
+  model_->seed_check("export", CheckHealth::kHealthy);
+  model_->seed_check("web", CheckHealth::kHealthy);
+  model_->set_lifecycle(Lifecycle::kRunning);
   // Pooled before any probe ran.
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
   EXPECT_EQ(svc("http").effective.state, Effective::kPooled);
   // A failing check still needs `fall` (2) failures.
   auto fail = Result::fail(Outcome::kNetworkError, "connection refused");
-  engine_->on_result("export", fail);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kHealthy);
+  model_->on_result("export", fail);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kHealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
-  engine_->on_result("export", fail);
-  EXPECT_EQ(engine_->check_state("export")->health(), CheckHealth::kUnhealthy);
+  model_->on_result("export", fail);
+  EXPECT_EQ(model_->check_state("export")->health(), CheckHealth::kUnhealthy);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
   // An unseeded check rises from unknown as before.
-  EXPECT_EQ(engine_->check_state("disk")->health(), CheckHealth::kUnknown);
+  EXPECT_EQ(model_->check_state("disk")->health(), CheckHealth::kUnknown);
 }
 
 TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
-  auto before = engine_->snapshot();
+  model_->set_lifecycle(Lifecycle::kRunning);
+  auto before = model_->snapshot();
   ASSERT_NE(before->find_check("web")->history, nullptr);
   EXPECT_TRUE(before->find_check("web")->history->empty());
   for (size_t i = 0; i < HealthModel::kHistoryLength + 15; ++i) {
     clock_.advance(std::chrono::milliseconds(10));
     Result r = i % 3 == 0 ? Result::fail(Outcome::kTimeout, "timed out") : Result::pass();
     r.latency = std::chrono::milliseconds(i);
-    engine_->on_result("web", r);
+    model_->on_result("web", r);
   }
-  auto snap = engine_->snapshot();
+  auto snap = model_->snapshot();
   const auto& h = *snap->find_check("web")->history;
   ASSERT_EQ(h.size(), HealthModel::kHistoryLength);
   // Oldest first: the first 15 results fell out of the ring.
@@ -603,10 +603,10 @@ TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
 
 TEST_F(EngineTest, AResultReplacesOnlyTheViewsItChanged) {
   make();
-  engine_->set_lifecycle(Lifecycle::kRunning);
-  auto before = engine_->snapshot();
-  engine_->on_result("web", Result::pass());
-  auto after = engine_->snapshot();
+  model_->set_lifecycle(Lifecycle::kRunning);
+  auto before = model_->snapshot();
+  model_->on_result("web", Result::pass());
+  auto after = model_->snapshot();
   ASSERT_NE(before.get(), after.get());
   ASSERT_EQ(before->checks.size(), after->checks.size());
   for (size_t i = 0; i < after->checks.size(); ++i) {
@@ -622,7 +622,7 @@ TEST_F(EngineTest, AResultReplacesOnlyTheViewsItChanged) {
     EXPECT_EQ(after->services.item(i) != before->services.item(i), uses_web) << after->services[i].name;
   }
   // Nothing new happened: the next call hands out the same snapshot.
-  EXPECT_EQ(engine_->snapshot().get(), after.get());
+  EXPECT_EQ(model_->snapshot().get(), after.get());
 }
 
 TEST(SharedListTest, WritesCopyOnlyWhatIsShared) {
