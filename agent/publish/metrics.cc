@@ -256,7 +256,20 @@ void Metrics::on_snapshot(const Snapshot& s) {
 }
 
 void Metrics::http_request(const std::string& route, int code) {
-  http_requests_.Add({{"path", route}, {"code", std::to_string(code)}}).Increment();
+  std::string key = route + ' ' + std::to_string(code);
+  {
+    std::shared_lock<std::shared_mutex> lk(http_mu_);
+    auto it = http_counters_.find(key);
+    if (it != http_counters_.end()) {
+      it->second->Increment();
+      return;
+    }
+  }
+  // Routes are bounded (http_api.h); the family keeps every series it made.
+  prometheus::Counter& c = http_requests_.Add({{"path", route}, {"code", std::to_string(code)}});
+  c.Increment();
+  std::unique_lock<std::shared_mutex> lk(http_mu_);
+  http_counters_.emplace(std::move(key), &c);
 }
 
 void Metrics::config_reload(bool ok) { config_reload_.Add({}).Set(ok ? 1 : 0); }

@@ -8,7 +8,9 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include <prometheus/counter.h>
@@ -62,6 +64,10 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& service_intent_;
   prometheus::Family<prometheus::Gauge>& config_reload_;
   prometheus::Family<prometheus::Counter>& http_requests_;
+  // The HTTP threads' counters by "route code", found once: a request then costs a
+  // shared lock and an atomic add, not a label map built and hashed in the family.
+  std::shared_mutex http_mu_;
+  std::unordered_map<std::string, prometheus::Counter*> http_counters_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Gauge>& nfs_handles_match_;
   prometheus::Family<prometheus::Gauge>& state_file_;

@@ -108,3 +108,14 @@ TEST(MetricsTest, SeriesFollowTheViewsThatChanged) {
   EXPECT_EQ(t.find("check=\"disk\""), std::string::npos) << t;
   EXPECT_TRUE(has(t, "poolkeeper_check_up{check=\"export\"} 1"));
 }
+
+TEST(MetricsTest, HttpRequestsCountedPerRouteAndCode) {
+  Metrics m;
+  for (int i = 0; i < 3; ++i) m.http_request("/health/nfs", 200);
+  m.http_request("/health/nfs", 503);
+  m.http_request("other", 404);
+  std::string text = m.serialize();
+  EXPECT_TRUE(has(text, "poolkeeper_http_requests_total{code=\"200\",path=\"/health/nfs\"} 3")) << text;
+  EXPECT_TRUE(has(text, "poolkeeper_http_requests_total{code=\"503\",path=\"/health/nfs\"} 1")) << text;
+  EXPECT_TRUE(has(text, "poolkeeper_http_requests_total{code=\"404\",path=\"other\"} 1")) << text;
+}
