@@ -152,12 +152,10 @@ void Prober::pool_thread(std::shared_ptr<State> st) {
     if (!got || st->pool_stop) break;
     std::function<void()> task = std::move(st->tasks.front());
     st->tasks.pop_front();
-    ++st->busy;
     lk.unlock();
     task();
     task = nullptr;  // its captures (the check) go before the lock is taken again
     lk.lock();
-    --st->busy;
   }
   --st->threads;
   st->idle_cv.notify_all();

@@ -1,14 +1,13 @@
-// Runs the agent's probes with a fixed, small number of threads, whatever the number of
-// checks: one loop thread drives every network transfer (libcurl multi) and enforces
-// each one's deadline; a small pool runs the kinds that block (exec, and any kind that
-// only implements Check::run()). A hung server therefore costs a socket and a timer, not
-// a thread, and a stuck blocking probe holds one pool thread while the others go on.
+// Runs the agent's probes on few threads, whatever the number of checks: one loop thread
+// drives every network transfer (libcurl's socket interface on epoll) and cuts each off
+// at its deadline; a pool runs the kinds that block (exec, and any kind that only
+// implements Check::run()). A hung server costs a socket and a timer, not a thread.
 //
 // Pool threads are started when work arrives and no thread is idle, and end after a while
 // without work: as many as blocking probes are in flight together (a few, unless servers
-// hang), so stuck ones never make another wait. Results go to `done` from the loop thread or a pool
-// thread, with latency filled in and text made valid UTF-8; after stop() none is
-// delivered any more.
+// hang), so a stuck one never makes another wait. Results go to `done` from the loop
+// thread or a pool thread, with latency filled in and text made valid UTF-8; after
+// stop() none is delivered any more.
 #pragma once
 
 #include <condition_variable>
@@ -78,7 +77,7 @@ class Prober final : public ProbeLoop {
     std::condition_variable work_cv;  // a task arrived, or stop
     std::condition_variable idle_cv;  // a task ended or a thread exited
     std::deque<std::function<void()>> tasks;
-    size_t threads = 0, idle = 0, busy = 0;
+    size_t threads = 0, idle = 0;
     bool pool_stop = false;
 
     int wake_fd = -1;  // eventfd in the loop's epoll set: wake() makes it turn

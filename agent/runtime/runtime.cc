@@ -11,13 +11,13 @@
 #include <set>
 #include <tuple>
 
-#include "agent/runtime/carryover.h"
-#include "agent/runtime/prober.h"
-#include "pybal-compat/conftool_wants.h"
 #include "agent/base/duration.h"
 #include "agent/base/log.h"
 #include "agent/base/utf8.h"
+#include "agent/runtime/carryover.h"
+#include "agent/runtime/prober.h"
 #include "checks/child_reaper.h"
+#include "pybal-compat/conftool_wants.h"
 
 namespace poolkeeper {
 
@@ -137,11 +137,11 @@ Runtime::~Runtime() { shutdown(); }
 
 std::string Runtime::persist(HealthModel& e) { return store_.save(e.intents()); }
 
-void Runtime::make_workers() {
-  // Called on the owner thread (or before it starts). The probes of every check run on
-  // one Prober: a loop thread for the network kinds and a small pool for the blocking
-  // ones, so the thread count does not grow with the number of checks. A probe of a
-  // replaced generation finishes on its own; the model drops its result.
+void Runtime::refresh_probes() {
+  // Called on the owner thread (or before it starts), at start and after a reload: the
+  // Check object behind each configured check. Every probe runs on one Prober (see
+  // prober.h). A probe of a replaced generation finishes on its own; the model drops
+  // its result.
   if (!prober_) {
     prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
       post([n, g, seq, r = std::move(r)](HealthModel& e) { e.on_result(n, g, seq, r); });
@@ -258,7 +258,7 @@ void Runtime::start() {
     });
     agent_check_->start();
   }
-  make_workers();
+  refresh_probes();
   auto urls = all_peer_urls(config_);
   peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
                                          [this](std::vector<PeerState> p) {
@@ -446,7 +446,7 @@ std::string Runtime::reload(const std::string& file) {
   }
   bool ran = run_on_owner([&](HealthModel& e) {
     e.reconfigure(next);
-    make_workers();
+    refresh_probes();
     publish();  // visible before reload() returns and the metric says so
   });
   if (!ran) {

@@ -68,7 +68,7 @@ class Runtime {
   // Makes the model's latest snapshot the one readers see (the subscribers got it as
   // it was built).
   void publish();
-  void make_workers();
+  void refresh_probes();
   std::string persist(HealthModel& e);
 
   Config config_;
