@@ -132,7 +132,7 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
     FreshPeers fresh;
     for (const auto& f : floor) {
       if (auto r = refusal(f.service, cfg, *snap, answers, &fresh)) {
-        reply = admin_error(*r);
+        reply = admin_error(*r + " — use --force to depool anyway");
         return;
       }
     }
@@ -195,10 +195,7 @@ void AdminHandler::drain_through_floor(const std::vector<std::string>& services,
     bool owner_gone = false;
     through_conftool({{name, it->second.min_pooled}}, [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
       if (auto r = refusal(name, cfg, snap, answers, &fresh)) {
-        std::string why = *r;
-        auto cut = why.find(" — use --force");
-        if (cut != std::string::npos) why.resize(cut);
-        log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", why}});
+        log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", *r}});
         return;
       }
       owner_gone = !d_.run_on_owner([&](HealthModel& e) {

@@ -81,7 +81,7 @@ std::optional<std::string> floor_refusal(const std::string& service, const std::
     why += sep + h.description;
     sep = "; ";
   }
-  return why + " — use --force to depool anyway";
+  return why;
 }
 
 FloorHost floor_host(const std::string& service, const PeerState& p) {

@@ -74,7 +74,7 @@ bool floor_keeps_host(const std::string& self, int min_pooled, const std::vector
 // service; otherwise the refusal, naming what counts (`counted_as`, e.g. "pooled and
 // healthy") and describing every other host:
 // "refused: depooling nfs would leave 0 other hosts pooled and healthy (min_pooled 1):
-//  h2: unreachable (timeout) — use --force to depool anyway".
+//  h2: unreachable (timeout)". (The admin reply adds how to override it.)
 std::optional<std::string> floor_refusal(const std::string& service, const std::string& leaving,
                                          int min_pooled, const std::vector<FloorHost>& hosts,
                                          const std::string& counted_as);

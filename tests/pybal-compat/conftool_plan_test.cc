@@ -210,7 +210,7 @@ TEST(ConftoolPlanTest, FloorUnderTheLock) {
   EXPECT_EQ(f.outcome, O::kRefused);
   EXPECT_EQ(f.refusal,
             "refused: depooling nfs would leave 1 other host pooled=yes in conftool (min_pooled 2): "
-            "b pooled=yes; c pooled=no — use --force to depool anyway");
+            "b pooled=yes; c pooled=no");
   EXPECT_EQ(conftool_floor("nfs", "c", 1, hosts).outcome, O::kNotPooled);
   EXPECT_EQ(conftool_floor("nfs", "z", 1, hosts).outcome, O::kGone);
   EXPECT_EQ(conftool_floor("nfs", "a", 0, {{"a", hosts["a"]}}).outcome, O::kTakeOut);

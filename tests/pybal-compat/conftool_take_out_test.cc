@@ -102,7 +102,7 @@ TEST_F(ConftoolTakeOutTest, RefusesUnderTheFloorAndStopsAtTheFirstRefusal) {
   ASSERT_TRUE(got[0].refusal);
   EXPECT_EQ(*got[0].refusal,
             "refused: depooling nfs would leave 0 other hosts pooled=yes in conftool (min_pooled 1): "
-            "b.example.org pooled=no — use --force to depool anyway");
+            "b.example.org pooled=no");
   EXPECT_EQ(pooled("a.example.org"), "yes");
 }
 
