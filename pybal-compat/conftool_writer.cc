@@ -304,22 +304,38 @@ void ConftoolWriter::take_out(const std::vector<TakeOutRequest>& requests,
 }
 
 void ConftoolWriter::take_out_one(const TakeOutRequest& r, TakeOutAnswer* a) {
-  if (!lock(r.service)) {
-    a->unavailable = true;
-    return;
-  }
   std::string error;
-  auto hosts = read_hosts(r.service, &error);
-  if (!hosts) {
-    a->unavailable = true;
-  } else {
-    ConftoolFloor f = conftool_floor(r.service, host_, r.min_pooled, *hosts);
-    if (f.outcome == ConftoolFloor::Outcome::kRefused) a->refusal = f.refusal;
-    if (f.outcome == ConftoolFloor::Outcome::kTakeOut && !write(r.service, host_, hosts->at(host_), "no", std::nullopt, &error))
-      a->unavailable = true;
-    // kGone, kNotPooled: already out (or inactive, or not ours to judge): nothing to do.
+  auto f = floor_under_lock(r.service, host_, r.min_pooled, std::nullopt, &error);
+  if (!f) a->unavailable = true;  // the caller decides from the peers' /status
+  else if (f->outcome == ConftoolFloor::Outcome::kRefused) a->refusal = f->refusal;
+  // kTakeOut: written "no"; kGone, kNotPooled: already out (or inactive): nothing to do.
+}
+
+std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
+    const std::string& service, const std::string& leaving, int min_pooled,
+    const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error,
+    const std::function<bool(std::string*)>& go_on) {
+  if (!lock(service)) {
+    *error = "cannot take the etcd lock " + lock_key(service);
+    return std::nullopt;
   }
-  unlock(r.service);
+  std::optional<ConftoolFloor> f;
+  if (auto hosts = read_hosts(service, error)) {
+    std::string why;
+    bool go = !go_on || go_on(&why);
+    if (!why.empty()) {
+      *error = why;
+    } else if (!go) {
+      f = ConftoolFloor{};
+    } else {
+      f = conftool_floor(service, leaving, min_pooled, *hosts);
+      if (f->outcome == ConftoolFloor::Outcome::kTakeOut &&
+          !write(service, leaving, hosts->at(leaving), "no", depooled_by, error))
+        f.reset();
+    }
+  }
+  unlock(service);
+  return f;
 }
 
 bool ConftoolWriter::sync_once(std::string* error) {
@@ -417,31 +433,22 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       (*key)["pooled"] = step.pooled;
       break;
     case ConftoolKeyStep::Action::kFloor: {
-      if (!lock(svc)) {
-        *error = "cannot take the etcd lock " + lock_key(svc);
-        return false;
+      auto f = floor_under_lock(svc, host_, step.min_pooled, std::nullopt, error);
+      if (!f) return false;
+      switch (f->outcome) {
+        case ConftoolFloor::Outcome::kGone:
+          break;
+        case ConftoolFloor::Outcome::kNotPooled:
+          verdict = FloorVerdict::kRelease;  // out already
+          break;
+        case ConftoolFloor::Outcome::kRefused:
+          verdict = FloorVerdict::kKeep;
+          break;
+        case ConftoolFloor::Outcome::kTakeOut:
+          (*key)["pooled"] = "no";
+          verdict = FloorVerdict::kRelease;
+          break;
       }
-      auto fresh = read_hosts(svc, error);
-      bool ok = fresh.has_value();
-      if (ok) {
-        switch (conftool_floor(svc, host_, step.min_pooled, *fresh).outcome) {
-          case ConftoolFloor::Outcome::kGone:
-            break;
-          case ConftoolFloor::Outcome::kNotPooled:
-            verdict = FloorVerdict::kRelease;  // out already
-            break;
-          case ConftoolFloor::Outcome::kRefused:
-            verdict = FloorVerdict::kKeep;
-            break;
-          case ConftoolFloor::Outcome::kTakeOut:
-            ok = write(svc, host_, fresh->at(host_), "no", std::nullopt, error);
-            if (ok) (*key)["pooled"] = "no";
-            verdict = FloorVerdict::kRelease;
-            break;
-        }
-      }
-      unlock(svc);
-      if (!ok) return false;
       break;
     }
   }
@@ -456,27 +463,18 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
 // A dead peer's key, under the lock and the floor; the peer's liveness key is read again
 // under the lock (a host coming back writes its liveness key before any pool key).
 bool ConftoolWriter::execute(const ConftoolTakeover& t, std::string* error) {
-  if (!lock(t.service)) {
-    *error = "cannot take the etcd lock " + lock_key(t.service);
-    return false;
+  auto still_dead = [&](std::string* why) {
+    auto live = etcd_.get(cfg_.liveness_prefix + "/" + t.peer, false, true);
+    if (live.error_code != 100 && !live.ok()) *why = live.describe();
+    return live.error_code == 100;  // no liveness key: still gone
+  };
+  auto f = floor_under_lock(t.service, t.peer, t.min_pooled, std::make_pair(host_, t.why), error, still_dead);
+  if (!f) return false;
+  if (f->outcome == ConftoolFloor::Outcome::kTakeOut) {
+    liveness_.taken_out.insert(t.service + "/" + t.peer);
+    log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
   }
-  auto fresh = read_hosts(t.service, error);
-  bool good = fresh.has_value();
-  auto live = good ? etcd_.get(cfg_.liveness_prefix + "/" + t.peer, false, true) : EtcdResult{};
-  if (good && live.error_code != 100 && !live.ok()) {
-    *error = live.describe();
-    good = false;
-  }
-  if (good && live.error_code == 100 &&
-      conftool_floor(t.service, t.peer, t.min_pooled, *fresh).outcome == ConftoolFloor::Outcome::kTakeOut) {
-    good = write(t.service, t.peer, fresh->at(t.peer), "no", std::make_pair(host_, t.why), error);
-    if (good) {
-      liveness_.taken_out.insert(t.service + "/" + t.peer);
-      log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
-    }
-  }
-  unlock(t.service);
-  return good;
+  return true;
 }
 
 void ConftoolWriter::sync_loop() {

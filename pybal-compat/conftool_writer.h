@@ -113,6 +113,15 @@ class ConftoolWriter {
   bool execute(const ConftoolKeyStep& step, nlohmann::json* key, std::string* error);
   bool execute(const ConftoolTakeover& t, std::string* error);
   void take_out_one(const TakeOutRequest& r, TakeOutAnswer* a);
+  // The floor step every "no" goes through (a depool, a failing service, a dead peer):
+  // under the service's etcd lock, re-reads its keys, decides whether `leaving` may go
+  // and, when it may, writes its key "no" (marked with `depooled_by` when set). `go_on`,
+  // also under the lock, may call it off (false: nothing written, outcome kGone).
+  // nullopt with *error when etcd failed (no lock, no read, no write).
+  std::optional<ConftoolFloor> floor_under_lock(const std::string& service, const std::string& leaving, int min_pooled,
+                                                const std::optional<std::pair<std::string, std::string>>& depooled_by,
+                                                std::string* error,
+                                                const std::function<bool(std::string* error)>& go_on = nullptr);
   bool lock(const std::string& service);
   void unlock(const std::string& service);
   // Reads <prefix>/<service>/ → host → node.
