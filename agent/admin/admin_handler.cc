@@ -52,10 +52,7 @@ std::optional<std::string> AdminHandler::peers_refusal(const std::string& servic
     fresh->states = d_.poll_peers();
     fresh->polled = true;
   }
-  std::vector<PeerState> mine;
-  for (const auto& p : fresh->states)
-    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() && p.host != self) mine.push_back(p);
-  return depool_refusal(service, sc.min_pooled, mine);
+  return depool_refusal(service, sc.min_pooled, service_peers(fresh->states, sc.peers, self));
 }
 
 std::optional<std::string> AdminHandler::refusal(const std::string& service, const ModelConfig& cfg,

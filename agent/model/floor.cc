@@ -84,6 +84,23 @@ std::optional<std::string> floor_refusal(const std::string& service, const std::
   return why;
 }
 
+std::vector<PeerState> service_peers(const std::vector<PeerState>& all, const std::vector<std::string>& urls,
+                                     const std::string& self) {
+  std::vector<PeerState> out;
+  for (const auto& p : all)
+    if (std::find(urls.begin(), urls.end(), p.url) != urls.end() && p.host != self) out.push_back(p);
+  for (const auto& url : urls) {
+    bool seen = std::any_of(all.begin(), all.end(), [&](const PeerState& p) { return p.url == url; });
+    if (!seen) {
+      PeerState p;
+      p.url = url;
+      p.error = "not polled yet";
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
 FloorHost floor_host(const std::string& service, const PeerState& p) {
   FloorHost h;
   h.name = p.host.empty() ? p.url : p.host;

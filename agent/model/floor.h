@@ -79,6 +79,12 @@ std::optional<std::string> floor_refusal(const std::string& service, const std::
                                          int min_pooled, const std::vector<FloorHost>& hosts,
                                          const std::string& counted_as);
 
+// The peers a service's floor counts: those of `all` configured for it (`urls`), minus
+// any reporting our own hostname `self`; a configured one not polled yet comes as
+// unreachable ("not polled yet").
+std::vector<PeerState> service_peers(const std::vector<PeerState>& all, const std::vector<std::string>& urls,
+                                     const std::string& self);
+
 // A peer's /status as a FloorHost for one service: known only while reachable and
 // running; described with describe_peer().
 FloorHost floor_host(const std::string& service, const PeerState& p);

@@ -295,22 +295,7 @@ void HealthModel::set_floor_verdict(const std::string& service, FloorVerdict v) 
 }
 
 std::vector<PeerState> HealthModel::peers_for(const ServiceConfig& sc) const {
-  std::vector<PeerState> out;
-  for (const auto& p : peers_)
-    if (std::find(sc.peers.begin(), sc.peers.end(), p.url) != sc.peers.end() &&
-        p.host != config_.agent.hostname)
-      out.push_back(p);
-  // A configured peer we have not heard from yet counts as unreachable.
-  for (const auto& url : sc.peers) {
-    bool seen = std::any_of(peers_.begin(), peers_.end(), [&](const PeerState& p) { return p.url == url; });
-    if (!seen) {
-      PeerState p;
-      p.url = url;
-      p.error = "not polled yet";
-      out.push_back(p);
-    }
-  }
-  return out;
+  return service_peers(peers_, sc.peers, config_.agent.hostname);
 }
 
 void HealthModel::reconfigure(const ModelConfig& config) {

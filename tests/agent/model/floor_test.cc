@@ -206,3 +206,20 @@ TEST(FloorPolicyTest, LowestNamedFailingHostsStay) {
   EXPECT_EQ(*floor_refusal("nfs", "a", 1, {}, "pooled=yes in conftool"),
             "refused: depooling nfs would leave 0 other hosts pooled=yes in conftool (min_pooled 1)");
 }
+
+TEST(FloorPolicyTest, ServicePeersAreTheConfiguredOnesButSelf) {
+  PeerState b, c, self;
+  b.url = "http://b:9473";
+  b.host = "b";
+  b.reachable = true;
+  c.url = "http://c:9473";  // another service's peer
+  c.host = "c";
+  self.url = "http://a:9473";  // our own agent, listed by a shared config
+  self.host = "a";
+  auto got = service_peers({b, c, self}, {"http://b:9473", "http://a:9473", "http://d:9473"}, "a");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].host, "b");
+  EXPECT_EQ(got[1].url, "http://d:9473");  // configured, never polled: unreachable
+  EXPECT_FALSE(got[1].reachable);
+  EXPECT_EQ(got[1].error, "not polled yet");
+}
