@@ -76,6 +76,9 @@ HttpResponse http_get(const std::string& url, long timeout_ms = 2000,
 std::string raw_request(int port, const std::string& bytes,
                         std::chrono::milliseconds timeout = 2000ms);
 
+// A stream socket connected to the unix socket at `path`; -1 when nothing listens there.
+int connect_unix(const std::string& path);
+
 // Sends `line` and a newline on the unix stream socket at `path` (HAProxy's runtime API,
 // one command per connection) and reads until the peer closes; each read waits at most
 // `timeout`. Empty when nothing listens there.
