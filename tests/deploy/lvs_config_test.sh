@@ -1,9 +1,9 @@
 #!/bin/sh
 # `poolctl lvs-config` on the shipped example config, with its etcd password file
 # absent and no agent running: each format parses with its consumer's own reader —
-# PyBal's INI (Python configparser, list literals), the service catalog (YAML, checked
-# against the Wmflib::Service::Lvs shape), HAProxy (`haproxy -c`, in an empty network
-# namespace so no name is looked up on the network).
+# PyBal's INI (Python configparser with interpolation, so %% escapes; list literals),
+# the service catalog (YAML, checked against the Wmflib::Service::Lvs shape), HAProxy
+# (`haproxy -c`, in an empty network namespace so no name is looked up on the network).
 set -eu
 poolctl=$1 example=$2
 tmp=$(mktemp -d)
@@ -37,10 +37,11 @@ for s in c.sections():
     if 'ProxyFetch' in mons:
         urls = ast.literal_eval(c.get(s, 'ProxyFetch.url'))
         assert isinstance(urls, list) and urls, s
-    seen[s] = (c.get(s, 'scheduler'), mons)
-assert seen['dumps_nfs_2049'] == ('sh', []), seen
-assert seen['dumps_http_443'] == ('wrr', ['ProxyFetch']), seen
-assert seen['dumps_rsync_873'] == ('wrr', ['IdleConnection']), seen
+    seen[s] = (c.get(s, 'ip'), c.get(s, 'port'), c.get(s, 'scheduler'), mons, c.get(s, 'config'))
+pools = 'etcd://etcd1001.example.org:2379/conftool/v1/pools/eqiad/dumps/'
+assert seen['dumps_nfs_2049'] == ('198.51.100.10', '2049', 'sh', [], pools + 'nfs'), seen
+assert seen['dumps_http_443'] == ('198.51.100.10', '443', 'wrr', ['ProxyFetch'], pools + 'http'), seen
+assert seen['dumps_rsync_873'] == ('198.51.100.10', '873', 'wrr', ['IdleConnection'], pools + 'rsync'), seen
 print("pybal: %d stanzas parse" % len(seen))
 PY
 

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -54,27 +53,6 @@ bool etcd_put(const std::string& base, const std::string& key, const std::string
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_cleanup(c);
   return code == 200 || code == 201;
-}
-
-std::string unix_command(const std::string& sock, const std::string& cmd) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "";
-  }
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string line = cmd + "\n";
-  ::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
 }
 
 DirectorView parse_state(const std::string& text) {
@@ -452,7 +430,7 @@ void World::start_haproxy() {
     throw std::runtime_error("haproxy did not start:\n" + read_file(dir_.file("haproxy.log")));
 }
 
-std::string World::haproxy(const std::string& cmd) { return unix_command(dir_.file("haproxy.sock"), cmd); }
+std::string World::haproxy(const std::string& cmd) { return pk_test::unix_socket_request(dir_.file("haproxy.sock"), cmd); }
 
 DirectorView World::view() { return parse_state(haproxy("show servers state")); }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/publish/http_api.h"
+#include "tests/agent/publish/sample_snapshot.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;
@@ -19,27 +20,11 @@ namespace {
 Snapshot sample(std::string_view extra) {
   std::string reason;
   for (char c : extra.substr(0, 200)) reason += static_cast<unsigned char>(c) < 0x80 ? c : '?';
-  Snapshot s;
-  s.host = "h1.example.org";
-  s.lifecycle = Lifecycle::kRunning;
-  ServiceView nfs;
-  nfs.name = "nfs";
-  nfs.effective = {Effective::kPooled, ""};
-  nfs.healthy = true;
-  ServiceView http;
-  http.name = "http";
-  http.effective = {Effective::kNotPooled, "check web unhealthy: " + reason};
-  ServiceView rsync;
+  Snapshot s = sample_snapshot(reason);
+  ServiceView rsync;  // a third service, drained
   rsync.name = "rsync";
   rsync.effective = {Effective::kDrained, reason};
-  s.services = {http, nfs, rsync};
-  CheckView web;
-  web.name = "web";
-  web.kind = "http";
-  web.health = CheckHealth::kUnhealthy;
-  web.last = Result::fail(Outcome::kFailed, reason);
-  s.checks = {web};
-  s.events.push_back({WallTime{}, "check", "web", "healthy", "unhealthy", reason});
+  s.services.push_back(rsync);
   return s;
 }
 

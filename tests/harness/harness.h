@@ -76,6 +76,15 @@ HttpResponse http_get(const std::string& url, long timeout_ms = 2000,
 std::string raw_request(int port, const std::string& bytes,
                         std::chrono::milliseconds timeout = 2000ms);
 
+// A stream socket connected to the unix socket at `path`; -1 when nothing listens there.
+int connect_unix(const std::string& path);
+
+// Sends `line` and a newline on the unix stream socket at `path` (HAProxy's runtime API,
+// one command per connection) and reads until the peer closes; each read waits at most
+// `timeout`. Empty when nothing listens there.
+std::string unix_socket_request(const std::string& path, const std::string& line,
+                                std::chrono::milliseconds timeout = 2000ms);
+
 // Polls `cond` every `poll` until true or `timeout`; returns whether it became true.
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
               std::chrono::milliseconds poll = 10ms);

@@ -12,63 +12,39 @@
 #include <filesystem>
 #include <thread>
 
-#include "pybal-compat/etcd_client.h"
 #include "tests/harness/agent_proc.h"
+#include "tests/harness/conftool_etcd.h"
 #include "tests/harness/servers.h"
 #include "tests/harness/tcp_proxy.h"
 
 using namespace pk_test;
-using poolkeeper::EtcdClient;
-using poolkeeper::EtcdOptions;
 using poolkeeper::EtcdPut;
 
 namespace {
 
-constexpr const char* kPrefix = "/conftool/v1/pools/eqiad/dumps";
-
-class ConftoolTest : public ::testing::Test {
+class ConftoolTest : public ::testing::Test, protected ConftoolEtcd {
  protected:
-  void SetUp() override {
-    etcd_ = std::make_unique<Etcd>(dir_.path());
-    etcd_->start();
-    client_ = std::make_unique<EtcdClient>(EtcdOptions{{etcd_->url()}, "", "", "", "", "", std::chrono::milliseconds(2000)});
-  }
-  std::string key(const std::string& svc, const std::string& host) { return std::string(kPrefix) + "/" + svc + "/" + host; }
-  // As conftool-sync would have created them (but pooled).
-  void seed(const std::string& host, const std::string& value = R"({"pooled": "yes", "weight": 10})") {
-    for (const char* svc : {"nfs", "http"}) ASSERT_TRUE(client_->put(key(svc, host), value).ok());
-  }
-  nlohmann::json value(const std::string& svc, const std::string& host) {
-    auto r = client_->get(key(svc, host));
-    if (!r.ok()) return nullptr;
-    return nlohmann::json::parse(r.node.value);
-  }
-  std::string pooled(const std::string& svc, const std::string& host) {
-    auto v = value(svc, host);
-    return v.is_null() ? "(missing)" : v.value("pooled", "?");
-  }
-  uint64_t index(const std::string& svc, const std::string& host) { return client_->get(key(svc, host)).node.modified_index; }
   bool wait_pooled(const std::string& svc, const std::string& host, const std::string& want,
                    std::chrono::milliseconds t = 5000ms) {
     return wait_for([&] { return pooled(svc, host) == want; }, t, 10ms);
   }
   std::string conftool_section(const std::string& extra = "") {
-    return "\n[conftool]\nendpoints = [\"" + etcd_->url() + "\"]\nprefix = \"" + kPrefix + "\"\n" + extra;
+    return "\n[conftool]\nendpoints = [\"" + etcd().url() + "\"]\nprefix = \"" + kPrefix + "\"\n" + extra;
   }
   // confctl's way: read (quorum), merge, compare-and-swap on modifiedIndex.
   void confctl_set(const std::string& svc, const std::string& host, const std::string& pooled_value) {
-    auto r = client_->get(key(svc, host), false, true);
+    auto r = client().get(key(svc, host), false, true);
     ASSERT_TRUE(r.ok());
     auto v = nlohmann::json::parse(r.node.value);
     v["pooled"] = pooled_value;
-    auto w = client_->put(key(svc, host), v.dump(), EtcdPut{.prev_exist = true, .prev_index = r.node.modified_index});
+    auto w = client().put(key(svc, host), v.dump(), EtcdPut{.prev_exist = true, .prev_index = r.node.modified_index});
     ASSERT_TRUE(w.ok()) << w.describe();
   }
 
   // modifiedIndex of every key in the pools tree.
   std::map<std::string, uint64_t> pool_indexes() {
     std::map<std::string, uint64_t> out;
-    auto r = client_->get(kPrefix, true, true);
+    auto r = client().get(kPrefix, true, true);
     EXPECT_TRUE(r.ok()) << r.describe();
     for (const auto& svc : r.node.nodes)
       for (const auto& h : svc.nodes) out[h.key] = h.modified_index;
@@ -78,14 +54,14 @@ class ConftoolTest : public ::testing::Test {
   int writes_since(const std::string& k, uint64_t from) {
     int n = 0;
     for (int i = 0; i < 100; ++i) {
-      auto w = client_->watch(k, false, from, std::chrono::milliseconds(300));
+      auto w = client().watch(k, false, from, std::chrono::milliseconds(300));
       if (!w.ok()) break;
       ++n;
       from = w.node.modified_index + 1;
     }
     return n;
   }
-  uint64_t etcd_index() { return client_->get("/", false, true).etcd_index; }
+  uint64_t etcd_index() { return client().get("/", false, true).etcd_index; }
   static int port_of(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
   static bool peer_alive(const AgentProc& p, const std::string& host) {
     auto l = p.status()["conftool"]["liveness"]["peers"];
@@ -97,10 +73,6 @@ class ConftoolTest : public ::testing::Test {
   }
   // Short liveness timings so a test sees deaths in seconds.
   static constexpr const char* kLive = "peer_dead_after = \"2s\"\nliveness_ttl = \"2s\"\n";
-
-  TempDir dir_;
-  std::unique_ptr<Etcd> etcd_;
-  std::unique_ptr<EtcdClient> client_;
 };
 
 }  // namespace
@@ -174,7 +146,7 @@ TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
 }
 
 TEST_F(ConftoolTest, InactiveAndMissingKeys) {
-  ASSERT_TRUE(client_->put(key("nfs", "a.example.org"), R"({"pooled": "inactive", "weight": 0})").ok());
+  ASSERT_TRUE(client().put(key("nfs", "a.example.org"), R"({"pooled": "inactive", "weight": 0})").ok());
   // no http key at all
   AgentProc a("a.example.org", conftool_section());
   a.start();
@@ -205,7 +177,7 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   ASSERT_TRUE(a.wait_health("nfs", 200));
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == true; }, 5000ms));
   uint64_t idx = index("nfs", "a.example.org");
-  etcd_->stop();
+  etcd().stop();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == false; }, 10000ms));
   // The first error may come from a request the stop cut short (not "refused");
   // the retries that follow meet a closed port.
@@ -217,7 +189,7 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_conftool_up 0\n"), std::string::npos);
   EXPECT_EQ(a.health("nfs"), 200);  // serving its local state
   EXPECT_EQ(a.ctl({"status"}).rc, 0);
-  etcd_->start();
+  etcd().start();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == true; }, 15000ms));
   // Nothing written: nothing differed.
   EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 1000ms, 100ms));
@@ -231,14 +203,14 @@ TEST_F(ConftoolTest, PybalStyleReaderSeesEveryChange) {
   a.start();
   ASSERT_TRUE(a.wait_health("nfs", 200));
   // PyBal: GET <prefix>/<service>?recursive=true, then wait=true&waitIndex=N.
-  auto all = client_->get(std::string(kPrefix) + "/nfs", true, false);
+  auto all = client().get(std::string(kPrefix) + "/nfs", true, false);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all.node.nodes.size(), 2u);
   uint64_t next = all.etcd_index + 1;
   std::vector<std::string> seen;
   std::thread reader([&] {
     for (int i = 0; i < 2; ++i) {
-      auto w = client_->watch(std::string(kPrefix) + "/nfs", true, next, std::chrono::milliseconds(10000));
+      auto w = client().watch(std::string(kPrefix) + "/nfs", true, next, std::chrono::milliseconds(10000));
       if (!w.ok()) break;
       seen.push_back(w.node.key + "=" + nlohmann::json::parse(w.node.value).value("pooled", "?"));
       next = w.node.modified_index + 1;
@@ -253,7 +225,7 @@ TEST_F(ConftoolTest, PybalStyleReaderSeesEveryChange) {
   EXPECT_EQ(seen[0], key("nfs", "a.example.org") + "=no");
   EXPECT_EQ(seen[1], key("nfs", "a.example.org") + "=yes");
   // Nothing but hosts under the pools tree (the lock lives elsewhere).
-  all = client_->get(kPrefix, true, false);
+  all = client().get(kPrefix, true, false);
   for (const auto& svc : all.node.nodes)
     for (const auto& h : svc.nodes) EXPECT_NE(h.key.find(".example.org"), std::string::npos) << h.key;
 }
@@ -272,7 +244,7 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
   for (int i = 0; i < races; ++i) {
     ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes")) << "race " << i;
     ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes")) << "race " << i;
-    uint64_t start = client_->get(kPrefix, true, false).etcd_index + 1;
+    uint64_t start = client().get(kPrefix, true, false).etcd_index + 1;
     a.set_ok("nfs", false);
     b.set_ok("nfs", false);
     // Settles with exactly one "yes" ...
@@ -285,9 +257,9 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
     }, 300ms)) << "race " << i;
     // ... and the history never had both "no": replay every change since the start.
     std::map<std::string, std::string> state = {{key("nfs", "a.example.org"), "yes"}, {key("nfs", "b.example.org"), "yes"}};
-    uint64_t end = client_->get(kPrefix, true, false).etcd_index;
+    uint64_t end = client().get(kPrefix, true, false).etcd_index;
     for (uint64_t idx = start; idx <= end;) {
-      auto w = client_->watch("/", true, idx, std::chrono::milliseconds(2000));  // every event, locks too
+      auto w = client().watch("/", true, idx, std::chrono::milliseconds(2000));  // every event, locks too
       ASSERT_TRUE(w.ok()) << w.describe();
       if (state.count(w.node.key)) state[w.node.key] = nlohmann::json::parse(w.node.value).value("pooled", "?");
       if (w.node.key.rfind("/poolkeeper/locks/", 0) == 0) ++lock_events;
@@ -311,8 +283,8 @@ TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
   seed("a.example.org");
   AgentProc a("a.example.org", conftool_section(kLive));
   a.start();
-  ASSERT_TRUE(wait_for([&] { return client_->get("/poolkeeper/alive/a.example.org").ok(); }, 5000ms)) << a.log();
-  auto r = client_->get("/poolkeeper/alive/a.example.org");
+  ASSERT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").ok(); }, 5000ms)) << a.log();
+  auto r = client().get("/poolkeeper/alive/a.example.org");
   auto v = nlohmann::json::parse(r.node.value);
   EXPECT_EQ(v["host"], "a.example.org");
   EXPECT_GT(v["pid"].get<int>(), 0);
@@ -322,7 +294,7 @@ TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
   EXPECT_LE(*r.node.ttl, 2);
   // Refreshed well within its TTL: it is still there three TTLs later, with the same value.
   std::this_thread::sleep_for(6s);
-  auto later = client_->get("/poolkeeper/alive/a.example.org");
+  auto later = client().get("/poolkeeper/alive/a.example.org");
   ASSERT_TRUE(later.ok()) << a.log();
   EXPECT_EQ(later.node.value, r.node.value);
   auto s = a.status()["conftool"]["liveness"];
@@ -335,7 +307,7 @@ TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
   for (const auto& [k, idx] : pool_indexes()) EXPECT_NE(k.find(".example.org"), std::string::npos) << k;
   // Killed: the key expires by its TTL.
   a.stop_kill9();
-  EXPECT_TRUE(wait_for([&] { return client_->get("/poolkeeper/alive/a.example.org").error_code == 100; }, 5000ms));
+  EXPECT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").error_code == 100; }, 5000ms));
 }
 
 TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
@@ -429,7 +401,7 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
 TEST_F(ConftoolTest, EtcdUnreachableForOneAgentChangesNothing) {
   seed("a.example.org");
   seed("b.example.org");
-  TcpProxy etcd_link(port_of(etcd_->url()));
+  TcpProxy etcd_link(port_of(etcd().url()));
   etcd_link.start();
   AgentProc a("a.example.org", conftool_section(kLive));
   AgentProc b("b.example.org", "\n[conftool]\nendpoints = [\"" + etcd_link.url() + "\"]\nprefix = \"" + kPrefix +
@@ -477,7 +449,7 @@ TEST_F(ConftoolTest, PoolSaysWhatTheLoadBalancerWillDo) {
   EXPECT_NE(r.out.find("conftool key " + key("nfs", "a.example.org") + " pooled=yes: PyBal routes to this host"),
             std::string::npos) << r.out;
   // An operator sets the key inactive (outside the agent): pool must not claim success.
-  ASSERT_TRUE(client_->put(key("nfs", "a.example.org"), R"({"pooled": "inactive", "weight": 10})").ok());
+  ASSERT_TRUE(client().put(key("nfs", "a.example.org"), R"({"pooled": "inactive", "weight": 10})").ok());
   ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["intent"] == "inactive"; }, 5000ms));
   uint64_t idx = index("nfs", "a.example.org");
   for (const std::string as : {"pool", "poolctl"}) {
@@ -495,7 +467,7 @@ TEST_F(ConftoolTest, PoolSaysWhatTheLoadBalancerWillDo) {
   // http is fine: pooling it alone exits 0.
   EXPECT_EQ(a.ctl({"http"}, "pool").rc, 0);
   // conftool-sync removes the key under the running agent: logged once, shown, and pool says so.
-  ASSERT_TRUE(client_->del(key("nfs", "a.example.org")).ok());
+  ASSERT_TRUE(client().del(key("nfs", "a.example.org")).ok());
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["keys"]["nfs"]["state"] == "missing"; }, 5000ms));
   std::this_thread::sleep_for(4500ms);  // two resyncs more: still one log line
   std::string log = a.log();

@@ -1,11 +1,7 @@
 // A real HAProxy as the load balancer: two backends whose agent-check talks to two
 // agents' responders. HAProxy's `show servers state` shows each state we report.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -19,32 +15,13 @@ using namespace pk_test;
 
 namespace {
 
-std::string stats(const std::string& sock, const std::string& cmd) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "";
-  }
-  std::string line = cmd + "\n";
-  ::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
-}
-
 // From `show servers state`: server name → {op_state, admin_state, uweight, last check}.
 struct ServerState {
   int op = -1, admin = -1, uweight = -1;
 };
 std::map<std::string, ServerState> servers_state(const std::string& sock) {
   std::map<std::string, ServerState> out;
-  std::istringstream in(stats(sock, "show servers state dumps"));
+  std::istringstream in(unix_socket_request(sock, "show servers state dumps"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#' || std::isdigit(static_cast<unsigned char>(line[0])) == 0) continue;
@@ -126,7 +103,7 @@ TEST(HaproxyAgentTest, ShowServersStateFollowsWhatWeReport) {
     }, 5000ms, 50ms);
     auto s = state_of(srv);
     EXPECT_TRUE(ok) << srv << ": op " << s.op << " admin " << s.admin << " uweight " << s.uweight << "\n"
-                    << stats(sock, "show servers state dumps") << read_file(d.file("haproxy.log"));
+                    << unix_socket_request(sock, "show servers state dumps") << read_file(d.file("haproxy.log"));
     return ok;
   };
   // up ready 100%: running (op 2), no admin flags.
@@ -148,7 +125,7 @@ TEST(HaproxyAgentTest, ShowServersStateFollowsWhatWeReport) {
   EXPECT_EQ(said.rfind("down #check http_ok unhealthy", 0), 0u) << said;
   EXPECT_EQ(said.find('\n'), said.size() - 1) << said;  // one line
   wait_state("b", 0, 0);
-  std::string csv = stats(sock, "show stat");
+  std::string csv = unix_socket_request(sock, "show stat");
   auto row_b = stat_row(csv, "dumps", "b");
   auto row_a = stat_row(csv, "dumps", "a");
   ASSERT_FALSE(row_b.empty()) << csv;

@@ -19,18 +19,6 @@ using namespace pk_test;
 
 namespace {
 
-int connect_unix(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::string read_reply(int fd, std::chrono::milliseconds timeout = 5000ms) {
   std::string out;
   auto end = Clock::now() + timeout;

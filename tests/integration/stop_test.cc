@@ -18,17 +18,13 @@
 #include <sstream>
 #include <thread>
 
-#include "pybal-compat/etcd_client.h"
 #include "tests/harness/agent_proc.h"
+#include "tests/harness/conftool_etcd.h"
 #include "tests/harness/servers.h"
 
 using namespace pk_test;
-using poolkeeper::EtcdClient;
-using poolkeeper::EtcdOptions;
 
 namespace {
-
-constexpr const char* kPrefix = "/conftool/v1/pools/eqiad/dumps";
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -76,26 +72,11 @@ std::string with_drain_seconds(std::string cfg, int s) {
   return cfg;
 }
 
-class StopConftoolTest : public ::testing::Test {
+class StopConftoolTest : public ::testing::Test, protected ConftoolEtcd {
  protected:
-  void SetUp() override {
-    etcd_ = std::make_unique<Etcd>(dir_.path());
-    etcd_->start();
-    client_ = std::make_unique<EtcdClient>(EtcdOptions{{etcd_->url()}, "", "", "", "", "", std::chrono::milliseconds(2000)});
-  }
-  std::string key(const std::string& svc, const std::string& host) { return std::string(kPrefix) + "/" + svc + "/" + host; }
-  void put(const std::string& host, const std::string& value) {
-    for (const char* svc : {"nfs", "http"}) ASSERT_TRUE(client_->put(key(svc, host), value).ok());
-  }
-  std::string pooled(const std::string& svc, const std::string& host) {
-    auto r = client_->get(key(svc, host));
-    if (!r.ok()) return "(missing)";
-    return nlohmann::json::parse(r.node.value).value("pooled", "?");
-  }
-  uint64_t index(const std::string& svc, const std::string& host) { return client_->get(key(svc, host)).node.modified_index; }
   std::string agent_extra(const std::string& stop_action) {
     return (stop_action.empty() ? "" : "stop_action = \"" + stop_action + "\"\n") + "\n[conftool]\nendpoints = [\"" +
-           etcd_->url() + "\"]\nprefix = \"" + kPrefix + "\"\n";
+           etcd().url() + "\"]\nprefix = \"" + kPrefix + "\"\n";
   }
   void start_ready(AgentProc& a) {
     a.start();
@@ -103,17 +84,13 @@ class StopConftoolTest : public ::testing::Test {
     ASSERT_TRUE(a.wait_health("http", 200)) << a.log();
     ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == true; }, 5000ms)) << a.log();
   }
-
-  TempDir dir_;
-  std::unique_ptr<Etcd> etcd_;
-  std::unique_ptr<EtcdClient> client_;
 };
 
 }  // namespace
 
 TEST_F(StopConftoolTest, ShutdownDrainRefusedByTheFloorKeepsKeysYes) {
-  put("a.example.org", R"({"pooled": "yes", "weight": 10})");
-  put("b.example.org", R"({"pooled":"no","weight":10})");  // depooled by an operator, confctl's shape
+  seed("a.example.org");
+  seed("b.example.org", R"({"pooled":"no","weight":10})");  // depooled by an operator, confctl's shape
   AgentProc a("a.example.org", agent_extra("drain"));
   a.write_config(with_drain_seconds(a.config_text(), 1));
   start_ready(a);
@@ -147,8 +124,8 @@ TEST_F(StopConftoolTest, BothAgentsStoppedAtOnceLeaveMinPooledIn) {
   const int rounds = 4;
   int both_out = 0;
   for (int round = 0; round < rounds; ++round) {
-    put("a.example.org", R"({"pooled": "yes", "weight": 10})");
-    put("b.example.org", R"({"pooled": "yes", "weight": 10})");
+    seed("a.example.org");
+    seed("b.example.org");
     start_ready(a);
     start_ready(b);
     auto t0 = Clock::now();
@@ -169,8 +146,8 @@ TEST_F(StopConftoolTest, BothAgentsStoppedAtOnceLeaveMinPooledIn) {
 }
 
 TEST_F(StopConftoolTest, RestartWritesNoKeyAndHealthStays200) {
-  put("a.example.org", R"({"pooled": "yes", "weight": 10})");
-  put("b.example.org", R"({"pooled": "yes", "weight": 10})");
+  seed("a.example.org");
+  seed("b.example.org");
   // stop_action is "auto": without systemd here that would drain, so the one-shot
   // stop-action file (what a package script writes before restarting) says "keep".
   AgentProc a("a.example.org", agent_extra(""));

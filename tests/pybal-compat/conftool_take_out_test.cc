@@ -6,8 +6,8 @@
 #include <future>
 
 #include "pybal-compat/conftool_writer.h"
+#include "tests/harness/conftool_etcd.h"
 #include "tests/harness/harness.h"
-#include "tests/harness/servers.h"
 
 using namespace pk_test;
 using namespace poolkeeper;
@@ -15,30 +15,23 @@ using Answers = std::vector<ConftoolWriter::TakeOutAnswer>;
 
 namespace {
 
-constexpr const char* kPrefix = "/conftool/v1/pools/eqiad/dumps";
-
 class ConftoolTakeOutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    etcd_ = std::make_unique<Etcd>(dir_.path());
-    etcd_->start();
-    client_ = std::make_unique<EtcdClient>(EtcdOptions{{etcd_->url()}, "", "", "", "", "", std::chrono::milliseconds(2000)});
-    cfg_.endpoints = {etcd_->url()};
-    cfg_.prefix = kPrefix;
+    cfg_.endpoints = {conftool_.etcd().url()};
+    cfg_.prefix = ConftoolEtcd::kPrefix;
     cfg_.liveness_prefix = "/poolkeeper/alive";
   }
   void TearDown() override {
     if (writer_) writer_->stop();
   }
-  std::string key(const std::string& host) { return std::string(kPrefix) + "/nfs/" + host; }
+  // Only the nfs key of a host.
   void seed(const std::string& host, const std::string& pooled) {
-    ASSERT_TRUE(client_->put(key(host), R"({"pooled":")" + pooled + R"(","weight":10})").ok());
+    std::string value = R"({"pooled":")" + pooled + R"(","weight":10})";
+    ASSERT_TRUE(conftool_.client().put(ConftoolEtcd::key("nfs", host), value).ok());
   }
-  std::string pooled(const std::string& host) {
-    auto r = client_->get(key(host), false, true);
-    return r.ok() ? nlohmann::json::parse(r.node.value).value("pooled", "?") : "(missing)";
-  }
-  uint64_t index(const std::string& host) { return client_->get(key(host), false, true).node.modified_index; }
+  std::string pooled(const std::string& host) { return conftool_.pooled("nfs", host); }
+  uint64_t index(const std::string& host) { return conftool_.index("nfs", host); }
   void start_writer(ConftoolWant::Kind kind) {
     ConftoolWriter::Callbacks cb;
     cb.adopt = [](const std::string&, const std::string&) {};
@@ -51,8 +44,7 @@ class ConftoolTakeOutTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<Etcd> etcd_;
-  std::unique_ptr<EtcdClient> client_;
+  ConftoolEtcd conftool_;
   ConftoolConfig cfg_;
   std::unique_ptr<ConftoolWriter> writer_;
 };
@@ -109,7 +101,7 @@ TEST_F(ConftoolTakeOutTest, RefusesUnderTheFloorAndStopsAtTheFirstRefusal) {
 TEST_F(ConftoolTakeOutTest, WithEtcdDownEveryAnswerIsUnavailableAndApplyStillRuns) {
   seed("a.example.org", "yes");
   start_writer(ConftoolWant::Kind::kYes);
-  etcd_->stop();
+  conftool_.etcd().stop();
   ASSERT_TRUE(wait_for([&] { return !writer_->up(); }, 15000ms));
   Answers got;
   writer_->take_out({{"nfs", 1}, {"http", 1}}, [&](const Answers& a) { got = a; });
