@@ -87,9 +87,8 @@ ctest_in() {
 
 unit_targets() {  # the executables of the tests labelled unit, as configured in $1
   # (tests run by a script, like layers_test, have no target of their own)
-  local targets
   targets=$(cmake --build "$1" --target help | awk '$1 == "..." {print $2}')
-  (cd "$1" && ctest -N -L unit | awk '/Test +#/ {print $3}') | grep -Fx -f <(printf '%s\n' "$targets")
+  (cd "$1" && ctest -N -L unit | awk '/Test +#/ {print $3}') | grep -Fx -e "$targets"
 }
 
 run_fuzzers() {
