@@ -8,6 +8,10 @@
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-nfs4.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +19,7 @@
 #include "agent/base/duration.h"
 #include "agent/base/utf8.h"
 #include "agent/base/net.h"
+#include "checks/nfs4_wire.h"
 
 namespace poolkeeper {
 
@@ -33,11 +38,6 @@ std::string hex(const char* p, size_t n) {
   return s;
 }
 
-uint32_t be32(const unsigned char* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
-}
-uint64_t be64(const unsigned char* p) { return (uint64_t(be32(p)) << 32) | be32(p + 4); }
-
 int poll_ms(Deadline deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
   if (left.count() <= 0) return 0;
@@ -46,73 +46,29 @@ int poll_ms(Deadline deadline) {
 
 }  // namespace
 
-std::string nfs4_status_name(int status) {
-  switch (status) {
-    case NFS4_OK: return "NFS4_OK";
-    case NFS4ERR_PERM: return "NFS4ERR_PERM";
-    case NFS4ERR_NOENT: return "NFS4ERR_NOENT";
-    case NFS4ERR_IO: return "NFS4ERR_IO";
-    case NFS4ERR_ACCESS: return "NFS4ERR_ACCESS";
-    case NFS4ERR_NOTDIR: return "NFS4ERR_NOTDIR";
-    case NFS4ERR_ISDIR: return "NFS4ERR_ISDIR";
-    case NFS4ERR_STALE: return "NFS4ERR_STALE";
-    case NFS4ERR_SERVERFAULT: return "NFS4ERR_SERVERFAULT";
-    case NFS4ERR_DELAY: return "NFS4ERR_DELAY";
-    case NFS4ERR_GRACE: return "NFS4ERR_GRACE";
-    case NFS4ERR_WRONGSEC: return "NFS4ERR_WRONGSEC";
-    case NFS4ERR_MOVED: return "NFS4ERR_MOVED";
-    case NFS4ERR_NOFILEHANDLE: return "NFS4ERR_NOFILEHANDLE";
-    case NFS4ERR_MINOR_VERS_MISMATCH: return "NFS4ERR_MINOR_VERS_MISMATCH";
-    case NFS4ERR_STALE_CLIENTID: return "NFS4ERR_STALE_CLIENTID";
-    case NFS4ERR_EXPIRED: return "NFS4ERR_EXPIRED";
-    case NFS4ERR_BADHANDLE: return "NFS4ERR_BADHANDLE";
-    case NFS4ERR_RESOURCE: return "NFS4ERR_RESOURCE";
-    default: return "NFS4ERR_" + std::to_string(status);
-  }
-}
-
 // What a callback left behind. Owned by the check (not the stack), because a
 // callback may still fire while a timed-out context is being destroyed.
 struct NfsCheck::Pending {
   bool done = false;
   int status = RPC_STATUS_ERROR;
   std::string error;
-  // COMPOUND results, copied out of the reply inside the callback
-  int compound_status = 0;
-  int failed_op = -1;  // index of the op whose status was not OK
-  int failed_status = 0;
-  unsigned ops = 0;
-  std::string root_fh, fh;  // raw bytes (hex only when they change: see compound())
-  bool have_attrs = false;
-  uint32_t type = 0;
-  uint64_t size = 0, fileid = 0;
-  int64_t mtime_sec = 0;
-  uint32_t mtime_nsec = 0;
-  std::string data;
-  bool eof = false;
-  // high-level results
-  struct nfsfh* file = nullptr;
+  nfs4::CompoundReply reply;  // copied out of libnfs's reply inside the callback
+  struct nfsfh* file = nullptr;  // high-level results
   // Back to "nothing yet", keeping the strings' buffers: a probe allocates nothing here.
   void reset() {
     done = false;
     status = RPC_STATUS_ERROR;
     error.clear();
-    compound_status = 0;
-    failed_op = -1;
-    failed_status = 0;
-    ops = 0;
-    root_fh.clear();
-    fh.clear();
-    have_attrs = false;
-    type = 0;
-    size = fileid = 0;
-    mtime_sec = 0;
-    mtime_nsec = 0;
-    data.clear();
-    eof = false;
+    int root = reply.root_getfh;
+    reply.clear();
+    reply.root_getfh = root;
     file = nullptr;
   }
 };
+
+namespace {
+std::atomic<uint64_t> instances{0};
+}  // namespace
 
 NfsCheck::NfsCheck(NfsCheckOptions o) : o_(std::move(o)), pending_(std::make_unique<Pending>()) {
   size_t i = 0;
@@ -123,6 +79,11 @@ NfsCheck::NfsCheck(NfsCheckOptions o) : o_(std::move(o)), pending_(std::make_uni
     i = j + 1;
   }
   build_ops();
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  owner_ = "poolkeeper " + std::string(host) + " " + std::to_string(::getpid()) + "." +
+           std::to_string(++instances) + " " + target();
+  if (owner_.size() > 1024) owner_.resize(1024);
 }
 
 NfsCheck::~NfsCheck() {
@@ -139,6 +100,8 @@ void NfsCheck::disconnect() {
     rpc_destroy_context(rpc_);
     rpc_ = nullptr;
   }
+  s41_.reset();
+  minor_ = -1;
 }
 
 void NfsCheck::drop_client() {
@@ -177,6 +140,8 @@ bool service_nfs(nfs_context* nfs, const bool& done, Deadline deadline) {
 std::string short_error(std::string e) {
   // A refused connect shows up as a hang-up of the connecting socket.
   if (e.find("POLLHUP") != std::string::npos) return "connection refused";
+  // libnfs's context lost its connection (the server restarted) and could not get it back.
+  if (e.find("Failed to reconnect") != std::string::npos) return "connection to the server lost";
   // libnfs errors look like "connect() to server failed. Connection refused(111)".
   for (const char* known : {"Connection refused", "Connection reset", "No route to host",
                             "Network is unreachable", "Broken pipe"}) {
@@ -193,14 +158,41 @@ std::string short_error(std::string e) {
 
 }  // namespace
 
-bool NfsCheck::connect(Deadline deadline, Result* fail) {
-  rpc_ = rpc_init_context();
-  if (!rpc_) {
-    *fail = Result::fail(Outcome::kFailed, "cannot create an RPC context");
-    return false;
-  }
-  pending_->reset();
+std::optional<Result> NfsCheck::connect(Deadline deadline) {
   ++counters_.connects;
+  need_open_ = true;  // a new connection may mean a restarted server: prove OPEN works
+  since_open_ = 0;
+  if (!o_.minor_version || *o_.minor_version >= 1) {
+    uint32_t want = static_cast<uint32_t>(o_.minor_version.value_or(2));
+    s41_ = std::make_unique<nfs4::Nfs41Session>(owner_, want, &counters_.mounts);
+    bool mismatch = false;
+    auto fail = s41_->open(o_.server, o_.port, deadline, &mismatch);
+    if (fail && mismatch && !o_.minor_version) fail = s41_->retry_minor(1, deadline, &mismatch);
+    if (!fail) {
+      size_t need = open_ops_.size() + 1;  // with SEQUENCE
+      if (s41_->max_ops() < need) {
+        uint32_t m = s41_->max_ops();
+        s41_.reset();
+        return Result::fail(Outcome::kFailed, "path too deep: the probe needs " + std::to_string(need) +
+                                                  " operations in a COMPOUND, the server allows " + std::to_string(m));
+      }
+      minor_ = static_cast<int>(s41_->minor_version());
+      return std::nullopt;
+    }
+    s41_.reset();
+    // Only when the server has neither 4.2 nor 4.1 and no version was asked for: 4.0.
+    if (!(mismatch && !o_.minor_version)) return fail;
+  }
+  return connect40(deadline);
+}
+
+std::optional<Result> NfsCheck::connect40(Deadline deadline) {
+  // The OPEN context of an earlier connection may be dead (the server restarted): a
+  // new connection gets a new one, rather than failing once on the old.
+  drop_client();
+  rpc_ = rpc_init_context();
+  if (!rpc_) return Result::fail(Outcome::kFailed, "cannot create an RPC context");
+  pending_->reset();
   // libnfs's C code calls these callbacks: nothing may throw out of them.
   auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
     auto* p = static_cast<Pending*>(priv);
@@ -212,70 +204,99 @@ bool NfsCheck::connect(Deadline deadline, Result* fail) {
       p->status = RPC_STATUS_ERROR;
     }
   };
+  std::optional<Result> fail;
   if (rpc_connect_port_async(rpc_, o_.server.c_str(), o_.port, NFS4_PROGRAM, NFS_V4, cb,
-                             pending_.get()) != 0) {
-    *fail = Result::fail(Outcome::kNetworkError, short_error(rpc_get_error(rpc_)));
+                             pending_.get()) != 0)
+    fail = Result::fail(Outcome::kNetworkError, short_error(rpc_get_error(rpc_)));
+  else if (!service_rpc(rpc_, pending_->done, deadline))
+    fail = pending_->done ? Result::fail(Outcome::kNetworkError, short_error(pending_->error))
+                          : Result::fail(Outcome::kTimeout, "timed out connecting");
+  else if (pending_->status != RPC_STATUS_SUCCESS)
+    fail = Result::fail(Outcome::kNetworkError, short_error(pending_->error));
+  if (fail) {
     disconnect();
-    return false;
+    return fail;
   }
-  if (!service_rpc(rpc_, pending_->done, deadline)) {
-    *fail = pending_->done ? Result::fail(Outcome::kNetworkError, short_error(pending_->error))
-                           : Result::fail(Outcome::kTimeout, "timed out connecting");
-    disconnect();
-    return false;
-  }
-  if (pending_->status != RPC_STATUS_SUCCESS) {
-    *fail = Result::fail(Outcome::kNetworkError, short_error(pending_->error));
-    disconnect();
-    return false;
-  }
-  need_open_ = true;  // a new connection may mean a restarted server: prove OPEN works
-  return true;
+  minor_ = 0;
+  return std::nullopt;
 }
 
-// PUTROOTFH, (LOOKUP c, [GETFH after the first])..., GETFH, GETATTR, READ: the same
-// for every probe, so built once (the ops point into components_ and attr_mask_).
+// The probe's operations, the same for every probe, so built once: PUTROOTFH,
+// LOOKUP of each component, the root handle's GETFH (after PUTROOTFH for a file at the
+// top of the pseudo-filesystem, else after the first LOOKUP), GETFH, GETATTR, READ. The
+// open variant (4.1) adds OPEN by the file handle, READ with its stateid, and CLOSE.
 void NfsCheck::build_ops() {
-  nfs_argop4 op;
-  std::memset(&op, 0, sizeof op);
-  op.argop = OP_PUTROOTFH;
-  ops_.push_back(op);
+  probe_ops_.push_back(nfs4::kOpPutrootfh);
+  std::vector<int> comp_of;  // per op: the path component a LOOKUP names
+  comp_of.push_back(-1);
+  if (components_.size() == 1) {
+    root_getfh_ = static_cast<int>(probe_ops_.size());
+    probe_ops_.push_back(nfs4::kOpGetfh);
+    comp_of.push_back(-1);
+  }
   for (size_t i = 0; i < components_.size(); ++i) {
-    std::memset(&op, 0, sizeof op);
-    op.argop = OP_LOOKUP;
-    op.nfs_argop4_u.oplookup.objname.utf8string_len = static_cast<u_int>(components_[i].size());
-    op.nfs_argop4_u.oplookup.objname.utf8string_val = components_[i].data();
-    ops_.push_back(op);
+    probe_ops_.push_back(nfs4::kOpLookup);
+    comp_of.push_back(static_cast<int>(i));
     if (i == 0 && components_.size() > 1) {
-      std::memset(&op, 0, sizeof op);
-      op.argop = OP_GETFH;
-      ops_.push_back(op);
+      root_getfh_ = static_cast<int>(probe_ops_.size());
+      probe_ops_.push_back(nfs4::kOpGetfh);
+      comp_of.push_back(-1);
     }
   }
-  std::memset(&op, 0, sizeof op);
-  op.argop = OP_GETFH;
-  ops_.push_back(op);
+  for (uint32_t op : {nfs4::kOpGetfh, nfs4::kOpGetattr, nfs4::kOpRead}) {
+    probe_ops_.push_back(op);
+    comp_of.push_back(-1);
+  }
+  open_ops_ = probe_ops_;
+  for (uint32_t op : {nfs4::kOpOpen, nfs4::kOpRead, nfs4::kOpClose}) open_ops_.push_back(op);
+  pending_->reply.root_getfh = root_getfh_;
+
   attr_mask_[0] = (1u << FATTR4_TYPE) | (1u << FATTR4_SIZE) | (1u << FATTR4_FILEID);
   attr_mask_[1] = 1u << (FATTR4_TIME_MODIFY - 32);
-  std::memset(&op, 0, sizeof op);
-  op.argop = OP_GETATTR;
-  op.nfs_argop4_u.opgetattr.attr_request.bitmap4_len = 2;
-  op.nfs_argop4_u.opgetattr.attr_request.bitmap4_val = attr_mask_;
-  ops_.push_back(op);
-  std::memset(&op, 0, sizeof op);
-  op.argop = OP_READ;  // anonymous stateid: all zeros
-  op.nfs_argop4_u.opread.offset = 0;
-  op.nfs_argop4_u.opread.count =
-      static_cast<count4>(std::max<size_t>(64, o_.expect ? o_.expect->size() : 0));
-  ops_.push_back(op);
+  auto count = static_cast<uint32_t>(std::max<size_t>(64, o_.expect ? o_.expect->size() : 0));
+
+  // NFSv4.0, for libnfs (the ops point into components_ and attr_mask_).
+  for (size_t i = 0; i < probe_ops_.size(); ++i) {
+    nfs_argop4 op;
+    std::memset(&op, 0, sizeof op);
+    op.argop = static_cast<nfs_opnum4>(probe_ops_[i]);
+    if (probe_ops_[i] == nfs4::kOpLookup) {
+      std::string& c = components_[static_cast<size_t>(comp_of[i])];
+      op.nfs_argop4_u.oplookup.objname.utf8string_len = static_cast<u_int>(c.size());
+      op.nfs_argop4_u.oplookup.objname.utf8string_val = c.data();
+    } else if (probe_ops_[i] == nfs4::kOpGetattr) {
+      op.nfs_argop4_u.opgetattr.attr_request.bitmap4_len = 2;
+      op.nfs_argop4_u.opgetattr.attr_request.bitmap4_val = attr_mask_;
+    } else if (probe_ops_[i] == nfs4::kOpRead) {
+      op.nfs_argop4_u.opread.offset = 0;  // anonymous stateid: all zeros
+      op.nfs_argop4_u.opread.count = count;
+    }
+    ops_.push_back(op);
+  }
+
+  // NFSv4.1/4.2, encoded (after the SEQUENCE the session puts first).
+  nfs4::XdrOut x;
+  for (size_t i = 0; i < probe_ops_.size(); ++i) {
+    switch (probe_ops_[i]) {
+      case nfs4::kOpPutrootfh: nfs4::put_putrootfh(x); break;
+      case nfs4::kOpLookup: nfs4::put_lookup(x, components_[static_cast<size_t>(comp_of[i])]); break;
+      case nfs4::kOpGetfh: nfs4::put_getfh(x); break;
+      case nfs4::kOpGetattr: nfs4::put_getattr(x, attr_mask_); break;
+      case nfs4::kOpRead: nfs4::put_read_anonymous(x, count); break;
+    }
+  }
+  probe41_ = x.bytes();
+  nfs4::put_open_current_fh(x, "poolkeeper probe");  // scoped to our client
+  nfs4::put_read_current(x, count);
+  nfs4::put_close_current(x);
+  open41_ = std::move(x.bytes());
 }
 
-Result NfsCheck::compound(Deadline deadline) {
-  const std::vector<nfs_argop4>& ops = ops_;
+Result NfsCheck::run40(Deadline deadline) {
   COMPOUND4args args;
   std::memset(&args, 0, sizeof args);
   args.minorversion = 0;
-  args.argarray.argarray_len = static_cast<u_int>(ops.size());
+  args.argarray.argarray_len = static_cast<u_int>(ops_.size());
   args.argarray.argarray_val = ops_.data();
 
   pending_->reset();
@@ -289,9 +310,9 @@ Result NfsCheck::compound(Deadline deadline) {
         return;
       }
       auto* res = static_cast<COMPOUND4res*>(data);
-      p->compound_status = res->status;
-      p->ops = res->resarray.resarray_len;
-      int getfh_seen = 0;
+      nfs4::CompoundReply& out = p->reply;
+      out.status = res->status;
+      out.ops = res->resarray.resarray_len;
       for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
         // libnfs's decoder may lay the results out at 4-byte alignment (seen with UBSan);
         // read each through an aligned shallow copy (its pointers still point into the reply).
@@ -301,45 +322,21 @@ Result NfsCheck::compound(Deadline deadline) {
         // Every result union starts with its nfsstat4.
         int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
         if (st != NFS4_OK) {
-          p->failed_op = static_cast<int>(i);
-          p->failed_status = st;
+          out.failed_op = static_cast<int>(i);
+          out.failed_status = st;
           break;
         }
         if (r.resop == OP_GETFH) {
           auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-          (getfh_seen++ == 0 ? p->root_fh : p->fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
+          (static_cast<int>(i) == out.root_getfh ? out.root_fh : out.fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
         } else if (r.resop == OP_GETATTR) {
           auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
-          const auto* v = reinterpret_cast<const unsigned char*>(fa.attr_vals.attrlist4_val);
-          size_t n = fa.attr_vals.attrlist4_len, off = 0;
-          uint32_t w0 = fa.attrmask.bitmap4_len > 0 ? fa.attrmask.bitmap4_val[0] : 0;
-          uint32_t w1 = fa.attrmask.bitmap4_len > 1 ? fa.attrmask.bitmap4_val[1] : 0;
-          bool ok = true;
-          auto take = [&](size_t len) {
-            if (!ok || off + len > n) {
-              ok = false;
-              return static_cast<const unsigned char*>(nullptr);
-            }
-            const unsigned char* q = v + off;
-            off += len;
-            return q;
-          };
-          if (w0 & (1u << FATTR4_TYPE))
-            if (auto q = take(4)) p->type = be32(q);
-          if (w0 & (1u << FATTR4_SIZE))
-            if (auto q = take(8)) p->size = be64(q);
-          if (w0 & (1u << FATTR4_FILEID))
-            if (auto q = take(8)) p->fileid = be64(q);
-          if (w1 & (1u << (FATTR4_TIME_MODIFY - 32)))
-            if (auto q = take(12)) {
-              p->mtime_sec = static_cast<int64_t>(be64(q));
-              p->mtime_nsec = be32(q + 8);
-            }
-          p->have_attrs = ok;
+          out.attrs = nfs4::decode_fattr(fa.attrmask.bitmap4_val, fa.attrmask.bitmap4_len,
+                                         std::string_view(fa.attr_vals.attrlist4_val, fa.attr_vals.attrlist4_len));
         } else if (r.resop == OP_READ) {
           auto& ok = r.nfs_resop4_u.opread.READ4res_u.resok4;
-          p->data.assign(ok.data.data_val, ok.data.data_len);
-          p->eof = ok.eof;
+          out.data.assign(ok.data.data_val, ok.data.data_len);
+          out.eof = ok.eof;
         }
       }
     } catch (...) {  // out of memory copying the reply: a failed probe, not a crash
@@ -371,9 +368,49 @@ Result NfsCheck::compound(Deadline deadline) {
                                                                  : Outcome::kNetworkError,
                         e);
   }
-  const Pending& p = *pending_;
+  Result r = judge(pending_->reply, probe_ops_);
+  if (!r.ok()) return r;
+  if (need_open_ || ++since_open_ >= o_.open_every) {
+    if (auto f = open_read_close(deadline)) {
+      f->details = r.details;
+      need_open_ = true;
+      return *f;
+    }
+    need_open_ = false;
+    since_open_ = 0;
+    r.details["opened"] = true;
+  }
+  return r;
+}
+
+Result NfsCheck::run41(Deadline deadline) {
+  bool open_now = need_open_ || since_open_ + 1 >= o_.open_every;
+  const std::vector<uint32_t>& ops = open_now ? open_ops_ : probe_ops_;
+  ++counters_.compounds;
+  if (open_now) ++counters_.opens;
+  nfs4::CompoundReply& reply = pending_->reply;
+  if (auto f = s41_->compound(open_now ? open41_ : probe41_, static_cast<uint32_t>(ops.size()), deadline, &reply)) {
+    disconnect();
+    return *f;
+  }
+  Result r = judge(reply, ops);
+  if (open_now) {
+    need_open_ = !r.ok();
+    if (r.ok()) {
+      since_open_ = 0;
+      r.details["opened"] = true;
+    }
+  } else if (r.ok()) {
+    ++since_open_;
+  }
+  return r;
+}
+
+Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops) {
   Result r = Result::pass();
-  // The handles are the same on nearly every probe: hex-encoded only when they change.
+  // What the reply carried goes into the details whatever the verdict: the handles
+  // during a grace period, the age of a stale canary. The handles are the same on
+  // nearly every probe: hex-encoded only when they change.
   if (p.root_fh != root_fh_raw_) {
     root_fh_raw_ = p.root_fh;
     root_fh_hex_ = hex(p.root_fh.data(), p.root_fh.size());
@@ -384,42 +421,60 @@ Result NfsCheck::compound(Deadline deadline) {
   }
   if (!root_fh_hex_.empty()) r.details["root_fh"] = root_fh_hex_;
   if (!fh_hex_.empty()) r.details["fh"] = fh_hex_;
-  if (p.failed_op >= 0) {
-    nfs_opnum4 which = ops[static_cast<size_t>(p.failed_op)].argop;
-    std::string st = nfs4_status_name(p.failed_status);
-    if (which == OP_LOOKUP) {
-      // Name the first missing component.
-      size_t comp = 0;
-      for (int i = 0; i <= p.failed_op; ++i)
-        if (ops[static_cast<size_t>(i)].argop == OP_LOOKUP) ++comp;
-      std::string upto;
-      for (size_t i = 0; i < comp; ++i) upto += "/" + components_[i];
-      if (p.failed_status == NFS4ERR_NOENT) return Result::fail(Outcome::kFailed, "path missing: " + upto);
-      return Result::fail(Outcome::kFailed, "lookup " + upto + ": " + st);
-    }
-    if (which == OP_READ) {
-      if (p.failed_status == NFS4ERR_GRACE) return Result::fail(Outcome::kFailed, "grace period");
-      if (p.failed_status == NFS4ERR_ISDIR) return Result::fail(Outcome::kFailed, "not a file: " + o_.path);
-      return Result::fail(Outcome::kFailed, "read " + o_.path + ": " + st);
-    }
-    const char* names[] = {"", "", "", "ACCESS", "CLOSE", "COMMIT", "CREATE", "DELEGPURGE",
-                           "DELEGRETURN", "GETATTR", "GETFH"};
-    std::string opname = static_cast<int>(which) < 11 ? names[which] : "";
-    if (which == OP_PUTROOTFH) opname = "PUTROOTFH";
-    Result f = Result::fail(Outcome::kFailed, opname + ": " + st);
-    f.details = r.details;
-    return f;
-  }
-  if (p.ops != ops.size()) return Result::fail(Outcome::kNetworkError, "short COMPOUND reply");
-  if (p.have_attrs) {
-    r.details["size"] = p.size;
-    r.details["fileid"] = p.fileid;
-    r.details["mtime"] = p.mtime_sec;
+  r.details["minor_version"] = minor_;
+  Duration age{0};
+  if (p.attrs.have) {
+    r.details["size"] = p.attrs.size;
+    r.details["fileid"] = p.attrs.fileid;
+    r.details["mtime"] = p.attrs.mtime_sec;
     WallTime mtime{std::chrono::duration_cast<WallTime::duration>(
-        std::chrono::seconds(p.mtime_sec) + std::chrono::nanoseconds(p.mtime_nsec))};
-    Duration age = std::chrono::system_clock::now() - mtime;
+        std::chrono::seconds(p.attrs.mtime_sec) + std::chrono::nanoseconds(p.attrs.mtime_nsec))};
+    age = std::chrono::system_clock::now() - mtime;
     r.details["age_seconds"] = seconds(age);
     if (o_.max_age) r.details["max_age_seconds"] = seconds(*o_.max_age);
+  }
+  size_t first_read = static_cast<size_t>(std::find(ops.begin(), ops.end(), nfs4::kOpRead) - ops.begin());
+  if (first_read < p.ops && (p.failed_op < 0 || static_cast<size_t>(p.failed_op) > first_read))
+    r.details["read_bytes"] = p.data.size();
+  auto fail = [&](Outcome o, std::string why) {
+    Result f = Result::fail(o, std::move(why));
+    f.details = r.details;
+    return f;
+  };
+  if (p.failed_op >= 0 && static_cast<size_t>(p.failed_op) < ops.size()) {
+    uint32_t which = ops[static_cast<size_t>(p.failed_op)];
+    std::string st = nfs4::status_name(p.failed_status);
+    switch (which) {
+      case nfs4::kOpLookup: {  // name the first missing component
+        size_t comp = 0;
+        for (int i = 0; i <= p.failed_op; ++i)
+          if (ops[static_cast<size_t>(i)] == nfs4::kOpLookup) ++comp;
+        std::string upto;
+        for (size_t i = 0; i < comp; ++i) upto += "/" + components_[i];
+        if (p.failed_status == NFS4ERR_NOENT) return fail(Outcome::kFailed, "path missing: " + upto);
+        return fail(Outcome::kFailed, "lookup " + upto + ": " + st);
+      }
+      case nfs4::kOpRead:
+      case nfs4::kOpOpen:
+        if (p.failed_status == NFS4ERR_GRACE) return fail(Outcome::kFailed, "grace period");
+        if (p.failed_status == NFS4ERR_ISDIR) return fail(Outcome::kFailed, "not a file: " + o_.path);
+        return fail(Outcome::kFailed, std::string(which == nfs4::kOpRead ? "read " : "open ") + o_.path + ": " + st);
+      case nfs4::kOpClose: return fail(Outcome::kFailed, "close " + o_.path + ": " + st);
+      case nfs4::kOpPutrootfh: return fail(Outcome::kFailed, "PUTROOTFH: " + st);
+      case nfs4::kOpGetfh: return fail(Outcome::kFailed, "GETFH: " + st);
+      case nfs4::kOpGetattr: return fail(Outcome::kFailed, "GETATTR: " + st);
+      default: return fail(Outcome::kFailed, st);
+    }
+  }
+  if (p.ops != ops.size()) {
+    // No result failed, yet results are missing: the COMPOUND itself was refused.
+    if (p.status == nfs4::kErrMinorVersMismatch)
+      return fail(Outcome::kFailed, "the server does not speak NFSv4." + std::to_string(minor_) +
+                                        " (NFS4ERR_MINOR_VERS_MISMATCH)");
+    if (p.status != NFS4_OK) return fail(Outcome::kFailed, "COMPOUND refused: " + nfs4::status_name(p.status));
+    return fail(Outcome::kNetworkError, "short COMPOUND reply");
+  }
+  if (p.attrs.have) {
     if (o_.max_age && age > *o_.max_age) {
       // "2h01m" rather than "7.26e+03s": an operator reads this reason.
       long long secs = std::chrono::duration_cast<std::chrono::seconds>(age).count();
@@ -427,21 +482,16 @@ Result NfsCheck::compound(Deadline deadline) {
       if (secs >= 3600) std::snprintf(when, sizeof when, "%lldh%02lldm", secs / 3600, secs % 3600 / 60);
       else if (secs >= 60) std::snprintf(when, sizeof when, "%lldm%02llds", secs / 60, secs % 60);
       else std::snprintf(when, sizeof when, "%llds", secs);
-      Result f = Result::fail(Outcome::kFailed, std::string("canary too old: ") + when + " (max_age " +
-                                                    format_duration(*o_.max_age) + ")");
-      f.details = r.details;  // the age is what the operator (and the metrics) need here
-      return f;
+      return fail(Outcome::kFailed, std::string("canary too old: ") + when + " (max_age " +
+                                        format_duration(*o_.max_age) + ")");
     }
-    if (p.type != NF4REG) return Result::fail(Outcome::kFailed, "not a regular file: " + o_.path);
+    if (p.attrs.type != NF4REG) return fail(Outcome::kFailed, "not a regular file: " + o_.path);
   }
-  r.details["read_bytes"] = p.data.size();
   if (o_.expect && p.data.compare(0, o_.expect->size(), *o_.expect) != 0) {
     std::string got = p.data.substr(0, std::min<size_t>(p.data.size(), 32));
     for (char& c : got)
       if (static_cast<unsigned char>(c) < ' ' || static_cast<unsigned char>(c) > '~') c = '.';
-    Result f = Result::fail(Outcome::kFailed, "canary content wrong: got \"" + got + "\"");
-    f.details = r.details;
-    return f;
+    return fail(Outcome::kFailed, "canary content wrong: got \"" + got + "\"");
   }
   r.reason = "read " + std::to_string(p.data.size()) + " bytes";
   return r;
@@ -519,20 +569,9 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
 }
 
 Result NfsCheck::run(Deadline deadline) {
-  Result fail;
-  if (!rpc_ && !connect(deadline, &fail)) return fail;
-  Result r = compound(deadline);
-  if (!r.ok()) return r;
-  if (need_open_ || ++since_open_ >= o_.open_every) {
-    if (auto f = open_read_close(deadline)) {
-      f->details = r.details;
-      need_open_ = true;
-      return *f;
-    }
-    need_open_ = false;
-    since_open_ = 0;
-    r.details["opened"] = true;
-  }
+  if (minor_ < 0)
+    if (auto f = connect(deadline)) return *f;
+  Result r = minor_ == 0 ? run40(deadline) : run41(deadline);
   r.details["connects"] = counters_.connects;
   r.details["compounds"] = counters_.compounds;
   return r;
@@ -553,6 +592,7 @@ std::unique_ptr<Check> make_nfs_check(TableReader& reader) {
   if (o.expect && o.expect->size() > 4096) reader.fail("expect", "must be at most 4096 bytes");
   o.max_age = reader.duration("max_age", std::chrono::seconds(1), std::chrono::hours(24 * 365));
   o.open_every = static_cast<int>(reader.integer("open_every", 1, 1'000'000).value_or(30));
+  if (auto m = reader.integer("minor_version", 0, 2)) o.minor_version = static_cast<int>(*m);
   return std::make_unique<NfsCheck>(std::move(o));
 }
 

@@ -104,7 +104,34 @@ TcpConn::~TcpConn() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::optional<Result> TcpConn::connect(const std::string& host_in, int port, Deadline deadline) {
+namespace {
+// Binds fd to a free port in 512..1023, starting at a random one; false when none is free.
+bool bind_reserved(int fd, int family) {
+  int start = 512 + static_cast<int>(SteadyClock::now().time_since_epoch().count() % 512);
+  for (int i = 0; i < 512; ++i) {
+    uint16_t port = static_cast<uint16_t>(512 + (start - 512 + i) % 512);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(port);
+      len = sizeof *a;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(port);
+      len = sizeof *a;
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) return true;
+    if (errno != EADDRINUSE) return false;
+  }
+  return false;
+}
+}  // namespace
+
+std::optional<Result> TcpConn::connect(const std::string& host_in, int port, Deadline deadline,
+                                       bool reserved_port) {
   std::string host = host_in == "localhost" ? "127.0.0.1" : host_in;
   sockaddr_storage ss{};
   socklen_t len;
@@ -126,6 +153,7 @@ std::optional<Result> TcpConn::connect(const std::string& host_in, int port, Dea
   if (fd_ < 0) return Result::fail(Outcome::kNetworkError, std::string("socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (reserved_port) bind_reserved(fd_, family);  // refused (not root, no CAP_NET_BIND_SERVICE): any port
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
     int e = errno;
     return Result::fail(Outcome::kNetworkError, e == ECONNREFUSED ? "connection refused" : std::strerror(e));

@@ -17,7 +17,11 @@ class TcpConn {
   TcpConn& operator=(const TcpConn&) = delete;
 
   // On failure returns a Result describing it ("connection refused", "timed out connecting").
-  std::optional<Result> connect(const std::string& host, int port, Deadline deadline);
+  // reserved_port: connect from a port below 1024 when allowed (root, or
+  // CAP_NET_BIND_SERVICE), as NFS clients do for servers that insist (knfsd's default
+  // `secure` export); otherwise from any port.
+  std::optional<Result> connect(const std::string& host, int port, Deadline deadline,
+                                bool reserved_port = false);
   std::optional<Result> write_all(const std::string& bytes, Deadline deadline);
   // Reads what is available (at most `max` bytes) into `out`; returns false at EOF,
   // and sets *timeout when the deadline passed first.

@@ -148,19 +148,62 @@ TEST_F(ChecksTest, NfsServerHung) {
 }
 
 TEST_F(ChecksTest, NfsOneRoundTripPerProbeAndNoClientStatePerProbe) {
-  auto o = nfs_opts(*stack_);
-  NfsCheck c(o);
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(probe(c).ok()) << i;
-  const NfsProbeCounters& n = c.counters();
-  // One connection, one COMPOUND per probe, and exactly one client (one mount of the
-  // long-lived OPEN context): SETCLIENTID happens once for all 1,000 probes.
-  EXPECT_EQ(n.connects, 1u);
-  EXPECT_EQ(n.compounds, 1000u);
-  EXPECT_EQ(n.mounts, 1u);
-  EXPECT_EQ(n.opens, 1u + 999u / 30u);
-  std::printf("1000 probes: %llu connects, %llu compounds, %llu mounts, %llu opens\n",
-              (unsigned long long)n.connects, (unsigned long long)n.compounds,
-              (unsigned long long)n.mounts, (unsigned long long)n.opens);
+  // Every minor version: one connection, one COMPOUND per probe, and exactly one client
+  // for all 1,000 probes (4.0: one mount of the long-lived OPEN context, so one
+  // SETCLIENTID; 4.1/4.2: one EXCHANGE_ID and CREATE_SESSION).
+  for (int minor : {0, 1, 2}) {
+    auto o = nfs_opts(*stack_);
+    o.minor_version = minor;
+    NfsCheck c(o);
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(probe(c).ok()) << "4." << minor << " probe " << i;
+    const NfsProbeCounters& n = c.counters();
+    EXPECT_EQ(n.connects, 1u);
+    EXPECT_EQ(n.compounds, 1000u);
+    EXPECT_EQ(n.mounts, 1u);
+    EXPECT_EQ(n.opens, 1u + 999u / 30u);
+    std::printf("NFSv4.%d, 1000 probes: %llu connects, %llu compounds, %llu clients, %llu opens\n", minor,
+                (unsigned long long)n.connects, (unsigned long long)n.compounds,
+                (unsigned long long)n.mounts, (unsigned long long)n.opens);
+  }
+}
+
+TEST_F(ChecksTest, NfsSpeaksTheHighestMinorVersionOrTheOneAsked) {
+  for (std::optional<int> minor : {std::optional<int>(), std::optional<int>(0), std::optional<int>(1)}) {
+    auto o = nfs_opts(*stack_);
+    o.expect = "poolkeeper canary";
+    o.minor_version = minor;
+    NfsCheck c(o);
+    Result r = probe(c);
+    ASSERT_TRUE(r.ok()) << r.reason;
+    EXPECT_EQ(r.details["minor_version"], minor.value_or(2));  // ganesha has 0, 1 and 2
+    EXPECT_EQ(r.reason, "read 18 bytes");
+    EXPECT_EQ(r.details["opened"], true);
+    EXPECT_EQ(r.details["size"], 18);
+    EXPECT_NE(r.details["root_fh"], r.details["fh"]);
+  }
+  // The same handles whatever the minor version.
+  auto o0 = nfs_opts(*stack_), o2 = nfs_opts(*stack_);
+  o0.minor_version = 0;
+  NfsCheck c0(o0), c2(o2);
+  Result r0 = probe(c0), r2 = probe(c2);
+  EXPECT_EQ(r0.details["fh"], r2.details["fh"]);
+  EXPECT_EQ(r0.details["root_fh"], r2.details["root_fh"]);
+}
+
+TEST_F(ChecksTest, NfsPathMissingAndWrongContentOnEveryMinorVersion) {
+  for (int minor : {0, 2}) {
+    auto o = nfs_opts(*stack_, "/dumps/missing/canary.txt");
+    o.minor_version = minor;
+    NfsCheck c(o);
+    Result r = probe(c);
+    EXPECT_EQ(r.reason, "path missing: /dumps/missing") << minor;
+    // The root handle came before the failing LOOKUP: it stays in the details.
+    EXPECT_TRUE(r.details.contains("root_fh")) << r.details.dump();
+    auto o2 = nfs_opts(*stack_, "/dumps");
+    o2.minor_version = minor;
+    NfsCheck dir(o2);
+    EXPECT_EQ(probe(dir).reason, "not a file: /dumps") << minor;  // READ: NFS4ERR_ISDIR
+  }
 }
 
 // ---------------- http ----------------

@@ -176,6 +176,10 @@ TEST(ConfigTest, PortsWithLeadingZerosAndHostNamesAreRefused) {
   EXPECT_EQ(error_of(std::string(kGood) + "[haproxy_agent]\nlisten = \"lb.example.org:9474\"\n"),
             "test.toml:26: haproxy_agent.listen: \"lb.example.org:9474\" must be a numeric ADDRESS:PORT, e.g. \"127.0.0.1:9474\"");
   EXPECT_EQ(check("[checks.n6]\nkind = \"nfs\"\nserver = \"[::1]\"\npath = \"/dumps/c\""), "");
+  // The NFS minor version: 0, 1 or 2, or left out for the highest the server has.
+  EXPECT_EQ(check("[checks.n41]\nkind = \"nfs\"\npath = \"/dumps/c\"\nminor_version = 1"), "");
+  EXPECT_EQ(check("[checks.n43]\nkind = \"nfs\"\npath = \"/dumps/c\"\nminor_version = 3"),
+            "test.toml:24: checks.n43.minor_version: must be between 0 and 2, not 3");
 }
 
 TEST(ConfigTest, UrlsWithControlCharactersAreRefused) {
