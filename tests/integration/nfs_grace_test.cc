@@ -85,6 +85,9 @@ TEST(NfsGraceTest, GracePeriodFailsUntilOpenWorks) {
   ASSERT_TRUE(run.second.back().result.ok()) << run.second.back().result.reason;
   int grace_after_restart = 0;
   for (const auto& s : run.second) {
+    // The OPEN context is renewed with the connection: it never fails on the dead one.
+    EXPECT_EQ(s.result.reason.rfind("open", 0), std::string::npos) << s.result.reason;
+    EXPECT_EQ(s.result.reason.find("lost"), std::string::npos) << s.result.reason;
     if (s.result.reason != "grace period") continue;
     ++grace_after_restart;
     // The cheap probe alone would have passed: its anonymous-stateid READ worked.

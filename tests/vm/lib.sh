@@ -9,10 +9,12 @@
 #   on NAME CMD...              run CMD in host NAME
 #   lan_add                     a bridge "lan" in the VM's own namespace
 #   lan_join NAME ADDR/LEN      a veth from host NAME (eth0) into the bridge
-#   nfsd_start NAME EXPORTS     kernel nfsd (NFSv4.0 and 4.1, no v3) in host NAME,
+#   nfsd_start NAME EXPORTS     kernel nfsd (NFSv4.0, 4.1, 4.2, no v3) in host NAME,
 #                               exporting a fresh tmpfs at /srv/nfs with EXPORTS
 #                               (lines of /etc/exports)
 #   nfsd_stop NAME              stop that nfsd and its mountd
+#   agent_start NAME CONFIG LOG, agent_stop NAME
+#                               poolkeeper ($POOLKEEPER) in host NAME
 #   now                         seconds since boot (float)
 #   log MSG...                  timestamped line on stdout
 
@@ -44,6 +46,25 @@ on() {
   local name=$1
   shift
   nsenter -t "$(cat "$VM_NS/$name.pid")" -m -n -r -w -- "$@"
+}
+
+# agent_start NAME CONFIG LOG: poolkeeper in host NAME, in the background; agent_stop
+# NAME: SIGTERM, and wait (at most 15 s) until it has exited. (`on ... &` alone would
+# leave $! naming the subshell, not the agent.)
+agent_start() {
+  local name=$1 config=$2 logfile=$3
+  on "$name" sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$VM_NS/$name.agent" \
+    "$POOLKEEPER" --config "$config" > "$logfile" 2>&1 &
+  for _ in $(seq 50); do [ -s "$VM_NS/$name.agent" ] && return 0; sleep 0.1; done
+  die "agent_start $name: no pid"
+}
+agent_stop() {
+  local pid
+  pid=$(cat "$VM_NS/$1.agent" 2>/dev/null) || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+  rm -f "$VM_NS/$1.agent"
 }
 
 lan_add() {
@@ -86,7 +107,7 @@ nfsd_run() {
   on "$name" exportfs -ra || die "nfsd_run $name: exportfs"
   on "$name" rpc.mountd -F -N 2 -N 3 >"$VM_OUT/mountd-$name.log" 2>&1 &
   echo $! > "$VM_NS/$name.mountd"
-  on "$name" rpc.nfsd -N 3 -V 4.0 -V 4.1 8 || die "nfsd_run $name: rpc.nfsd"
+  on "$name" rpc.nfsd -N 3 -V 4.0 -V 4.1 -V 4.2 8 || die "nfsd_run $name: rpc.nfsd"
   log "$name: nfsd versions $(on "$name" cat /proc/fs/nfsd/versions), threads $(on "$name" cat /proc/fs/nfsd/threads)"
 }
 
@@ -108,6 +129,7 @@ listen = "127.0.0.1:9473"
 hostname = "$name.example.org"
 admin_socket = "$VM_NS/pk-$name/admin.sock"
 state_dir = "$VM_NS/pk-$name/state"
+stop_action = "keep"   # a scenario's agent stop is no host shutdown: nothing to drain
 [services.nfs]
 checks = ["export"]
 port = 2049
