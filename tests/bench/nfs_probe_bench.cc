@@ -5,6 +5,8 @@
 //  - the ceiling: what an operator would otherwise script, a fresh `nfs-cat` process
 //    per probe.
 //   build/tests/bench/nfs_probe_bench [PROBES] [NFS_CAT_RUNS]
+// The probe speaks what the agent's would (NFSv4.2 to ganesha); PK_NFS_MINOR=0|1|2 pins
+// a minor version, to compare them.
 // The last line is machine-readable (`RESULT key=value ...`, times in µs) for
 // tests/bench/bench.sh; the exit status is non-zero only when something could not be
 // measured.
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
   NfsCheckOptions o;
   o.port = g.port();
   o.path = "/dumps/canary.txt";
+  if (const char* m = std::getenv("PK_NFS_MINOR")) o.minor_version = std::atoi(m);
   NfsCheck c(o);
   run_probe(c, std::chrono::seconds(2));  // connect, first OPEN
   NullRpc null_rpc(g.port());
