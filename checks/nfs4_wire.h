@@ -135,6 +135,7 @@ class Nfs41Session {
 
   uint32_t minor_version() const { return minor_; }
   uint32_t max_ops() const { return max_ops_; }
+  int fd() const { return conn_ ? conn_->fd() : -1; }
 
  private:
   std::optional<Result> setup(Deadline deadline, bool* mismatch);

@@ -8,6 +8,8 @@
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-nfs4.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -568,10 +570,28 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
   return std::nullopt;
 }
 
+namespace {
+// The local port of a connected socket, or -1.
+int source_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return -1;
+}
+}  // namespace
+
 Result NfsCheck::run(Deadline deadline) {
   if (minor_ < 0)
     if (auto f = connect(deadline)) return *f;
+  int fd = minor_ == 0 ? (rpc_ ? rpc_get_fd(rpc_) : -1) : (s41_ ? s41_->fd() : -1);
+  int port = source_port(fd);
   Result r = minor_ == 0 ? run40(deadline) : run41(deadline);
+  // knfsd's default `secure` export answers a client on a port >= 1024 with NFS4ERR_PERM.
+  if (!r.ok() && port >= 1024 && r.reason.find("NFS4ERR_PERM") != std::string::npos)
+    r.reason += " (from source port " + std::to_string(port) +
+                ": a `secure` export wants one below 1024; export `insecure` to the agent)";
   r.details["connects"] = counters_.connects;
   r.details["compounds"] = counters_.compounds;
   return r;
