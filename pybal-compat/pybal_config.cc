@@ -93,6 +93,8 @@ std::string render_pybal_config(const PybalInput& in) {
       case Kind::kNfs:
         out += "# NFS: clients must stay on their host (file handles are per server), and no\n";
         out += "# monitor: a TCP monitor would depool a host holding its clients through a reboot.\n";
+        out += "# On the directors set net.ipv4.vs.expire_nodest_conn = 1: a depooled host's NFS\n";
+        out += "# connections then move at once (0.02 s) instead of stalling ~18 s.\n";
         out += "scheduler = sh\n";
         out += "monitors = [ ]\n";
         break;
@@ -145,7 +147,9 @@ std::string render_service_catalog(const PybalInput& in) {
                "      monitors: {}\n"
                "      # mh (source-sticky): NFS clients must stay on their host, since file handles\n"
                "      # are per server and a moved client gets ESTALE. sh would do for PyBal, but\n"
-               "      # Liberica accepts only mh.\n"
+               "      # Liberica accepts only mh. On the directors set\n"
+               "      # net.ipv4.vs.expire_nodest_conn = 1: a depooled host's NFS connections then\n"
+               "      # move at once (0.02 s) instead of stalling ~18 s.\n"
                "      scheduler: mh\n";
         break;
       case Kind::kHttp:
