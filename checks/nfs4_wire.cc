@@ -387,31 +387,29 @@ std::optional<Result> Nfs41Session::call(const std::string& args, std::string* r
 
   // Records until the one with our xid (an earlier call's late reply is skipped).
   std::string buf;
+  // Reads until buf holds n bytes.
+  auto fill = [&](size_t n) -> std::optional<Result> {
+    while (buf.size() < n) {
+      bool timeout = false;
+      std::string err;
+      if (!conn_->read_some(&buf, 65536, deadline, &timeout, &err)) {
+        if (timeout) return Result::fail(Outcome::kTimeout, "timed out");
+        return Result::fail(Outcome::kNetworkError, err.empty() ? "connection closed by the server" : err);
+      }
+    }
+    return std::nullopt;
+  };
   for (;;) {
     std::string record;
     bool last = false;
     while (!last) {
-      while (buf.size() < 4) {
-        bool timeout = false;
-        std::string err;
-        if (!conn_->read_some(&buf, 65536, deadline, &timeout, &err)) {
-          if (timeout) return Result::fail(Outcome::kTimeout, "timed out");
-          return Result::fail(Outcome::kNetworkError, err.empty() ? "connection closed by the server" : err);
-        }
-      }
+      if (auto f = fill(4)) return f;
       uint32_t mark = be32(reinterpret_cast<const unsigned char*>(buf.data()));
       last = mark & 0x80000000u;
       size_t flen = mark & 0x7fffffffu;
       if (record.size() + flen > kMaxRecord)
         return Result::fail(Outcome::kNetworkError, "RPC reply over 1 MiB: not an NFS server?");
-      while (buf.size() < 4 + flen) {
-        bool timeout = false;
-        std::string err;
-        if (!conn_->read_some(&buf, 65536, deadline, &timeout, &err)) {
-          if (timeout) return Result::fail(Outcome::kTimeout, "timed out");
-          return Result::fail(Outcome::kNetworkError, err.empty() ? "connection closed by the server" : err);
-        }
-      }
+      if (auto f = fill(4 + flen)) return f;
       record.append(buf, 4, flen);
       buf.erase(0, 4 + flen);
     }
