@@ -60,6 +60,9 @@ class HealthModel {
   static constexpr size_t kHistoryLength = 60;
   using Due = ProbeScheduler::Due;
   std::vector<Due> take_due() { return scheduler_.take_due(); }
+  // Lets a due probe wait a little for others falling due (ProbeScheduler::
+  // set_start_window), so probes due close together start in one turn.
+  void set_probe_start_window(double fraction, Duration max) { scheduler_.set_start_window(fraction, max); }
   // Earliest time anything is due: an idle check's probe, a stuck probe's next
   // overdue deadline, or an intent's expiry.
   SteadyTime next_due() const;

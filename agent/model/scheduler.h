@@ -53,9 +53,17 @@ class ProbeScheduler {
   void retime(const std::string& name, const CheckConfig& timing, bool changing);
   void remove(const std::string& name);
 
+  // Lets a due probe wait up to `fraction` of its interval (at most `max`) for others
+  // falling due, so that probes due close together start in one turn (one wake-up of
+  // the owner and of the probe loop for all of them) rather than one turn each. A
+  // probe never starts before it is due: the wait widens its jitter by at most that
+  // much. Default: no wait.
+  void set_start_window(double fraction, Duration max);
+
   // Starts every idle check whose probe is due.
   std::vector<Due> take_due();
-  // Earliest time a probe is due or a stuck probe's deadline falls.
+  // Earliest time a probe must start (its due time plus its window) or a stuck
+  // probe's deadline falls.
   SteadyTime next_due() const;
   // Probes in flight past their deadline. The caller counts each as a failure, then
   // calls counted_overdue() to set the next deadline.
@@ -80,14 +88,17 @@ class ProbeScheduler {
     Duration interval{}, timeout{}, fast_interval{};
     uint64_t gen = 0;
     SteadyTime next_due{};
+    Duration base{};          // the interval next_due was set with (interval or fast_interval)
+    Duration window{};        // how long the idle probe may wait past next_due
     bool in_flight = false;
     uint64_t seq = 0;         // the probe in flight (or the last one)
     SteadyTime started{};     // when the probe in flight started
     SteadyTime overdue_at{};  // next deadline at which a stuck probe counts as a failure
     int overdue_counted = 0;  // deadlines counted for the probe in flight
-    SteadyTime at() const { return in_flight ? overdue_at : next_due; }
+    SteadyTime at() const { return in_flight ? overdue_at : next_due + window; }
   };
   Duration jittered(Duration base);
+  Duration window_for(Duration interval) const;
   void start(const std::string& name, Slot& s, SteadyTime now);
   // Moves the check's place on the timeline after `edit` changed its slot.
   template <typename F>
@@ -97,6 +108,8 @@ class ProbeScheduler {
   std::function<double()> uniform01_;
   std::map<std::string, Slot> slots_;
   std::set<std::pair<SteadyTime, std::string>> timeline_;
+  double window_fraction_ = 0;
+  Duration window_max_{};
   uint64_t next_gen_ = 1;
   uint64_t next_seq_ = 1;
 };

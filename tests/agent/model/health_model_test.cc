@@ -216,6 +216,79 @@ TEST_F(EngineTest, JitterStaysWithinTenPercent) {
   EXPECT_GT(max_gap - min_gap, 100ms);  // it does jitter
 }
 
+TEST_F(EngineTest, StartWindowBatchesProbesWithoutStartingAnyEarly) {
+  // 200 checks at 1 s: with a window of 2.5% (at most 25 ms), a due probe waits for
+  // others falling due, so the owner turns (and wakes the probe loop) far less often than
+  // it starts probes; none starts before it is due, none waits longer than its window.
+  std::string text = "[agent]\nhostname = \"h\"\n[services.s]\nchecks = [";
+  for (int i = 0; i < 200; ++i) text += (i ? ", " : "") + std::string("\"c") + std::to_string(i) + "\"";
+  text += "]\n";
+  for (int i = 0; i < 200; ++i)
+    text += "[checks.c" + std::to_string(i) + "]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\nrise = 1\n";
+  config_ = parse_config(text, "t.toml");
+  std::mt19937 gen(7);
+  std::vector<double> draws;  // every draw, in order: the spread and the jitters
+  make([&] {
+    draws.push_back(std::uniform_real_distribution<double>(0, 1)(gen));
+    return draws.back();
+  });
+  model_->set_probe_start_window(0.025, 25ms);
+  model_->set_lifecycle(Lifecycle::kRunning);
+  std::map<std::string, SteadyTime> due_at;  // when each check's next probe is due
+  SteadyTime t0 = clock_.now();
+  size_t i = 0;  // the first probes were spread in the order of the checks' names
+  for (const auto& [name, cc] : config_.checks) due_at[name] = t0 + std::chrono::duration_cast<Duration>(1s * (draws.at(i++) * 0.5));
+  int turns = 0, starts = 0;
+  std::map<std::string, uint64_t> last_seq;
+  while (clock_.now() < t0 + 20s) {
+    SteadyTime next = model_->next_due();
+    ASSERT_GT(next, clock_.now());  // nothing left behind at the last turn
+    clock_.advance_to(next);
+    auto due = model_->take_due();
+    if (due.empty()) continue;
+    ++turns;
+    for (const auto& d : due) {
+      ++starts;
+      EXPECT_GE(clock_.now(), due_at.at(d.name)) << d.name;  // never early
+      EXPECT_LE(clock_.now(), due_at.at(d.name) + 25ms) << d.name;
+      EXPECT_GT(d.seq, last_seq[d.name]);
+      last_seq[d.name] = d.seq;
+      size_t before = draws.size();
+      model_->on_result(d.name, d.gen, d.seq, Result::pass());
+      // The result rescheduled it: interval plus the jitter it drew.
+      ASSERT_EQ(draws.size(), before + 1);
+      due_at[d.name] = clock_.now() + 1s + std::chrono::duration_cast<Duration>(1s * (0.1 * draws.back()));
+    }
+  }
+  EXPECT_GE(starts, 200 * 17);
+  EXPECT_LT(turns * 4, starts) << turns << " turns for " << starts << " probes";
+  EXPECT_EQ(svc("s").effective.state, Effective::kPooled);
+}
+
+TEST_F(EngineTest, NoStartWindowByDefault) {
+  make([] { return 0.0; });  // first probes at t0, no jitter
+  model_->set_lifecycle(Lifecycle::kRunning);
+  for (const auto& d : model_->take_due()) model_->on_result(d.name, d.gen, d.seq, Result::pass());
+  // web and export rise (fast_interval 200 ms), disk is healthy at once (1 s).
+  EXPECT_EQ(model_->next_due(), clock_.now() + 200ms);  // exactly when due
+  model_->set_probe_start_window(0.025, 25ms);
+  EXPECT_EQ(model_->next_due(), clock_.now() + 205ms);  // may wait 2.5% of 200 ms for others
+  clock_.advance(200ms);
+  auto due = model_->take_due();  // due now: taken at any turn from now on
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].name, "export");
+  EXPECT_EQ(due[1].name, "web");
+  for (const auto& d : due) model_->on_result(d.name, d.gen, d.seq, Result::pass());
+  // export is healthy (rise 2: 2 s, may wait 25 ms), web rises on (rise 3: 200 ms + 5 ms),
+  // disk is due 800 ms from now (may wait 25 ms).
+  EXPECT_EQ(model_->next_due(), clock_.now() + 205ms);
+  clock_.advance(205ms);
+  due = model_->take_due();
+  ASSERT_EQ(due.size(), 1u);
+  model_->on_result(due[0].name, due[0].gen, due[0].seq, Result::pass());  // web healthy: 1 s
+  EXPECT_EQ(model_->next_due(), clock_.now() + 595ms + 25ms);  // disk
+}
+
 TEST_F(EngineTest, HungProbeDelaysNothingElse) {
   make();
   model_->set_lifecycle(Lifecycle::kRunning);
