@@ -89,8 +89,10 @@ void Prober::trigger(const std::string& name, uint64_t gen, std::shared_ptr<Chec
                      Duration timeout) {
   std::lock_guard<std::mutex> lk(st_->mu);
   if (st_->stopped) return;
+  // A queue with requests in it has a wake-up on its way already (the loop takes the
+  // whole queue after it was woken): the owner's triggers of one turn cost one.
+  if (st_->queue.empty()) st_->wake();
   st_->queue.push_back(Request{name, gen, seq, timeout, std::move(check)});
-  st_->wake();
 }
 
 bool Prober::stop(Duration grace) {
@@ -201,8 +203,8 @@ void Prober::finish(const std::shared_ptr<State>& st, const Request& req, Result
   std::optional<Request> next = std::move(it->second);
   st->running.erase(it);
   if (next && !st->stopped) {
+    if (st->queue.empty()) st->wake();
     st->queue.push_back(std::move(*next));
-    st->wake();
   }
 }
 
