@@ -66,7 +66,11 @@ class HealthModel {
   // Earliest time anything is due: an idle check's probe, a stuck probe's next
   // overdue deadline, or an intent's expiry.
   SteadyTime next_due() const;
-  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r);
+  // `at`: when the result came (now if not given), which the next probe counts from.
+  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r,
+                 std::optional<SteadyTime> at = std::nullopt);
+  // Probes in flight whose result is still expected in time.
+  size_t probes_awaiting() const { return scheduler_.awaiting(); }
   // For tests: the result of the probe now in flight for `check` (or, with none in
   // flight, as if one had just been started and finished).
   void on_result(const std::string& check, const Result& r);

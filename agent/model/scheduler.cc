@@ -8,7 +8,9 @@ ProbeScheduler::ProbeScheduler(const Clock& clock, std::function<double()> unifo
     : clock_(clock), uniform01_(std::move(uniform01)) {}
 
 Duration ProbeScheduler::jittered(Duration base) {
-  return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
+  // The window's wait is the rest of the 10%.
+  Duration spread = std::chrono::duration_cast<Duration>(base * 0.1) - window_for(base);
+  return base + std::chrono::duration_cast<Duration>(spread * uniform01_());
 }
 
 Duration ProbeScheduler::window_for(Duration interval) const {
@@ -16,7 +18,7 @@ Duration ProbeScheduler::window_for(Duration interval) const {
 }
 
 void ProbeScheduler::set_start_window(double fraction, Duration max) {
-  window_fraction_ = std::max(0.0, fraction);
+  window_fraction_ = std::clamp(fraction, 0.0, 0.1);
   window_max_ = std::max(Duration::zero(), max);
   timeline_.clear();
   for (auto& [name, s] : slots_) {
@@ -66,11 +68,13 @@ void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, 
 void ProbeScheduler::remove(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
+  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   timeline_.erase({it->second.at(), name});
   slots_.erase(it);
 }
 
 void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) {
+  ++awaiting_;
   move(name, slot, [&](Slot& s) {
     s.in_flight = true;
     s.seq = next_seq_++;
@@ -117,6 +121,7 @@ void ProbeScheduler::counted_overdue(const std::string& name, bool changing) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
   SteadyTime now = clock_.now();
+  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   move(name, it->second, [&](Slot& s) {
     ++s.overdue_counted;
     s.overdue_at = now + (changing ? s.fast_interval : s.interval);
@@ -129,6 +134,7 @@ ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t 
   Slot& slot = it->second;
   if (!slot.in_flight || slot.seq != seq) return Accept::kDropped;  // not the probe in flight
   bool late = slot.overdue_counted > 0;
+  if (!late) --awaiting_;
   move(name, slot, [](Slot& s) {
     s.in_flight = false;
     s.overdue_counted = 0;
@@ -136,14 +142,14 @@ ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t 
   return late ? Accept::kLate : Accept::kFresh;
 }
 
-void ProbeScheduler::reschedule(const std::string& name, bool changing) {
+void ProbeScheduler::reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
   Duration base = changing ? it->second.fast_interval : it->second.interval;
   Duration next = jittered(base);
-  SteadyTime now = clock_.now();
+  SteadyTime from = at ? std::min(*at, clock_.now()) : clock_.now();
   move(name, it->second, [&](Slot& s) {
-    s.next_due = now + next;
+    s.next_due = from + next;
     s.base = base;
     s.window = window_for(base);
   });

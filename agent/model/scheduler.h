@@ -53,11 +53,12 @@ class ProbeScheduler {
   void retime(const std::string& name, const CheckConfig& timing, bool changing);
   void remove(const std::string& name);
 
-  // Lets a due probe wait up to `fraction` of its interval (at most `max`) for others
-  // falling due, so that probes due close together start in one turn (one wake-up of
-  // the owner and of the probe loop for all of them) rather than one turn each. A
-  // probe never starts before it is due: the wait widens its jitter by at most that
-  // much. Default: no wait.
+  // Lets a due probe wait up to `fraction` of its interval (at most `max`; fraction at
+  // most 0.1) for others falling due, so that probes due close together start in one
+  // turn (one wake-up of the owner and of the probe loop for all of them) rather than
+  // one turn each. The wait comes out of the jitter: the random part is drawn from
+  // what is left of the 10%, so a probe still starts between `interval` and
+  // `interval` + 10% after the previous result. Default: no wait.
   void set_start_window(double fraction, Duration max);
 
   // Starts every idle check whose probe is due.
@@ -73,9 +74,11 @@ class ProbeScheduler {
   // A result came back: frees the check for its next probe (scheduled by reschedule(),
   // for kLate and kFresh).
   Accept accept(const std::string& name, uint64_t gen, uint64_t seq);
-  // After a result: the next probe in `interval` (or `fast_interval` while changing),
-  // plus a jitter of up to 10% of it.
-  void reschedule(const std::string& name, bool changing);
+  // After a result that came at `at` (now if not given): the next probe in `interval`
+  // (or `fast_interval` while changing) from then, plus a jitter of up to 10% of it.
+  void reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at = std::nullopt);
+  // Probes in flight whose result is still expected in time (not yet counted overdue).
+  size_t awaiting() const { return awaiting_; }
   // The probe in flight for `name`, starting one (as take_due would) when none is.
   std::optional<std::pair<uint64_t, uint64_t>> in_flight_or_start(const std::string& name);
 
@@ -108,6 +111,7 @@ class ProbeScheduler {
   std::function<double()> uniform01_;
   std::map<std::string, Slot> slots_;
   std::set<std::pair<SteadyTime, std::string>> timeline_;
+  size_t awaiting_ = 0;
   double window_fraction_ = 0;
   Duration window_max_{};
   uint64_t next_gen_ = 1;
