@@ -23,6 +23,7 @@ struct ProbeResult {
   uint64_t gen = 0;
   uint64_t seq = 0;
   Result result;
+  SteadyTime at{};  // when it came: the check's next probe counts from then
 };
 
 class ResultBatch {

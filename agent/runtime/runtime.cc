@@ -32,13 +32,14 @@ std::string read_boot_id(const std::string& path) {
 namespace {
 // Probes due close together start together: a due probe may wait up to this share of its
 // interval (at most kStartWindowMax) for others, so that with many checks the owner and
-// the probe loop wake once for several probes instead of once for each (2.5%: 25 ms at
-// 1 s, 5 ms at the default fast_interval; the jitter is up to 10%).
-constexpr double kStartWindowShare = 0.025;
-constexpr Duration kStartWindowMax = std::chrono::milliseconds(25);
-// How long a probe result may wait for the owner's next turn before the owner is woken
-// for it.
-constexpr Duration kResultDelay = std::chrono::milliseconds(25);
+// the probe loop wake once for several probes instead of once for each. The wait is
+// half of the 10% jitter (scheduler.h): 50 ms at 1 s, 10 ms at the default fast_interval.
+constexpr double kStartWindowShare = 0.05;
+constexpr Duration kStartWindowMax = std::chrono::milliseconds(50);
+// How long a probe result may wait for the owner's next turn: while results are
+// expected the owner turns at least this often and takes them all at once (the next
+// probe counts from when the result came, not from when the owner took it).
+constexpr Duration kResultDelay = std::chrono::milliseconds(50);
 
 // The event log: one logfmt line per transition.
 struct EventLog final : Observer {
@@ -382,7 +383,7 @@ void Runtime::post_result(const std::string& check, uint64_t gen, uint64_t seq, 
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (owner_done_) return;
-    wake = results_.push({check, gen, seq, std::move(r)}, SteadyClock::now());
+    wake = results_.push({check, gen, seq, std::move(r), clock_.now()}, SteadyClock::now());
   }
   if (wake) cv_.notify_all();
 }
@@ -421,7 +422,7 @@ void Runtime::owner_loop() {
     work.swap(inbox_);
     results_.take(results);
     lk.unlock();
-    for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result);
+    for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result, r.at);
     for (auto& fn : work) fn(*model_);
     model_->tick();
     publish();  // before probes start: a state change is visible at once
@@ -439,6 +440,8 @@ void Runtime::owner_loop() {
       next_ping = now + watchdog_every;
     }
     SteadyTime wake = std::min(model_->next_due(), now + std::chrono::seconds(1));
+    // Results on their way are taken together at the next turn (result_batch.h).
+    if (model_->probes_awaiting() > 0) wake = std::min(wake, now + kResultDelay);
     if (watchdog) wake = std::min(wake, next_ping);
     lk.lock();
     if (inbox_.empty() && results_.empty() && !stop_) {
@@ -451,7 +454,7 @@ void Runtime::owner_loop() {
   results_.take(results);
   owner_done_ = true;  // nothing queued after this would ever run: post() refuses
   lk.unlock();
-  for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result);
+  for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result, r.at);
   for (auto& fn : work) fn(*model_);
   publish();
 }
