@@ -55,7 +55,11 @@ struct CurlWatch {
   static int on_timer(CURLM* /*multi*/, long timeout_ms, void* userp) noexcept {
     auto* w = static_cast<CurlWatch*>(userp);
     if (timeout_ms < 0) w->timer.reset();
-    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+    // libcurl (7.x) gives the time left in whole milliseconds, rounded down: woken after
+    // that many, it finds nothing expired and asks for 1 ms more, a second turn for each
+    // of its timers (a hung transfer's timeout among them). Its timer falls within the
+    // next millisecond: the loop wakes at the end of it, once.
+    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms + (timeout_ms > 0 ? 1 : 0));
     return 0;
   }
 };
