@@ -10,24 +10,36 @@ namespace {
 constexpr size_t kMaxBody = 64 * 1024;  // what we look at for expect_body
 }  // namespace
 
-// One request's buffers and headers; libcurl points into them until it ends.
-// `own` is the handle of a probe on the loop: one per probe, freed when it ends (the
-// loop keeps the connections for reuse, so an idle check holds no handle or buffer).
+// One request's buffers; libcurl points into them until it ends. `own` is the handle
+// of a probe on the loop, taken from the loop for this probe and given back when it
+// ends (the loop keeps the connections for reuse and a few spare handles, so an idle
+// check holds no handle or buffer).
 struct HttpCheck::Request {
   CurlTransfer transfer{kMaxBody};
-  curl_slist* headers = nullptr;
+  ProbeLoop* loop = nullptr;
   CURL* own = nullptr;
   CURL* handle = nullptr;  // `own` or the check's handle for blocking runs
+  Request() = default;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
   ~Request() {
-    if (own) curl_easy_cleanup(own);
-    curl_slist_free_all(headers);
+    if (own) loop->release_easy(own);
   }
 };
 
-HttpCheck::HttpCheck(HttpCheckOptions o) : o_(std::move(o)) { curl_global_setup(); }
+HttpCheck::HttpCheck(HttpCheckOptions o) : o_(std::move(o)) {
+  curl_global_setup();
+  // The same for every request: made once (libcurl reads it during each transfer; a
+  // Check never runs two probes at once).
+  curl_slist* h = nullptr;
+  if (!o_.host.empty()) h = curl_slist_append(h, ("Host: " + o_.host).c_str());
+  if (curl_slist* with_agent = curl_slist_append(h, "User-Agent: poolkeeper/" POOLKEEPER_VERSION)) h = with_agent;
+  headers_ = h;
+}
 
 HttpCheck::~HttpCheck() {
   if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  curl_slist_free_all(static_cast<curl_slist*>(headers_));
 }
 
 bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
@@ -45,9 +57,7 @@ bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
     *r = Result::fail(Outcome::kTimeout, "timed out");
     return false;
   }
-  if (!o_.host.empty()) req.headers = curl_slist_append(req.headers, ("Host: " + o_.host).c_str());
-  req.headers = curl_slist_append(req.headers, "User-Agent: poolkeeper/" POOLKEEPER_VERSION);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, req.headers);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(headers_));
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, o_.follow_redirects ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o_.tls_verify ? 1L : 0L);
@@ -66,7 +76,8 @@ Result HttpCheck::run(Deadline deadline) {
 
 void HttpCheck::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {
   auto req = std::make_shared<Request>();
-  req->own = curl_easy_init();
+  req->loop = &loop;
+  req->own = static_cast<CURL*>(loop.take_easy());
   if (!req->own) return done(Result::fail(Outcome::kFailed, "cannot create a curl handle"));
   Result r;
   if (!prepare(*req, deadline, &r)) return done(std::move(r));

@@ -40,6 +40,7 @@ class HttpCheck final : public Check {
 
   HttpCheckOptions o_;
   void* curl_ = nullptr;  // CURL* of blocking runs (poolctl), kept for keep-alive
+  void* headers_ = nullptr;  // curl_slist*: Host (if set) and User-Agent
 };
 
 std::unique_ptr<Check> make_http_check(TableReader& reader);

@@ -52,6 +52,14 @@ class ProbeLoop {
   // reported as CURLE_OPERATION_TIMEDOUT. The handle must stay valid until then. Call
   // only from the loop thread (from start() or from another callback).
   virtual void add_transfer(void* easy, Deadline deadline, std::function<void(int curl_code)> done) = 0;
+  // A libcurl easy handle (CURL*) for a transfer on this loop: a new one, or one an
+  // earlier transfer gave back, still carrying its options (set it up afresh, e.g. with
+  // CurlTransfer::setup, which resets it); null when none can be made. Give it back with
+  // release_easy() once its transfer has ended, or was never added. Loop thread only.
+  // The loop keeps a few for the next transfers: a probe does not pay for a handle and
+  // its buffers each time, and an idle loop holds none for long.
+  virtual void* take_easy();
+  virtual void release_easy(void* easy);
   // Runs `fn` on a pool thread: for probes that block (a child process, a syscall).
   virtual void run_blocking(std::function<void()> fn) = 0;
 };

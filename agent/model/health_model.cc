@@ -48,14 +48,15 @@ void HealthModel::on_result(const std::string& check, const Result& r) {
   if (auto probe = scheduler_.in_flight_or_start(check)) on_result(check, probe->first, probe->second, r);
 }
 
-void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r) {
+void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r,
+                            std::optional<SteadyTime> at) {
   auto accepted = scheduler_.accept(check, gen, seq);
   if (accepted == ProbeScheduler::Accept::kDropped) return;
   CheckRuntime& rt = checks_.at(check);
   if (accepted == ProbeScheduler::Accept::kLate) {
     // Already counted as timed out (perhaps several times): the late answer says
     // nothing about now. It only frees the check for its next probe.
-    scheduler_.reschedule(check, rt.state.changing());
+    scheduler_.reschedule(check, rt.state.changing(), at);
     check_changed(check, rt);  // no longer stuck
     ++version_;
     return;
@@ -71,7 +72,7 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
   };
   auto before = seen();
   submit(check, rt, r);
-  scheduler_.reschedule(check, rt.state.changing());
+  scheduler_.reschedule(check, rt.state.changing(), at);
   if (seen() != before) {
     WallTime wall = clock_.wall();
     for (const auto& svc : rt.services) recompute_service(svc, services_.at(svc), wall);

@@ -60,10 +60,17 @@ class HealthModel {
   static constexpr size_t kHistoryLength = 60;
   using Due = ProbeScheduler::Due;
   std::vector<Due> take_due() { return scheduler_.take_due(); }
+  // Lets a due probe wait a little for others falling due (ProbeScheduler::
+  // set_start_window), so probes due close together start in one turn.
+  void set_probe_start_window(double fraction, Duration max) { scheduler_.set_start_window(fraction, max); }
   // Earliest time anything is due: an idle check's probe, a stuck probe's next
   // overdue deadline, or an intent's expiry.
   SteadyTime next_due() const;
-  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r);
+  // `at`: when the result came (now if not given), which the next probe counts from.
+  void on_result(const std::string& check, uint64_t gen, uint64_t seq, const Result& r,
+                 std::optional<SteadyTime> at = std::nullopt);
+  // Probes in flight whose result is still expected in time.
+  size_t probes_awaiting() const { return scheduler_.awaiting(); }
   // For tests: the result of the probe now in flight for `check` (or, with none in
   // flight, as if one had just been started and finished).
   void on_result(const std::string& check, const Result& r);

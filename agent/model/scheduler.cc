@@ -8,7 +8,23 @@ ProbeScheduler::ProbeScheduler(const Clock& clock, std::function<double()> unifo
     : clock_(clock), uniform01_(std::move(uniform01)) {}
 
 Duration ProbeScheduler::jittered(Duration base) {
-  return base + std::chrono::duration_cast<Duration>(base * (0.1 * uniform01_()));
+  // The window's wait is the rest of the 10%.
+  Duration spread = std::chrono::duration_cast<Duration>(base * 0.1) - window_for(base);
+  return base + std::chrono::duration_cast<Duration>(spread * uniform01_());
+}
+
+Duration ProbeScheduler::window_for(Duration interval) const {
+  return std::min(window_max_, std::chrono::duration_cast<Duration>(interval * window_fraction_));
+}
+
+void ProbeScheduler::set_start_window(double fraction, Duration max) {
+  window_fraction_ = std::clamp(fraction, 0.0, 0.1);
+  window_max_ = std::max(Duration::zero(), max);
+  timeline_.clear();
+  for (auto& [name, s] : slots_) {
+    s.window = window_for(s.base);
+    timeline_.insert({s.at(), name});
+  }
 }
 
 template <typename F>
@@ -26,6 +42,8 @@ void ProbeScheduler::add(const std::string& name, const CheckConfig& timing) {
   s.fast_interval = timing.fast_interval;
   s.gen = next_gen_++;
   s.next_due = clock_.now() + std::chrono::duration_cast<Duration>(timing.interval * (uniform01_() * 0.5));
+  s.base = timing.interval;
+  s.window = window_for(s.base);
   timeline_.insert({s.at(), name});
   slots_.emplace(name, s);
 }
@@ -38,6 +56,8 @@ void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, 
     s.interval = timing.interval;
     s.timeout = timing.timeout;
     s.fast_interval = timing.fast_interval;
+    s.base = changing ? timing.fast_interval : timing.interval;
+    s.window = window_for(s.base);
     if (s.in_flight)
       s.overdue_at = s.overdue_counted == 0
                          ? s.started + timing.timeout + kOverdueGrace
@@ -48,11 +68,13 @@ void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, 
 void ProbeScheduler::remove(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
+  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   timeline_.erase({it->second.at(), name});
   slots_.erase(it);
 }
 
 void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) {
+  ++awaiting_;
   move(name, slot, [&](Slot& s) {
     s.in_flight = true;
     s.seq = next_seq_++;
@@ -65,8 +87,11 @@ void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) 
 std::vector<ProbeScheduler::Due> ProbeScheduler::take_due() {
   SteadyTime now = clock_.now();
   std::vector<std::string> names;
-  for (auto it = timeline_.begin(); it != timeline_.end() && it->first <= now; ++it)
-    if (!slots_.at(it->second).in_flight) names.push_back(it->second);
+  // An idle check sits on the timeline at next_due + window (window <= window_max_).
+  for (auto it = timeline_.begin(); it != timeline_.end() && it->first <= now + window_max_; ++it) {
+    const Slot& s = slots_.at(it->second);
+    if (!s.in_flight && s.next_due <= now) names.push_back(it->second);
+  }
   std::sort(names.begin(), names.end());  // the same order whatever their due times
   std::vector<Due> due;
   for (const auto& name : names) {
@@ -96,6 +121,7 @@ void ProbeScheduler::counted_overdue(const std::string& name, bool changing) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
   SteadyTime now = clock_.now();
+  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   move(name, it->second, [&](Slot& s) {
     ++s.overdue_counted;
     s.overdue_at = now + (changing ? s.fast_interval : s.interval);
@@ -108,6 +134,7 @@ ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t 
   Slot& slot = it->second;
   if (!slot.in_flight || slot.seq != seq) return Accept::kDropped;  // not the probe in flight
   bool late = slot.overdue_counted > 0;
+  if (!late) --awaiting_;
   move(name, slot, [](Slot& s) {
     s.in_flight = false;
     s.overdue_counted = 0;
@@ -115,12 +142,17 @@ ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t 
   return late ? Accept::kLate : Accept::kFresh;
 }
 
-void ProbeScheduler::reschedule(const std::string& name, bool changing) {
+void ProbeScheduler::reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
-  Duration next = jittered(changing ? it->second.fast_interval : it->second.interval);
-  SteadyTime now = clock_.now();
-  move(name, it->second, [&](Slot& s) { s.next_due = now + next; });
+  Duration base = changing ? it->second.fast_interval : it->second.interval;
+  Duration next = jittered(base);
+  SteadyTime from = at ? std::min(*at, clock_.now()) : clock_.now();
+  move(name, it->second, [&](Slot& s) {
+    s.next_due = from + next;
+    s.base = base;
+    s.window = window_for(base);
+  });
 }
 
 std::optional<std::pair<uint64_t, uint64_t>> ProbeScheduler::in_flight_or_start(const std::string& name) {

@@ -53,9 +53,18 @@ class ProbeScheduler {
   void retime(const std::string& name, const CheckConfig& timing, bool changing);
   void remove(const std::string& name);
 
+  // Lets a due probe wait up to `fraction` of its interval (at most `max`; fraction at
+  // most 0.1) for others falling due, so that probes due close together start in one
+  // turn (one wake-up of the owner and of the probe loop for all of them) rather than
+  // one turn each. The wait comes out of the jitter: the random part is drawn from
+  // what is left of the 10%, so a probe still starts between `interval` and
+  // `interval` + 10% after the previous result. Default: no wait.
+  void set_start_window(double fraction, Duration max);
+
   // Starts every idle check whose probe is due.
   std::vector<Due> take_due();
-  // Earliest time a probe is due or a stuck probe's deadline falls.
+  // Earliest time a probe must start (its due time plus its window) or a stuck
+  // probe's deadline falls.
   SteadyTime next_due() const;
   // Probes in flight past their deadline. The caller counts each as a failure, then
   // calls counted_overdue() to set the next deadline.
@@ -65,9 +74,11 @@ class ProbeScheduler {
   // A result came back: frees the check for its next probe (scheduled by reschedule(),
   // for kLate and kFresh).
   Accept accept(const std::string& name, uint64_t gen, uint64_t seq);
-  // After a result: the next probe in `interval` (or `fast_interval` while changing),
-  // plus a jitter of up to 10% of it.
-  void reschedule(const std::string& name, bool changing);
+  // After a result that came at `at` (now if not given): the next probe in `interval`
+  // (or `fast_interval` while changing) from then, plus a jitter of up to 10% of it.
+  void reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at = std::nullopt);
+  // Probes in flight whose result is still expected in time (not yet counted overdue).
+  size_t awaiting() const { return awaiting_; }
   // The probe in flight for `name`, starting one (as take_due would) when none is.
   std::optional<std::pair<uint64_t, uint64_t>> in_flight_or_start(const std::string& name);
 
@@ -80,14 +91,17 @@ class ProbeScheduler {
     Duration interval{}, timeout{}, fast_interval{};
     uint64_t gen = 0;
     SteadyTime next_due{};
+    Duration base{};          // the interval next_due was set with (interval or fast_interval)
+    Duration window{};        // how long the idle probe may wait past next_due
     bool in_flight = false;
     uint64_t seq = 0;         // the probe in flight (or the last one)
     SteadyTime started{};     // when the probe in flight started
     SteadyTime overdue_at{};  // next deadline at which a stuck probe counts as a failure
     int overdue_counted = 0;  // deadlines counted for the probe in flight
-    SteadyTime at() const { return in_flight ? overdue_at : next_due; }
+    SteadyTime at() const { return in_flight ? overdue_at : next_due + window; }
   };
   Duration jittered(Duration base);
+  Duration window_for(Duration interval) const;
   void start(const std::string& name, Slot& s, SteadyTime now);
   // Moves the check's place on the timeline after `edit` changed its slot.
   template <typename F>
@@ -97,6 +111,9 @@ class ProbeScheduler {
   std::function<double()> uniform01_;
   std::map<std::string, Slot> slots_;
   std::set<std::pair<SteadyTime, std::string>> timeline_;
+  size_t awaiting_ = 0;
+  double window_fraction_ = 0;
+  Duration window_max_{};
   uint64_t next_gen_ = 1;
   uint64_t next_seq_ = 1;
 };

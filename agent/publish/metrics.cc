@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <iterator>
+
 #include "agent/model/snapshot.h"
 
 namespace poolkeeper {
@@ -131,7 +133,7 @@ template <typename T, typename... Args>
 T& Metrics::series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
                    const prometheus::Labels& labels, Args&&... args) {
   T& metric = family.Add(labels, std::forward<Args>(args)...);
-  auto& mine = owners[owner];
+  auto& mine = owners[owner].remove;
   auto key = std::make_pair(static_cast<const void*>(&family), labels);
   if (!mine.count(key)) mine.emplace(key, [&family, &metric] { family.Remove(&metric); });
   return metric;
@@ -143,20 +145,24 @@ void Metrics::prune(Owned& owners, const std::set<std::string>& keep) {
       ++it;
       continue;
     }
-    for (auto& [key, remove] : it->second) remove();
+    for (auto& [key, remove] : it->second.remove) remove();
     it = owners.erase(it);
   }
 }
 
 void Metrics::on_result(const std::string& check, const Result& r, WallTime when) {
-  series(by_check_, check, check_duration_, {{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
-  series(by_check_, check, check_results_, {{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
-  if (r.ok()) series(by_check_, check, check_last_success_, {{"check", check}}).Set(unix_seconds(when));
+  // (An unordered_map's elements stay in place when it grows: `cs` stays valid.)
+  CheckSeries& cs = by_check_[check].check;
+  cached(cs.duration, check, check_duration_, {{"check", check}}, kLatencyBuckets).Observe(seconds(r.latency));
+  auto o = static_cast<size_t>(r.outcome);
+  if (o < std::size(cs.results))
+    cached(cs.results[o], check, check_results_, {{"check", check}, {"result", outcome_name(r.outcome)}}).Increment();
+  if (r.ok()) cached(cs.last_success, check, check_last_success_, {{"check", check}}).Set(unix_seconds(when));
   // Data age as the probe saw it; a probe that could not see the data leaves the last value.
   if (auto it = r.details.find("age_seconds"); it != r.details.end() && it->is_number())
-    series(by_check_, check, check_data_age_, {{"check", check}}).Set(it->get<double>());
+    cached(cs.data_age, check, check_data_age_, {{"check", check}}).Set(it->get<double>());
   if (auto it = r.details.find("max_age_seconds"); it != r.details.end() && it->is_number())
-    series(by_check_, check, check_data_max_age_, {{"check", check}}).Set(it->get<double>());
+    cached(cs.data_max_age, check, check_data_max_age_, {{"check", check}}).Set(it->get<double>());
 }
 
 void Metrics::on_event(const Event& e) {
@@ -164,10 +170,11 @@ void Metrics::on_event(const Event& e) {
 }
 
 void Metrics::check_series(const CheckView& c) {
-  series(by_check_, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
-  series(by_check_, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
+  CheckSeries& cs = by_check_[c.name].check;
+  cached(cs.up, c.name, check_up_, {{"check", c.name}}).Set(c.health == CheckHealth::kHealthy ? 1 : 0);
+  cached(cs.stuck, c.name, check_stuck_, {{"check", c.name}}).Set(c.stuck_since ? 1 : 0);
   // Make the series exist from the start, so rate() and absent() behave.
-  series(by_check_, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
+  cached(cs.duration, c.name, check_duration_, {{"check", c.name}}, kLatencyBuckets);
 }
 
 void Metrics::service_series(const ServiceView& sv, const nlohmann::json& conftool) {

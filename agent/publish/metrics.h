@@ -39,12 +39,35 @@ class Metrics final : public Observer {
   prometheus::Registry& registry() { return *registry_; }
 
  private:
+  // A check's series that every result or view change updates, found once: a result
+  // then costs a name lookup and atomic updates, not label maps built, hashed and
+  // compared in the families. Kept with the series' owner, so they go with them.
+  struct CheckSeries {
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Counter* results[4] = {};  // by Outcome
+    prometheus::Gauge* last_success = nullptr;
+    prometheus::Gauge* data_age = nullptr;
+    prometheus::Gauge* data_max_age = nullptr;
+    prometheus::Gauge* up = nullptr;
+    prometheus::Gauge* stuck = nullptr;
+  };
   // Series are made per check, service and peer; each is remembered under its owner so
   // that a reload removing a check (or a peer, a service) removes its series too.
-  using Owned = std::map<std::string, std::map<std::pair<const void*, prometheus::Labels>, std::function<void()>>>;
+  struct Owner {
+    std::map<std::pair<const void*, prometheus::Labels>, std::function<void()>> remove;
+    CheckSeries check;  // a check's (unused for services and peers)
+  };
+  using Owned = std::unordered_map<std::string, Owner>;
   template <typename T, typename... Args>
   T& series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
             const prometheus::Labels& labels, Args&&... args);
+  // `family`'s series of `owner` with these labels, made (and remembered) on first use.
+  template <typename T, typename... Args>
+  T& cached(T*& slot, const std::string& check, prometheus::Family<T>& family, const prometheus::Labels& labels,
+            Args&&... args) {
+    if (!slot) slot = &series(by_check_, check, family, labels, std::forward<Args>(args)...);
+    return *slot;
+  }
   static void prune(Owned& owners, const std::set<std::string>& keep);
   void check_series(const CheckView& c);
   void service_series(const ServiceView& sv, const nlohmann::json& conftool);

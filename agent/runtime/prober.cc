@@ -25,6 +25,8 @@ constexpr long kMaxPollMs = 1000;
 // of transfers (every check due at once after a start or a reload) would otherwise
 // keep its peak as resident memory for good.
 constexpr auto kTrimEvery = std::chrono::seconds(10);
+// Easy handles kept for the next transfers at most (each with its buffers: a few KiB).
+constexpr size_t kMaxSpareEasy = 64;
 // A pool thread without work for this long ends.
 constexpr auto kPoolIdle = std::chrono::seconds(30);
 
@@ -53,7 +55,11 @@ struct CurlWatch {
   static int on_timer(CURLM* /*multi*/, long timeout_ms, void* userp) noexcept {
     auto* w = static_cast<CurlWatch*>(userp);
     if (timeout_ms < 0) w->timer.reset();
-    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+    // libcurl (7.x) gives the time left in whole milliseconds, rounded down: woken after
+    // that many, it finds nothing expired and asks for 1 ms more, a second turn for each
+    // of its timers (a hung transfer's timeout among them). Its timer falls within the
+    // next millisecond: the loop wakes at the end of it, once.
+    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms + (timeout_ms > 0 ? 1 : 0));
     return 0;
   }
 };
@@ -83,14 +89,19 @@ Prober::Prober(Done done) : st_(std::make_shared<State>()) {
   thread_ = std::thread([this] { loop(); });
 }
 
-Prober::~Prober() { stop(std::chrono::milliseconds(200)); }
+Prober::~Prober() {
+  stop(std::chrono::milliseconds(200));
+  for (void* e : spare_easy_) curl_easy_cleanup(static_cast<CURL*>(e));  // the loop has ended
+}
 
 void Prober::trigger(const std::string& name, uint64_t gen, std::shared_ptr<Check> check, uint64_t seq,
                      Duration timeout) {
   std::lock_guard<std::mutex> lk(st_->mu);
   if (st_->stopped) return;
+  // A queue with requests in it has a wake-up on its way already (the loop takes the
+  // whole queue after it was woken): the owner's triggers of one turn cost one.
+  if (st_->queue.empty()) st_->wake();
   st_->queue.push_back(Request{name, gen, seq, timeout, std::move(check)});
-  st_->wake();
 }
 
 bool Prober::stop(Duration grace) {
@@ -127,6 +138,27 @@ void Prober::add_transfer(void* easy, Deadline deadline, std::function<void(int)
     return;
   }
   transfers_[easy] = Transfer{deadline, std::move(done)};
+}
+
+void* Prober::take_easy() {
+  if (spare_easy_.empty()) return curl_easy_init();
+  void* e = spare_easy_.back();
+  spare_easy_.pop_back();
+  spare_low_ = std::min(spare_low_, spare_easy_.size());
+  return e;
+}
+
+void Prober::release_easy(void* easy) {
+  if (!easy) return;
+  if (spare_easy_.size() >= kMaxSpareEasy) {
+    curl_easy_cleanup(static_cast<CURL*>(easy));
+    return;
+  }
+  try {
+    spare_easy_.push_back(easy);
+  } catch (...) {
+    curl_easy_cleanup(static_cast<CURL*>(easy));
+  }
 }
 
 void Prober::run_blocking(std::function<void()> fn) {
@@ -201,8 +233,8 @@ void Prober::finish(const std::shared_ptr<State>& st, const Request& req, Result
   std::optional<Request> next = std::move(it->second);
   st->running.erase(it);
   if (next && !st->stopped) {
+    if (st->queue.empty()) st->wake();
     st->queue.push_back(std::move(*next));
-    st->wake();
   }
 }
 
@@ -269,6 +301,12 @@ void Prober::loop() {
     for (void* e : late) complete(e, CURLE_OPERATION_TIMEDOUT);
     if (!late.empty()) continue;  // callbacks may have queued work
     if (now >= next_trim) {
+      // Handles no transfer needed since the last trim go first (the last ones given
+      // back are the first taken: the oldest are at the front).
+      size_t unused = std::min(spare_low_, spare_easy_.size());
+      for (size_t i = 0; i < unused; ++i) curl_easy_cleanup(static_cast<CURL*>(spare_easy_[i]));
+      spare_easy_.erase(spare_easy_.begin(), spare_easy_.begin() + static_cast<std::ptrdiff_t>(unused));
+      spare_low_ = spare_easy_.size();
       ::malloc_trim(0);
       next_trim = now + kTrimEvery;
     }
@@ -298,7 +336,9 @@ void Prober::loop() {
   // Stopping: transfers in flight are dropped unanswered (their results would not be
   // delivered anyway); the handles leave the multi before their checks can go away.
   for (const auto& [e, t] : transfers_) curl_multi_remove_handle(m, static_cast<CURL*>(e));
-  transfers_.clear();
+  transfers_.clear();  // their probes give their handles back
+  for (void* e : spare_easy_) curl_easy_cleanup(static_cast<CURL*>(e));
+  spare_easy_.clear();
   {
     std::lock_guard<std::mutex> lk(st_->mu);
     st_->multi = nullptr;

@@ -46,6 +46,8 @@ class Prober final : public ProbeLoop {
   // ProbeLoop (loop thread only for add_transfer).
   void add_transfer(void* easy, Deadline deadline, std::function<void(int curl_code)> done) override;
   void run_blocking(std::function<void()> fn) override;
+  void* take_easy() override;
+  void release_easy(void* easy) override;
 
  private:
   struct Request {
@@ -93,6 +95,10 @@ class Prober final : public ProbeLoop {
 
   std::shared_ptr<State> st_;
   std::map<void*, Transfer> transfers_;  // loop thread only
+  // Easy handles given back (loop thread only), and the fewest there were since the
+  // last trim: that many were not needed all along, and are freed at the next.
+  std::vector<void*> spare_easy_;
+  size_t spare_low_ = 0;
   std::thread thread_;
 };
 

@@ -30,6 +30,17 @@ std::string read_boot_id(const std::string& path) {
 }
 
 namespace {
+// Probes due close together start together: a due probe may wait up to this share of its
+// interval (at most kStartWindowMax) for others, so that with many checks the owner and
+// the probe loop wake once for several probes instead of once for each. The wait is
+// half of the 10% jitter (scheduler.h): 50 ms at 1 s, 10 ms at the default fast_interval.
+constexpr double kStartWindowShare = 0.05;
+constexpr Duration kStartWindowMax = std::chrono::milliseconds(50);
+// How long a probe result may wait for the owner's next turn: while results are
+// expected the owner turns at least this often and takes them all at once (the next
+// probe counts from when the result came, not from when the owner took it).
+constexpr Duration kResultDelay = std::chrono::milliseconds(50);
+
 // The event log: one logfmt line per transition.
 struct EventLog final : Observer {
   void on_event(const Event& e) override { log_raw(event_logfmt(e)); }
@@ -113,13 +124,14 @@ int inherited_listen_socket(const std::string& listen) {
 }  // namespace
 
 Runtime::Runtime(Config config, const Clock& clock)
-    : config_(std::move(config)), clock_(clock), store_(config_.agent.state_dir) {
+    : config_(std::move(config)), clock_(clock), store_(config_.agent.state_dir), results_(kResultDelay) {
   auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
   model_ = std::make_unique<HealthModel>(
       config_, clock_,
       [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
       read_boot_id(config_.agent.boot_id_file));
   // One stream of transitions and snapshots, every publisher subscribed to it.
+  model_->set_probe_start_window(kStartWindowShare, kStartWindowMax);
   model_->add_observer(&metrics_);
   feeds_.push_back(std::make_unique<EventLog>());
   feeds_.push_back(std::make_unique<IntentSaver>([this] {
@@ -144,7 +156,7 @@ void Runtime::refresh_probes() {
   // its result.
   if (!prober_) {
     prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
-      post([n, g, seq, r = std::move(r)](HealthModel& e) { e.on_result(n, g, seq, r); });
+      post_result(n, g, seq, std::move(r));
     });
   }
   probes_.clear();
@@ -366,6 +378,16 @@ bool Runtime::post(std::function<void(HealthModel&)> fn) {
   return true;
 }
 
+void Runtime::post_result(const std::string& check, uint64_t gen, uint64_t seq, Result r) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (owner_done_) return;
+    wake = results_.push({check, gen, seq, std::move(r), clock_.now()}, SteadyClock::now());
+  }
+  if (wake) cv_.notify_all();
+}
+
 bool Runtime::run_on_owner(const std::function<void(HealthModel&)>& fn) {
   auto done = std::make_shared<std::promise<bool>>();
   auto fut = done->get_future();
@@ -393,11 +415,14 @@ void Runtime::owner_loop() {
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
   auto watchdog_every = std::chrono::microseconds(watchdog_usec / 2);
   SteadyTime next_ping = SteadyClock::now();
+  std::vector<ProbeResult> results;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
     std::deque<std::function<void(HealthModel&)>> work;
     work.swap(inbox_);
+    results_.take(results);
     lk.unlock();
+    for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result, r.at);
     for (auto& fn : work) fn(*model_);
     model_->tick();
     publish();  // before probes start: a state change is visible at once
@@ -415,14 +440,21 @@ void Runtime::owner_loop() {
       next_ping = now + watchdog_every;
     }
     SteadyTime wake = std::min(model_->next_due(), now + std::chrono::seconds(1));
+    // Results on their way are taken together at the next turn (result_batch.h).
+    if (model_->probes_awaiting() > 0) wake = std::min(wake, now + kResultDelay);
     if (watchdog) wake = std::min(wake, next_ping);
     lk.lock();
-    if (inbox_.empty() && !stop_) cv_.wait_until(lk, wake);
+    if (inbox_.empty() && results_.empty() && !stop_) {
+      results_.waiting_until(wake);
+      cv_.wait_until(lk, wake);
+    }
   }
   std::deque<std::function<void(HealthModel&)>> work;
   work.swap(inbox_);
+  results_.take(results);
   owner_done_ = true;  // nothing queued after this would ever run: post() refuses
   lk.unlock();
+  for (const auto& r : results) model_->on_result(r.check, r.gen, r.seq, r.result, r.at);
   for (auto& fn : work) fn(*model_);
   publish();
 }

@@ -21,6 +21,7 @@
 #include "agent/publish/http_server.h"
 #include "agent/publish/metrics.h"
 #include "agent/runtime/peers.h"
+#include "agent/runtime/result_batch.h"
 #include "agent/runtime/state_store.h"
 #include "agent/runtime/stop_action.h"
 #include "pybal-compat/agent_check.h"
@@ -62,8 +63,11 @@ class Runtime {
   bool run_on_owner(const std::function<void(HealthModel&)>& fn);
 
  private:
-  // Queues `fn` for the owner; false when the owner loop has ended.
+  // Queues `fn` for the owner and wakes it; false when the owner loop has ended.
   bool post(std::function<void(HealthModel&)> fn);
+  // Queues a probe result for the owner's next turn (result_batch.h: it wakes the owner
+  // only when that turn is not soon anyway).
+  void post_result(const std::string& check, uint64_t gen, uint64_t seq, Result r);
   void owner_loop();
   // Makes the model's latest snapshot the one readers see (the subscribers got it as
   // it was built).
@@ -92,6 +96,7 @@ class Runtime {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void(HealthModel&)>> inbox_;
+  ResultBatch results_;
   bool stop_ = false;
   bool owner_done_ = false;  // the owner loop has taken its last inbox: post() refuses
   bool shut_down_ = false;

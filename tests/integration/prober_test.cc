@@ -286,3 +286,36 @@ TEST_F(ProberTest, StopIsBoundedWithAProbeStuckAndDropsItsResult) {
   ASSERT_TRUE(wait_for([&] { return b->runs_ == 1; }, 5s));
   EXPECT_TRUE(holds_for([&] { return c.count() == 0; }, 200ms));
 }
+
+// A probe on the loop gets a handle an earlier probe gave back, rather than a new one
+// (the loop keeps a few spare).
+TEST_F(ProberTest, EasyHandlesGivenBackAreReused) {
+  struct HandleCheck : Check {
+    std::vector<void*> seen;  // loop thread only until the results are in
+    Result run(Deadline) override { return Result::pass(); }
+    void start(ProbeLoop& loop, Deadline, ProbeDone done) override {
+      void* a = loop.take_easy();
+      void* b = loop.take_easy();  // both in use at once: two handles
+      seen.push_back(a);
+      seen.push_back(b);
+      loop.release_easy(b);
+      loop.release_easy(a);
+      done(Result::pass());
+    }
+    std::string target() const override { return "handles"; }
+  };
+  Collector c;
+  Prober p(c.sink());
+  auto h = std::make_shared<HandleCheck>();
+  p.trigger("h", 1, h, 1, 1s);
+  ASSERT_TRUE(c.wait_count(1, 5s));
+  p.trigger("h", 1, h, 2, 1s);
+  ASSERT_TRUE(c.wait_count(2, 5s));
+  EXPECT_TRUE(p.stop(200ms));
+  ASSERT_EQ(h->seen.size(), 4u);
+  EXPECT_NE(h->seen[0], nullptr);
+  EXPECT_NE(h->seen[0], h->seen[1]);
+  // The last given back is the first taken again.
+  EXPECT_EQ(h->seen[2], h->seen[0]);
+  EXPECT_EQ(h->seen[3], h->seen[1]);
+}

@@ -216,6 +216,136 @@ TEST_F(EngineTest, JitterStaysWithinTenPercent) {
   EXPECT_GT(max_gap - min_gap, 100ms);  // it does jitter
 }
 
+TEST_F(EngineTest, StartWindowBatchesProbesWithinTheJitter) {
+  // 200 checks at 1 s: with a window of 5% (at most 50 ms), a due probe waits for others
+  // falling due, so the owner turns (and wakes the probe loop) far less often than it
+  // starts probes. The wait comes out of the 10% jitter: every probe still starts
+  // between 1 s and 1.1 s after its previous result, and never before it is due.
+  std::string text = "[agent]\nhostname = \"h\"\n[services.s]\nchecks = [";
+  for (int i = 0; i < 200; ++i) text += (i ? ", " : "") + std::string("\"c") + std::to_string(i) + "\"";
+  text += "]\n";
+  for (int i = 0; i < 200; ++i)
+    text += "[checks.c" + std::to_string(i) + "]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\nrise = 1\n";
+  config_ = parse_config(text, "t.toml");
+  std::mt19937 gen(7);
+  std::vector<double> draws;  // every draw, in order: the spread and the jitters
+  make([&] {
+    draws.push_back(std::uniform_real_distribution<double>(0, 1)(gen));
+    return draws.back();
+  });
+  model_->set_probe_start_window(0.05, 50ms);
+  model_->set_lifecycle(Lifecycle::kRunning);
+  std::map<std::string, SteadyTime> due_at, last_result;
+  SteadyTime t0 = clock_.now();
+  size_t i = 0;  // the first probes were spread in the order of the checks' names
+  for (const auto& [name, cc] : config_.checks) due_at[name] = t0 + std::chrono::duration_cast<Duration>(1s * (draws.at(i++) * 0.5));
+  int turns = 0, starts = 0;
+  Duration min_gap = 1h, max_gap = 0s;
+  std::map<std::string, uint64_t> last_seq;
+  while (clock_.now() < t0 + 20s) {
+    SteadyTime next = model_->next_due();
+    ASSERT_GT(next, clock_.now());  // nothing left behind at the last turn
+    clock_.advance_to(next);
+    auto due = model_->take_due();
+    if (due.empty()) continue;
+    ++turns;
+    for (const auto& d : due) {
+      ++starts;
+      EXPECT_GE(clock_.now(), due_at.at(d.name)) << d.name;  // never early
+      EXPECT_LE(clock_.now(), due_at.at(d.name) + 50ms) << d.name;
+      if (last_result.count(d.name)) {
+        min_gap = std::min(min_gap, clock_.now() - last_result[d.name]);
+        max_gap = std::max(max_gap, clock_.now() - last_result[d.name]);
+      }
+      EXPECT_GT(d.seq, last_seq[d.name]);
+      last_seq[d.name] = d.seq;
+      size_t before = draws.size();
+      model_->on_result(d.name, d.gen, d.seq, Result::pass());
+      last_result[d.name] = clock_.now();
+      // The result rescheduled it: interval plus the random part of the jitter it drew.
+      ASSERT_EQ(draws.size(), before + 1);
+      due_at[d.name] = clock_.now() + 1s + std::chrono::duration_cast<Duration>(50ms * draws.back());
+    }
+  }
+  EXPECT_GE(starts, 200 * 17);
+  EXPECT_LT(turns * 6, starts) << turns << " turns for " << starts << " probes";
+  EXPECT_GE(min_gap, 1s);
+  EXPECT_LE(max_gap, 1100ms);
+  EXPECT_GT(max_gap - min_gap, 50ms);  // still random
+  EXPECT_EQ(svc("s").effective.state, Effective::kPooled);
+}
+
+TEST_F(EngineTest, NextProbeCountsFromWhenTheResultCame) {
+  make([] { return 0.0; });  // first probes at t0, no jitter
+  model_->set_lifecycle(Lifecycle::kRunning);
+  auto due = model_->take_due();
+  ASSERT_EQ(due.size(), 3u);
+  EXPECT_EQ(model_->probes_awaiting(), 3u);
+  SteadyTime came = clock_.now() + 10ms;
+  clock_.advance(40ms);  // the owner takes the results 30 ms after they came
+  for (const auto& d : due) model_->on_result(d.name, d.gen, d.seq, Result::pass(), came);
+  EXPECT_EQ(model_->probes_awaiting(), 0u);
+  EXPECT_EQ(model_->next_due(), came + 200ms);  // web and export rise: fast_interval
+  // A time to come is taken as now.
+  clock_.advance_to(model_->next_due());
+  due = model_->take_due();
+  ASSERT_EQ(due.size(), 2u);
+  for (const auto& d : due) model_->on_result(d.name, d.gen, d.seq, Result::pass(), clock_.now() + 1h);
+  EXPECT_EQ(model_->next_due(), clock_.now() + 200ms);  // web rises on (rise 3)
+}
+
+TEST_F(EngineTest, ProbesAwaitingCountsOnlyThoseStillInTime) {
+  make([] { return 0.0; });
+  model_->set_lifecycle(Lifecycle::kRunning);
+  auto due = model_->take_due();
+  ASSERT_EQ(due.size(), 3u);
+  EXPECT_EQ(model_->probes_awaiting(), 3u);
+  for (const auto& d : due)
+    if (d.name != "export") model_->on_result(d.name, d.gen, d.seq, Result::pass());
+  EXPECT_EQ(model_->probes_awaiting(), 1u);
+  // export hangs: past its timeout (1 s) and the grace, it is counted as stuck and no
+  // longer awaited; its late result frees it.
+  clock_.advance(1s + HealthModel::kOverdueGrace);
+  model_->tick();
+  EXPECT_EQ(model_->probes_awaiting(), 0u);
+  model_->on_result("export", due[0].gen, due[0].seq, Result::pass());
+  EXPECT_EQ(model_->probes_awaiting(), 0u);
+  // A reload that removes a check with a probe in flight forgets it.
+  due = model_->take_due();
+  ASSERT_TRUE(std::any_of(due.begin(), due.end(), [](const HealthModel::Due& d) { return d.name == "disk"; }));
+  size_t awaiting = model_->probes_awaiting();
+  EXPECT_EQ(awaiting, due.size());
+  Config fewer = config_;
+  fewer.checks.erase("disk");
+  for (auto& [name, sc] : fewer.services) std::erase(sc.checks, "disk");
+  model_->reconfigure(fewer);
+  EXPECT_EQ(model_->probes_awaiting(), awaiting - 1);
+}
+
+TEST_F(EngineTest, NoStartWindowByDefault) {
+  make([] { return 0.0; });  // first probes at t0, no jitter
+  model_->set_lifecycle(Lifecycle::kRunning);
+  for (const auto& d : model_->take_due()) model_->on_result(d.name, d.gen, d.seq, Result::pass());
+  // web and export rise (fast_interval 200 ms), disk is healthy at once (1 s).
+  EXPECT_EQ(model_->next_due(), clock_.now() + 200ms);  // exactly when due
+  model_->set_probe_start_window(0.025, 25ms);
+  EXPECT_EQ(model_->next_due(), clock_.now() + 205ms);  // may wait 2.5% of 200 ms for others
+  clock_.advance(200ms);
+  auto due = model_->take_due();  // due now: taken at any turn from now on
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].name, "export");
+  EXPECT_EQ(due[1].name, "web");
+  for (const auto& d : due) model_->on_result(d.name, d.gen, d.seq, Result::pass());
+  // export is healthy (rise 2: 2 s, may wait 25 ms), web rises on (rise 3: 200 ms + 5 ms),
+  // disk is due 800 ms from now (may wait 25 ms).
+  EXPECT_EQ(model_->next_due(), clock_.now() + 205ms);
+  clock_.advance(205ms);
+  due = model_->take_due();
+  ASSERT_EQ(due.size(), 1u);
+  model_->on_result(due[0].name, due[0].gen, due[0].seq, Result::pass());  // web healthy: 1 s
+  EXPECT_EQ(model_->next_due(), clock_.now() + 595ms + 25ms);  // disk
+}
+
 TEST_F(EngineTest, HungProbeDelaysNothingElse) {
   make();
   model_->set_lifecycle(Lifecycle::kRunning);

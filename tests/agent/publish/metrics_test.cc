@@ -119,3 +119,45 @@ TEST(MetricsTest, HttpRequestsCountedPerRouteAndCode) {
   EXPECT_TRUE(has(text, "poolkeeper_http_requests_total{code=\"503\",path=\"/health/nfs\"} 1")) << text;
   EXPECT_TRUE(has(text, "poolkeeper_http_requests_total{code=\"404\",path=\"other\"} 1")) << text;
 }
+
+// A check's series are found once and kept with it; a reload that removes the check
+// removes them, and a check of that name added back later starts new ones.
+TEST(MetricsTest, CachedCheckSeriesGoWithTheCheck) {
+  Metrics m;
+  auto with = [](std::initializer_list<const char*> names) {
+    Snapshot s;
+    for (const char* name : names) {
+      CheckView c;
+      c.name = name;
+      s.checks.push_back(c);
+    }
+    return s;
+  };
+  m.on_snapshot(with({"web", "export"}));
+  Result ok = Result::pass();
+  ok.latency = std::chrono::milliseconds(2);
+  for (int i = 0; i < 3; ++i) m.on_result("export", ok, WallTime{} + std::chrono::seconds(100 + i));
+  m.on_result("export", Result::fail(Outcome::kTimeout, "timed out"), WallTime{});
+  m.on_result("web", ok, WallTime{});
+  std::string t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_check_results_total{check=\"export\",result=\"passed\"} 3")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_results_total{check=\"export\",result=\"timeout\"} 1")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_duration_seconds_count{check=\"export\"} 4")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_last_success_timestamp_seconds{check=\"export\"} 102")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_results_total{check=\"web\",result=\"passed\"} 1")) << t;
+
+  m.on_snapshot(with({"web"}));  // export removed by a reload
+  t = m.serialize();
+  EXPECT_EQ(t.find("check=\"export\""), std::string::npos) << t;
+  m.on_result("web", ok, WallTime{});
+  EXPECT_TRUE(has(m.serialize(), "poolkeeper_check_results_total{check=\"web\",result=\"passed\"} 2"));
+
+  m.on_snapshot(with({"web", "export"}));  // and added back
+  m.on_result("export", ok, WallTime{} + std::chrono::seconds(200));
+  t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_check_results_total{check=\"export\",result=\"passed\"} 1")) << t;
+  EXPECT_EQ(t.find("check=\"export\",result=\"timeout\""), std::string::npos) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_duration_seconds_count{check=\"export\"} 1")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_last_success_timestamp_seconds{check=\"export\"} 200")) << t;
+  EXPECT_TRUE(has(t, "poolkeeper_check_up{check=\"export\"} 0")) << t;
+}
