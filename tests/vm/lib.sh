@@ -12,7 +12,9 @@
 #   nfsd_start NAME EXPORTS     kernel nfsd (NFSv4.0 and 4.1, no v3) in host NAME,
 #                               exporting a fresh tmpfs at /srv/nfs with EXPORTS
 #                               (lines of /etc/exports)
+#   nfsd_run NAME               export and start nfsd and mountd (again after a stop)
 #   nfsd_stop NAME              stop that nfsd and its mountd
+#   bg_on NAME PIDFILE LOG CMD  CMD in the background in host NAME, its pid in PIDFILE
 #   now                         seconds since boot (float)
 #   log MSG...                  timestamped line on stdout
 
@@ -44,6 +46,19 @@ on() {
   local name=$1
   shift
   nsenter -t "$(cat "$VM_NS/$name.pid")" -m -n -r -w -- "$@"
+}
+
+# bg_on NAME PIDFILE LOG CMD...: CMD in the background in host NAME, its own pid (not
+# the pid of the subshell that `&` makes of a function) in PIDFILE, output appended
+# to LOG.
+bg_on() {
+  local name=$1 pidfile=$2 logf=$3
+  shift 3
+  rm -f "$pidfile"
+  on "$name" sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >>"$logf" 2>&1 &
+  local i
+  for i in $(seq 100); do [ -s "$pidfile" ] && return 0; sleep 0.05; done
+  die "bg_on $name: $* did not start"
 }
 
 lan_add() {
@@ -84,8 +99,7 @@ nfsd_start() {
 nfsd_run() {
   local name=$1
   on "$name" exportfs -ra || die "nfsd_run $name: exportfs"
-  on "$name" rpc.mountd -F -N 2 -N 3 >"$VM_OUT/mountd-$name.log" 2>&1 &
-  echo $! > "$VM_NS/$name.mountd"
+  bg_on "$name" "$VM_NS/$name.mountd" "$VM_OUT/mountd-$name.log" rpc.mountd -F -N 2 -N 3
   on "$name" rpc.nfsd -N 3 -V 4.0 -V 4.1 8 || die "nfsd_run $name: rpc.nfsd"
   log "$name: nfsd versions $(on "$name" cat /proc/fs/nfsd/versions), threads $(on "$name" cat /proc/fs/nfsd/threads)"
 }
