@@ -10,7 +10,8 @@ libcurl4-openssl-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev"
 SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
 iproute2 curl procps systemd util-linux python3 chromium"
 # The VM tests (tests/vm): qemu boots Debian's kernel with busybox in its initramfs;
-# the guest runs the host's kernel nfsd tools, NFS client and ipvsadm.
+# the guest runs the host's kernel nfsd tools, NFS client and ipvsadm (and, for
+# tests/vm/stack.sh, etcd-server, nginx, rsync and curl from SERVERS).
 VM="qemu-system-x86 busybox-static kmod cpio nfs-kernel-server nfs-common ipvsadm"
 # Packaging and configuration management: the .deb, lintian, the Puppet module's tests.
 DEPLOY="debhelper lintian dpkg-dev ccache python3-yaml puppet ruby-rspec-puppet puppet-lint"

@@ -12,7 +12,9 @@
 #   nfsd_start NAME EXPORTS     kernel nfsd (NFSv4.0, 4.1, 4.2, no v3) in host NAME,
 #                               exporting a fresh tmpfs at /srv/nfs with EXPORTS
 #                               (lines of /etc/exports)
+#   nfsd_run NAME               export and start nfsd and mountd (again after a stop)
 #   nfsd_stop NAME              stop that nfsd and its mountd
+#   bg_on NAME PIDFILE LOG CMD  CMD in the background in host NAME, its pid in PIDFILE
 #   agent_start NAME CONFIG LOG, agent_stop NAME
 #                               poolkeeper ($POOLKEEPER) in host NAME
 #   now                         seconds since boot (float)
@@ -48,15 +50,23 @@ on() {
   nsenter -t "$(cat "$VM_NS/$name.pid")" -m -n -r -w -- "$@"
 }
 
+# bg_on NAME PIDFILE LOG CMD...: CMD in the background in host NAME, its own pid (not
+# the pid of the subshell that `&` makes of a function) in PIDFILE, output appended
+# to LOG.
+bg_on() {
+  local name=$1 pidfile=$2 logf=$3
+  shift 3
+  rm -f "$pidfile"
+  on "$name" sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >>"$logf" 2>&1 &
+  local i
+  for i in $(seq 100); do [ -s "$pidfile" ] && return 0; sleep 0.05; done
+  die "bg_on $name: $* did not start"
+}
+
 # agent_start NAME CONFIG LOG: poolkeeper in host NAME, in the background; agent_stop
-# NAME: SIGTERM, and wait (at most 15 s) until it has exited. (`on ... &` alone would
-# leave $! naming the subshell, not the agent.)
+# NAME: SIGTERM, and wait (at most 15 s) until it has exited.
 agent_start() {
-  local name=$1 config=$2 logfile=$3
-  on "$name" sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$VM_NS/$name.agent" \
-    "$POOLKEEPER" --config "$config" > "$logfile" 2>&1 &
-  for _ in $(seq 50); do [ -s "$VM_NS/$name.agent" ] && return 0; sleep 0.1; done
-  die "agent_start $name: no pid"
+  bg_on "$1" "$VM_NS/$1.agent" "$3" "$POOLKEEPER" --config "$2"
 }
 agent_stop() {
   local pid
@@ -105,8 +115,7 @@ nfsd_start() {
 nfsd_run() {
   local name=$1
   on "$name" exportfs -ra || die "nfsd_run $name: exportfs"
-  on "$name" rpc.mountd -F -N 2 -N 3 >"$VM_OUT/mountd-$name.log" 2>&1 &
-  echo $! > "$VM_NS/$name.mountd"
+  bg_on "$name" "$VM_NS/$name.mountd" "$VM_OUT/mountd-$name.log" rpc.mountd -F -N 2 -N 3
   on "$name" rpc.nfsd -N 3 -V 4.0 -V 4.1 -V 4.2 8 || die "nfsd_run $name: rpc.nfsd"
   log "$name: nfsd versions $(on "$name" cat /proc/fs/nfsd/versions), threads $(on "$name" cat /proc/fs/nfsd/threads)"
 }

@@ -13,7 +13,8 @@
 #
 # What it does on the host:
 #   1. installs the host packages it uses (qemu-system-x86, busybox-static, kmod, cpio,
-#      and for the guest nfs-kernel-server, nfs-common, ipvsadm) when missing;
+#      and for the guest nfs-kernel-server, nfs-common, ipvsadm, and etcd-server, nginx,
+#      rsync, curl for stack.sh) when missing;
 #   2. `apt-get download`s the kernel package linux-image-amd64 depends on (Debian 12's
 #      current 6.1 kernel) into the cache (never installed on the host), extracts it
 #      with dpkg-deb -x and runs depmod on the extracted tree;
@@ -60,7 +61,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # run from a plain checkout.
 need=""
 for p in qemu-system-x86 busybox-static kmod cpio nfs-kernel-server nfs-common ipvsadm \
-         iproute2 util-linux python3; do
+         iproute2 util-linux python3 etcd-server nginx rsync curl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then
