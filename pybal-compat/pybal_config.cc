@@ -79,7 +79,10 @@ std::string render_pybal_config(const PybalInput& in) {
   dc_cluster(in.prefix, &dc, &cluster);
   std::string etcd_host = in.etcd_url.substr(in.etcd_url.find("://") == std::string::npos ? 0 : in.etcd_url.find("://") + 3);
   std::string out = "# pybal.conf stanzas for the services of " + in.hostname + " (poolctl lvs-config --format pybal)\n";
-  out += "# Pool state comes from conftool (" + pybal_escape(in.prefix) + "), kept by poolkeeper.\n\n";
+  out += "# Pool state comes from conftool (" + pybal_escape(in.prefix) + "), kept by poolkeeper.\n";
+  out += "# On the directors, a depooled realserver is best quiesced (weight 0, with the\n";
+  out += "# scheduler's fallback flag: -b sh-fallback / mh-fallback) rather than removed: IPVS\n";
+  out += "# drops every packet of a removed realserver's connections, cutting transfers in flight.\n\n";
   for (const auto& s : in.services) {
     require_ip_port(s);
     out += "[" + cluster + "_" + s.name + "_" + std::to_string(s.port) + "]\n";
@@ -126,7 +129,10 @@ std::string render_service_catalog(const PybalInput& in) {
   std::string out = "# service::catalog entries for the services of " + in.hostname +
                     " (poolctl lvs-config --format service-catalog),\n"
                     "# in the shape of operations-puppet's hieradata/common/service.yaml. Pool state\n"
-                    "# comes from conftool (" + in.prefix + "), kept by poolkeeper.\n"
+                    "# comes from conftool (" + in.prefix + "), kept by poolkeeper. On the directors, a\n"
+                    "# depooled realserver is best quiesced (weight 0, with the scheduler's fallback\n"
+                    "# flag: -b mh-fallback) rather than removed: IPVS drops every packet of a removed\n"
+                    "# realserver's connections, cutting transfers in flight.\n"
                     "service::catalog:\n";
   for (const auto& s : in.services) {
     require_ip_port(s);

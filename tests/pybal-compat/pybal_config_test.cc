@@ -19,6 +19,7 @@ TEST(PybalConfigTest, StanzasPerService) {
   EXPECT_NE(out.find("[dumps_nfs_2049]"), std::string::npos);
   EXPECT_NE(out.find("scheduler = sh\nmonitors = [ ]\n"), std::string::npos);
   EXPECT_NE(out.find("net.ipv4.vs.expire_nodest_conn = 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("best quiesced (weight 0, with the\n# scheduler's fallback flag"), std::string::npos) << out;
   EXPECT_NE(out.find("monitors = [ 'IdleConnection' ]"), std::string::npos);
   EXPECT_NE(out.find("#     clouddumps1001.example.org: [http, nfs, rsync]"), std::string::npos);
 }
@@ -57,6 +58,7 @@ PybalInput dumps_pair() {
 
 TEST(ServiceCatalogTest, NfsGetsMhAndNoMonitorSayingWhy) {
   std::string out = render_service_catalog(dumps_pair());
+  EXPECT_NE(out.find("best quiesced (weight 0, with the scheduler's fallback\n# flag: -b mh-fallback)"), std::string::npos) << out;
   size_t nfs = out.find("  dumps-nfs:\n");
   ASSERT_NE(nfs, std::string::npos) << out;
   std::string entry = out.substr(nfs, out.find("  dumps-rsync:\n") - nfs);
