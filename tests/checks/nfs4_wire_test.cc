@@ -85,7 +85,8 @@ TEST(Nfs4WireTest, XdrPadsToFourBytesAndReadsBack) {
   EXPECT_EQ(in.left(), 0u);
   EXPECT_EQ(in.u32(), 0u);  // past the end: zero, and not ok from then on
   EXPECT_FALSE(in.ok());
-  XdrIn bounded(x.bytes().substr(4));
+  std::string from_opaque = x.bytes().substr(4);  // XdrIn reads it in place: keep it alive
+  XdrIn bounded(from_opaque);
   EXPECT_EQ(bounded.opaque(4), "");  // longer than its bound
   EXPECT_FALSE(bounded.ok());
 }
