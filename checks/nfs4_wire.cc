@@ -211,6 +211,11 @@ void CompoundReply::clear() {
 
 // ---- encoders ----
 
+void put_compound_head(XdrOut& x, uint32_t minor_version) {
+  x.opaque("");  // tag
+  x.u32(minor_version);
+}
+
 void put_putrootfh(XdrOut& x) { x.u32(kOpPutrootfh); }
 
 void put_lookup(XdrOut& x, std::string_view name) {
@@ -267,7 +272,8 @@ void put_close_current(XdrOut& x) {
 
 // ---- decoding a COMPOUND reply ----
 
-bool decode_compound(std::string_view reply, unsigned skip, CompoundReply* out, std::string* error) {
+bool decode_compound(std::string_view reply, unsigned skip, int root_getfh, CompoundReply* out,
+                     std::string* error) {
   XdrIn in(reply);
   out->status = static_cast<int>(in.u32());
   in.opaque(1024);  // tag
@@ -304,7 +310,7 @@ bool decode_compound(std::string_view reply, unsigned skip, CompoundReply* out, 
         break;
       case kOpGetfh: {
         std::string_view fh = in.opaque(128);
-        (static_cast<int>(i - skip) == out->root_getfh ? out->root_fh : out->fh).assign(fh);
+        (static_cast<int>(i - skip) == root_getfh ? out->root_fh : out->fh).assign(fh);
         break;
       }
       case kOpGetattr: {
@@ -452,8 +458,6 @@ std::optional<Result> Nfs41Session::call(const std::string& args, std::string* r
 }
 
 std::optional<Result> Nfs41Session::open(const std::string& host, int port, Deadline deadline, bool* mismatch) {
-  host_ = host;
-  port_ = port;
   conn_ = std::make_unique<TcpConn>();
   // From a reserved port when allowed, as the kernel client does: knfsd's default
   // `secure` export refuses others.
@@ -470,17 +474,16 @@ std::optional<Result> Nfs41Session::setup(Deadline deadline, bool* mismatch) {
   *mismatch = false;
   sessionid_.clear();
   ++verifier_;  // a new incarnation: the server drops the previous one's client and session
-  auto compound_of = [&](XdrOut& x) {
+  auto compound_of = [&](XdrOut& ops) {
     XdrOut a;
-    a.opaque("");  // tag
-    a.u32(minor_);
-    a.append(x.bytes());
+    put_compound_head(a, minor_);
+    a.append(ops.bytes());
     return std::move(a.bytes());
   };
   auto op_failed = [&](const char* what, int st) {
     return Result::fail(Outcome::kFailed, std::string(what) + ": " + status_name(st));
   };
-  // What the first results say, shared by the three calls below.
+  // The COMPOUND's status and its one result's, for EXCHANGE_ID and CREATE_SESSION.
   auto head = [&](XdrIn& in, uint32_t want_op, int* status) -> bool {
     *status = static_cast<int>(in.u32());
     in.opaque(1024);
@@ -518,7 +521,7 @@ std::optional<Result> Nfs41Session::setup(Deadline deadline, bool* mismatch) {
     return Result::fail(Outcome::kNetworkError, "EXCHANGE_ID reply cannot be read");
   }
   if (st != 0) return op_failed("EXCHANGE_ID", st);
-  clientid_ = in.u64();
+  uint64_t clientid = in.u64();
   uint32_t seq = in.u32();
   if (!in.ok()) return Result::fail(Outcome::kNetworkError, "EXCHANGE_ID reply cut short");
 
@@ -526,7 +529,7 @@ std::optional<Result> Nfs41Session::setup(Deadline deadline, bool* mismatch) {
   x = XdrOut();
   x.u32(1);
   x.u32(kOpCreateSession);
-  x.u64(clientid_);
+  x.u64(clientid);
   x.u32(seq);
   x.u32(0);  // flags: not persistent, no back channel
   auto attrs = [&](uint32_t maxreq, uint32_t maxresp, uint32_t cached, uint32_t maxops) {
@@ -569,19 +572,18 @@ std::optional<Result> Nfs41Session::setup(Deadline deadline, bool* mismatch) {
   args.u32(0);  // rca_one_fs: false
   CompoundReply r;
   in_setup_ = true;
-  auto f = compound(args.bytes(), 1, deadline, &r);
+  auto f = compound(args.bytes(), 1, -1, deadline, &r);
   in_setup_ = false;
   if (f) return f;
   if (r.failed_op == 0 && r.failed_status != kErrCompleteAlready) return op_failed("RECLAIM_COMPLETE", r.failed_status);
   return std::nullopt;
 }
 
-std::optional<Result> Nfs41Session::compound(const std::string& ops, uint32_t nops, Deadline deadline,
-                                             CompoundReply* out) {
+std::optional<Result> Nfs41Session::compound(const std::string& ops, uint32_t nops, int root_getfh,
+                                             Deadline deadline, CompoundReply* out) {
   for (int attempt = 0;; ++attempt) {
     XdrOut a;
-    a.opaque("");
-    a.u32(minor_);
+    put_compound_head(a, minor_);
     a.u32(nops + 1);
     a.u32(kOpSequence);
     a.fixed(sessionid_);
@@ -592,11 +594,9 @@ std::optional<Result> Nfs41Session::compound(const std::string& ops, uint32_t no
     a.append(ops);
     std::string reply;
     if (auto f = call(a.bytes(), &reply, deadline)) return f;
-    int root = out->root_getfh;
     out->clear();
-    out->root_getfh = root;
     std::string error;
-    if (!decode_compound(reply, 1, out, &error)) return Result::fail(Outcome::kNetworkError, error);
+    if (!decode_compound(reply, 1, root_getfh, out, &error)) return Result::fail(Outcome::kNetworkError, error);
     if (out->leading_status == 0) {
       ++slot_seq_;  // the slot moved on, whatever the later operations said
       return std::nullopt;

@@ -102,8 +102,7 @@ struct CompoundReply {
   int failed_op = -1;   // index of the first result whose status was not NFS4_OK
   int failed_status = 0;
   int leading_status = 0;  // status of a skipped leading op (SEQUENCE) that failed
-  int root_getfh = -1;  // which op's GETFH is the export root's handle (set by the caller)
-  std::string root_fh, fh;  // raw handles
+  std::string root_fh, fh;  // raw handles: the root's GETFH (see decode_compound), the last
   FileAttrs attrs;
   std::string data;
   bool eof = false;
@@ -125,12 +124,13 @@ class Nfs41Session {
   // On the same connection, tries another minor version (after a mismatch).
   std::optional<Result> retry_minor(uint32_t minor_version, Deadline deadline, bool* mismatch);
 
-  // Sends one COMPOUND: SEQUENCE, then `ops` (already encoded, `nops` of them). The
-  // reply's op indexes in *out are those of `ops` (SEQUENCE not counted). A session the
+  // Sends one COMPOUND: SEQUENCE, then `ops` (already encoded, `nops` of them, the
+  // root handle's GETFH at index `root_getfh`). The reply's op indexes in *out are those
+  // of `ops` (SEQUENCE not counted). A session the
   // server no longer knows (restart, lease expired, replaced) is set up again and the
   // COMPOUND sent once more. Returns a failure only for the transport and the session;
   // an operation's status is in *out.
-  std::optional<Result> compound(const std::string& ops, uint32_t nops, Deadline deadline,
+  std::optional<Result> compound(const std::string& ops, uint32_t nops, int root_getfh, Deadline deadline,
                                  CompoundReply* out);
 
   uint32_t minor_version() const { return minor_; }
@@ -146,15 +146,12 @@ class Nfs41Session {
   std::unique_ptr<TcpConn> conn_;
   uint32_t xid_;
   uint64_t verifier_ = 0;
-  uint64_t clientid_ = 0;
   std::string sessionid_;  // 16 bytes
   uint32_t slot_seq_ = 0;
   uint32_t max_ops_ = 0;
   uint64_t* sessions_;
   bool in_setup_ = false;  // RECLAIM_COMPLETE inside setup(): no second setup from there
   std::string cred_;  // AUTH_SYS credential, encoded once
-  std::string host_;
-  int port_ = 0;
 };
 
 // Encoders of the operations the probe sends (appended to `x`).
@@ -168,7 +165,12 @@ void put_open_current_fh(XdrOut& x, std::string_view owner);  // read-only, no d
 void put_close_current(XdrOut& x);
 
 // Decodes a COMPOUND4res (after the RPC header) into *out; `skip` leading results are
-// not counted in out's indexes (a SEQUENCE). Returns false on a reply it cannot read.
-bool decode_compound(std::string_view reply, unsigned skip, CompoundReply* out, std::string* error);
+// not counted in out's indexes (a SEQUENCE). The GETFH at index `root_getfh` gives
+// out->root_fh, any other out->fh. Returns false on a reply it cannot read.
+bool decode_compound(std::string_view reply, unsigned skip, int root_getfh, CompoundReply* out,
+                     std::string* error);
+
+// The start of a COMPOUND4args: an empty tag and the minor version.
+void put_compound_head(XdrOut& x, uint32_t minor_version);
 
 }  // namespace poolkeeper::nfs4

@@ -55,15 +55,14 @@ struct NfsCheck::Pending {
   int status = RPC_STATUS_ERROR;
   std::string error;
   nfs4::CompoundReply reply;  // copied out of libnfs's reply inside the callback
+  int root_getfh = -1;           // which GETFH in the probe is the root's (set once)
   struct nfsfh* file = nullptr;  // high-level results
   // Back to "nothing yet", keeping the strings' buffers: a probe allocates nothing here.
   void reset() {
     done = false;
     status = RPC_STATUS_ERROR;
     error.clear();
-    int root = reply.root_getfh;
     reply.clear();
-    reply.root_getfh = root;
     file = nullptr;
   }
 };
@@ -251,7 +250,7 @@ void NfsCheck::build_ops() {
   }
   open_ops_ = probe_ops_;
   for (uint32_t op : {nfs4::kOpOpen, nfs4::kOpRead, nfs4::kOpClose}) open_ops_.push_back(op);
-  pending_->reply.root_getfh = root_getfh_;
+  pending_->root_getfh = root_getfh_;
 
   attr_mask_[0] = (1u << FATTR4_TYPE) | (1u << FATTR4_SIZE) | (1u << FATTR4_FILEID);
   attr_mask_[1] = 1u << (FATTR4_TIME_MODIFY - 32);
@@ -330,7 +329,7 @@ Result NfsCheck::run40(Deadline deadline) {
         }
         if (r.resop == OP_GETFH) {
           auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-          (static_cast<int>(i) == out.root_getfh ? out.root_fh : out.fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
+          (static_cast<int>(i) == p->root_getfh ? out.root_fh : out.fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
         } else if (r.resop == OP_GETATTR) {
           auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
           out.attrs = nfs4::decode_fattr(fa.attrmask.bitmap4_val, fa.attrmask.bitmap4_len,
@@ -391,7 +390,8 @@ Result NfsCheck::run41(Deadline deadline) {
   ++counters_.compounds;
   if (open_now) ++counters_.opens;
   nfs4::CompoundReply& reply = pending_->reply;
-  if (auto f = s41_->compound(open_now ? open41_ : probe41_, static_cast<uint32_t>(ops.size()), deadline, &reply)) {
+  if (auto f = s41_->compound(open_now ? open41_ : probe41_, static_cast<uint32_t>(ops.size()), root_getfh_,
+                              deadline, &reply)) {
     disconnect();
     return *f;
   }
@@ -407,6 +407,18 @@ Result NfsCheck::run41(Deadline deadline) {
   }
   return r;
 }
+
+namespace {
+// The local port of a connected socket, or -1.
+int source_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return -1;
+}
+}  // namespace
 
 Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops) {
   Result r = Result::pass();
@@ -446,6 +458,13 @@ Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>
   if (p.failed_op >= 0 && static_cast<size_t>(p.failed_op) < ops.size()) {
     uint32_t which = ops[static_cast<size_t>(p.failed_op)];
     std::string st = nfs4::status_name(p.failed_status);
+    if (p.failed_status == NFS4ERR_PERM) {
+      // knfsd's default `secure` export answers a client on a port >= 1024 with this.
+      int port = source_port(minor_ == 0 ? (rpc_ ? rpc_get_fd(rpc_) : -1) : (s41_ ? s41_->fd() : -1));
+      if (port >= 1024)
+        st += " (from source port " + std::to_string(port) +
+              ": a `secure` export wants one below 1024; export `insecure` to the agent)";
+    }
     switch (which) {
       case nfs4::kOpLookup: {  // name the first missing component
         size_t comp = 0;
@@ -570,28 +589,10 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
   return std::nullopt;
 }
 
-namespace {
-// The local port of a connected socket, or -1.
-int source_port(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return -1;
-}
-}  // namespace
-
 Result NfsCheck::run(Deadline deadline) {
   if (minor_ < 0)
     if (auto f = connect(deadline)) return *f;
-  int fd = minor_ == 0 ? (rpc_ ? rpc_get_fd(rpc_) : -1) : (s41_ ? s41_->fd() : -1);
-  int port = source_port(fd);
   Result r = minor_ == 0 ? run40(deadline) : run41(deadline);
-  // knfsd's default `secure` export answers a client on a port >= 1024 with NFS4ERR_PERM.
-  if (!r.ok() && port >= 1024 && r.reason.find("NFS4ERR_PERM") != std::string::npos)
-    r.reason += " (from source port " + std::to_string(port) +
-                ": a `secure` export wants one below 1024; export `insecure` to the agent)";
   r.details["connects"] = counters_.connects;
   r.details["compounds"] = counters_.compounds;
   return r;

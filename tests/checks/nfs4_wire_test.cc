@@ -125,9 +125,8 @@ TEST(Nfs4WireTest, AProbesReplyGivesHandlesAttributesAndData) {
   b.add(kOpGetattr, 0, getattr(18, 4242, 1700000000));
   b.add(kOpRead, 0, read_ok("poolkeeper canary\n"));
   CompoundReply r;
-  r.root_getfh = 1;  // after PUTROOTFH, counting from the op after SEQUENCE
-  std::string error;
-  ASSERT_TRUE(decode_compound(b.build(), 1, &r, &error)) << error;
+  std::string error;  // the root's GETFH: after PUTROOTFH, counting from the op after SEQUENCE
+  ASSERT_TRUE(decode_compound(b.build(), 1, 1, &r, &error)) << error;
   EXPECT_EQ(r.ops, 6u);
   EXPECT_EQ(r.failed_op, -1);
   EXPECT_EQ(r.root_fh, fh_bytes('r', 12));
@@ -151,9 +150,8 @@ TEST(Nfs4WireTest, KnfsdGraceRefusesTheReadAfterTheHandles) {
   b.add(kOpGetattr, 0, getattr(11, 7, 1700000000));
   b.add(kOpRead, 10013);  // NFS4ERR_GRACE
   CompoundReply r;
-  r.root_getfh = 1;
   std::string error;
-  ASSERT_TRUE(decode_compound(b.build(10013), 1, &r, &error)) << error;
+  ASSERT_TRUE(decode_compound(b.build(10013), 1, 1, &r, &error)) << error;
   EXPECT_EQ(r.failed_op, 5);
   EXPECT_EQ(r.failed_status, 10013);
   EXPECT_EQ(status_name(r.failed_status), "NFS4ERR_GRACE");
@@ -167,7 +165,7 @@ TEST(Nfs4WireTest, SessionAndVersionRefusals) {
   gone.add(kOpSequence, kErrBadSession);
   CompoundReply r;
   std::string error;
-  ASSERT_TRUE(decode_compound(gone.build(kErrBadSession), 1, &r, &error));
+  ASSERT_TRUE(decode_compound(gone.build(kErrBadSession), 1, -1, &r, &error));
   EXPECT_EQ(r.leading_status, kErrBadSession);  // the session's, not an operation's
   EXPECT_EQ(r.ops, 0u);
   EXPECT_EQ(r.failed_op, -1);
@@ -175,7 +173,7 @@ TEST(Nfs4WireTest, SessionAndVersionRefusals) {
 
   ReplyBuilder refused;  // knfsd without 4.0: no results at all
   CompoundReply v;
-  ASSERT_TRUE(decode_compound(refused.build(kErrMinorVersMismatch), 0, &v, &error));
+  ASSERT_TRUE(decode_compound(refused.build(kErrMinorVersMismatch), 0, -1, &v, &error));
   EXPECT_EQ(v.status, kErrMinorVersMismatch);
   EXPECT_EQ(v.ops, 0u);
   EXPECT_EQ(status_name(v.status), "NFS4ERR_MINOR_VERS_MISMATCH");
@@ -188,17 +186,17 @@ TEST(Nfs4WireTest, RepliesItCannotReadAreSaidSo) {
   std::string whole = b.build();
   CompoundReply r;
   std::string error;
-  EXPECT_FALSE(decode_compound(whole.substr(0, whole.size() - 3), 1, &r, &error));
+  EXPECT_FALSE(decode_compound(whole.substr(0, whole.size() - 3), 1, -1, &r, &error));
   EXPECT_EQ(error, "COMPOUND reply cut short");
   ReplyBuilder odd;
   odd.ok(7);  // an operation the probe never sends
   CompoundReply o;
-  EXPECT_FALSE(decode_compound(odd.build(), 0, &o, &error));
+  EXPECT_FALSE(decode_compound(odd.build(), 0, -1, &o, &error));
   EXPECT_EQ(error, "COMPOUND reply has an operation the probe did not send (7)");
   ReplyBuilder big;
   big.add(kOpGetfh, 0, getfh(fh_bytes('f', 200)));  // over NFS4_FHSIZE
   CompoundReply g;
-  EXPECT_FALSE(decode_compound(big.build(), 0, &g, &error));
+  EXPECT_FALSE(decode_compound(big.build(), 0, -1, &g, &error));
 }
 
 TEST(Nfs4WireTest, AttributesNotAskedForAreNotGuessedAt) {
