@@ -68,13 +68,11 @@ void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, 
 void ProbeScheduler::remove(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
-  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   timeline_.erase({it->second.at(), name});
   slots_.erase(it);
 }
 
 void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) {
-  ++awaiting_;
   move(name, slot, [&](Slot& s) {
     s.in_flight = true;
     s.seq = next_seq_++;
@@ -82,6 +80,12 @@ void ProbeScheduler::start(const std::string& name, Slot& slot, SteadyTime now) 
     s.overdue_at = now + s.timeout + kOverdueGrace;
     s.overdue_counted = 0;
   });
+}
+
+size_t ProbeScheduler::awaiting() const {
+  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) {
+    return kv.second.in_flight && kv.second.overdue_counted == 0;
+  }));
 }
 
 std::vector<ProbeScheduler::Due> ProbeScheduler::take_due() {
@@ -121,7 +125,6 @@ void ProbeScheduler::counted_overdue(const std::string& name, bool changing) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return;
   SteadyTime now = clock_.now();
-  if (it->second.in_flight && it->second.overdue_counted == 0) --awaiting_;
   move(name, it->second, [&](Slot& s) {
     ++s.overdue_counted;
     s.overdue_at = now + (changing ? s.fast_interval : s.interval);
@@ -134,7 +137,6 @@ ProbeScheduler::Accept ProbeScheduler::accept(const std::string& name, uint64_t 
   Slot& slot = it->second;
   if (!slot.in_flight || slot.seq != seq) return Accept::kDropped;  // not the probe in flight
   bool late = slot.overdue_counted > 0;
-  if (!late) --awaiting_;
   move(name, slot, [](Slot& s) {
     s.in_flight = false;
     s.overdue_counted = 0;

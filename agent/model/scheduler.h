@@ -78,7 +78,7 @@ class ProbeScheduler {
   // (or `fast_interval` while changing) from then, plus a jitter of up to 10% of it.
   void reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at = std::nullopt);
   // Probes in flight whose result is still expected in time (not yet counted overdue).
-  size_t awaiting() const { return awaiting_; }
+  size_t awaiting() const;
   // The probe in flight for `name`, starting one (as take_due would) when none is.
   std::optional<std::pair<uint64_t, uint64_t>> in_flight_or_start(const std::string& name);
 
@@ -111,7 +111,6 @@ class ProbeScheduler {
   std::function<double()> uniform01_;
   std::map<std::string, Slot> slots_;
   std::set<std::pair<SteadyTime, std::string>> timeline_;
-  size_t awaiting_ = 0;
   double window_fraction_ = 0;
   Duration window_max_{};
   uint64_t next_gen_ = 1;
