@@ -8,8 +8,6 @@
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-nfs4.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -408,18 +406,6 @@ Result NfsCheck::run41(Deadline deadline) {
   return r;
 }
 
-namespace {
-// The local port of a connected socket, or -1.
-int source_port(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return -1;
-}
-}  // namespace
-
 Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops) {
   Result r = Result::pass();
   // What the reply carried goes into the details whatever the verdict: the handles
@@ -460,7 +446,7 @@ Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>
     std::string st = nfs4::status_name(p.failed_status);
     if (p.failed_status == NFS4ERR_PERM) {
       // knfsd's default `secure` export answers a client on a port >= 1024 with this.
-      int port = source_port(minor_ == 0 ? (rpc_ ? rpc_get_fd(rpc_) : -1) : (s41_ ? s41_->fd() : -1));
+      int port = local_port(minor_ == 0 ? (rpc_ ? rpc_get_fd(rpc_) : -1) : (s41_ ? s41_->fd() : -1));
       if (port >= 1024)
         st += " (from source port " + std::to_string(port) +
               ": a `secure` export wants one below 1024; export `insecure` to the agent)";

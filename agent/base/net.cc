@@ -58,6 +58,15 @@ bool is_clean_url(const std::string& url) {
   return true;
 }
 
+int local_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return -1;
+}
+
 int listen_tcp(const std::string& address, int backlog, int* bound_port) {
   std::string host;
   int port = 0;
@@ -92,11 +101,7 @@ int listen_tcp(const std::string& address, int backlog, int* bound_port) {
     ::close(fd);
     throw std::runtime_error("cannot listen on " + address + ": " + std::strerror(e));
   }
-  sockaddr_storage got{};
-  socklen_t gl = sizeof got;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &gl);
-  *bound_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+  *bound_port = local_port(fd);
   return fd;
 }
 

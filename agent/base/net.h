@@ -45,6 +45,9 @@ bool is_numeric_host(const std::string& host);
 // line), no spaces, and not empty.
 bool is_clean_url(const std::string& url);
 
+// The local port of a bound socket (IPv4 or IPv6), or -1.
+int local_port(int fd);
+
 // A bound, listening TCP socket for "host:port" (numeric IPv4/IPv6 or "localhost");
 // throws std::runtime_error("cannot listen on …: why"). *bound_port gets the port.
 int listen_tcp(const std::string& address, int backlog, int* bound_port);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -198,11 +199,7 @@ HttpServer::~HttpServer() { stop(); }
 void HttpServer::start() {
   if (options_.listen_fd >= 0) {
     listen_fd_ = options_.listen_fd;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-      port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    port_ = std::max(0, local_port(listen_fd_));
   } else {
     listen_fd_ = listen_tcp(options_.listen, 512, &port_);
   }

@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <random>
@@ -13,6 +14,7 @@
 
 #include "agent/base/duration.h"
 #include "agent/base/log.h"
+#include "agent/base/net.h"
 #include "agent/base/utf8.h"
 #include "agent/runtime/carryover.h"
 #include "agent/runtime/prober.h"
@@ -103,12 +105,7 @@ int inherited_listen_socket(const std::string& listen) {
   for (int i = 0; i < n; ++i) {
     int fd = SD_LISTEN_FDS_START + i;
     if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) continue;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int port = 0;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-      port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    int port = std::max(0, local_port(fd));
     std::string host;
     int want = 0;
     if (split_host_port(listen, &host, &want) && want != port)
