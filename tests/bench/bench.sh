@@ -7,6 +7,9 @@
 #  b) the agent's RSS and thread count once the checks have settled;
 #  c) the agent's CPU time per probe result over a window without HTTP load
 #     (utime+stime from /proc/PID/stat over the growth of poolkeeper_check_results_total);
+#  c') the floor under (c): the same 200 probes made by bare libcurl in one thread with the
+#     same options and start windows, nothing else (build/tests/bench/curl_floor), on the
+#     same two servers, measured with getrusage over the same window;
 #  d) a warm NFS probe against an NFSv4 NULL RPC on the same kind of connection and
 #     against a fresh `nfs-cat`, on the same nfs-ganesha (build/tests/bench/nfs_probe_bench).
 # It only reports: a missed goal does not change the exit status; it fails only when a
@@ -49,10 +52,11 @@ done
 if [ -z "$bin_dir" ]; then
   bin_dir=build
   cmake -S . -B build >/dev/null
-  cmake --build build -j"$(nproc)" --target poolkeeper nfs_probe_bench >/dev/null
+  cmake --build build -j"$(nproc)" --target poolkeeper nfs_probe_bench curl_floor >/dev/null
 fi
 agent_bin=$bin_dir/agent/poolkeeper nfs_bench=$bin_dir/tests/bench/nfs_probe_bench
-for b in "$agent_bin" "$nfs_bench"; do
+floor_bin=$bin_dir/tests/bench/curl_floor
+for b in "$agent_bin" "$nfs_bench" "$floor_bin"; do
   [ -x "$b" ] || { echo "bench.sh: $b is not built" >&2; exit 1; }
 done
 
@@ -212,10 +216,15 @@ measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named
   stop_pid "$agent_pid"; agent_pid=""
 }
 
-echo "bench.sh: ${secs}s per run, wrk -t2 -c$conns keep-alive, $(nproc) CPUs; about $(( 6 * secs + 15 ))s" >&2
+echo "bench.sh: ${secs}s per run, wrk -t2 -c$conns keep-alive, $(nproc) CPUs; about $(( 7 * secs + 18 ))s" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 measure 1 one
 measure "$checks_many" many
+# The floor: the same probes by bare libcurl (3 s to settle, then the same window).
+floor_out=$("$floor_bin" "http://127.0.0.1:$nginx_port" "http://127.0.0.1:$hang_port" "$checks_many" "$secs" 2>&1) ||
+  fail "curl_floor failed: $floor_out"
+floor_us=$(echo "$floor_out" | sed -n 's/^RESULT .*cpu_us_per_result=\([0-9.]*\).*/\1/p')
+[ -n "$floor_us" ] || fail "curl_floor printed no RESULT line: $floor_out"
 
 probes=$(( secs * 200 )); (( probes > 2000 )) && probes=2000
 cat_runs=$(( secs * 5 )); (( cat_runs > 50 )) && cat_runs=50
@@ -251,6 +260,8 @@ row "agent RSS MiB (VmRSS)" "$rss_mib_1" "$rss_mib_m" "< 16" "$(verdict "$rss_mi
 row "agent threads" "$threads_one" "$threads_many" "<= 16" "$(verdict "$threads_many" "<=" 16)"
 row "probe results/s (no HTTP load)" "$results_ps_one" "$results_ps_many" "" ""
 row "agent CPU us per probe result" "$cpu_us_one" "$cpu_us_many" "<= 50 ($m)" "$(verdict "$cpu_us_many" "<=" 50)"
+row "  bare libcurl, same probes (floor)" "" "$floor_us" "" ""
+row "  agent/floor" "" "$(ratio "${cpu_us_many#<}" "$floor_us")" "" ""
 echo
 row "NFS (same nfs-ganesha)" "p50 us" "p99 us" "goal" ""
 row "  warm NFS probe ($probes)" "$nfs_probe_p50" "$nfs_probe_p99" "" ""
