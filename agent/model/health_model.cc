@@ -99,7 +99,7 @@ void HealthModel::submit(const std::string& check, CheckRuntime& rt, const Resul
     size_t keep = std::min(old.size(), kHistoryLength - 1);
     h->reserve(keep + 1);
     h->assign(old.end() - static_cast<std::ptrdiff_t>(keep), old.end());
-    h->push_back({wall, seconds(r.latency), r.outcome});
+    h->push_back({wall, static_cast<float>(seconds(r.latency)), r.outcome});
     rt.history = std::move(h);
   }
   for (Observer* o : observers_) o->on_result(check, r, wall);

@@ -135,11 +135,13 @@ class SharedList {
 };
 
 // One probe result as the status page draws it; each check keeps a bounded history.
+// 16 bytes (a float is plenty to draw a bar): a check's 60 fit one small allocation.
 struct ResultPoint {
   WallTime time{};
-  double latency_seconds = 0;
+  float latency_seconds = 0;
   Outcome outcome = Outcome::kPassed;
 };
+static_assert(sizeof(ResultPoint) <= 16);
 
 struct CheckView {
   std::string name, kind, target;

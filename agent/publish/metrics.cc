@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <iterator>
 
 #include "agent/model/snapshot.h"
@@ -133,9 +134,12 @@ template <typename T, typename... Args>
 T& Metrics::series(Owned& owners, const std::string& owner, prometheus::Family<T>& family,
                    const prometheus::Labels& labels, Args&&... args) {
   T& metric = family.Add(labels, std::forward<Args>(args)...);
-  auto& mine = owners[owner].remove;
-  auto key = std::make_pair(static_cast<const void*>(&family), labels);
-  if (!mine.count(key)) mine.emplace(key, [&family, &metric] { family.Remove(&metric); });
+  // The family gives the same series for the same labels: one entry per series.
+  auto& made = owners[owner].made;
+  if (std::none_of(made.begin(), made.end(), [&](const Made& m) { return m.metric == &metric; }))
+    made.push_back({&family, &metric, [](void* f, void* m) {
+                      static_cast<prometheus::Family<T>*>(f)->Remove(static_cast<T*>(m));
+                    }});
   return metric;
 }
 
@@ -145,7 +149,7 @@ void Metrics::prune(Owned& owners, const std::set<std::string>& keep) {
       ++it;
       continue;
     }
-    for (auto& [key, remove] : it->second.remove) remove();
+    for (const Made& m : it->second.made) m.remove(m.family, m.metric);
     it = owners.erase(it);
   }
 }

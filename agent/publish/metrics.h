@@ -4,14 +4,13 @@
 // HTTP threads may count requests and serialize while the owner updates.
 #pragma once
 
-#include <functional>
-#include <map>
 #include <memory>
 #include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -52,10 +51,16 @@ class Metrics final : public Observer {
     prometheus::Gauge* stuck = nullptr;
   };
   // Series are made per check, service and peer; each is remembered under its owner so
-  // that a reload removing a check (or a peer, a service) removes its series too.
+  // that a reload removing a check (or a peer, a service) removes its series too. The
+  // family already holds the labels: the owner keeps only what removing needs.
+  struct Made {
+    void* family;
+    void* metric;
+    void (*remove)(void* family, void* metric);
+  };
   struct Owner {
-    std::map<std::pair<const void*, prometheus::Labels>, std::function<void()>> remove;
-    CheckSeries check;  // a check's (unused for services and peers)
+    std::vector<Made> made;  // a handful per owner: found by a scan
+    CheckSeries check;       // a check's (unused for services and peers)
   };
   using Owned = std::unordered_map<std::string, Owner>;
   template <typename T, typename... Args>

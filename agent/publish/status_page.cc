@@ -170,7 +170,7 @@ void history_svg(std::string& out, const CheckView& c) {
   double max = 0;
   size_t passed = 0;
   for (const auto& p : h) {
-    max = std::max(max, p.latency_seconds);
+    max = std::max(max, static_cast<double>(p.latency_seconds));
     if (p.outcome == Outcome::kPassed) ++passed;
   }
   out += "<svg width=\"" + std::to_string(kW) + "\" height=\"" + std::to_string(kH) +

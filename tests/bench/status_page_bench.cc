@@ -44,7 +44,7 @@ Snapshot ten_checks() {
     c.fall = 2;
     c.last = Result::pass("status 200");
     auto h = std::make_shared<std::vector<ResultPoint>>();
-    for (int k = 0; k < 60; ++k) h->push_back({s.generated, 0.0001 * k, k % 7 ? Outcome::kPassed : Outcome::kTimeout});
+    for (int k = 0; k < 60; ++k) h->push_back({s.generated, static_cast<float>(0.0001 * k), k % 7 ? Outcome::kPassed : Outcome::kTimeout});
     c.history = h;
     s.checks.push_back(c);
   }

@@ -721,8 +721,8 @@ TEST_F(EngineTest, KeepsABoundedHistoryOfResultsPerCheck) {
   const auto& h = *snap->find_check("web")->history;
   ASSERT_EQ(h.size(), HealthModel::kHistoryLength);
   // Oldest first: the first 15 results fell out of the ring.
-  EXPECT_DOUBLE_EQ(h.front().latency_seconds, 0.015);
-  EXPECT_DOUBLE_EQ(h.back().latency_seconds, (HealthModel::kHistoryLength + 14) / 1000.0);
+  EXPECT_FLOAT_EQ(h.front().latency_seconds, 0.015f);
+  EXPECT_FLOAT_EQ(h.back().latency_seconds, static_cast<float>((HealthModel::kHistoryLength + 14) / 1000.0));
   EXPECT_EQ(h.front().outcome, Outcome::kTimeout);  // 15 % 3 == 0
   EXPECT_EQ(h[1].outcome, Outcome::kPassed);
   EXPECT_LT(h.front().time, h.back().time);

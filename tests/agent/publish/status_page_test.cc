@@ -58,7 +58,7 @@ Snapshot sample() {
   c.last_time = kNow - 1s;
   auto h = std::make_shared<std::vector<ResultPoint>>();
   for (int i = 0; i < 7; ++i)
-    h->push_back({kNow - std::chrono::seconds(7 - i), 0.001 * i, i % 2 ? Outcome::kPassed : Outcome::kTimeout});
+    h->push_back({kNow - std::chrono::seconds(7 - i), static_cast<float>(0.001 * i), i % 2 ? Outcome::kPassed : Outcome::kTimeout});
   c.history = h;
   CheckView e = c;
   e.name = "export";
