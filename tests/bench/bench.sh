@@ -4,7 +4,9 @@
 #  a) GET /health over keep-alive HTTP (wrk) against nginx `return 200` (2 workers), same
 #     wrk settings; with 200 HTTP checks at interval 1 s, a third of them hanging to their
 #     500 ms timeout on a server that accepts and never answers, the rest at the nginx;
-#  b) the agent's RSS and thread count once the checks have settled;
+#  b) the agent's RSS and thread count once the checks have settled, and how much of the
+#     RSS is pages of mapped files (the binary and its libraries: the same with 1 or 200
+#     checks);
 #  c) the agent's CPU time per probe result over a window without HTTP load
 #     (utime+stime from /proc/PID/stat over the growth of poolkeeper_check_results_total);
 #  c') the floor under (c): the same 200 probes made by bare libcurl in one thread with the
@@ -198,6 +200,7 @@ measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named
   # `fall` timeouts to fall; then every check probes once a second.
   sleep 3
   printf -v "rss_$x" '%s' "$(status_field VmRSS)"
+  printf -v "rssfile_$x" '%s' "$(status_field RssFile)"
   printf -v "threads_$x" '%s' "$(status_field Threads)"
   # CPU per probe result, no HTTP load; the scrapes stay outside the CPU window.
   r0=$(results_total); t0=$(now); c0=$(cpu_ticks)
@@ -242,6 +245,8 @@ rps_r1=$(ratio "$agent_rps_one" "$nginx_rps_one") rps_rm=$(ratio "$agent_rps_man
 p99_r1=$(ratio "$agent_p99_one" "$nginx_p99_one") p99_rm=$(ratio "$agent_p99_many" "$nginx_p99_many")
 rss_mib_1=$(awk -v k="$rss_one" 'BEGIN {printf "%.1f", k / 1024}')
 rss_mib_m=$(awk -v k="$rss_many" 'BEGIN {printf "%.1f", k / 1024}')
+file_mib_1=$(awk -v k="$rssfile_one" 'BEGIN {printf "%.1f", k / 1024}')
+file_mib_m=$(awk -v k="$rssfile_many" 'BEGIN {printf "%.1f", k / 1024}')
 nfs_null_r=$(ratio "$nfs_probe_p50" "$nfs_null_p50")
 nfs_cat_r=$(ratio "$nfs_cat_p50" "$nfs_probe_p50")
 
@@ -257,6 +262,7 @@ row "GET /health p99 us (agent)" "$agent_p99_one" "$agent_p99_many" "" ""
 row "  nginx p99 us" "$nginx_p99_one" "$nginx_p99_many" "" ""
 row "  agent/nginx p99" "$p99_r1" "$p99_rm" "<= 1.2 ($m)" "$(verdict "$p99_rm" "<=" 1.2)"
 row "agent RSS MiB (VmRSS)" "$rss_mib_1" "$rss_mib_m" "< 16" "$(verdict "$rss_mib_m" "<" 16)"
+row "  of which mapped files (RssFile)" "$file_mib_1" "$file_mib_m" "" ""
 row "agent threads" "$threads_one" "$threads_many" "<= 16" "$(verdict "$threads_many" "<=" 16)"
 row "probe results/s (no HTTP load)" "$results_ps_one" "$results_ps_many" "" ""
 row "agent CPU us per probe result" "$cpu_us_one" "$cpu_us_many" "<= 50 ($m)" "$(verdict "$cpu_us_many" "<=" 50)"
