@@ -90,6 +90,16 @@ lan_join() {
   on "$name" ip link set eth0 up
 }
 
+# dr_realserver NAME VIP: NAME answers for VIP as an IPVS direct-routing realserver: the
+# address on lo, and no ARP for it (the director owns it on the wire).
+dr_realserver() {
+  on "$1" sh -ec "
+    ip addr add $2/32 dev lo
+    sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+  " || die "$1: VIP setup"
+}
+
 nfsd_start() {
   local name=$1 exports=$2
   printf '%s\n' "$exports" > "$VM_NS/$name.exports"

@@ -106,11 +106,7 @@ log "etcd up ($(since "$T_BEGIN") s), keys seeded"
 head -c 262144 /dev/urandom > /run/data.bin
 EXPORT_OPTS="ro,fsid=0,no_subtree_check,insecure"
 for rs in rs1 rs2; do
-  on "$rs" sh -ec "
-    ip addr add $VIP/32 dev lo
-    sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-    sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
-  " || die "$rs: VIP setup"
+  dr_realserver "$rs" "$VIP"
   nfsd_start "$rs" "/srv/nfs 127.0.0.1($EXPORT_OPTS) 192.0.2.0/24($EXPORT_OPTS)"
   # Each host's own copy (own tmpfs, own inodes): their NFS handles differ.
   on "$rs" sh -c 'echo "poolkeeper canary" > /srv/nfs/canary.txt && cp /run/data.bin /srv/nfs/data.bin &&
@@ -356,6 +352,23 @@ nfs_server() {  # the realserver of the client's NFS connection, from the direct
   ip=$(on lb ipvsadm -Lnc | awk -v v="$VIP:2049" '$5 == v && $3 == "ESTABLISHED" { split($6, a, ":"); print a[1]; exit }')
   case "$ip" in 192.0.2.11) echo rs1 ;; 192.0.2.12) echo rs2 ;; esac
 }
+# clients_on_nfs_server: starts the clients; sets rs to the realserver their NFS
+# connection went to (the host a scenario then acts on) and d to its agent's directory.
+clients_on_nfs_server() {
+  clients_start
+  rs=$(nfs_server)
+  [ -n "$rs" ] || die "no NFS connection of the client on the director: $(on lb ipvsadm -Lnc)"
+  d=$VM_NS/pk-$rs
+}
+# scenario_begin TITLE: sets title, logs it and who serves what; the marks and t0 count
+# from now.
+scenario_begin() {
+  title=$1
+  log "--- $title"
+  who_serves
+  MARKS=""
+  t0=$(now)
+}
 set_lb() {  # SCHEDULER EXPIRE
   on lb sh -ec "for p in 80 2049 873; do ipvsadm -E -t $VIP:\$p -s $1 $(printf -- "$SCHED_FLAGS" "$1"); done
     sysctl -qw net.ipv4.vs.expire_nodest_conn=$2"
@@ -446,15 +459,8 @@ planned_reboot() {
   t_start=$(now)
   set_on_reboot "$on_reboot"
   set_lb "$sched" "$expire"
-  clients_start
-  rs=$(nfs_server)
-  [ -n "$rs" ] || die "no NFS connection of the client on the director: $(on lb ipvsadm -Lnc)"
-  d=$VM_NS/pk-$rs
-  title="planned reboot of $rs (the client's NFS server), NFS on_reboot=$on_reboot, -s $sched, expire_nodest_conn=$expire"
-  log "--- $title"
-  who_serves
-  MARKS=""
-  t0=$(now)
+  clients_on_nfs_server
+  scenario_begin "planned reboot of $rs (the client's NFS server), NFS on_reboot=$on_reboot, -s $sched, expire_nodest_conn=$expire"
   mark "depool"
   on "$rs" "$POOLCTL" --socket "$d/admin.sock" depool --until-boot --reason reboot >/dev/null \
     || log "$rs: depool failed"
@@ -483,21 +489,15 @@ planned_reboot() {
 }
 
 hung_nfsd() {
-  local rs t0 t_start title dev
+  local rs d t0 t_start title
   t_start=$(now)
   set_lb mh 0
-  clients_start
-  rs=$(nfs_server)
-  [ -n "$rs" ] || die "no NFS connection of the client on the director"
+  clients_on_nfs_server
   # A hung nfsd: its kernel threads cannot be stopped (SIGSTOP does not reach them) and
   # `rpc.nfsd 0` would close the connections (a stop, not a hang). Dropping every packet
   # to port 2049 as it enters the host (the clients' via eth0, the agent's probe via lo)
   # looks the same from outside: connections stay open, nothing answers.
-  title="hung nfsd on $rs (every packet to port 2049 dropped for 10 s), -s mh, expire_nodest_conn=0"
-  log "--- $title"
-  who_serves
-  MARKS=""
-  t0=$(now)
+  scenario_begin "hung nfsd on $rs (every packet to port 2049 dropped for 10 s), -s mh, expire_nodest_conn=0"
   on "$rs" sh -ec "for dev in lo eth0; do tc qdisc add dev \$dev ingress
       tc filter add dev \$dev parent ffff: protocol ip prio 1 u32 match ip dport 2049 0xffff action drop; done" \
     || die "$rs: tc drop"
@@ -545,11 +545,7 @@ agent_restart() {
   t_start=$(now)
   set_lb mh 0
   clients_start
-  title="restart of both agents alone (stop-action keep), -s mh"
-  log "--- $title"
-  who_serves
-  MARKS=""
-  t0=$(now)
+  scenario_begin "restart of both agents alone (stop-action keep), -s mh"
   mark "restart"
   restart_agents
   mark "restarted"
@@ -571,15 +567,8 @@ crash() {
   for rs in rs1 rs2; do agent_config "$rs" "$ON_REBOOT"; done
   restart_agents
   agents_healthy || log "the agents' /health did not answer 200 again within 20 s"
-  clients_start
-  rs=$(nfs_server)
-  [ -n "$rs" ] || die "no NFS connection of the client on the director"
-  d=$VM_NS/pk-$rs
-  title="crash of $rs (kill -9 of every process, nfsd stopped, off the network) and return, -s mh"
-  log "--- $title"
-  who_serves
-  MARKS=""
-  t0=$(now)
+  clients_on_nfs_server
+  scenario_begin "crash of $rs (kill -9 of every process, nfsd stopped, off the network) and return, -s mh"
   mark "crash"
   on "$rs" ip link set eth0 down
   ns_kill_all "$rs" KILL
@@ -622,5 +611,7 @@ echo
 echo "=== all tables (times in seconds after each scenario began) ==="
 printf '%s' "$TABLES"
 kill -TERM "$(cat "$VM_NS/lbdriver.pid")" 2>/dev/null
+# The kernel's own words (IPVS: "no destination available", nfsd), for a broken promise.
+dmesg > "$VM_OUT/dmesg.log" 2>&1
 [ -z "$PROMISE_BROKEN" ] || die "${PROMISE_BROKEN#; }"
 log "stack scenario passed ($(since "$T_BEGIN") s)"
