@@ -8,8 +8,10 @@
 //
 // CHECKS probes at 1 s, every third one at HANG_URL (timeout 500 ms), the others at
 // PASS_URL; each starts at its own phase in the second, then one interval after its last
-// result, rounded to the same 50 ms start windows the agent uses, through the same libcurl options (keep-alive connections,
-// a pooled easy handle per transfer, epoll on libcurl's socket interface). After 3 s
+// result, rounded to the same 50 ms start windows the agent uses. Each transfer is set
+// up as the http check sets up its own: CurlTransfer::setup (the agent's common options
+// and body capture), the check's header list and buffer size, a pooled easy handle, the
+// connections kept alive; the loop is epoll on libcurl's socket interface. After 3 s
 // to settle it measures its own CPU time (getrusage) over SECONDS and prints
 //   RESULT results=N cpu_us_per_result=X
 #include <curl/curl.h>
@@ -21,8 +23,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "agent/base/curl.h"
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -51,8 +56,6 @@ struct Watch {
   }
 };
 
-size_t on_body(char*, size_t size, size_t n, void*) { return size * n; }
-
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "curl_floor: CHECKS and SECONDS must be at least 1\n");
     return 2;
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  poolkeeper::curl_global_setup();
   CURLM* m = curl_multi_init();
   Watch w;
   w.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -92,7 +95,9 @@ int main(int argc, char** argv) {
   }
   std::vector<CURL*> spare;
   std::map<CURL*, int> running;
-  char errbuf[CURL_ERROR_SIZE];
+  // A check's buffers (one transfer at a time each), capped as the http check's.
+  std::vector<std::unique_ptr<poolkeeper::CurlTransfer>> transfers;
+  for (int i = 0; i < checks; ++i) transfers.push_back(std::make_unique<poolkeeper::CurlTransfer>(64 * 1024));
   long results = 0, counted = 0;
   double cpu0 = 0;
   Clock::time_point measure_from = t0 + std::chrono::seconds(3);
@@ -112,14 +117,7 @@ int main(int argc, char** argv) {
       due.erase(due.begin());
       CURL* e = spare.empty() ? curl_easy_init() : spare.back();
       if (!spare.empty()) spare.pop_back();
-      curl_easy_reset(e);
-      curl_easy_setopt(e, CURLOPT_URL, urls[static_cast<size_t>(i)].c_str());
-      curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 500L);
-      curl_easy_setopt(e, CURLOPT_PROXY, "");
-      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-      curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+      transfers[static_cast<size_t>(i)]->setup(e, urls[static_cast<size_t>(i)], now + std::chrono::milliseconds(500));
       curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
       curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
       curl_multi_add_handle(m, e);
