@@ -23,12 +23,7 @@ POOLCTL="$BIN/poolctl"
 VIP=198.51.100.10
 
 modprobe -a nfsd nfsv4 veth bridge ip_vs ip_vs_mh || die "modprobe"
-lan_add
-for h in lb rs1 rs2 cl; do ns_add "$h"; done
-lan_join lb 192.0.2.1/24
-lan_join rs1 192.0.2.11/24
-lan_join rs2 192.0.2.12/24
-lan_join cl 192.0.2.100/24
+lvs_lan
 
 on lb sh -ec "
   ip addr add $VIP/32 dev lo

@@ -90,6 +90,18 @@ lan_join() {
   on "$name" ip link set eth0 up
 }
 
+# lvs_lan: the LVS hosts on one bridge (192.0.2.0/24): director lb (.1), realservers rs1
+# (.11) and rs2 (.12), client cl (.100).
+lvs_lan() {
+  lan_add
+  local h
+  for h in lb rs1 rs2 cl; do ns_add "$h"; done
+  lan_join lb 192.0.2.1/24
+  lan_join rs1 192.0.2.11/24
+  lan_join rs2 192.0.2.12/24
+  lan_join cl 192.0.2.100/24
+}
+
 # dr_realserver NAME VIP: NAME answers for VIP as an IPVS direct-routing realserver: the
 # address on lo, and no ARP for it (the director owns it on the wire).
 dr_realserver() {

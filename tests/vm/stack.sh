@@ -67,12 +67,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # --- the network --------------------------------------------------------------------
 modprobe -a nfsd nfsv4 veth bridge ip_vs ip_vs_mh ip_vs_sh sch_ingress cls_u32 act_gact \
   || die "modprobe"
-lan_add
-for h in lb rs1 rs2 cl; do ns_add "$h"; done
-lan_join lb 192.0.2.1/24
-lan_join rs1 192.0.2.11/24
-lan_join rs2 192.0.2.12/24
-lan_join cl 192.0.2.100/24
+lvs_lan
 for a in ${CLIENT_SRCS//,/ }; do
   [ "$a" = 192.0.2.100 ] || on cl ip addr add "$a/24" dev eth0 || die "client address $a"
 done
