@@ -45,6 +45,14 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
     r.fail("liveness_prefix", "must be outside the pools tree (\"" + c.prefix + "\"): PyBal would read a liveness key there as a host");
   if (overlaps(c.liveness_prefix, c.lock_prefix))
     r.fail("liveness_prefix", "must not overlap lock_prefix (\"" + c.lock_prefix + "\")");
+  c.depooled_prefix = lock_parent + "/depooled";
+  if (overlaps(c.depooled_prefix, c.prefix))
+    r.fail("lock_prefix", "its parent's /depooled (\"" + c.depooled_prefix + "\") must be outside the pools tree (\"" +
+                              c.prefix + "\")");
+  if (overlaps(c.depooled_prefix, c.lock_prefix))
+    r.fail("lock_prefix", "must not be \"" + c.depooled_prefix + "\" (who took a dead peer out, and why)");
+  if (overlaps(c.depooled_prefix, c.liveness_prefix))
+    r.fail("liveness_prefix", "must not overlap \"" + c.depooled_prefix + "\" (who took a dead peer out, and why)");
   c.hostname = r.string("hostname").value_or("");
   c.ca_file = r.string("ca_file").value_or("");
   c.cert_file = r.string("cert_file").value_or("");

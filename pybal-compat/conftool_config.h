@@ -25,6 +25,10 @@ struct ConftoolConfig {
   // refreshed every liveness_ttl/3; default: lock_prefix's parent + "/alive".
   std::string liveness_prefix;
   Duration liveness_ttl = std::chrono::seconds(10);
+  // Who took a dead peer's key out, and why: <depooled_prefix>/<service>/<host>; always
+  // lock_prefix's parent + "/depooled" (beside the locks and liveness keys, so one etcd
+  // role grant on that parent covers every key the agent keeps outside the pools tree).
+  std::string depooled_prefix;
 };
 
 struct HaproxyAgentConfig {

@@ -48,15 +48,37 @@ struct ConftoolPeer {
 
 // The value of a conftool key, parsed defensively (fuzzed).
 struct ConftoolValue {
-  std::string pooled;  // yes | no | inactive
-  nlohmann::json raw;  // everything, for merging
+  std::string pooled;          // yes | no | inactive
+  nlohmann::ordered_json raw;  // everything, in the order it was written, for merging
 };
 std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error);
-// Merged value for a write: `pooled` set, poolkeeper's marker fields set or dropped.
-std::string merge_conftool_value(const nlohmann::json& raw, const std::string& pooled,
-                                 const std::optional<std::pair<std::string, std::string>>& depooled_by);
-// The marker field a dead-peer takeover leaves in the key it wrote.
-inline constexpr const char* kConftoolMarkBy = "poolkeeper_depooled_by";
+// The value confctl writes after it set `pooled` on this key: confctl reads the JSON,
+// updates it (a field it has keeps its place, every other field stays), and writes it
+// back with Python's json.dumps. The agent changes nothing but "pooled", and drops the
+// two marker fields older agents wrote into the pools tree (kConftoolLegacyMark*).
+std::string merge_conftool_value(const nlohmann::ordered_json& raw, const std::string& pooled);
+// A new key as confctl creates one: its schema's order, {"weight": …, "pooled": …}.
+std::string new_conftool_value(const std::string& pooled, int64_t weight);
+// Python's json.dumps(v) with its defaults: ", " and ": " between items, keys in their
+// order, strings ASCII with \uXXXX escapes (ensure_ascii), floats as Python's repr.
+std::string python_json_dumps(const nlohmann::ordered_json& v);
+// What an older agent wrote into a dead peer's value; read (a key so marked is a peer's
+// takeover, not an operator's change) and dropped on the next write, never written.
+inline constexpr const char* kConftoolLegacyMarkBy = "poolkeeper_depooled_by";
+inline constexpr const char* kConftoolLegacyMarkReason = "poolkeeper_reason";
+
+// Who took a dead peer's key out and why, kept at <depooled_prefix>/<service>/<host>
+// (outside the pools tree): written right after the key, with the index that write got.
+// While the key's modifiedIndex is still `index`, the key is "no" by that takeover.
+struct ConftoolTakeoverRecord {
+  std::string by, reason, at;
+  uint64_t index = 0;
+  std::string raw;  // the value as read (a delete compares it)
+};
+std::optional<ConftoolTakeoverRecord> parse_takeover_record(const std::string& value);
+std::string takeover_record_value(const ConftoolTakeoverRecord& r);
+// service → host → record.
+using ConftoolRecords = std::map<std::string, std::map<std::string, ConftoolTakeoverRecord>>;
 
 // service → host → key, as read from <prefix>/.
 using ConftoolPools = std::map<std::string, std::map<std::string, EtcdNode>>;
@@ -68,12 +90,20 @@ struct ConftoolSeen {
   uint64_t seen = 0;
 };
 
+// A dead peer's key the floor keeps in: the refusal, and since when (wall clock).
+struct TakeoverWait {
+  std::string refusal;
+  WallTime since{};
+};
+
 // What the sync remembers about its peers between rounds: since when each peer's
-// liveness key has been missing (from the first sync that missed it), and the
-// "<service>/<host>" keys taken out during the current death of their host.
+// liveness key has been missing (from the first sync that missed it), the
+// "<service>/<host>" keys taken out during the current death of their host, and those
+// whose takeover the floor holds.
 struct PeerLiveness {
   std::map<std::string, SteadyTime> missing_since;
   std::set<std::string> taken_out;
+  std::map<std::string, TakeoverWait> waiting;
 };
 struct LivenessChange {
   std::string peer;
@@ -84,8 +114,10 @@ struct LivenessChange {
 // state behind. Returns what changed, for the log.
 std::vector<LivenessChange> track_liveness(PeerLiveness& track, const std::set<std::string>& alive,
                                            const std::vector<ConftoolPeer>& peers, SteadyTime now);
-// True while a peer (not yet taken out) is unreachable or its liveness key is gone:
-// then the sync runs often, so a death is acted on within moments.
+// True while a peer (not yet taken out, nor held by the floor) is unreachable or its
+// liveness key is gone: then the sync runs often, so a death is acted on within
+// moments. A held takeover waits for a change of the service's keys (the watch wakes
+// the sync), not for the clock.
 bool peer_suspect(const PeerLiveness& track, const std::vector<ConftoolPeer>& peers, const std::string& self);
 
 // One sync's input.
@@ -97,6 +129,7 @@ struct ConftoolView {
   std::vector<ConftoolWant> wants;
   std::vector<ConftoolPeer> peers;
   ConftoolPools pools;
+  ConftoolRecords records;      // under <depooled_prefix>
   std::set<std::string> alive;  // hosts whose liveness key exists
   std::map<std::string, ConftoolSeen> seen;
   PeerLiveness liveness;  // after track_liveness for this round
@@ -123,19 +156,40 @@ struct ConftoolKeyStep {
   nlohmann::json key;                  // the key as /status shows it, before the step
   std::optional<uint64_t> looked_at;   // remember this index as seen (someone else's change)
   bool missing = false;                // our key is not there (said once per disappearance)
+  // Our own takeover record, to delete (compared with this value) once the step is
+  // done: the key has changed since that takeover, or this step writes over it.
+  std::optional<std::string> drop_record;
 };
 
 // A dead peer's key to take out, under the lock and the floor.
 struct ConftoolTakeover {
   std::string service, peer;
   int min_pooled = 1;
-  std::string why;  // written into the key's marker
+  std::string why;  // written into its record under <depooled_prefix>
+};
+
+// A dead peer's key the floor keeps "yes", as the sync's read of the service's keys
+// shows: no lock is taken for it (nothing is written) until those keys change.
+struct ConftoolHeld {
+  std::string service, peer;
+  std::string refusal;
 };
 
 struct ConftoolPlan {
   std::vector<ConftoolKeyStep> keys;  // one per want, in order
   std::vector<ConftoolTakeover> takeovers;
+  std::vector<ConftoolHeld> held;
 };
+
+// Records this round's held takeovers in track.waiting; returns those that started
+// waiting and those that no longer wait (taken out this round, the peer back, the key
+// no longer "yes"), each once, for the log. A held takeover's refusal text follows the
+// keys without being told again.
+struct WaitChange {
+  std::string service, peer, refusal;
+  bool started = false;  // else: no longer held
+};
+std::vector<WaitChange> track_waiting(PeerLiveness& track, const std::vector<ConftoolHeld>& held, WallTime now);
 
 ConftoolPlan plan_sync(const ConftoolView& view);
 
@@ -151,6 +205,7 @@ struct ConftoolFloor {
   };
   Outcome outcome = Outcome::kGone;
   std::string refusal;
+  uint64_t written_index = 0;  // kTakeOut, once written: the key's new modifiedIndex
 };
 ConftoolFloor conftool_floor(const std::string& service, const std::string& leaving, int min_pooled,
                              const std::map<std::string, EtcdNode>& hosts);

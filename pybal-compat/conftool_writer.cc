@@ -168,6 +168,8 @@ nlohmann::json ConftoolWriter::liveness_status(const std::set<std::string>* aliv
     auto missing_for = std::chrono::duration_cast<WallTime::duration>(steady - since);
     peers[host] = {{"alive", false}, {"missing_since", format_wall(wall - missing_for)}};
   }
+  for (const auto& [host, t] : takeovers_.items())
+    if (peers.contains(host)) peers[host].update(t);
   j["peers"] = peers;
   return j;
 }
@@ -261,10 +263,25 @@ std::optional<ConftoolPools> ConftoolWriter::read_pools(std::string* error) {
   return out;
 }
 
+std::optional<ConftoolRecords> ConftoolWriter::read_records(std::string* error) {
+  auto r = etcd_.get(cfg_.depooled_prefix, true, true);
+  ConftoolRecords out;
+  if (r.error_code == 100) return out;  // no takeover recorded
+  if (!r.ok()) {
+    *error = r.describe();
+    return std::nullopt;
+  }
+  for (const auto& svc : r.node.nodes) {
+    if (!svc.dir) continue;
+    for (const auto& n : svc.nodes)
+      if (auto rec = n.dir ? std::nullopt : parse_takeover_record(n.value))
+        out[svc.key.substr(svc.key.rfind('/') + 1)][n.key.substr(n.key.rfind('/') + 1)] = *rec;
+  }
+  return out;
+}
+
 bool ConftoolWriter::write(const std::string& service, const std::string& host, const EtcdNode& node,
-                           const std::string& pooled,
-                           const std::optional<std::pair<std::string, std::string>>& depooled_by,
-                           std::string* error) {
+                           const std::string& pooled, std::string* error, uint64_t* index) {
   std::string err;
   auto v = parse_conftool_value(node.value, &err);
   if (!v) {
@@ -272,13 +289,14 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
     return false;
   }
   if (v->pooled == "inactive") return true;  // only operators set or clear inactive
-  std::string value = merge_conftool_value(v->raw, pooled, depooled_by);
+  std::string value = merge_conftool_value(v->raw, pooled);
   auto r = etcd_.put(cfg_.prefix + "/" + service + "/" + host, value,
                      EtcdPut{.prev_exist = true, .prev_index = node.modified_index});
   if (!r.ok()) {
     *error = r.describe();
     return false;
   }
+  if (index) *index = r.node.modified_index;
   if (host == host_) {
     seen_[service].written = r.node.modified_index;
     seen_[service].seen = r.node.modified_index;
@@ -305,15 +323,14 @@ void ConftoolWriter::take_out(const std::vector<TakeOutRequest>& requests,
 
 void ConftoolWriter::take_out_one(const TakeOutRequest& r, TakeOutAnswer* a) {
   std::string error;
-  auto f = floor_under_lock(r.service, host_, r.min_pooled, std::nullopt, &error);
+  auto f = floor_under_lock(r.service, host_, r.min_pooled, &error);
   if (!f) a->unavailable = true;  // the caller decides from the peers' /status
   else if (f->outcome == ConftoolFloor::Outcome::kRefused) a->refusal = f->refusal;
   // kTakeOut: written "no"; kGone, kNotPooled: already out (or inactive): nothing to do.
 }
 
 std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
-    const std::string& service, const std::string& leaving, int min_pooled,
-    const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error,
+    const std::string& service, const std::string& leaving, int min_pooled, std::string* error,
     const std::function<bool(std::string*)>& go_on) {
   if (!lock(service)) {
     *error = "cannot take the etcd lock " + lock_key(service);
@@ -330,7 +347,7 @@ std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
     } else {
       f = conftool_floor(service, leaving, min_pooled, *hosts);
       if (f->outcome == ConftoolFloor::Outcome::kTakeOut &&
-          !write(service, leaving, hosts->at(leaving), "no", depooled_by, error))
+          !write(service, leaving, hosts->at(leaving), "no", error, &f->written_index))
         f.reset();
     }
   }
@@ -348,8 +365,18 @@ bool ConftoolWriter::sync_once(std::string* error) {
   }
   // One read of the whole prefix and one of the liveness keys per sync; the floor
   // re-reads its service under the lock.
+  for (auto it = pending_records_.begin(); it != pending_records_.end();) {
+    auto r = etcd_.put(it->first, it->second);
+    if (!r.ok()) {
+      *error = "takeover record " + it->first + " not written: " + r.describe();
+      return false;
+    }
+    it = pending_records_.erase(it);
+  }
   auto pools = read_pools(error);
   if (!pools) return false;
+  auto records = read_records(error);
+  if (!records) return false;
   auto alive = read_liveness(error);
   if (!alive) return false;
   view.steady_now = SteadyClock::now();
@@ -373,6 +400,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
   view.create_missing = cfg_.create_missing;
   view.peer_dead_after = cfg_.peer_dead_after;
   view.pools = std::move(*pools);
+  view.records = std::move(*records);
   view.alive = *alive;
   view.seen = seen_;
   view.liveness = liveness_;
@@ -383,8 +411,24 @@ bool ConftoolWriter::sync_once(std::string* error) {
     keys[step.service] = step.key;
     if (!execute(step, &keys[step.service], error)) return false;
   }
-  for (const auto& t : plan.takeovers)
-    if (!execute(t, error)) return false;
+  std::vector<ConftoolHeld> held = plan.held;
+  for (const auto& t : plan.takeovers) {
+    std::optional<std::string> refused;
+    if (!execute(t, &refused, error)) return false;
+    if (refused) held.push_back({t.service, t.peer, *refused});
+  }
+  // Said once when a takeover starts waiting on the floor, once when it no longer does.
+  for (const auto& c : track_waiting(liveness_, held, view.wall_now)) {
+    if (c.started) {
+      log_warn("takeover of " + c.peer + " held by the floor", {{"service", c.service}, {"peer", c.peer},
+                                                                {"reason", c.refusal}});
+    } else if (!liveness_.taken_out.count(c.service + "/" + c.peer)) {
+      log_info("takeover of " + c.peer + " no longer held",
+               {{"service", c.service}, {"peer", c.peer},
+                {"why", alive_.count(c.peer) ? "its liveness key is back" : "its key is no longer to be taken out"}});
+    }
+  }
+  note_takeovers(view);
   up_ = true;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -408,7 +452,7 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
     case ConftoolKeyStep::Action::kNone:
       break;
     case ConftoolKeyStep::Action::kCreate: {
-      std::string value = nlohmann::json{{"pooled", step.pooled}, {"weight", 10}}.dump();
+      std::string value = new_conftool_value(step.pooled, 10);
       auto r = etcd_.put(this->key(svc), value, EtcdPut{.prev_exist = false});
       if (r.ok()) {
         seen_[svc] = {r.node.modified_index, r.node.modified_index};
@@ -429,11 +473,11 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       cb_.adopt(svc, step.pooled);  // the agent's next update reflects it
       break;
     case ConftoolKeyStep::Action::kWrite:
-      if (!write(svc, host_, step.node, step.pooled, std::nullopt, error)) return false;
+      if (!write(svc, host_, step.node, step.pooled, error)) return false;
       (*key)["pooled"] = step.pooled;
       break;
     case ConftoolKeyStep::Action::kFloor: {
-      auto f = floor_under_lock(svc, host_, step.min_pooled, std::nullopt, error);
+      auto f = floor_under_lock(svc, host_, step.min_pooled, error);
       if (!f) return false;
       switch (f->outcome) {
         case ConftoolFloor::Outcome::kGone:
@@ -452,6 +496,14 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       break;
     }
   }
+  if (step.drop_record) {  // done with: the key moved on from that takeover (or we wrote over it)
+    auto r = etcd_.del(depooled_key(svc, host_), *step.drop_record);
+    if (!r.ok() && r.error_code != 100 && r.error_code != 101) {  // gone, or a newer one: leave it
+      *error = r.describe();
+      return false;
+    }
+    if (r.ok()) log_info("conftool takeover record removed", {{"key", depooled_key(svc, host_)}});
+  }
   // Once per disappearance: PyBal does not know this host for the service.
   if (step.missing && !created && missing_logged_.insert(svc).second)
     log_warn("conftool key missing: the load balancer does not know this host for the service",
@@ -461,20 +513,52 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
 }
 
 // A dead peer's key, under the lock and the floor; the peer's liveness key is read again
-// under the lock (a host coming back writes its liveness key before any pool key).
-bool ConftoolWriter::execute(const ConftoolTakeover& t, std::string* error) {
+// under the lock (a host coming back writes its liveness key before any pool key). Who
+// and why go to <depooled_prefix>/<service>/<peer> with the index of the write, right
+// after it: the value PyBal reads holds only what confctl would write.
+bool ConftoolWriter::execute(const ConftoolTakeover& t, std::optional<std::string>* refused, std::string* error) {
   auto still_dead = [&](std::string* why) {
     auto live = etcd_.get(cfg_.liveness_prefix + "/" + t.peer, false, true);
     if (live.error_code != 100 && !live.ok()) *why = live.describe();
     return live.error_code == 100;  // no liveness key: still gone
   };
-  auto f = floor_under_lock(t.service, t.peer, t.min_pooled, std::make_pair(host_, t.why), error, still_dead);
+  auto f = floor_under_lock(t.service, t.peer, t.min_pooled, error, still_dead);
   if (!f) return false;
-  if (f->outcome == ConftoolFloor::Outcome::kTakeOut) {
-    liveness_.taken_out.insert(t.service + "/" + t.peer);
-    log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
+  if (f->outcome == ConftoolFloor::Outcome::kRefused) *refused = f->refusal;
+  if (f->outcome != ConftoolFloor::Outcome::kTakeOut) return true;
+  std::string key = t.service + "/" + t.peer;
+  liveness_.taken_out.insert(key);
+  if (liveness_.waiting.count(key))
+    log_info("takeover of " + t.peer + " proceeds: the floor allows it now", {{"service", t.service}, {"peer", t.peer}});
+  log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
+  ConftoolTakeoverRecord rec{host_, t.why, format_wall(std::chrono::system_clock::now()), f->written_index, ""};
+  std::string at = depooled_key(t.service, t.peer), value = takeover_record_value(rec);
+  auto r = etcd_.put(at, value);
+  if (!r.ok()) {
+    pending_records_[at] = value;  // the key is out: the record follows on the next sync
+    *error = "takeover record " + at + " not written: " + r.describe();
+    return false;
   }
   return true;
+}
+
+void ConftoolWriter::note_takeovers(const ConftoolView& view) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [svc, hosts] : view.records) {
+    for (const auto& [host, rec] : hosts) {
+      if (host == host_) continue;
+      auto pool = view.pools.find(svc);
+      bool current = pool != view.pools.end() && pool->second.count(host) &&
+                     pool->second.at(host).modified_index == rec.index;
+      out[host]["taken_out"][svc] = {{"by", rec.by}, {"reason", rec.reason}, {"at", rec.at}, {"current", current}};
+    }
+  }
+  for (const auto& [k, w] : liveness_.waiting) {
+    size_t slash = k.find('/');
+    out[k.substr(slash + 1)]["takeover_waiting"][k.substr(0, slash)] = {{"reason", w.refusal},
+                                                                        {"since", format_wall(w.since)}};
+  }
+  takeovers_ = std::move(out);
 }
 
 void ConftoolWriter::sync_loop() {

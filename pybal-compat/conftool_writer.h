@@ -14,7 +14,10 @@
 // TTL, refreshed every liveness_ttl/3 by a thread of its own. A peer is dead only when
 // its liveness key has been gone for peer_dead_after AND its agent has not answered
 // HTTP for peer_dead_after; then the lowest-named live agent takes it out, under the
-// lock and the floor, once per death (it comes back by its own agent's write).
+// lock and the floor, once per death (it comes back by its own agent's write), and
+// records who and why at <depooled_prefix>/<service>/<host>, never in the value. While
+// the floor refuses, the takeover waits without a lock or a write: said once in the log
+// and shown in /status, re-tried when the service's keys change.
 //
 // Each sync reads the pools and the liveness keys, plans (conftool_plan.h: pure), then
 // carries the plan out; the floor's decisions under the lock are pure functions of
@@ -98,6 +101,9 @@ class ConftoolWriter {
   std::string liveness_key() const { return cfg_.liveness_prefix + "/" + host_; }
   std::string key(const std::string& service) const { return cfg_.prefix + "/" + service + "/" + host_; }
   std::string lock_key(const std::string& service) const { return cfg_.lock_prefix + "/" + service; }
+  std::string depooled_key(const std::string& service, const std::string& host) const {
+    return cfg_.depooled_prefix + "/" + service + "/" + host;
+  }
 
  private:
   void sync_loop();
@@ -111,15 +117,15 @@ class ConftoolWriter {
   bool sync_once(std::string* error);
   // Carries out one step of the plan for our key; *key is what /status shows of it.
   bool execute(const ConftoolKeyStep& step, nlohmann::json* key, std::string* error);
-  bool execute(const ConftoolTakeover& t, std::string* error);
+  // *refused: the floor refused under the lock (the takeover waits).
+  bool execute(const ConftoolTakeover& t, std::optional<std::string>* refused, std::string* error);
   void take_out_one(const TakeOutRequest& r, TakeOutAnswer* a);
   // The floor step every "no" goes through (a depool, a failing service, a dead peer):
   // under the service's etcd lock, re-reads its keys, decides whether `leaving` may go
-  // and, when it may, writes its key "no" (marked with `depooled_by` when set). `go_on`,
-  // also under the lock, may call it off (false: nothing written, outcome kGone).
-  // nullopt with *error when etcd failed (no lock, no read, no write).
+  // and, when it may, writes its key "no". `go_on`, also under the lock, may call it off
+  // (false: nothing written, outcome kGone). nullopt with *error when etcd failed (no
+  // lock, no read, no write).
   std::optional<ConftoolFloor> floor_under_lock(const std::string& service, const std::string& leaving, int min_pooled,
-                                                const std::optional<std::pair<std::string, std::string>>& depooled_by,
                                                 std::string* error,
                                                 const std::function<bool(std::string* error)>& go_on = nullptr);
   bool lock(const std::string& service);
@@ -128,8 +134,14 @@ class ConftoolWriter {
   std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
   // The whole prefix at once: service → host → key.
   std::optional<ConftoolPools> read_pools(std::string* error);
+  // <depooled_prefix>/: service → host → record (unreadable records left out).
+  std::optional<ConftoolRecords> read_records(std::string* error);
+  // Merges `pooled` into the key's value as confctl would (merge_conftool_value) and
+  // writes it on the key's modifiedIndex; *index (when given) gets the new one.
   bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
-             const std::optional<std::pair<std::string, std::string>>& depooled_by, std::string* error);
+             std::string* error, uint64_t* index = nullptr);
+  // Takeovers and held takeovers of our peers, for /status (liveness.peers).
+  void note_takeovers(const ConftoolView& view);
   void load_seen();
   void save_seen();
 
@@ -153,6 +165,10 @@ class ConftoolWriter {
   std::set<std::string> alive_;
   std::atomic<bool> peer_suspect_{false};  // a peer is unreachable or its liveness key gone
   std::set<std::string> missing_logged_;
+  // Records a takeover wrote its key for but could not write yet (key → value): tried
+  // again at the start of each sync. And what /status shows of takeovers, per peer.
+  std::map<std::string, std::string> pending_records_;
+  nlohmann::json takeovers_ = nlohmann::json::object();
   // Liveness thread's last refresh, for /status (under live_mu_).
   mutable std::mutex live_mu_;
   bool live_ok_ = false;

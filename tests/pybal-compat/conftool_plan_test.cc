@@ -86,9 +86,34 @@ TEST(ConftoolPlanTest, SomeoneElsesChangeIsAdoptedOnce) {
   EXPECT_EQ(step.action, A::kWrite);
   EXPECT_EQ(step.pooled, "yes");
   EXPECT_EQ(step.looked_at, 9u);
-  // Even when it already says "yes": the marker goes.
+  // Even when it already says "yes": an older agent's marker goes.
   v.pools["nfs"]["a"].value = R"({"pooled":"yes","poolkeeper_depooled_by":"b"})";
   EXPECT_EQ(plan_sync(v).keys.at(0).action, A::kWrite);
+}
+
+TEST(ConftoolPlanTest, APeersTakeoverIsKnownByItsRecordNotByTheValue) {
+  ConftoolView v = with_own_key("no", 9, K::kYes);
+  v.seen["nfs"] = {7, 7};
+  ConftoolTakeoverRecord rec{"b", "peer dead: …", "2026-12-07T03:00:00Z", 9, R"({"index":9})"};
+  v.records["nfs"]["a"] = rec;
+  // The record names index 9, the key's: b took it out while we were dead. Written
+  // back, and the record goes once the write is done.
+  auto step = plan_sync(v).keys.at(0);
+  EXPECT_EQ(step.action, A::kWrite);
+  EXPECT_EQ(step.pooled, "yes");
+  EXPECT_EQ(step.drop_record, rec.raw);
+  // The key changed after the takeover (index 11, an operator's confctl): adopted,
+  // and the record, describing a write that is no longer there, goes too.
+  v.pools["nfs"]["a"].modified_index = 11;
+  step = plan_sync(v).keys.at(0);
+  EXPECT_EQ(step.action, A::kAdopt);
+  EXPECT_EQ(step.drop_record, rec.raw);
+  // A peer's record is none of our keys' business.
+  v = with_own_key("yes", 7, K::kYes);
+  v.records["nfs"]["b"] = rec;
+  step = plan_sync(v).keys.at(0);
+  EXPECT_EQ(step.action, A::kNone);
+  EXPECT_FALSE(step.drop_record);
 }
 
 TEST(ConftoolPlanTest, MissingAndUnparseableKeys) {
@@ -199,6 +224,55 @@ TEST(ConftoolPlanTest, ADeadPeerIsTakenOutOnceByTheLowestLiveAgent) {
   v.alive.insert("bb");
   v.peers.pop_back();
   EXPECT_EQ(plan_sync(v).takeovers.size(), 1u);
+}
+
+TEST(ConftoolPlanTest, ATakeoverTheFloorRefusesIsHeldWithoutTheLock) {
+  ConftoolView v = dead_c(std::chrono::minutes(4));
+  v.pools["nfs"]["b"] = node("nfs", "b", pooled("no"), 8);  // b depooled: only a would stay
+  auto plan = plan_sync(v);
+  EXPECT_TRUE(plan.takeovers.empty());  // no lock, no write
+  ASSERT_EQ(plan.held.size(), 1u);
+  EXPECT_EQ(plan.held[0].service, "nfs");
+  EXPECT_EQ(plan.held[0].peer, "c");
+  EXPECT_EQ(plan.held[0].refusal,
+            "refused: depooling nfs would leave 1 other host pooled=yes in conftool (min_pooled 2): "
+            "a pooled=yes; b pooled=no");
+  // b pooled again (a key change, which the watch reports): the takeover goes ahead.
+  v.pools["nfs"]["b"] = node("nfs", "b", pooled("yes"), 12);
+  plan = plan_sync(v);
+  EXPECT_TRUE(plan.held.empty());
+  EXPECT_EQ(plan.takeovers.size(), 1u);
+}
+
+TEST(ConftoolPlanTest, AHeldTakeoverIsSaidOnceWhenItStartsAndOnceWhenItEnds) {
+  PeerLiveness track;
+  std::vector<ConftoolPeer> peers = {{"b", true, WallTime{}, {"nfs"}}, {"c", false, WallTime{}, {"nfs"}}};
+  WallTime t0 = WallTime{} + std::chrono::hours(24 * 365 * 50);
+  EXPECT_TRUE(peer_suspect(track, peers, "a"));  // c unreachable
+  auto changes = track_waiting(track, {{"nfs", "c", "refused: … b pooled=no"}}, t0);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_TRUE(changes[0].started);
+  EXPECT_EQ(changes[0].peer, "c");
+  EXPECT_EQ(changes[0].refusal, "refused: … b pooled=no");
+  EXPECT_EQ(track.waiting.at("nfs/c").since, t0);
+  // Held: no need to sync often (the watch wakes the sync when a key changes).
+  EXPECT_FALSE(peer_suspect(track, peers, "a"));
+  // Rounds later, still held: nothing to say, however many rounds; a new refusal text
+  // (another host depooled) is kept for /status without a log line.
+  for (int i = 1; i <= 100; ++i)
+    ASSERT_TRUE(track_waiting(track, {{"nfs", "c", "refused: … b pooled=no"}}, t0 + std::chrono::seconds(i)).empty());
+  EXPECT_TRUE(track_waiting(track, {{"nfs", "c", "refused: … d pooled=no"}}, t0 + std::chrono::seconds(101)).empty());
+  EXPECT_EQ(track.waiting.at("nfs/c").refusal, "refused: … d pooled=no");
+  EXPECT_EQ(track.waiting.at("nfs/c").since, t0);
+  // No longer held (taken out, or c back): said once, then forgotten.
+  changes = track_waiting(track, {}, t0 + std::chrono::seconds(102));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].started);
+  EXPECT_EQ(changes[0].service, "nfs");
+  EXPECT_EQ(changes[0].peer, "c");
+  EXPECT_TRUE(track.waiting.empty());
+  EXPECT_TRUE(track_waiting(track, {}, t0 + std::chrono::seconds(103)).empty());
+  EXPECT_TRUE(peer_suspect(track, peers, "a"));
 }
 
 TEST(ConftoolPlanTest, FloorUnderTheLock) {
