@@ -193,6 +193,16 @@ void print_status(const nlohmann::json& s) {
           const auto& l = lp[p.value("host", "")];
           state += l.value("alive", false) ? " liveness key: alive"
                                            : " liveness key: GONE since " + when_short(l.value("missing_since", ""));
+          // Who took it out and why (the takeover's record), and a takeover the floor holds.
+          if (l.contains("taken_out") && l["taken_out"].is_object())
+            for (auto& [svc, t] : l["taken_out"].items())
+              state += "\n" + pad("", 30) + svc + " taken out by " + t.value("by", "?") + " at " +
+                       when_short(t.value("at", "")) + ": " + t.value("reason", "") +
+                       (t.value("current", false) ? "" : " (the key changed since)");
+          if (l.contains("takeover_waiting") && l["takeover_waiting"].is_object())
+            for (auto& [svc, w] : l["takeover_waiting"].items())
+              state += "\n" + pad("", 30) + svc + " TAKEOVER HELD BY THE FLOOR since " +
+                       when_short(w.value("since", "")) + ": " + w.value("reason", "");
         }
       }
       std::cout << pad(name, 30) << state << "\n";

@@ -123,7 +123,12 @@ Metrics::Metrics()
                        .Name("poolkeeper_liveness_up")
                        .Help("1 when the last conftool sync saw this host's own liveness key in etcd; "
                              "absent without a [conftool] section")
-                       .Register(*registry_)) {
+                       .Register(*registry_)),
+      takeover_waiting_(prometheus::BuildGauge()
+                            .Name("poolkeeper_takeover_waiting")
+                            .Help("1 while this agent would take a dead peer's conftool key out but the "
+                                  "floor keeps it pooled (too few other hosts pooled=yes); absent otherwise")
+                            .Register(*registry_)) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
   exec_leftovers_.Add({}).Set(0);
@@ -237,6 +242,23 @@ void Metrics::on_snapshot(const Snapshot& s) {
       bool seen = l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && l["self_seen"].get<bool>();
       liveness_up_.Add({}).Set(seen ? 1 : 0);
     }
+    // A series for each takeover the floor holds (liveness.peers.<peer>.takeover_waiting).
+    std::set<std::string> held;
+    const nlohmann::json* peers = nullptr;
+    if (!s.conftool.is_null() && s.conftool.contains("liveness") && s.conftool["liveness"].is_object() &&
+        s.conftool["liveness"].contains("peers") && s.conftool["liveness"]["peers"].is_object())
+      peers = &s.conftool["liveness"]["peers"];
+    if (peers) {
+      for (const auto& [peer, p] : peers->items()) {
+        if (!p.is_object() || !p.contains("takeover_waiting") || !p["takeover_waiting"].is_object()) continue;
+        for (const auto& [svc, w] : p["takeover_waiting"].items()) {
+          std::string owner = svc + "/" + peer;
+          held.insert(owner);
+          series(by_takeover_, owner, takeover_waiting_, {{"peer", peer}, {"service", svc}}).Set(1);
+        }
+      }
+    }
+    prune(by_takeover_, held);
   }
   refresh(s.services, seen_services_, conftool_changed, by_service_,
           [&](const ServiceView& sv) { service_series(sv, s.conftool); });

@@ -110,6 +110,7 @@ class Metrics final : public Observer {
   prometheus::Family<prometheus::Gauge>& check_data_age_;
   prometheus::Family<prometheus::Gauge>& check_data_max_age_;
   prometheus::Family<prometheus::Gauge>& liveness_up_;
+  prometheus::Family<prometheus::Gauge>& takeover_waiting_;
   uint64_t leftovers_killed_seen_ = 0;
   int leftovers_seen_ = 0;
   // What the last snapshot held (kept alive, so that a pointer compared is never a new
@@ -119,6 +120,7 @@ class Metrics final : public Observer {
   SharedList<PeerView> seen_peers_;
   nlohmann::json seen_conftool_;
   Owned by_check_, by_service_, by_peer_;
+  Owned by_takeover_;  // "<service>/<peer>" of each takeover the floor holds
 };
 
 }  // namespace poolkeeper

@@ -330,6 +330,18 @@ void peers_table(std::string& out, const Snapshot& s) {
         const auto& l = (*live)[p.host];
         if (l.value("alive", false)) out += "<span class=\"badge ok\">present</span>";
         else out += "<span class=\"badge bad\">missing</span> since " + html_escape(l.value("missing_since", std::string("?")));
+        // Who took it out and why (its record under the agent's etcd prefix), and a
+        // takeover the floor holds.
+        if (l.contains("taken_out") && l["taken_out"].is_object())
+          for (const auto& [svc, t] : l["taken_out"].items())
+            out += "<br><span class=\"badge " + std::string(t.value("current", false) ? "warn" : "admin") + "\">" +
+                   html_escape(svc) + " taken out</span> by " + html_escape(t.value("by", std::string("?"))) + " at " +
+                   html_escape(t.value("at", std::string("?"))) + ": " + html_escape(t.value("reason", std::string())) +
+                   (t.value("current", false) ? "" : " <span class=\"muted\">(the key changed since)</span>");
+        if (l.contains("takeover_waiting") && l["takeover_waiting"].is_object())
+          for (const auto& [svc, w] : l["takeover_waiting"].items())
+            out += "<br><span class=\"badge bad\">" + html_escape(svc) + " takeover held by the floor</span> since " +
+                   html_escape(w.value("since", std::string("?"))) + ": " + html_escape(w.value("reason", std::string()));
       } else {
         out += "<span class=\"muted\">not seen</span>";
       }
@@ -398,6 +410,13 @@ std::string render_status_page(const Snapshot& s) {
     const auto& l = s.conftool.contains("liveness") ? s.conftool["liveness"] : nlohmann::json();
     if (l.is_object() && l.contains("self_seen") && l["self_seen"].is_boolean() && !l["self_seen"].get<bool>())
       out += "<div class=\"banner warn\">This host's liveness key is not in etcd: peers may take it out.</div>";
+    if (l.is_object() && l.contains("peers") && l["peers"].is_object())
+      for (const auto& [peer, p] : l["peers"].items())
+        if (p.is_object() && p.contains("takeover_waiting") && p["takeover_waiting"].is_object())
+          for (const auto& [svc, w] : p["takeover_waiting"].items())
+            out += "<div class=\"banner bad\">Takeover of " + html_escape(peer) + " (" + html_escape(svc) +
+                   ") held by the floor: " + html_escape(w.value("reason", std::string())) +
+                   " &mdash; the dead host stays pooled.</div>";
   }
   if (s.leftover_processes > 0)
     out += "<div class=\"banner warn\">" + std::to_string(s.leftover_processes) +

@@ -4,14 +4,17 @@
 // way of reading sees every change; the etcd lock makes two simultaneous failures
 // leave exactly one host pooled; liveness is judged through etcd (a cut link between
 // agents or one agent's etcd outage changes no key, a dead host is taken out exactly
-// once); `pool` says what the load balancer will do; a hold service keeps "yes"
-// through a reboot.
+// once, with who and why beside the liveness keys; a takeover the floor refuses waits
+// without writing and says so once); every value the agent writes is what confctl
+// would write for the change; `pool` says what the load balancer will do; a hold
+// service keeps "yes" through a reboot.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <thread>
 
+#include "pybal-compat/conftool_plan.h"
 #include "tests/harness/agent_proc.h"
 #include "tests/harness/conftool_etcd.h"
 #include "tests/harness/servers.h"
@@ -31,14 +34,32 @@ class ConftoolTest : public ::testing::Test, protected ConftoolEtcd {
   std::string conftool_section(const std::string& extra = "") {
     return "\n[conftool]\nendpoints = [\"" + etcd().url() + "\"]\nprefix = \"" + kPrefix + "\"\n" + extra;
   }
-  // confctl's way: read (quorum), merge, compare-and-swap on modifiedIndex.
+  // confctl's way (conftool/drivers/etcd.py): read with quorum, json.loads, update with
+  // the schema's fields (weight, then pooled: in place when present), json.dumps, and
+  // PUT ?prevExist=true&prevIndex=<modifiedIndex>. The dump is python_json_dumps, which
+  // conftool_value_test holds to Python's own output.
   void confctl_set(const std::string& svc, const std::string& host, const std::string& pooled_value) {
     auto r = client().get(key(svc, host), false, true);
     ASSERT_TRUE(r.ok());
-    auto v = nlohmann::json::parse(r.node.value);
+    auto v = nlohmann::ordered_json::parse(r.node.value);
+    v["weight"] = v.value("weight", 10);
     v["pooled"] = pooled_value;
-    auto w = client().put(key(svc, host), v.dump(), EtcdPut{.prev_exist = true, .prev_index = r.node.modified_index});
+    auto w = client().put(key(svc, host), poolkeeper::python_json_dumps(v),
+                          EtcdPut{.prev_exist = true, .prev_index = r.node.modified_index});
     ASSERT_TRUE(w.ok()) << w.describe();
+  }
+  // The key's value as etcd holds it, byte for byte.
+  std::string raw(const std::string& svc, const std::string& host) {
+    auto r = client().get(key(svc, host), false, true);
+    return r.ok() ? r.node.value : "(" + r.describe() + ")";
+  }
+  static std::string record_key(const std::string& svc, const std::string& host) {
+    return "/poolkeeper/depooled/" + svc + "/" + host;
+  }
+  static int count_of(const std::string& text, const std::string& what) {
+    int n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
   }
 
   // modifiedIndex of every key in the pools tree.
@@ -374,10 +395,26 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   double took = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("dead peer taken out after %.1f s (liveness_ttl 2s, peer_dead_after 2s)\n", took);
   EXPECT_GE(took, 3.0);  // the key expires (≥ 2/3 of the TTL), then stays gone peer_dead_after
-  auto v = value("nfs", "b.example.org");
-  EXPECT_EQ(v["poolkeeper_depooled_by"], "a.example.org");
-  EXPECT_EQ(v["poolkeeper_reason"].get<std::string>().rfind("peer dead: liveness key gone since ", 0), 0u) << v.dump();
+  // The value is what confctl writes for "set/pooled=no" on it, nothing of ours; who and
+  // why are beside the liveness keys, naming the write.
+  EXPECT_EQ(raw("nfs", "b.example.org"), R"({"pooled": "no", "weight": 10})");
+  auto rec = client().get(record_key("nfs", "b.example.org"));
+  ASSERT_TRUE(rec.ok()) << rec.describe() << "\n" << a.log();
+  auto r = nlohmann::json::parse(rec.node.value);
+  EXPECT_EQ(r["by"], "a.example.org");
+  EXPECT_EQ(r["reason"].get<std::string>().rfind("peer dead: liveness key gone since ", 0), 0u) << rec.node.value;
+  EXPECT_EQ(r["index"], index("nfs", "b.example.org"));
   EXPECT_TRUE(peer_gone(a, "b.example.org"));
+  nlohmann::json t;
+  EXPECT_TRUE(wait_for([&] {
+    t = a.status()["conftool"]["liveness"]["peers"]["b.example.org"]["taken_out"]["nfs"];
+    return t.is_object() && t["current"] == true;
+  }, 5000ms)) << t.dump();
+  EXPECT_EQ(t["by"], "a.example.org");
+  EXPECT_EQ(t["reason"], r["reason"]);
+  auto st = a.ctl({"status"}).out;
+  EXPECT_NE(st.find("nfs taken out by a.example.org at "), std::string::npos) << st;
+  EXPECT_NE(a.get("/").body.find("nfs taken out</span> by a.example.org"), std::string::npos);
   // Still dead for 3 × peer_dead_after more: taken out exactly once, nothing else moves.
   std::this_thread::sleep_for(6s);
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), from), 1) << a.log();
@@ -390,12 +427,130 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   b.start();
   ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes", 10000ms));
   ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
+  std::string v;
   EXPECT_TRUE(holds_for([&] {
-    v = value("nfs", "b.example.org");
-    return v["pooled"] == "yes" && !v.contains("poolkeeper_depooled_by");
-  }, 3000ms, 100ms)) << v.dump();
+    v = raw("nfs", "b.example.org");
+    return v == R"({"pooled": "yes", "weight": 10})";
+  }, 3000ms, 100ms)) << v;
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
+  EXPECT_EQ(client().get(record_key("nfs", "b.example.org")).error_code, 100);  // done with: removed
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
+}
+
+TEST_F(ConftoolTest, ValuesKeepConfctlsShapeThroughAgentWrites) {
+  // As conftool-sync and confctl leave them: confctl's own order, a field PyBal does not
+  // know, non-ASCII escaped; an operator's key in another order; an older agent's
+  // value with its marker fields.
+  const std::string a_nfs = R"({"weight": 7, "pooled": "yes", "note": "rack b4 caf\u00e9"})";
+  const std::string a_http = R"({"pooled": "yes", "weight": 3, "owner": {"team": "storage", "since": 2019}})";
+  ASSERT_TRUE(client().put(key("nfs", "a.example.org"), a_nfs).ok());
+  ASSERT_TRUE(client().put(key("http", "a.example.org"), a_http).ok());
+  seed("b.example.org");
+  AgentProc a("a.example.org", conftool_section());
+  a.start();
+  ASSERT_TRUE(a.wait_health("nfs", 200));
+  EXPECT_EQ(raw("nfs", "a.example.org"), a_nfs);  // nothing differed: not written
+  // The agent's depool: only "pooled" changes, in its place.
+  ASSERT_EQ(a.ctl({"depool", "nfs"}).rc, 0);
+  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"weight": 7, "pooled": "no", "note": "rack b4 caf\u00e9"})");
+  ASSERT_EQ(a.ctl({"pool", "nfs"}).rc, 0);
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  EXPECT_EQ(raw("nfs", "a.example.org"), a_nfs);
+  // confctl depools http (read, merge, json.dumps, prevIndex); the agent adopts it, and
+  // its own write after `pool` keeps confctl's bytes but for "pooled".
+  confctl_set("http", "a.example.org", "no");
+  EXPECT_EQ(raw("http", "a.example.org"), R"({"pooled": "no", "weight": 3, "owner": {"team": "storage", "since": 2019}})");
+  ASSERT_TRUE(a.wait_health("http", 503));
+  ASSERT_EQ(a.ctl({"pool", "http"}).rc, 0);
+  ASSERT_TRUE(wait_pooled("http", "a.example.org", "yes"));
+  EXPECT_EQ(raw("http", "a.example.org"), a_http);
+  // Failing health, under the floor: the same.
+  a.set_ok("nfs", false);
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "no"));
+  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"weight": 7, "pooled": "no", "note": "rack b4 caf\u00e9"})");
+  a.set_ok("nfs", true);
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  // A value an older agent marked (its takeover while we were away): the markers go with
+  // the next write, the rest stays as it was.
+  a.sigterm_and_wait();
+  auto before = client().get(key("nfs", "a.example.org"));
+  ASSERT_TRUE(client().put(key("nfs", "a.example.org"),
+                           R"({"weight": 7, "pooled": "no", "note": "x", "poolkeeper_depooled_by": "b.example.org", )"
+                           R"("poolkeeper_reason": "peer dead"})",
+                           EtcdPut{.prev_exist = true, .prev_index = before.node.modified_index}).ok());
+  a.start();
+  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"weight": 7, "pooled": "yes", "note": "x"})");
+  // Nothing of the agent's in the pools tree.
+  for (const auto& [k, idx] : pool_indexes())
+    EXPECT_EQ(client().get(k).node.value.find("poolkeeper"), std::string::npos) << k;
+}
+
+// The floor holds a dead peer in: a is depooled, so taking b out would leave no host
+// pooled. For 30 s nothing but the liveness refreshes is written; it is said once; and
+// when a is pooled again the takeover goes ahead at once.
+TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
+  seed("a.example.org");
+  seed("b.example.org");
+  AgentProc a("a.example.org", conftool_section(kLive)), b("b.example.org", conftool_section(kLive));
+  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
+  b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
+  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
+  a.start();
+  b.start();
+  ASSERT_TRUE(b.wait_health("nfs", 200));
+  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org"); }, 5000ms));
+  ASSERT_EQ(a.ctl({"depool", "nfs", "--reason", "disk swap"}).rc, 0);
+  ASSERT_EQ(pooled("nfs", "a.example.org"), "no");
+  b.stop_kill9();
+  const std::string held = "takeover of b.example.org held by the floor";
+  ASSERT_TRUE(wait_for([&] { return a.log().find(held) != std::string::npos; }, 20000ms)) << a.log();
+  std::string log = a.log();
+  size_t at = log.find(held);
+  std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_NE(line.find("a.example.org pooled=no"), std::string::npos) << line;  // who is depooled
+  EXPECT_EQ(pooled("nfs", "b.example.org"), "yes");
+  nlohmann::json w = a.status()["conftool"]["liveness"]["peers"]["b.example.org"]["takeover_waiting"]["nfs"];
+  ASSERT_TRUE(w.is_object()) << a.status()["conftool"].dump();
+  EXPECT_NE(w["reason"].get<std::string>().find("a.example.org pooled=no"), std::string::npos) << w.dump();
+  EXPECT_NE(a.get("/metrics").body.find("\npoolkeeper_takeover_waiting{peer=\"b.example.org\",service=\"nfs\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(a.ctl({"status"}).out.find("nfs TAKEOVER HELD BY THE FLOOR since "), std::string::npos);
+  EXPECT_NE(a.get("/").body.find("Takeover of b.example.org (nfs) held by the floor"), std::string::npos);
+  // 30 s held: count etcd's index, and replay what watchers see (every write but the
+  // liveness refreshes, which refresh=true keeps from watchers).
+  uint64_t from = etcd_index();
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(30s);
+  uint64_t to = etcd_index();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<std::string> others;
+  for (uint64_t idx = from + 1; idx <= to && others.size() < 100;) {
+    auto ev = client().watch("/", true, idx, std::chrono::milliseconds(300));
+    if (!ev.ok() || ev.node.modified_index > to) break;
+    others.push_back(ev.node.key + " (" + ev.action + ")");
+    idx = ev.node.modified_index + 1;
+  }
+  // a alone refreshes (b is dead): every liveness_ttl/3 = 667 ms.
+  double refreshes = secs / (2.0 / 3.0) + 1;
+  std::printf("held takeover: etcd index +%llu in %.1f s (liveness refreshes ~%.0f), %zu other writes\n",
+              static_cast<unsigned long long>(to - from), secs, refreshes, others.size());
+  std::string list;
+  for (const auto& o : others) list += o + "\n";
+  EXPECT_LE(others.size(), static_cast<size_t>(secs / 10.0)) << "writes while held (lock_ttl 10s):\n" << list;
+  EXPECT_LE(static_cast<double>(to - from), refreshes + secs / 10.0) << list;
+  EXPECT_EQ(count_of(a.log(), held), 1) << a.log();
+  EXPECT_EQ(pooled("nfs", "b.example.org"), "yes");
+  // a pooled again: the watch wakes the sync, the floor allows, b goes out at once.
+  ASSERT_EQ(a.ctl({"pool", "nfs"}).rc, 0);
+  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "no", 5000ms)) << a.log();
+  EXPECT_EQ(raw("nfs", "b.example.org"), R"({"pooled": "no", "weight": 10})");
+  EXPECT_TRUE(wait_for([&] { return count_of(a.log(), "takeover of b.example.org proceeds") == 1; }, 5000ms)) << a.log();
+  EXPECT_TRUE(wait_for([&] {
+    return a.get("/metrics").body.find("poolkeeper_takeover_waiting{") == std::string::npos;
+  }, 5000ms));
+  EXPECT_EQ(count_of(a.log(), held), 1);
+  EXPECT_TRUE(client().get(record_key("nfs", "b.example.org")).ok());
 }
 
 TEST_F(ConftoolTest, EtcdUnreachableForOneAgentChangesNothing) {
