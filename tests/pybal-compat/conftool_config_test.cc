@@ -67,12 +67,14 @@ TEST(ConftoolConfigTest, LivenessKeysBesideTheLocksByDefault) {
   TableReader r(*t["conftool"].as_table(), "t.toml", "conftool");
   ConftoolConfig c = parse_conftool_config(r, "t.toml");
   EXPECT_EQ(c.liveness_prefix, "/poolkeeper/alive");
+  EXPECT_EQ(c.depooled_prefix, "/poolkeeper/depooled");  // who took a peer out: one grant on /poolkeeper
   EXPECT_EQ(c.liveness_ttl, std::chrono::seconds(10));
   auto t2 = toml::parse("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\nlock_prefix = \"/ops/pk/locks\"\n"
                         "liveness_ttl = \"3s\"\n");
   TableReader r2(*t2["conftool"].as_table(), "t.toml", "conftool");
   c = parse_conftool_config(r2, "t.toml");
   EXPECT_EQ(c.liveness_prefix, "/ops/pk/alive");
+  EXPECT_EQ(c.depooled_prefix, "/ops/pk/depooled");
   EXPECT_EQ(c.liveness_ttl, std::chrono::seconds(3));
 }
 
@@ -86,4 +88,7 @@ TEST(ConftoolConfigTest, LivenessKeysNeverInsideThePoolsTreeOrTheLocks) {
   EXPECT_NE(error_of(base + "liveness_prefix = \"alive/\"\n"), "");
   EXPECT_NE(error_of(base + "liveness_ttl = \"100ms\"\n"), "");
   EXPECT_EQ(error_of(base + "liveness_prefix = \"/ops/alive\"\nliveness_ttl = \"30s\"\n"), "");
+  EXPECT_EQ(error_of(base + "liveness_prefix = \"/poolkeeper/depooled\"\n"),
+            "t.toml:4: conftool.liveness_prefix: must not overlap \"/poolkeeper/depooled\" (who took a dead peer out, "
+            "and why)");
 }

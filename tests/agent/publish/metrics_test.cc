@@ -68,6 +68,25 @@ TEST(MetricsTest, FloorPeersConftoolKeysAndLiveness) {
   EXPECT_EQ(t.find("peer=\"h2\""), std::string::npos) << t;
 }
 
+TEST(MetricsTest, TakeoverWaitingWhileTheFloorHoldsIt) {
+  Metrics m;
+  Snapshot s = sample();
+  m.on_snapshot(s);
+  EXPECT_EQ(m.serialize().find("poolkeeper_takeover_waiting{"), std::string::npos);  // none held
+  s.conftool["liveness"]["peers"] = {
+      {"h2", {{"alive", false}, {"takeover_waiting", {{"nfs", {{"reason", "refused: …"}, {"since", "x"}}}}}}},
+      {"h3", {{"alive", true}}}};
+  m.on_snapshot(s);
+  std::string t = m.serialize();
+  EXPECT_TRUE(has(t, "poolkeeper_takeover_waiting{peer=\"h2\",service=\"nfs\"} 1")) << t;
+  EXPECT_EQ(t.find("poolkeeper_takeover_waiting{peer=\"h3\""), std::string::npos);
+  // Taken out (or the peer back): the series goes.
+  s.conftool["liveness"]["peers"]["h2"].erase("takeover_waiting");
+  m.on_snapshot(s);
+  t = m.serialize();
+  EXPECT_EQ(t.find("poolkeeper_takeover_waiting{"), std::string::npos) << t;
+}
+
 TEST(MetricsTest, DataAgeAndMaxAgeFromTheProbesDetails) {
   Metrics m;
   Result r = Result::fail(Outcome::kFailed, "canary too old");

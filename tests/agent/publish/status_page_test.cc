@@ -136,6 +136,18 @@ TEST(StatusPageTest, ShowsConftoolKeyAndLiveness) {
   EXPECT_NE(page.find("<span class=\"badge bad\">missing</span> <span class=\"muted\">/k/http/h1"), std::string::npos);
   EXPECT_NE(page.find("liveness key is not in etcd"), std::string::npos);
   EXPECT_NE(page.find("<span class=\"badge bad\">missing</span> since 2027-01-15T08:00:00.000Z"), std::string::npos);
+  // Who took a dead peer out and why, and a takeover the floor holds (banner and row).
+  auto& peer = s.conftool["liveness"]["peers"]["clouddumps1002.example.org"];
+  peer["taken_out"] = {{"http", {{"by", "clouddumps1001.example.org"}, {"reason", "peer dead: <gone>"},
+                                 {"at", "2027-01-15T08:03:00.000Z"}, {"current", true}}}};
+  peer["takeover_waiting"] = {{"nfs", {{"reason", "refused: … h3 pooled=no"}, {"since", "2027-01-15T08:03:00.000Z"}}}};
+  page = render_status_page(s);
+  EXPECT_NE(page.find("http taken out</span> by clouddumps1001.example.org at 2027-01-15T08:03:00.000Z: peer dead: "
+                      "&lt;gone&gt;"),
+            std::string::npos);
+  EXPECT_NE(page.find("Takeover of clouddumps1002.example.org (nfs) held by the floor: refused: … h3 pooled=no"),
+            std::string::npos);
+  EXPECT_NE(page.find("nfs takeover held by the floor</span> since 2027-01-15T08:03:00.000Z"), std::string::npos);
   s.conftool["up"] = false;
   s.conftool["last_error"] = "connection refused <etcd>";
   page = render_status_page(s);
