@@ -246,10 +246,10 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const 
   return out;
 }
 
-std::optional<ConftoolPools> ConftoolWriter::read_pools(std::string* error) {
-  auto r = etcd_.get(cfg_.prefix, true, true);
+std::optional<ConftoolPools> ConftoolWriter::read_tree(const std::string& prefix, std::string* error) {
+  auto r = etcd_.get(prefix, true, true);
   ConftoolPools out;
-  if (r.error_code == 100) return out;  // no pools yet
+  if (r.error_code == 100) return out;  // nothing there yet
   if (!r.ok()) {
     *error = r.describe();
     return std::nullopt;
@@ -259,23 +259,6 @@ std::optional<ConftoolPools> ConftoolWriter::read_pools(std::string* error) {
     auto& hosts = out[svc.key.substr(svc.key.rfind('/') + 1)];
     for (const auto& n : svc.nodes)
       if (!n.dir) hosts[n.key.substr(n.key.rfind('/') + 1)] = n;
-  }
-  return out;
-}
-
-std::optional<ConftoolRecords> ConftoolWriter::read_records(std::string* error) {
-  auto r = etcd_.get(cfg_.depooled_prefix, true, true);
-  ConftoolRecords out;
-  if (r.error_code == 100) return out;  // no takeover recorded
-  if (!r.ok()) {
-    *error = r.describe();
-    return std::nullopt;
-  }
-  for (const auto& svc : r.node.nodes) {
-    if (!svc.dir) continue;
-    for (const auto& n : svc.nodes)
-      if (auto rec = n.dir ? std::nullopt : parse_takeover_record(n.value))
-        out[svc.key.substr(svc.key.rfind('/') + 1)][n.key.substr(n.key.rfind('/') + 1)] = *rec;
   }
   return out;
 }
@@ -373,10 +356,14 @@ bool ConftoolWriter::sync_once(std::string* error) {
     }
     it = pending_records_.erase(it);
   }
-  auto pools = read_pools(error);
+  auto pools = read_tree(cfg_.prefix, error);
   if (!pools) return false;
-  auto records = read_records(error);
-  if (!records) return false;
+  auto record_nodes = read_tree(cfg_.depooled_prefix, error);
+  if (!record_nodes) return false;
+  ConftoolRecords records;  // unreadable records left out
+  for (const auto& [svc, hosts] : *record_nodes)
+    for (const auto& [host, n] : hosts)
+      if (auto rec = parse_takeover_record(n.value)) records[svc][host] = *rec;
   auto alive = read_liveness(error);
   if (!alive) return false;
   view.steady_now = SteadyClock::now();
@@ -400,7 +387,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
   view.create_missing = cfg_.create_missing;
   view.peer_dead_after = cfg_.peer_dead_after;
   view.pools = std::move(*pools);
-  view.records = std::move(*records);
+  view.records = std::move(records);
   view.alive = *alive;
   view.seen = seen_;
   view.liveness = liveness_;

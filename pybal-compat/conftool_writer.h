@@ -132,10 +132,8 @@ class ConftoolWriter {
   void unlock(const std::string& service);
   // Reads <prefix>/<service>/ → host → node.
   std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
-  // The whole prefix at once: service → host → key.
-  std::optional<ConftoolPools> read_pools(std::string* error);
-  // <depooled_prefix>/: service → host → record (unreadable records left out).
-  std::optional<ConftoolRecords> read_records(std::string* error);
+  // A whole two-level tree at once (the pools, the takeover records): service → host → key.
+  std::optional<ConftoolPools> read_tree(const std::string& prefix, std::string* error);
   // Merges `pooled` into the key's value as confctl would (merge_conftool_value) and
   // writes it on the key's modifiedIndex; *index (when given) gets the new one.
   bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,

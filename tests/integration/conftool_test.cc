@@ -92,6 +92,18 @@ class ConftoolTest : public ::testing::Test, protected ConftoolEtcd {
     auto l = p.status()["conftool"]["liveness"]["peers"];
     return l.contains(host) && l[host]["alive"] == false;
   }
+  // a and b, each the other's nfs peer, started; returns once b serves and a sees it alive.
+  void start_nfs_peers(AgentProc& a, AgentProc& b) {
+    a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
+    b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
+    for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
+    a.start();
+    b.start();
+    ASSERT_TRUE(b.wait_health("nfs", 200));
+    ASSERT_TRUE(wait_for([&] {
+      return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org");
+    }, 5000ms));
+  }
   // Short liveness timings so a test sees deaths in seconds.
   static constexpr const char* kLive = "peer_dead_after = \"2s\"\nliveness_ttl = \"2s\"\n";
 };
@@ -380,13 +392,7 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   seed("b.example.org");
   seed("c.example.org");  // a third host stays pooled, so the floor allows it
   AgentProc a("a.example.org", conftool_section(kLive)), b("b.example.org", conftool_section(kLive));
-  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
-  b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
-  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
-  a.start();
-  b.start();
-  ASSERT_TRUE(b.wait_health("nfs", 200));
-  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org"); }, 5000ms));
+  ASSERT_NO_FATAL_FAILURE(start_nfs_peers(a, b));
   uint64_t from = etcd_index() + 1;
   uint64_t http_idx = index("http", "b.example.org");
   auto t0 = Clock::now();
@@ -493,13 +499,7 @@ TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
   seed("a.example.org");
   seed("b.example.org");
   AgentProc a("a.example.org", conftool_section(kLive)), b("b.example.org", conftool_section(kLive));
-  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
-  b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
-  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
-  a.start();
-  b.start();
-  ASSERT_TRUE(b.wait_health("nfs", 200));
-  ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == true && peer_alive(a, "b.example.org"); }, 5000ms));
+  ASSERT_NO_FATAL_FAILURE(start_nfs_peers(a, b));
   ASSERT_EQ(a.ctl({"depool", "nfs", "--reason", "disk swap"}).rc, 0);
   ASSERT_EQ(pooled("nfs", "a.example.org"), "no");
   b.stop_kill9();
