@@ -293,10 +293,10 @@ void HealthModel::maybe_settle(CheckRuntime& rt, uint64_t seq) {
 void HealthModel::on_unit(const UnitState& s, bool resync) {
   WallTime wall = clock_.wall();
   UnitTrack& u = units_[s.unit];
-  bool had = u.known;
+  bool had = u.seen;  // a bus lost and back: compared with the last state heard
   UnitState before = u.state;
   u.state = s;
-  u.known = true;
+  u.known = u.seen = true;
   u.error.clear();
   bool moved = !had || before.active_state != s.active_state || before.sub_state != s.sub_state ||
                before.job_id != s.job_id || before.job_type != s.job_type;

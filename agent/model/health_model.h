@@ -164,6 +164,7 @@ class HealthModel {
   struct UnitTrack {
     UnitState state;
     bool known = false;  // state comes from systemd now
+    bool seen = false;   // a state has come at least once (kept while unwatched)
     std::string error;   // why not, when not
     std::optional<UnitView::Job> last_job;
   };

@@ -30,11 +30,6 @@ rise = 2
 fall = 2
 )";
 
-struct Recorder : Observer {
-  std::vector<Event> events;
-  void on_event(const Event& e) override { events.push_back(e); }
-};
-
 UnitState unit(const std::string& active, const std::string& sub, uint32_t job = 0, const std::string& job_type = "") {
   UnitState s;
   s.unit = "nginx.service";
@@ -62,7 +57,6 @@ class UnitEventsTest : public ::testing::Test {
  protected:
   UnitEventsTest() : config_(parse_config(kConfig, "t.toml")) {
     model_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.0; });  // no jitter
-    model_->add_observer(&rec_);
     model_->set_lifecycle(Lifecycle::kRunning);
     model_->on_unit(unit("active", "running"), /*resync=*/true);
   }
@@ -99,7 +93,6 @@ class UnitEventsTest : public ::testing::Test {
 
   Config config_;
   FakeClock clock_;
-  Recorder rec_;
   std::unique_ptr<HealthModel> model_;
   std::shared_ptr<const Snapshot> snap_;
 };
@@ -236,8 +229,9 @@ TEST_F(UnitEventsTest, AnActiveUnitNeverPassesAFailingProbe) {
 TEST_F(UnitEventsTest, AStopJobIsInStatusAndTheEventLogWithWhoAskedAsFarAsSystemdSays) {
   healthy();
   model_->on_unit(unit("active", "running", 4242, "stop"), false);
-  auto it = std::find_if(rec_.events.begin(), rec_.events.end(), [](const Event& e) { return e.kind == "unit"; });
-  ASSERT_NE(it, rec_.events.end());
+  auto events = model_->snapshot()->events;
+  auto it = std::find_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "unit"; });
+  ASSERT_NE(it, events.end());
   EXPECT_EQ(it->name, "nginx.service");
   EXPECT_EQ(it->from, "active/running");
   EXPECT_EQ(it->to, "active/running+stop job");
@@ -267,6 +261,19 @@ TEST_F(UnitEventsTest, TheFirstStateAfterConnectingIsNotAnEvent) {
   EXPECT_EQ(model_->next_due(), next);
   model_->on_unit(killed(), /*resync=*/true);
   EXPECT_EQ(model_->next_due(), clock_.now());
+  EXPECT_EQ(drive(clock_.now() + 250ms, kRefused), 2);
+  ASSERT_FALSE(web().unit->hurried);  // failed is steady, the check has fallen
+  // The bus lost, and back with the unit restarted meanwhile: not away, nothing to run
+  // for; then lost again and back with it failed: an event, though unwatched between.
+  model_->set_unit_unwatched("nginx.service", "bus connection lost: Connection reset by peer");
+  EXPECT_EQ(web().unit->watched, false);
+  next = model_->next_due();
+  model_->on_unit(unit("active", "running"), /*resync=*/true);
+  EXPECT_EQ(model_->next_due(), next);
+  model_->set_unit_unwatched("nginx.service", "bus connection lost: Connection reset by peer");
+  model_->on_unit(killed(), /*resync=*/true);
+  EXPECT_EQ(model_->next_due(), clock_.now());
+  EXPECT_EQ(web().unit->watched, true);
 
   // A fresh model that first hears the unit as failed probes on its own schedule.
   HealthModel fresh(config_, clock_, [] { return 0.5; });
