@@ -340,9 +340,14 @@ void UnitWatcher::set_units(const std::set<std::string>& units) {
 }
 
 void UnitWatcher::stop() {
-  stop_ = true;
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> lk(mu_);  // set_units() starts no thread after this
+    stop_ = true;
+    t = std::move(thread_);
+  }
   wake();
-  if (thread_.joinable()) thread_.join();
+  if (t.joinable()) t.join();
 }
 
 void UnitWatcher::wake() {
@@ -414,7 +419,8 @@ void UnitWatcher::run() {
       watching.insert(u);
       callbacks_.state(conn->state(u), /*resync=*/true);
     }
-    log_info(warned ? "systemd unit events back" : "watching systemd units", {{"units", join(watching)}});
+    if (!watching.empty())
+      log_info(warned ? "systemd unit events back" : "watching systemd units", {{"units", join(watching)}});
     warned = false;
     backoff = options_.retry_min;
     std::string lost;
