@@ -38,7 +38,8 @@ void apply_unit_property(UnitState& s, std::string_view name, const UnitValue& v
     const auto* details = std::get_if<std::vector<std::pair<std::string, std::string>>>(&v);
     if (!details) return;
     s.job_trigger.clear();
-    for (const auto& [k, val] : *details) s.job_trigger += (s.job_trigger.empty() ? "" : ", ") + k + "=" + val;
+    for (const auto& [k, val] : *details)
+      s.job_trigger += (s.job_trigger.empty() ? "" : ", ") + k + "=" + val;
     return;
   }
   if (name == "ExecMainCode") {
@@ -51,11 +52,16 @@ void apply_unit_property(UnitState& s, std::string_view name, const UnitValue& v
   }
   const std::string* text = as_string(v);
   if (!text) return;
-  if (name == "LoadState") s.load_state = *text;
-  else if (name == "ActiveState") s.active_state = *text;
-  else if (name == "SubState") s.sub_state = *text;
-  else if (name == "Result") s.result = *text;
-  else if (name == "JobType") s.job_type = *text;
+  if (name == "LoadState")
+    s.load_state = *text;
+  else if (name == "ActiveState")
+    s.active_state = *text;
+  else if (name == "SubState")
+    s.sub_state = *text;
+  else if (name == "Result")
+    s.result = *text;
+  else if (name == "JobType")
+    s.job_type = *text;
 }
 
 bool unit_away(const UnitState& s) {
@@ -65,7 +71,8 @@ bool unit_away(const UnitState& s) {
 }
 
 bool unit_steady(const UnitState& s) {
-  return s.job_id == 0 && (s.active_state == "active" || s.active_state == "inactive" || s.active_state == "failed");
+  return s.job_id == 0 &&
+         (s.active_state == "active" || s.active_state == "inactive" || s.active_state == "failed");
 }
 
 std::string unit_cause(const UnitState& s) {
@@ -73,10 +80,14 @@ std::string unit_cause(const UnitState& s) {
   if (s.result == "exit-code" || s.result == "signal" || s.result == "core-dump") {
     // si_code of the main process's end (CLD_EXITED, CLD_KILLED, CLD_DUMPED).
     switch (s.exec_main_code) {
-      case 1: return "exit status " + std::to_string(s.exec_main_status);
-      case 2: return "signal " + signal_name(s.exec_main_status);
-      case 3: return "core dump, signal " + signal_name(s.exec_main_status);
-      default: break;
+      case 1:
+        return "exit status " + std::to_string(s.exec_main_status);
+      case 2:
+        return "signal " + signal_name(s.exec_main_status);
+      case 3:
+        return "core dump, signal " + signal_name(s.exec_main_status);
+      default:
+        break;
     }
   }
   return s.result;
@@ -85,12 +96,14 @@ std::string unit_cause(const UnitState& s) {
 std::string unit_text(const UnitState& s) {
   std::string out = s.unit + ": " + (s.active_state.empty() ? "state unknown" : s.active_state);
   std::string detail;
-  if (!s.sub_state.empty() && s.sub_state != s.active_state && !(s.active_state == "active" && s.sub_state == "running"))
+  if (!s.sub_state.empty() && s.sub_state != s.active_state &&
+      !(s.active_state == "active" && s.sub_state == "running"))
     detail = s.sub_state;
   std::string cause = unit_cause(s);
   if (!cause.empty()) detail += (detail.empty() ? "" : ", ") + cause;
   if (!detail.empty()) out += " (" + detail + ")";
-  if (s.job_id != 0) out += "; " + (s.job_type.empty() ? std::string("a") : s.job_type) + " job queued";
+  if (s.job_id != 0)
+    out += "; " + (s.job_type.empty() ? std::string("a") : s.job_type) + " job queued";
   return out;
 }
 

@@ -18,14 +18,15 @@ namespace poolkeeper {
 struct UnitState {
   std::string unit;          // "nginx.service"
   std::string load_state;    // Unit.LoadState: loaded, not-found, masked, …
-  std::string active_state;  // Unit.ActiveState: active, reloading, inactive, failed, activating, deactivating
-  std::string sub_state;     // Unit.SubState: running, exited, dead, auto-restart, stop-sigterm, …
-  std::string result;        // Service.Result: success, exit-code, signal, core-dump, timeout, …
-  int exec_main_code = 0;    // Service.ExecMainCode: 1 exited, 2 killed, 3 dumped (si_code)
+  std::string active_state;  // Unit.ActiveState: active, reloading, inactive, failed, activating,
+                             // deactivating
+  std::string sub_state;   // Unit.SubState: running, exited, dead, auto-restart, stop-sigterm, …
+  std::string result;      // Service.Result: success, exit-code, signal, core-dump, timeout, …
+  int exec_main_code = 0;  // Service.ExecMainCode: 1 exited, 2 killed, 3 dumped (si_code)
   int exec_main_status = 0;  // Service.ExecMainStatus: exit status or signal number
   uint32_t job_id = 0;       // Unit.Job: 0 = no job
   std::string job_path;
-  std::string job_type;      // Job.JobType of that job: stop, restart, start, …; "" not known
+  std::string job_type;  // Job.JobType of that job: stop, restart, start, …; "" not known
   // Job.ActivationDetails (systemd 252+): what triggered the job, e.g. "trigger_unit=x.timer".
   // systemd records no caller for a job asked for over the bus.
   std::string job_trigger;
@@ -38,7 +39,8 @@ struct UnitJobRef {
   uint32_t id = 0;
   std::string path;
 };
-using UnitValue = std::variant<std::string, int64_t, UnitJobRef, std::vector<std::pair<std::string, std::string>>>;
+using UnitValue = std::variant<std::string, int64_t, UnitJobRef,
+                               std::vector<std::pair<std::string, std::string>>>;
 
 // Folds one property (Unit, Service or Job interface) into `s`; names it does not use
 // and values of an unexpected type are ignored. A new Job forgets the old job's type

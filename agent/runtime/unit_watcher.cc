@@ -72,7 +72,8 @@ int read_variant(sd_bus_message* m, UnitValue* out) {
     std::vector<std::pair<std::string, std::string>> pairs;
     if ((r = sd_bus_message_enter_container(m, 'a', "(ss)")) >= 0) {
       const char *k = nullptr, *v = nullptr;
-      while ((r = sd_bus_message_read(m, "(ss)", &k, &v)) > 0) pairs.emplace_back(valid_utf8(k), valid_utf8(v));
+      while ((r = sd_bus_message_read(m, "(ss)", &k, &v)) > 0)
+        pairs.emplace_back(valid_utf8(k), valid_utf8(v));
       if (r >= 0) r = sd_bus_message_exit_container(m);
     }
     if (r >= 0) *out = std::move(pairs);
@@ -173,7 +174,8 @@ class Connection {
   bool watch(const std::string& unit, std::string* error) {
     sd_bus_error e = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
-    int r = sd_bus_call_method(bus_, kSystemd, kManagerPath, kManager, "LoadUnit", &e, &reply, "s", unit.c_str());
+    int r = sd_bus_call_method(bus_, kSystemd, kManagerPath, kManager, "LoadUnit", &e, &reply, "s",
+                               unit.c_str());
     if (r < 0) {
       *error = "systemd cannot load it: " + bus_error_text(r, e);
       sd_bus_error_free(&e);
@@ -191,8 +193,8 @@ class Connection {
     w->state.unit = unit;
     // The match before the first read, so that no change falls between the two. Over
     // the private socket messages carry no sender.
-    r = sd_bus_match_signal(bus_, &w->slot, direct_ ? nullptr : kSystemd, w->path.c_str(), kProperties,
-                            "PropertiesChanged", on_properties_changed, w.get());
+    r = sd_bus_match_signal(bus_, &w->slot, direct_ ? nullptr : kSystemd, w->path.c_str(),
+                            kProperties, "PropertiesChanged", on_properties_changed, w.get());
     if (r < 0) {
       *error = std::string("cannot match its signals: ") + std::strerror(-r);
       return false;
@@ -245,8 +247,11 @@ class Connection {
     if (sd_bus_get_timeout(bus_, &until) >= 0 && until != UINT64_MAX) {
       struct timespec ts {};
       clock_gettime(CLOCK_MONOTONIC, &ts);
-      uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-      int ms = until <= now ? 0 : static_cast<int>(std::min<uint64_t>((until - now + 999) / 1000, 60'000));
+      uint64_t now =
+          static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+      int ms = until <= now
+                   ? 0
+                   : static_cast<int>(std::min<uint64_t>((until - now + 999) / 1000, 60'000));
       timeout = timeout < 0 ? ms : std::min(timeout, ms);
     }
     ::poll(fds, 2, timeout);
@@ -256,7 +261,8 @@ class Connection {
   int open_address(const std::string& address, bool bus_client) {
     int r = sd_bus_new(&bus_);
     if (r < 0) return r;
-    if ((r = sd_bus_set_address(bus_, address.c_str())) >= 0 && (r = sd_bus_set_bus_client(bus_, bus_client)) >= 0)
+    if ((r = sd_bus_set_address(bus_, address.c_str())) >= 0 &&
+        (r = sd_bus_set_bus_client(bus_, bus_client)) >= 0)
       r = sd_bus_start(bus_);
     if (r < 0) {
       sd_bus_unref(bus_);
@@ -265,10 +271,12 @@ class Connection {
     return r;
   }
 
-  int get(const std::string& path, const char* iface, const char* name, UnitValue* out, std::string* error) {
+  int get(const std::string& path, const char* iface, const char* name, UnitValue* out,
+          std::string* error) {
     sd_bus_error e = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
-    int r = sd_bus_call_method(bus_, kSystemd, path.c_str(), kProperties, "Get", &e, &reply, "ss", iface, name);
+    int r = sd_bus_call_method(bus_, kSystemd, path.c_str(), kProperties, "Get", &e, &reply, "ss",
+                               iface, name);
     if (r < 0) {
       if (error) *error = std::string(name) + ": " + bus_error_text(r, e);
       sd_bus_error_free(&e);
@@ -300,7 +308,8 @@ class Connection {
   void job_details(Watched& w) {
     if (w.state.job_id == 0 || !w.state.job_type.empty() || w.state.job_path.empty()) return;
     UnitValue v;
-    if (get(w.state.job_path, kJobIface, "JobType", &v, nullptr) > 0) apply_unit_property(w.state, "JobType", v);
+    if (get(w.state.job_path, kJobIface, "JobType", &v, nullptr) > 0)
+      apply_unit_property(w.state, "JobType", v);
     // ActivationDetails is systemd 252's; older ones have none.
     if (get(w.state.job_path, kJobIface, "ActivationDetails", &v, nullptr) > 0)
       apply_unit_property(w.state, "ActivationDetails", v);
@@ -335,8 +344,10 @@ void UnitWatcher::set_units(const std::set<std::string>& units) {
   if (units == units_) return;
   units_ = units;
   ++units_version_;
-  if (!thread_.joinable() && !units_.empty() && !stop_ && wake_fd_ >= 0) thread_ = std::thread([this] { run(); });
-  else wake();
+  if (!thread_.joinable() && !units_.empty() && !stop_ && wake_fd_ >= 0)
+    thread_ = std::thread([this] { run(); });
+  else
+    wake();
 }
 
 void UnitWatcher::stop() {
@@ -360,7 +371,10 @@ void UnitWatcher::run() {
   // Waits for stop(), set_units() or `d` (forever when negative), whichever comes first.
   auto pause = [this](Duration d) {
     struct pollfd p = {wake_fd_, POLLIN, 0};
-    int ms = d < Duration::zero() ? -1 : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+    int ms =
+        d < Duration::zero()
+            ? -1
+            : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
     ::poll(&p, 1, ms);
     uint64_t drained;
     ssize_t n = ::read(wake_fd_, &drained, sizeof drained);
@@ -368,7 +382,7 @@ void UnitWatcher::run() {
   };
   const bool booted = !options_.address.empty() || sd_booted() > 0;
   Duration backoff = options_.retry_min;
-  bool warned = false;               // one warning until unit events work (again)
+  bool warned = false;                 // one warning until unit events work (again)
   std::set<std::string> warned_units;  // units reported missing: one warning each
   while (!stop_) {
     std::set<std::string> want;
@@ -388,8 +402,10 @@ void UnitWatcher::run() {
     if (!booted) {
       // No systemd now means none for this process's life: no retries.
       if (!warned)
-        log_warn("systemd unit events unavailable (not booted with systemd): checks naming a unit poll as without it",
-                 {{"units", join(want)}});
+        log_warn(
+            "systemd unit events unavailable (not booted with systemd): checks naming a unit poll "
+            "as without it",
+            {{"units", join(want)}});
       warned = true;
       unwatched("not booted with systemd");
       pause(Duration(-1));
@@ -399,8 +415,9 @@ void UnitWatcher::run() {
     auto conn = Connection::open(options_.address, &error);
     if (!conn) {
       if (!warned)
-        log_warn("systemd unit events unavailable: checks naming a unit poll as without it; retrying",
-                 {{"error", error}, {"units", join(want)}});
+        log_warn(
+            "systemd unit events unavailable: checks naming a unit poll as without it; retrying",
+            {{"error", error}, {"units", join(want)}});
       warned = true;
       unwatched(error);
       pause(backoff);
@@ -412,7 +429,8 @@ void UnitWatcher::run() {
       if (!conn->watch(u, &error)) {
         callbacks_.unwatched(u, error);
         if (warned_units.insert(u).second)
-          log_warn("systemd unit not watched: its checks poll as without it", {{"unit", u}, {"error", error}});
+          log_warn("systemd unit not watched: its checks poll as without it",
+                   {{"unit", u}, {"error", error}});
         continue;
       }
       warned_units.erase(u);
@@ -420,7 +438,8 @@ void UnitWatcher::run() {
       callbacks_.state(conn->state(u), /*resync=*/true);
     }
     if (!watching.empty())
-      log_info(warned ? "systemd unit events back" : "watching systemd units", {{"units", join(watching)}});
+      log_info(warned ? "systemd unit events back" : "watching systemd units",
+               {{"units", join(watching)}});
     warned = false;
     backoff = options_.retry_min;
     std::string lost;
@@ -437,8 +456,10 @@ void UnitWatcher::run() {
     }
     conn.reset();
     if (stop_ || lost.empty()) continue;
-    log_warn("systemd unit events lost with the bus: checks naming a unit poll as without it; reconnecting",
-             {{"error", lost}});
+    log_warn(
+        "systemd unit events lost with the bus: checks naming a unit poll as without it; "
+        "reconnecting",
+        {{"error", lost}});
     warned = true;
     for (const auto& u : watching) callbacks_.unwatched(u, "bus connection lost: " + lost);
     pause(backoff);

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <mutex>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "tests/harness/harness.h"
 
@@ -35,18 +35,27 @@ TEST(UnitWatcherTest, WithoutSystemdOneWarningAndThePollingGoesOn) {
   int port = free_port();
   write_file(dir.file("ok"), "");
   std::string cfg =
-      "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nhostname = \"host1.example.org\"\n"
-      "admin_socket = \"" + dir.file("admin.sock") + "\"\nstate_dir = \"" + dir.file("state") + "\"\n"
+      "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) +
+      "\"\nhostname = \"host1.example.org\"\n"
+      "admin_socket = \"" +
+      dir.file("admin.sock") + "\"\nstate_dir = \"" + dir.file("state") +
+      "\"\n"
       "drain_seconds = 0\n"
       "[services.web]\nchecks = [\"flag\", \"other\"]\n"
-      "[checks.flag]\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"" + dir.file("ok") + "\"]\n"
-      "unit = \"nginx.service\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfast_interval = \"100ms\"\nrise = 2\n"
+      "[checks.flag]\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"" +
+      dir.file("ok") +
+      "\"]\n"
+      "unit = \"nginx.service\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfast_interval = "
+      "\"100ms\"\nrise = 2\n"
       "[checks.other]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n"
       "unit = \"rsync.service\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 2\n";
   write_file(dir.file("agent.toml"), cfg);
   Process agent({POOLKEEPER_BIN, "--config", dir.file("agent.toml")}, dir.file("agent.log"));
-  auto get = [&](const std::string& path) { return http_get("http://127.0.0.1:" + std::to_string(port) + path); };
-  ASSERT_TRUE(wait_for([&] { return get("/health/web").status == 200; }, 10000ms)) << read_file(dir.file("agent.log"));
+  auto get = [&](const std::string& path) {
+    return http_get("http://127.0.0.1:" + std::to_string(port) + path);
+  };
+  ASSERT_TRUE(wait_for([&] { return get("/health/web").status == 200; }, 10000ms))
+      << read_file(dir.file("agent.log"));
   nlohmann::json unit = nlohmann::json::parse(get("/status").body)["checks"]["flag"]["unit"];
   EXPECT_EQ(unit["name"], "nginx.service");
   EXPECT_EQ(unit["watched"], false);
@@ -57,7 +66,9 @@ TEST(UnitWatcherTest, WithoutSystemdOneWarningAndThePollingGoesOn) {
   EXPECT_EQ(get("/health/web").body, "not pooled: check flag unhealthy: exit status 1\n");
   // A reload (same units) and some time: still the one warning, for both units.
   agent.signal(SIGHUP);
-  ASSERT_TRUE(wait_for([&] { return count_lines_with(read_file(dir.file("agent.log")), "config reloaded") == 1; }, 10000ms));
+  ASSERT_TRUE(wait_for(
+      [&] { return count_lines_with(read_file(dir.file("agent.log")), "config reloaded") == 1; },
+      10000ms));
   std::string log = read_file(dir.file("agent.log"));
   EXPECT_EQ(count_lines_with(log, "systemd unit"), 1) << log;
   EXPECT_EQ(count_lines_with(log, "level=warn"), 1) << log;
@@ -72,7 +83,8 @@ TEST(UnitWatcherTest, RetriesWithABoundedBackoffAcrossABusRestart) {
   TempDir dir;
   std::string address = "unix:path=" + dir.file("bus");
   auto start_bus = [&] {
-    Process bus({"dbus-daemon", "--session", "--nofork", "--address=" + address}, dir.file("dbus.log"));
+    Process bus({"dbus-daemon", "--session", "--nofork", "--address=" + address},
+                dir.file("dbus.log"));
     auto listening = [&] {
       int fd = connect_unix(dir.file("bus"));
       if (fd >= 0) ::close(fd);

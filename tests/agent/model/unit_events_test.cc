@@ -2,11 +2,10 @@
 // active/running brings the check's next probe forward ("probe now, then fast"), one
 // probe for a burst, never a second one in flight; fast_interval until it settles, then
 // the interval again; the unit never decides health itself. No bus, no threads.
-#include "agent/model/health_model.h"
+#include <gtest/gtest.h>
 
 #include "agent/config/config.h"
-
-#include <gtest/gtest.h>
+#include "agent/model/health_model.h"
 
 using namespace poolkeeper;
 using namespace std::chrono_literals;
@@ -30,7 +29,8 @@ rise = 2
 fall = 2
 )";
 
-UnitState unit(const std::string& active, const std::string& sub, uint32_t job = 0, const std::string& job_type = "") {
+UnitState unit(const std::string& active, const std::string& sub, uint32_t job = 0,
+               const std::string& job_type = "") {
   UnitState s;
   s.unit = "nginx.service";
   s.load_state = "loaded";
@@ -78,7 +78,8 @@ class UnitEventsTest : public ::testing::Test {
   void healthy() {
     drive(clock_.now() + 12s, Result::pass());
     clock_.advance_to(model_->next_due());
-    for (const auto& d : model_->take_due()) model_->on_result(d.name, d.gen, d.seq, Result::pass());
+    for (const auto& d : model_->take_due())
+      model_->on_result(d.name, d.gen, d.seq, Result::pass());
     ASSERT_EQ(model_->check_state("web")->health(), CheckHealth::kHealthy);
     ASSERT_FALSE(model_->check_state("web")->changing());
   }
@@ -117,7 +118,8 @@ TEST_F(UnitEventsTest, ACrashIsOutInAboutFallTimesFastIntervalWhateverTheInterva
   EXPECT_EQ(http().effective.state, Effective::kNotPooled);
   EXPECT_EQ(out - crash, 200ms);  // the probe at once, then one fast_interval (fall = 2)
   // The probe's own reason first, then what systemd said.
-  EXPECT_EQ(http().effective.reason, "check web unhealthy: connection refused; nginx.service: failed (signal KILL)");
+  EXPECT_EQ(http().effective.reason,
+            "check web unhealthy: connection refused; nginx.service: failed (signal KILL)");
 }
 
 TEST_F(UnitEventsTest, WithoutAnEventACrashWaitsForTheInterval) {
@@ -230,7 +232,8 @@ TEST_F(UnitEventsTest, AStopJobIsInStatusAndTheEventLogWithWhoAskedAsFarAsSystem
   healthy();
   model_->on_unit(unit("active", "running", 4242, "stop"), false);
   auto events = model_->snapshot()->events;
-  auto it = std::find_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "unit"; });
+  auto it =
+      std::find_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "unit"; });
   ASSERT_NE(it, events.end());
   EXPECT_EQ(it->name, "nginx.service");
   EXPECT_EQ(it->from, "active/running");
