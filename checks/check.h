@@ -13,7 +13,7 @@
 namespace poolkeeper {
 
 // Builds a check of one kind from its table; the common keys (kind, interval, timeout,
-// rise, fall, fast_interval, critical) are already consumed by the caller. A factory
+// rise, fall, fast_interval, critical, unit) are already consumed by the caller. A factory
 // reads its own keys through `reader` (which rejects unknown ones afterwards).
 using CheckFactory = std::function<std::unique_ptr<Check>(TableReader& reader)>;
 

@@ -25,6 +25,26 @@ bool valid_name(const std::string& s) {
   return true;
 }
 
+// What systemd accepts as a unit name: NAME.TYPE, NAME of letters, digits and ":-_.\\"
+// (an instance after one '@'), TYPE one of its unit types; at most 255 characters.
+bool valid_unit_name(const std::string& s) {
+  static const char* const kTypes[] = {".service", ".socket", ".mount", ".target", ".automount",
+                                       ".swap", ".path", ".timer", ".slice", ".scope", ".device"};
+  if (s.size() > 255) return false;
+  size_t dot = s.rfind('.');
+  if (dot == std::string::npos || dot == 0) return false;
+  bool typed = false;
+  for (const char* t : kTypes) typed |= s.compare(dot, std::string::npos, t) == 0;
+  if (!typed) return false;
+  size_t at = s.find('@');
+  if (at == 0 || (at != std::string::npos && s.find('@', at + 1) != std::string::npos)) return false;
+  for (size_t i = 0; i < dot; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!(std::isalnum(c) || (c != 0 && std::strchr(":-_.\\@", c)))) return false;
+  }
+  return true;
+}
+
 CheckConfig parse_check(const std::string& name, const toml::table& t, const std::string& file) {
   TableReader r(t, file, "checks." + name);
   if (!valid_name(name)) r.fail("kind", "check name must be letters, digits, '-', '_' or '.'");
@@ -40,6 +60,9 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   c.rise = static_cast<int>(r.integer("rise", 1, 1000).value_or(c.rise));
   c.fall = static_cast<int>(r.integer("fall", 1, 1000).value_or(c.fall));
   c.critical = r.boolean("critical").value_or(c.critical);
+  c.unit = r.string("unit").value_or("");
+  if (r.has("unit") && !valid_unit_name(c.unit))
+    r.fail("unit", "\"" + c.unit + "\" is not a systemd unit name (e.g. \"nginx.service\")");
   if (c.timeout > c.interval && r.has("timeout"))
     r.fail("timeout", "must not be longer than interval (" + format_duration(c.interval) + ")");
   if (c.timeout > c.interval) c.timeout = c.interval;  // a short interval clamps the default
@@ -47,7 +70,7 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   r.finish();
   // The probe's identity: the table without the keys that only time or weigh it.
   toml::table target = t;
-  for (const char* timing : {"interval", "timeout", "fast_interval", "rise", "fall", "critical"})
+  for (const char* timing : {"interval", "timeout", "fast_interval", "rise", "fall", "critical", "unit"})
     target.erase(timing);
   std::ostringstream fp;
   fp << target;

@@ -56,7 +56,7 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
   if (accepted == ProbeScheduler::Accept::kLate) {
     // Already counted as timed out (perhaps several times): the late answer says
     // nothing about now. It only frees the check for its next probe.
-    scheduler_.reschedule(check, rt.state.changing(), at);
+    scheduler_.reschedule(check, fast(rt), at);
     check_changed(check, rt);  // no longer stuck
     ++version_;
     return;
@@ -71,8 +71,16 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
                       healthy || !rt.last ? std::string() : rt.last->reason, healthy || !rt.last || rt.last->ok());
   };
   auto before = seen();
-  submit(check, rt, r);
-  scheduler_.reschedule(check, rt.state.changing(), at);
+  std::string note = r.ok() ? "" : unit_note(rt);
+  if (note.empty()) {
+    submit(check, rt, r);
+  } else {
+    Result noted = r;  // the probe's own reason first, then what systemd said
+    noted.reason += "; " + note;
+    submit(check, rt, noted);
+  }
+  maybe_settle(rt, seq);
+  scheduler_.reschedule(check, fast(rt), at);
   if (seen() != before) {
     WallTime wall = clock_.wall();
     for (const auto& svc : rt.services) recompute_service(svc, services_.at(svc), wall);
@@ -122,8 +130,9 @@ void HealthModel::check_overdue() {
     r.latency = o.stuck;
     r.details["stuck"] = true;
     CheckRuntime& rt = checks_.at(o.name);
+    if (std::string note = unit_note(rt); !note.empty()) r.reason += "; " + note;
     submit(o.name, rt, r);
-    scheduler_.counted_overdue(o.name, rt.state.changing());
+    scheduler_.counted_overdue(o.name, fast(rt));
   }
   WallTime wall = clock_.wall();
   std::set<std::string> touched;
@@ -265,6 +274,69 @@ void HealthModel::set_leftover_processes(int left_behind, uint64_t killed_total)
   ++version_;
 }
 
+std::string HealthModel::unit_note(const CheckRuntime& rt) const {
+  if (rt.cfg.unit.empty()) return "";
+  auto u = units_.find(rt.cfg.unit);
+  if (u != units_.end() && u->second.known && unit_away(u->second.state)) return unit_text(u->second.state);
+  return rt.hurry_seq ? rt.away_text : "";
+}
+
+void HealthModel::maybe_settle(CheckRuntime& rt, uint64_t seq) {
+  if (rt.hurry_seq == 0 || seq < rt.hurry_seq || rt.state.changing()) return;
+  auto u = units_.find(rt.cfg.unit);
+  // A unit no longer watched settles on the probes alone.
+  if (u != units_.end() && u->second.known && !unit_steady(u->second.state)) return;
+  rt.hurry_seq = 0;
+  rt.away_text.clear();
+}
+
+void HealthModel::on_unit(const UnitState& s, bool resync) {
+  WallTime wall = clock_.wall();
+  UnitTrack& u = units_[s.unit];
+  bool had = u.seen;  // a bus lost and back: compared with the last state heard
+  UnitState before = u.state;
+  u.state = s;
+  u.known = u.seen = true;
+  u.error.clear();
+  bool moved = !had || before.active_state != s.active_state || before.sub_state != s.sub_state ||
+               before.job_id != s.job_id || before.job_type != s.job_type;
+  if (s.job_id != 0 && (!u.last_job || u.last_job->id != s.job_id || u.last_job->type != s.job_type))
+    u.last_job = UnitView::Job{s.job_id, s.job_type, unit_job_asker(s), wall};
+  auto word = [](const UnitState& st) {
+    std::string w = st.active_state.empty() ? "unknown" : st.active_state;
+    if (!st.sub_state.empty()) w += "/" + st.sub_state;
+    if (st.job_id) w += "+" + (st.job_type.empty() ? std::string("job") : st.job_type + " job");
+    return w;
+  };
+  if (moved && had) {
+    std::string why = unit_text(s);
+    if (s.job_id) why += "; " + unit_job_asker(s);
+    emit({wall, "unit", s.unit, word(before), word(s), why});
+  }
+  // The first state seen is where things stand, not an event.
+  bool trigger = moved && unit_away(s) && (had || !resync);
+  for (auto& [name, rt] : checks_) {
+    if (rt.cfg.unit != s.unit) continue;
+    if (trigger) {
+      if (rt.hurry_seq == 0) rt.hurry_seq = scheduler_.next_seq();
+      rt.away_text = unit_text(s);
+      scheduler_.probe_now(name, rt.hurry_seq);
+    }
+    check_changed(name, rt);
+  }
+  ++version_;
+}
+
+void HealthModel::set_unit_unwatched(const std::string& unit, const std::string& error) {
+  UnitTrack& u = units_[unit];
+  if (!u.known && u.error == error) return;
+  u.known = false;
+  u.error = error;
+  for (auto& [name, rt] : checks_)
+    if (rt.cfg.unit == unit) check_changed(name, rt);
+  ++version_;
+}
+
 void HealthModel::set_conftool_enabled(bool on) {
   conftool_enabled_ = on;
   ++version_;
@@ -310,10 +382,14 @@ void HealthModel::reconfigure(const ModelConfig& config) {
       // warm connection); adopt the new timing.
       CheckRuntime rt = std::move(old->second);
       std::shared_ptr<Check> probe = rt.cfg.check;
+      if (cc.unit != rt.cfg.unit) {
+        rt.hurry_seq = 0;  // another unit: its events start afresh
+        rt.away_text.clear();
+      }
       rt.cfg = cc;
       rt.cfg.check = probe;
       rt.state.set_thresholds(cc.rise, cc.fall);
-      scheduler_.retime(name, cc, rt.state.changing());
+      scheduler_.retime(name, cc, fast(rt));
       rt.services.clear();
       checks.emplace(name, std::move(rt));
     } else {
@@ -337,6 +413,10 @@ void HealthModel::reconfigure(const ModelConfig& config) {
   }
   checks_ = std::move(checks);
   services_ = std::move(services);
+  std::set<std::string> named;
+  for (const auto& [name, rt] : checks_)
+    if (!rt.cfg.unit.empty()) named.insert(rt.cfg.unit);
+  std::erase_if(units_, [&](const auto& kv) { return !named.count(kv.first); });
   config_ = config;
   emit({wall, "config", "", "", "reloaded", config.file});
   all_dirty_ = true;
@@ -428,6 +508,26 @@ CheckView HealthModel::check_view(const std::string& name, const CheckRuntime& c
   v.history = c.history;
   if (auto started = scheduler_.stuck_since(name))
     v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - *started);
+  if (!c.cfg.unit.empty()) {
+    UnitView u;
+    u.name = c.cfg.unit;
+    u.hurried = c.hurry_seq != 0;
+    auto it = units_.find(c.cfg.unit);
+    if (it != units_.end()) {
+      const UnitTrack& t = it->second;
+      u.watched = t.known;
+      u.error = t.error;
+      u.last_job = t.last_job;
+      if (t.known) {
+        u.active_state = t.state.active_state;
+        u.sub_state = t.state.sub_state;
+        u.text = unit_text(t.state);
+      }
+    } else {
+      u.error = "not watched yet";
+    }
+    v.unit = std::move(u);
+  }
   return v;
 }
 

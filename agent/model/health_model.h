@@ -27,6 +27,7 @@
 #include "agent/model/scheduler.h"
 #include "agent/model/snapshot.h"
 #include "agent/model/snapshot_builder.h"
+#include "agent/model/unit_state.h"
 
 namespace poolkeeper {
 
@@ -104,6 +105,20 @@ class HealthModel {
   // leftovers were killed in all; shown in /status and metrics.
   void set_leftover_processes(int left_behind, uint64_t killed_total);
 
+  // systemd units (checks' `unit`). A unit's state as systemd reports it: for every check
+  // naming the unit, a change away from active/running (unit_away) brings the next probe
+  // forward at once — one probe for a burst, never a second one in flight
+  // (ProbeScheduler::probe_now) — and the check probes at fast_interval until it has
+  // settled: a probe started after the event has come back, the unit is steady
+  // (unit_steady) and the check is not changing. The unit never decides health itself;
+  // a failing probe's reason names it. `resync`: the first state after a (re)connect,
+  // which brings nothing forward unless a state was known before and this one differs.
+  // A change emits a "unit" event (with the job and who asked, as far as systemd says).
+  void on_unit(const UnitState& s, bool resync);
+  // The unit cannot be watched (no bus, no such unit, bus lost): shown in /status; the
+  // check polls as without a unit.
+  void set_unit_unwatched(const std::string& unit, const std::string& error);
+
   // conftool: when enabled and up, the floor for a failing service is decided under
   // the etcd lock (verdicts from the ConftoolWriter); until a verdict comes, the host
   // stays in. When etcd is down the peers' /status decide, as without conftool.
@@ -141,6 +156,17 @@ class HealthModel {
     std::optional<WallTime> last_success{};
     std::vector<std::string> services{};
     std::shared_ptr<const std::vector<ResultPoint>> history = std::make_shared<const std::vector<ResultPoint>>();
+    // Since a unit event: probes with this sequence number or later look at the state
+    // after it (0 = not hurried: no event waiting to settle).
+    uint64_t hurry_seq = 0;
+    std::string away_text{};  // unit_text() of the last away state since the event
+  };
+  struct UnitTrack {
+    UnitState state;
+    bool known = false;  // state comes from systemd now
+    bool seen = false;   // a state has come at least once (kept while unwatched)
+    std::string error;   // why not, when not
+    std::optional<UnitView::Job> last_job;
   };
   struct ServiceRuntime {
     ServiceConfig cfg;
@@ -156,6 +182,11 @@ class HealthModel {
   };
 
   CheckRuntime new_check(const CheckConfig& cc, WallTime wall);
+  // fast_interval: the check is changing state, or settling after a unit event.
+  bool fast(const CheckRuntime& rt) const { return rt.state.changing() || rt.hurry_seq != 0; }
+  // What a failing result's reason adds about the unit ("" when nothing to say).
+  std::string unit_note(const CheckRuntime& rt) const;
+  void maybe_settle(CheckRuntime& rt, uint64_t seq);
   // Folds one result (a probe's, or a stuck probe's overdue deadline) into the check.
   void submit(const std::string& name, CheckRuntime& rt, const Result& r);
   // Decides one service (or all: after a change that concerns every service).
@@ -183,6 +214,7 @@ class HealthModel {
   // Services whose intent can end by itself (an expiry, an until-boot depool).
   std::set<std::string> timed_intents_;
   std::vector<PeerState> peers_;
+  std::map<std::string, UnitTrack> units_;  // by unit name
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   WallTime lifecycle_since_{};
   bool conftool_enabled_ = false;

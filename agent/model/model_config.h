@@ -22,8 +22,11 @@ struct CheckConfig {
   int rise = 3;
   int fall = 2;
   bool critical = true;
+  // The systemd unit of the server the check probes ("nginx.service"; "" = none): its
+  // state changes bring the next probe forward (unit_state.h).
+  std::string unit;
   // The table's text without its timing keys (interval, timeout, fast_interval, rise,
-  // fall, critical): equal fingerprints = same probe target, state kept on reload.
+  // fall, critical) and `unit`: equal fingerprints = same probe target, state kept on reload.
   std::string fingerprint;
   std::shared_ptr<Check> check;
 };

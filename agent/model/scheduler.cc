@@ -151,9 +151,24 @@ void ProbeScheduler::reschedule(const std::string& name, bool changing, std::opt
   Duration next = jittered(base);
   SteadyTime from = at ? std::min(*at, clock_.now()) : clock_.now();
   move(name, it->second, [&](Slot& s) {
-    s.next_due = from + next;
+    s.next_due = s.again ? from : from + next;
     s.base = base;
-    s.window = window_for(base);
+    s.window = s.again ? Duration::zero() : window_for(base);
+    s.again = false;
+  });
+}
+
+void ProbeScheduler::probe_now(const std::string& name, uint64_t since_seq) {
+  auto it = slots_.find(name);
+  if (it == slots_.end() || it->second.seq >= since_seq) return;  // already probed since
+  SteadyTime now = clock_.now();
+  move(name, it->second, [&](Slot& s) {
+    if (s.in_flight) {
+      s.again = true;
+      return;
+    }
+    s.next_due = std::min(s.next_due, now);
+    s.window = Duration::zero();
   });
 }
 

@@ -79,6 +79,15 @@ class ProbeScheduler {
   void reschedule(const std::string& name, bool changing, std::optional<SteadyTime> at = std::nullopt);
   // Probes in flight whose result is still expected in time (not yet counted overdue).
   size_t awaiting() const;
+  // "Probe now, then fast" (a systemd event on the check's unit): an idle check is due at
+  // once (no start window); a probe in flight that started before `since_seq` (the
+  // event's view of next_seq()) is followed by the next one as soon as its result comes
+  // back. A probe that started at or after `since_seq` already looks at the new state,
+  // so nothing is added: a burst of events makes one probe, and a probe in flight is
+  // never doubled. What comes after is the caller's `changing` (fast_interval).
+  void probe_now(const std::string& name, uint64_t since_seq);
+  // The sequence number the next probe to start will get.
+  uint64_t next_seq() const { return next_seq_; }
   // The probe in flight for `name`, starting one (as take_due would) when none is.
   std::optional<std::pair<uint64_t, uint64_t>> in_flight_or_start(const std::string& name);
 
@@ -98,6 +107,7 @@ class ProbeScheduler {
     SteadyTime started{};     // when the probe in flight started
     SteadyTime overdue_at{};  // next deadline at which a stuck probe counts as a failure
     int overdue_counted = 0;  // deadlines counted for the probe in flight
+    bool again = false;       // probe_now() while in flight: the next one is due when this one returns
     SteadyTime at() const { return in_flight ? overdue_at : next_due + window; }
   };
   Duration jittered(Duration base);

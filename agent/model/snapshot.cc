@@ -84,6 +84,18 @@ nlohmann::json status_json(const Snapshot& s) {
                                        : nlohmann::json(nullptr);
     // A probe in flight past its timeout: counted as failing until it returns.
     o["stuck_since"] = c.stuck_since ? nlohmann::json(format_wall(*c.stuck_since)) : nlohmann::json(nullptr);
+    if (c.unit) {
+      const UnitView& u = *c.unit;
+      nlohmann::json uj = {{"name", u.name}, {"watched", u.watched}, {"active_state", u.active_state},
+                           {"sub_state", u.sub_state}, {"text", u.text}, {"error", u.error},
+                           {"fast_until_settled", u.hurried}};
+      uj["last_job"] = u.last_job ? nlohmann::json({{"id", u.last_job->id},
+                                                    {"type", u.last_job->type},
+                                                    {"asked_by", u.last_job->asked_by},
+                                                    {"seen", format_wall(u.last_job->seen)}})
+                                  : nlohmann::json(nullptr);
+      o["unit"] = std::move(uj);
+    }
     checks[c.name] = std::move(o);
   }
   j["checks"] = std::move(checks);

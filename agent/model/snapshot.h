@@ -143,6 +143,24 @@ struct ResultPoint {
 };
 static_assert(sizeof(ResultPoint) <= 16);
 
+// The systemd unit a check names (CheckConfig::unit), as systemd last reported it.
+struct UnitView {
+  std::string name;
+  std::string active_state, sub_state;
+  std::string text;         // unit_text(): "nginx.service: failed (signal KILL)"
+  bool watched = false;     // its state comes from systemd; false: `error` says why (polling only)
+  std::string error;
+  bool hurried = false;     // probing at fast_interval since an event, until it settles
+  // The last job the agent saw systemd queue on the unit (a stop, a restart).
+  struct Job {
+    uint32_t id = 0;
+    std::string type;       // "" when the job ended before its type could be read
+    std::string asked_by;   // unit_job_asker(): as far as systemd says
+    WallTime seen{};
+  };
+  std::optional<Job> last_job;
+};
+
 struct CheckView {
   std::string name, kind, target;
   bool critical = true;
@@ -155,6 +173,7 @@ struct CheckView {
   std::vector<std::string> services;
   // Set while a probe is stuck (in flight past its timeout): when it started.
   std::optional<WallTime> stuck_since;
+  std::optional<UnitView> unit;  // set when the check names a unit
   // The last results, oldest first (at most HealthModel::kHistoryLength); shared with the
   // model, which replaces it (never changes it) on each result. Never null in a
   // snapshot the model built.

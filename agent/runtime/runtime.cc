@@ -274,6 +274,14 @@ void Runtime::start() {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
                                          });
   if (!urls.empty()) peers_->start();
+  unit_watcher_ = std::make_unique<UnitWatcher>(
+      UnitWatcher::Options{},
+      UnitWatcher::Callbacks{
+          [this](const UnitState& s, bool resync) { post([s, resync](HealthModel& e) { e.on_unit(s, resync); }); },
+          [this](const std::string& unit, const std::string& error) {
+            post([unit, error](HealthModel& e) { e.set_unit_unwatched(unit, error); });
+          }});
+  unit_watcher_->set_units(configured_units(config_));
   snapshot_.store(model_->snapshot());
   owner_ = std::thread([this] { owner_loop(); });
   post([](HealthModel& e) { e.set_lifecycle(Lifecycle::kRunning); });
@@ -350,6 +358,7 @@ void Runtime::shutdown() {
   if (conftool_) stoppers.emplace_back([this] { conftool_->stop(); });
   if (agent_check_) stoppers.emplace_back([this] { agent_check_->stop(); });
   if (admin_) stoppers.emplace_back([this] { admin_->stop(); });
+  if (unit_watcher_) stoppers.emplace_back([this] { unit_watcher_->stop(); });
   for (auto& t : stoppers) t.join();
   if (owner_.joinable()) owner_.join();
   if (http_) http_->stop();
@@ -487,6 +496,7 @@ std::string Runtime::reload(const std::string& file) {
     peers_->set_urls(urls);
     if (!urls.empty()) peers_->start();
   }
+  if (unit_watcher_) unit_watcher_->set_units(configured_units(next));
   {
     std::lock_guard<std::mutex> lk(config_mu_);
     config_ = next;

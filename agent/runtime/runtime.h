@@ -24,6 +24,7 @@
 #include "agent/runtime/result_batch.h"
 #include "agent/runtime/state_store.h"
 #include "agent/runtime/stop_action.h"
+#include "agent/runtime/unit_watcher.h"
 #include "pybal-compat/agent_check.h"
 #include "pybal-compat/conftool_writer.h"
 
@@ -90,6 +91,7 @@ class Runtime {
   std::unique_ptr<ConftoolWriter> conftool_;
   std::unique_ptr<AgentCheckResponder> agent_check_;
   std::unique_ptr<Prober> prober_;
+  std::unique_ptr<UnitWatcher> unit_watcher_;  // the checks' systemd units
   std::map<std::string, std::shared_ptr<Check>> probes_;  // check name → its probe (owner thread)
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
 

@@ -13,7 +13,12 @@
 #     same options and start windows, nothing else (build/tests/bench/curl_floor), on the
 #     same two servers, measured with getrusage over the same window;
 #  d) a warm NFS probe against an NFSv4 NULL RPC on the same kind of connection and
-#     against a fresh `nfs-cat`, on the same nfs-ganesha (build/tests/bench/nfs_probe_bench).
+#     against a fresh `nfs-cat`, on the same nfs-ganesha (build/tests/bench/nfs_probe_bench);
+#  e) the best peer doing the same work: HAProxy health-checking the same 200 servers
+#     (`option httpchk`, `inter 1s`, the same third to the hanging server, `timeout check
+#     500ms`), running beside the agent with 200 checks: both processes' CPU per second
+#     over the same window and their RSS at the same moment, and the ratios
+#     poolkeeper/HAProxy (the goals: at most 1).
 # It only reports: a missed goal does not change the exit status; it fails only when a
 # figure could not be measured. Everything it starts runs on free loopback ports in a
 # temp dir and is stopped on exit.
@@ -39,7 +44,7 @@ conns=50           # wrk connections (keep-alive), both servers
 checks_many=200    # the loaded configuration
 hang_share=3       # one check in this many hangs to its timeout
 
-for tool in wrk nginx nfs-cat ganesha.nfsd curl python3; do
+for tool in wrk nginx haproxy nfs-cat ganesha.nfsd curl python3; do
   command -v "$tool" >/dev/null && continue
   case "$tool" in
     nfs-cat) pkg=libnfs-utils ;;
@@ -66,6 +71,7 @@ work=$(mktemp -d /tmp/poolkeeper-bench-XXXXXX)
 chmod 755 "$work"
 pids=""
 agent_pid=""
+hap_pid=""
 stop_pid() {  # stop_pid PID: SIGTERM, then SIGKILL if it still runs after 5 s
   local i
   kill "$1" 2>/dev/null || return 0
@@ -77,7 +83,7 @@ stop_pid() {  # stop_pid PID: SIGTERM, then SIGKILL if it still runs after 5 s
 }
 cleanup() {
   trap - INT TERM
-  for p in $agent_pid $pids; do stop_pid "$p"; done
+  for p in $agent_pid $hap_pid $pids; do stop_pid "$p"; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -149,8 +155,40 @@ write_config() {  # write_config N FILE: N HTTP checks, every third one hanging
   echo "$port"
 }
 
-status_field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$agent_pid/status"; }
-cpu_ticks() { sed 's/.*) //' "/proc/$agent_pid/stat" | awk '{print $12 + $13}'; }  # utime+stime
+status_field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/${2:-$agent_pid}/status"; }  # KEY [PID]
+cpu_ticks() { sed 's/.*) //' "/proc/${1:-$agent_pid}/stat" | awk '{print $12 + $13}'; }  # [PID]: utime+stime
+
+# --- HAProxy checking the same servers as the agent's N checks (e)
+write_haproxy_config() {  # write_haproxy_config N FILE
+  local n=$1 f=$2 i
+  {
+    echo "global"
+    echo "  maxconn 4096"
+    echo "defaults"
+    echo "  mode http"
+    echo "  timeout connect 500ms"
+    echo "  timeout client 5s"
+    echo "  timeout server 5s"
+    echo "  timeout check 500ms"
+    echo "listen bench"  # HAProxy starts only with a listener; nothing connects to it
+    echo "  bind 127.0.0.1:$(free_port)"
+    echo "  option httpchk GET /"
+    echo "  default-server inter 1s rise 3 fall 2"
+    for ((i = 1; i <= n; i++)); do
+      if (( n > 1 && i % hang_share == 0 )); then
+        echo "  server c$i 127.0.0.1:$hang_port check"
+      else
+        echo "  server c$i 127.0.0.1:$nginx_port check"
+      fi
+    done
+  } > "$f"
+}
+start_haproxy() {  # start_haproxy N: in the foreground mode (-db), its own single process
+  write_haproxy_config "$1" "$work/haproxy.cfg"
+  haproxy -c -q -f "$work/haproxy.cfg" || fail "haproxy refused its config: $(haproxy -c -f "$work/haproxy.cfg" 2>&1 | tail -3)"
+  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & hap_pid=$!
+  wait_for 10 test -r "/proc/$hap_pid/stat" || fail "haproxy did not start"
+}
 results_total() {
   curl -sf "http://127.0.0.1:$agent_port/metrics" |
     awk '/^poolkeeper_check_results_total[{ ]/ {s += $NF; n++} END {if (n) printf "%.0f\n", s}'
@@ -190,9 +228,10 @@ wrk_pair() {  # wrk_pair NGINX_URL AGENT_URL SUFFIX: sets {nginx,agent}_{rps,p99
   done
 }
 
-measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named *_SUFFIX
-  local n=$1 x=$2 cfg="$work/agent-$1.toml" c0 c1 r0 r1 t0 t1
+measure() {  # measure N SUFFIX [haproxy]: one agent with N checks (and HAProxy beside it); sets *_SUFFIX
+  local n=$1 x=$2 cfg="$work/agent-$1.toml" c0 c1 r0 r1 t0 t1 h0 h1
   agent_port=$(write_config "$n" "$cfg")
+  [ "${3:-}" = haproxy ] && start_haproxy "$n"
   "$agent_bin" --config "$cfg" 2>"$work/agent-$n.log" & agent_pid=$!
   wait_for 30 curl -sf "http://127.0.0.1:$agent_port/health" ||
     fail "agent with $n checks did not report healthy: $(tail -5 "$work/agent-$n.log")"
@@ -202,10 +241,17 @@ measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named
   printf -v "rss_$x" '%s' "$(status_field VmRSS)"
   printf -v "rssfile_$x" '%s' "$(status_field RssFile)"
   printf -v "threads_$x" '%s' "$(status_field Threads)"
+  if [ -n "$hap_pid" ]; then
+    kill -0 "$hap_pid" 2>/dev/null || fail "haproxy died: $(tail -5 "$work/haproxy.log")"
+    hap_rss=$(status_field VmRSS "$hap_pid") hap_threads=$(status_field Threads "$hap_pid")
+  fi
   # CPU per probe result, no HTTP load; the scrapes stay outside the CPU window.
   r0=$(results_total); t0=$(now); c0=$(cpu_ticks)
+  [ -n "$hap_pid" ] && h0=$(cpu_ticks "$hap_pid")
   sleep "$secs"
-  c1=$(cpu_ticks); t1=$(now); r1=$(results_total)
+  c1=$(cpu_ticks); t1=$(now)
+  [ -n "$hap_pid" ] && h1=$(cpu_ticks "$hap_pid")
+  r1=$(results_total)
   [ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ] ||
     fail "no poolkeeper_check_results_total growth on /metrics with $n checks"
   local tck; tck=$(getconf CLK_TCK)
@@ -213,6 +259,14 @@ measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named
   printf -v "cpu_us_$x" '%s' "$(awk -v c="$((c1 - c0))" -v t="$tck" -v r="$((r1 - r0))" \
     'BEGIN {if (c > 0) printf "%.1f", c * 1e6 / t / r; else printf "<%.0f", 1e6 / t / r}')"
   printf -v "results_ps_$x" '%s' "$(awk -v r="$((r1 - r0))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", r / (b - a)}')"
+  # CPU milliseconds per second of both over the same window (e).
+  local per_s='BEGIN {printf "%.1f", c * 1000 / t / (b - a)}'
+  printf -v "cpu_ms_s_$x" '%s' "$(awk -v c="$((c1 - c0))" -v t="$tck" -v a="$t0" -v b="$t1" "$per_s")"
+  if [ -n "$hap_pid" ]; then
+    kill -0 "$hap_pid" 2>/dev/null || fail "haproxy died: $(tail -5 "$work/haproxy.log")"
+    hap_cpu_ms_s=$(awk -v c="$((h1 - h0))" -v t="$tck" -v a="$t0" -v b="$t1" "$per_s")
+    stop_pid "$hap_pid"; hap_pid=""  # not during the HTTP load below
+  fi
   # HTTP: the reference first, then the agent, with the agent's checks running during both.
   wrk_pair "http://127.0.0.1:$nginx_port/" "http://127.0.0.1:$agent_port/health" "$x"
   kill -0 "$agent_pid" || fail "the agent with $n checks died"
@@ -222,7 +276,7 @@ measure() {  # measure N SUFFIX: one agent with N checks; sets the figures named
 echo "bench.sh: ${secs}s per run, wrk -t2 -c$conns keep-alive, $(nproc) CPUs; about $(( 7 * secs + 18 ))s" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 measure 1 one
-measure "$checks_many" many
+measure "$checks_many" many haproxy
 # The floor: the same probes by bare libcurl (3 s to settle, then the same window).
 floor_out=$("$floor_bin" "http://127.0.0.1:$nginx_port" "http://127.0.0.1:$hang_port" "$checks_many" "$secs" 2>&1) ||
   fail "curl_floor failed: $floor_out"
@@ -248,6 +302,10 @@ rss_mib_m=$(awk -v k="$rss_many" 'BEGIN {printf "%.1f", k / 1024}')
 file_mib_1=$(awk -v k="$rssfile_one" 'BEGIN {printf "%.1f", k / 1024}')
 file_mib_m=$(awk -v k="$rssfile_many" 'BEGIN {printf "%.1f", k / 1024}')
 nfs_null_r=$(ratio "$nfs_probe_p50" "$nfs_null_p50")
+hap_rss_mib=$(awk -v k="$hap_rss" 'BEGIN {printf "%.1f", k / 1024}')
+# Below one clock tick in the window HAProxy's CPU reads 0: the ratio is then not a figure.
+[ "$(awk -v v="$hap_cpu_ms_s" 'BEGIN {print (v > 0)}')" = 1 ] || fail "HAProxy used no measurable CPU in ${secs}s"
+hap_cpu_r=$(ratio "$cpu_ms_s_many" "$hap_cpu_ms_s") hap_rss_r=$(ratio "$rss_many" "$hap_rss")
 nfs_cat_r=$(ratio "$nfs_cat_p50" "$nfs_probe_p50")
 
 echo
@@ -261,13 +319,20 @@ row "  agent/nginx req/s" "$rps_r1" "$rps_rm" ">= 0.8 ($m)" "$(verdict "$rps_rm"
 row "GET /health p99 us (agent)" "$agent_p99_one" "$agent_p99_many" "" ""
 row "  nginx p99 us" "$nginx_p99_one" "$nginx_p99_many" "" ""
 row "  agent/nginx p99" "$p99_r1" "$p99_rm" "<= 1.2 ($m)" "$(verdict "$p99_rm" "<=" 1.2)"
-row "agent RSS MiB (VmRSS)" "$rss_mib_1" "$rss_mib_m" "< 16" "$(verdict "$rss_mib_m" "<" 16)"
+row "agent RSS MiB (VmRSS)" "$rss_mib_1" "$rss_mib_m" "" ""
 row "  of which mapped files (RssFile)" "$file_mib_1" "$file_mib_m" "" ""
 row "agent threads" "$threads_one" "$threads_many" "<= 16" "$(verdict "$threads_many" "<=" 16)"
 row "probe results/s (no HTTP load)" "$results_ps_one" "$results_ps_many" "" ""
-row "agent CPU us per probe result" "$cpu_us_one" "$cpu_us_many" "<= 50 ($m)" "$(verdict "$cpu_us_many" "<=" 50)"
+row "agent CPU us per probe result" "$cpu_us_one" "$cpu_us_many" "" ""
 row "  bare libcurl, same probes (floor)" "" "$floor_us" "" ""
 row "  agent/floor" "" "$(ratio "${cpu_us_many#<}" "$floor_us")" "" ""
+echo
+row "the same $m servers checked by HAProxy" "poolkeeper" "HAProxy" "goal" ""
+row "  CPU ms per second (same window)" "$cpu_ms_s_many" "$hap_cpu_ms_s" "" ""
+row "  RSS MiB (VmRSS, same moment)" "$rss_mib_m" "$hap_rss_mib" "" ""
+row "  threads" "$threads_many" "$hap_threads" "" ""
+row "  poolkeeper/HAProxy CPU" "$hap_cpu_r" "" "<= 1" "$(verdict "$hap_cpu_r" "<=" 1)"
+row "  poolkeeper/HAProxy RSS" "$hap_rss_r" "" "<= 1" "$(verdict "$hap_rss_r" "<=" 1)"
 echo
 row "NFS (same nfs-ganesha)" "p50 us" "p99 us" "goal" ""
 row "  warm NFS probe ($probes)" "$nfs_probe_p50" "$nfs_probe_p99" "" ""

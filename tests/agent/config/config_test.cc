@@ -215,3 +215,22 @@ TEST(ConfigTest, MissingRequiredKeyPointsAtItsTypo) {
             "test.toml:13: checks.web.command: is required (a list: program and its arguments) "
             "(found \"comand\" at line 15: a typo?)");
 }
+
+TEST(ConfigTest, AChecksSystemdUnit) {
+  auto with = [](const std::string& unit_line) {
+    std::string t = kGood;
+    t.replace(t.find("rise = 2"), 8, "rise = 2\n" + unit_line);
+    return t;
+  };
+  Config c = parse_config(with("unit = \"nginx.service\""), "test.toml");
+  EXPECT_EQ(c.checks.at("web").unit, "nginx.service");
+  EXPECT_EQ(c.checks.at("disk").unit, "");
+  EXPECT_EQ(parse_config(with("unit = \"getty@tty1.service\""), "test.toml").checks.at("web").unit, "getty@tty1.service");
+  // Not the probe's target: a reload that only names a unit keeps the check's state.
+  EXPECT_EQ(c.checks.at("web").fingerprint, parse_config(kGood, "test.toml").checks.at("web").fingerprint);
+  for (const char* bad : {"nginx", "nginx.servce", ".service", "ngi nx.service", "a@b@c.service", "@x.service"})
+    EXPECT_EQ(error_of(with("unit = \"" + std::string(bad) + "\"")),
+              "test.toml:19: checks.web.unit: \"" + std::string(bad) +
+                  "\" is not a systemd unit name (e.g. \"nginx.service\")");
+  EXPECT_EQ(error_of(with("unit = 3")), "test.toml:19: checks.web.unit: must be a string");
+}
