@@ -79,10 +79,7 @@ LeaveDecision floor_leave(const std::string& self, LeaveKind kind, int min_poole
 }
 
 bool floor_returns(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts) {
-  int pooled = 0;
-  for (const auto& h : hosts)
-    if (h.name != self && h.known && h.pooled) ++pooled;
-  return pooled < min_pooled;
+  return floor_leave_counted(self, LeaveKind::kFailing, hosts) < min_pooled;
 }
 
 bool floor_keeps_host(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts) {

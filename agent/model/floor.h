@@ -122,8 +122,10 @@ int floor_leave_counted(const std::string& self, LeaveKind kind, const std::vect
 // The decision, from a poll taken after `self` announced its leave.
 LeaveDecision floor_leave(const std::string& self, LeaveKind kind, int min_pooled,
                           const std::vector<FloorHost>& hosts);
-// A failing host the floor let go comes back in when fewer than min_pooled other hosts
-// are pooled at all (they failed too, or stopped answering): joining is always safe.
+// A failing host the floor let go comes back in when it could not leave now: fewer than
+// min_pooled others it would count (they failed too and sort after it, were depooled,
+// or stopped answering). Joining is always safe; a kept host sorting after it then
+// leaves, so the lowest names end up kept whoever failed first.
 bool floor_returns(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts);
 
 // A peer's /status as a FloorHost for one service: known only while reachable and

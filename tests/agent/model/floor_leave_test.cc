@@ -35,6 +35,7 @@ struct Host {
   std::vector<FloorHost> view;                  // the background view, by host index
   uint64_t view_gen = 0, attempt_gen = 0;
   int cycles = 0;  // failures and depools left in this schedule
+  bool ends_failing = false;  // its last failure lasts to the end of the schedule
 
   bool failing() const { return !healthy && !depooled; }
   bool pooled() const { return !depooled && (healthy || !released); }
@@ -48,6 +49,7 @@ class Sim {
       h.name = std::string(1, static_cast<char>('a' + i)) + ".example.org";
       h.fresh.resize(static_cast<size_t>(n));
       h.cycles = 2;
+      h.ends_failing = rng_() % 2;
       hosts_.push_back(h);
     }
     for (auto& h : hosts_)
@@ -66,7 +68,7 @@ class Sim {
     for (size_t i = 0; i < hosts_.size(); ++i) {
       Host& h = hosts_[i];
       if (h.healthy && h.cycles > 0) can.push_back([this, i] { fail(i); });
-      if (!h.healthy) can.push_back([this, i] { recover(i); });
+      if (!h.healthy && (h.cycles > 0 || !h.ends_failing)) can.push_back([this, i] { recover(i); });
       if (h.pooled() && !h.announced && !h.depooled && h.cycles > 0) can.push_back([this, i] { depool(i); });
       if (h.depooled) can.push_back([this, i] { pool(i); });
       for (size_t j = 0; j < hosts_.size(); ++j) {
@@ -303,8 +305,9 @@ TEST(FloorLeaveTest, DecisionsOfTwoContenders) {
   EXPECT_EQ(floor_leave("b", LeaveKind::kOperator, 1, {host("a", true, true, false)}), LeaveDecision::kLeave);
   // A peer that does not answer carries nothing.
   EXPECT_EQ(floor_leave("b", LeaveKind::kFailing, 1, {host("a", true, true, false, false)}), LeaveDecision::kStay);
-  // A released host comes back only when too few others are pooled.
+  // A released host comes back when it could not leave now.
   EXPECT_TRUE(floor_returns("b", 1, {host("a", false, false, false)}));
-  EXPECT_FALSE(floor_returns("b", 1, {host("a", true, false, true)}));
+  EXPECT_FALSE(floor_returns("b", 1, {host("a", true, false, false)}));  // a kept, sorts first
+  EXPECT_TRUE(floor_returns("a", 1, {host("b", true, false, false)}));   // b kept: a takes over
   EXPECT_TRUE(floor_returns("b", 1, {host("a", true, true, false, false)}));
 }
