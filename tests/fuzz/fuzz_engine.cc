@@ -223,7 +223,7 @@ class Run {
     const ServiceConfig& sc = config_.services.at(p.service);
     if (d == LeaveDecision::kLeave) {
       FUZZ_ASSERT(was_kept && was->leaving);
-      FUZZ_ASSERT(floor_leave_counted(kSelf, LeaveKind::kFailing, sc.min_pooled,
+      FUZZ_ASSERT(floor_leave_counted(kSelf, LeaveKind::kFailing,
                                       floor_hosts(p.service, service_peers(health_->peers(), sc.peers, kSelf))) >=
                   sc.min_pooled);
       released_.insert(p.service);
