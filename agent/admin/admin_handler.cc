@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "agent/base/log.h"
 #include "agent/base/utf8.h"
@@ -43,26 +44,67 @@ bool AdminHandler::authorised(const PeerCred& cred, std::string* who, std::strin
   return false;
 }
 
-std::optional<std::string> AdminHandler::peers_refusal(const std::string& service, const ServiceConfig& sc,
-                                                       const std::string& self, const Snapshot& snap,
-                                                       FreshPeers* fresh) {
-  const ServiceView* v = snap.find_service(service);
-  if (sc.peers.empty() || !v || v->effective.state != Effective::kPooled) return std::nullopt;
-  if (!fresh->polled) {
-    fresh->states = d_.poll_peers();
-    fresh->polled = true;
+std::vector<std::string> AdminHandler::by_peers(const std::vector<std::string>& floor, const ModelConfig& cfg,
+                                               const Snapshot& snap,
+                                               const std::vector<ConftoolWriter::TakeOutAnswer>& answers,
+                                               std::optional<std::string>* refusal) const {
+  std::vector<std::string> out;
+  for (const auto& service : floor) {
+    auto a = std::find_if(answers.begin(), answers.end(),
+                          [&](const ConftoolWriter::TakeOutAnswer& x) { return x.service == service; });
+    if (a != answers.end() && !a->unavailable) {  // decided under the etcd lock
+      if (a->refusal && !*refusal) *refusal = a->refusal;
+      continue;
+    }
+    auto sc = cfg.services.find(service);
+    const ServiceView* v = snap.find_service(service);
+    if (sc == cfg.services.end() || sc->second.peers.empty() || !v || v->effective.state != Effective::kPooled)
+      continue;
+    out.push_back(service);
   }
-  return depool_refusal(service, sc.min_pooled, service_peers(fresh->states, sc.peers, self));
+  return out;
 }
 
-std::optional<std::string> AdminHandler::refusal(const std::string& service, const ModelConfig& cfg,
-                                                 const Snapshot& snap,
-                                                 const std::vector<ConftoolWriter::TakeOutAnswer>& answers,
-                                                 FreshPeers* fresh) {
-  auto a = std::find_if(answers.begin(), answers.end(),
-                        [&](const ConftoolWriter::TakeOutAnswer& x) { return x.service == service; });
-  if (a != answers.end() && !a->unavailable) return a->refusal;  // decided under the etcd lock
-  return peers_refusal(service, cfg.services.at(service), cfg.agent.hostname, snap, fresh);
+void AdminHandler::withdraw_leaving(const std::vector<std::string>& services) {
+  if (services.empty()) return;
+  d_.run_on_owner([&](HealthModel& e) {
+    for (const auto& s : services) e.set_leaving(s, false);
+    d_.publish();
+  });
+}
+
+std::optional<std::string> AdminHandler::peers_leave(const std::vector<std::string>& services, const ModelConfig& cfg) {
+  if (services.empty()) return std::nullopt;
+  const std::string& self = cfg.agent.hostname;
+  // Announced and published before the poll starts: every peer polling us from now on
+  // sees it (floor.h explains why this makes two simultaneous leaves safe).
+  if (!d_.run_on_owner([&](HealthModel& e) {
+        for (const auto& s : services) e.set_leaving(s, true);
+        d_.publish();
+      }))
+    return std::string(kAdminStoppingMessage);
+  auto hosts = [&](const std::string& service, const std::vector<PeerState>& states) {
+    return floor_hosts(service, service_peers(states, cfg.services.at(service).peers, self));
+  };
+  std::vector<PeerState> states;
+  for (int round = 1;; ++round) {
+    states = d_.poll_peers();
+    bool wait = std::any_of(services.begin(), services.end(), [&](const std::string& s) {
+      return floor_leave(self, LeaveKind::kOperator, cfg.services.at(s).min_pooled, hosts(s, states)) ==
+             LeaveDecision::kWait;
+    });
+    if (!wait || round >= kLeaveMaxPolls) break;
+    std::this_thread::sleep_for(kLeaveRepollDelay);  // a lower-named peer decides meanwhile
+  }
+  d_.post([states](HealthModel& e) { e.set_peers(states); });
+  for (const auto& s : services) {
+    const ServiceConfig& sc = cfg.services.at(s);
+    if (floor_leave(self, LeaveKind::kOperator, sc.min_pooled, hosts(s, states)) == LeaveDecision::kLeave) continue;
+    withdraw_leaving(services);
+    auto why = depool_refusal(s, sc.min_pooled, service_peers(states, sc.peers, self));
+    return why ? *why : "refused: depooling " + s + ": another host is deciding its own leave";
+  }
+  return std::nullopt;
 }
 
 void AdminHandler::through_conftool(
@@ -126,14 +168,17 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
   std::string reply;  // set when the change is refused or fails
   nlohmann::json result = nlohmann::json::object();
   auto decide_and_apply = [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
-    FreshPeers fresh;
-    for (const auto& f : floor) {
-      if (auto r = refusal(f.service, cfg, *snap, answers, &fresh)) {
-        reply = admin_error(*r + " — use --force to depool anyway");
-        return;
-      }
+    std::vector<std::string> floor_names;
+    for (const auto& f : floor) floor_names.push_back(f.service);
+    std::optional<std::string> refused;
+    std::vector<std::string> leaving = by_peers(floor_names, cfg, *snap, answers, &refused);
+    if (!refused) refused = peers_leave(leaving, cfg);
+    else leaving.clear();
+    if (refused) {
+      reply = *refused == kAdminStoppingMessage ? admin_error(*refused)
+                                                : admin_error(*refused + " — use --force to depool anyway");
+      return;
     }
-    if (fresh.polled) d_.post([states = fresh.states](HealthModel& e) { e.set_peers(states); });
     std::string save_error;
     bool ran = d_.run_on_owner([&](HealthModel& e) {
       auto before = e.intents();
@@ -142,6 +187,11 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
       save_error = d_.persist(e);
       if (!save_error.empty()) {  // not acknowledged: put everything back
         for (const auto& [name, i] : before) e.set_intent(name, i);
+      }
+      // Out of the pool (or back as it was): the announcement has done its work.
+      for (const auto& name : leaving) e.set_leaving(name, false);
+      if (!save_error.empty()) {
+        d_.publish();
         return;
       }
       auto s = e.snapshot();
@@ -185,18 +235,25 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
 
 void AdminHandler::drain_through_floor(const std::vector<std::string>& services, const Snapshot& snap) {
   ModelConfig cfg = d_.config();
-  FreshPeers fresh;
   for (const auto& name : services) {
     auto it = cfg.services.find(name);
     if (it == cfg.services.end()) continue;
     bool owner_gone = false;
     through_conftool({{name, it->second.min_pooled}}, [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
-      if (auto r = refusal(name, cfg, snap, answers, &fresh)) {
-        log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", *r}});
+      std::optional<std::string> refused;
+      std::vector<std::string> leaving = by_peers({name}, cfg, snap, answers, &refused);
+      if (!refused) refused = peers_leave(leaving, cfg);
+      if (refused && *refused == kAdminStoppingMessage) {
+        owner_gone = true;
+        return;
+      }
+      if (refused) {
+        log_warn("shutdown drain refused by the floor: stays pooled", {{"service", name}, {"why", *refused}});
         return;
       }
       owner_gone = !d_.run_on_owner([&](HealthModel& e) {
         e.release_for_stop(name);
+        e.set_leaving(name, false);
         d_.publish();
       });
       if (!owner_gone) log_info("shutdown drain: released through the floor", {{"service", name}});

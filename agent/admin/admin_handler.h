@@ -62,17 +62,19 @@ class AdminHandler {
   void drain_through_floor(const std::vector<std::string>& services, const Snapshot& snap);
 
  private:
-  // The peers' side of the floor, used when conftool could not decide: nullopt when
-  // `service` may leave. The peers are polled once per request (kept in *fresh).
-  struct FreshPeers {
-    bool polled = false;
-    std::vector<PeerState> states;
-  };
-  std::optional<std::string> peers_refusal(const std::string& service, const ServiceConfig& sc,
-                                           const std::string& self, const Snapshot& snap, FreshPeers* fresh);
-  // The floor's answer for one service, from conftool's answer if there is one.
-  std::optional<std::string> refusal(const std::string& service, const ModelConfig& cfg, const Snapshot& snap,
-                                     const std::vector<ConftoolWriter::TakeOutAnswer>& answers, FreshPeers* fresh);
+  // The peers' side of the floor, for the services conftool could not decide: each is
+  // announced as leaving (still pooled), the peers are polled afresh (again, bounded,
+  // while a lower-named peer is deciding its own leave), and each is judged by
+  // floor_leave (floor.h). nullopt when all may leave: the caller takes them out, then
+  // withdraws the announcement (withdraw_leaving). Else the first refusal, already
+  // withdrawn; kAdminStoppingMessage when the owner has stopped.
+  std::optional<std::string> peers_leave(const std::vector<std::string>& services, const ModelConfig& cfg);
+  void withdraw_leaving(const std::vector<std::string>& services);
+  // The services of `floor` the peers decide: conftool's answer unavailable (or no
+  // conftool), peers configured, and pooled now. *refusal is set when conftool refused one.
+  std::vector<std::string> by_peers(const std::vector<std::string>& floor, const ModelConfig& cfg,
+                                    const Snapshot& snap, const std::vector<ConftoolWriter::TakeOutAnswer>& answers,
+                                    std::optional<std::string>* refusal) const;
   // Runs `decide_and_apply` with the conftool sync held off when there is conftool
   // (after it has taken `requests` out under the etcd lock), else at once.
   void through_conftool(const std::vector<ConftoolWriter::TakeOutRequest>& requests,

@@ -26,6 +26,7 @@ std::optional<PeerState> parse_peer_status(const std::string& url, const std::st
       ps.healthy = s.value("health", "") == "healthy";
       ps.failing = s.value("failing", false);
       ps.reason = s.value("reason", "");
+      ps.leaving = s.value("leaving", false);  // absent from older agents: not leaving
       p.services[name] = ps;
     }
     if (j.contains("checks") && j["checks"].is_object()) {
@@ -49,8 +50,36 @@ std::optional<PeerState> parse_peer_status(const std::string& url, const std::st
 int floor_carriers(const std::vector<FloorHost>& hosts, const std::string& leaving) {
   int n = 0;
   for (const auto& h : hosts)
-    if (h.name != leaving && h.known && h.pooled && h.healthy) ++n;
+    if (h.name != leaving && h.known && h.pooled && h.healthy && !h.leaving) ++n;
   return n;
+}
+
+int floor_leave_counted(const std::string& self, LeaveKind kind, const std::vector<FloorHost>& hosts) {
+  int n = 0;
+  for (const auto& h : hosts) {
+    if (h.name == self || !h.known || !h.pooled || h.leaving) continue;
+    if (h.healthy || (kind == LeaveKind::kFailing && h.name < self)) ++n;
+  }
+  return n;
+}
+
+LeaveDecision floor_leave(const std::string& self, LeaveKind kind, int min_pooled,
+                          const std::vector<FloorHost>& hosts) {
+  int counted = floor_leave_counted(self, kind, hosts);
+  if (counted >= min_pooled) return LeaveDecision::kLeave;
+  // Lower-named hosts deciding their own leave: each of them either leaves (and then
+  // counts for nothing) or stays, withdrawing its announcement, and would then count.
+  // They never wait on us (we sort after them), so waiting for them cannot go round.
+  int deciding = 0;
+  for (const auto& h : hosts)
+    if (h.name != self && h.name < self && h.known && h.pooled && h.leaving &&
+        (h.healthy || kind == LeaveKind::kFailing))
+      ++deciding;
+  return counted + deciding >= min_pooled ? LeaveDecision::kWait : LeaveDecision::kStay;
+}
+
+bool floor_returns(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts) {
+  return floor_leave_counted(self, LeaveKind::kFailing, hosts) < min_pooled;
 }
 
 bool floor_keeps_host(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts) {
@@ -110,19 +139,18 @@ FloorHost floor_host(const std::string& service, const PeerState& p) {
     h.pooled = it->second.effective == "pooled";
     h.healthy = it->second.healthy;
     h.failing = it->second.failing;
+    h.leaving = it->second.leaving;
   }
   h.description = describe_peer(service, p);
   return h;
 }
 
-namespace {
 std::vector<FloorHost> floor_hosts(const std::string& service, const std::vector<PeerState>& peers) {
   std::vector<FloorHost> out;
   out.reserve(peers.size());
   for (const auto& p : peers) out.push_back(floor_host(service, p));
   return out;
 }
-}  // namespace
 
 int pooled_healthy_peers(const std::string& service, const std::vector<PeerState>& peers) {
   return floor_carriers(floor_hosts(service, peers), "");
@@ -139,6 +167,7 @@ std::string describe_peer(const std::string& service, const PeerState& p) {
   auto it = p.services.find(service);
   if (it == p.services.end()) return name + ": does not serve " + service;
   std::string s = name + ": " + it->second.effective + ", " + (it->second.healthy ? "healthy" : "unhealthy");
+  if (it->second.leaving) s += ", leaving";
   if (p.lifecycle != "running") s += ", " + p.lifecycle;
   return s;
 }

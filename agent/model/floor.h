@@ -29,6 +29,7 @@ struct PeerService {
   bool healthy = false;
   bool failing = false;    // running, wants to be pooled, and a critical check has failed
   std::string reason;
+  bool leaving = false;    // still pooled, but announced it is about to leave (floor_leave)
 };
 
 // A peer agent as last polled (GET <url>/status).
@@ -59,9 +60,11 @@ struct FloorHost {
   bool healthy = false;     // passing its checks (conftool: a "yes" key counts as healthy)
   bool failing = false;     // wants to be pooled but a critical check fails: would leave
   std::string description;  // one line for refusals: "h2: pooled, healthy", "h2 pooled=yes"
+  bool leaving = false;     // announced that it is about to leave: never counted as staying
 };
 
-// The hosts other than `leaving` that carry the service: known, pooled and healthy.
+// The hosts other than `leaving` that carry the service: known, pooled and healthy, and
+// not about to leave themselves.
 int floor_carriers(const std::vector<FloorHost>& hosts, const std::string& leaving);
 
 // Should `self`, failing, stay although it would leave? True when fewer than
@@ -85,9 +88,52 @@ std::optional<std::string> floor_refusal(const std::string& service, const std::
 std::vector<PeerState> service_peers(const std::vector<PeerState>& all, const std::vector<std::string>& urls,
                                      const std::string& self);
 
+// The leave without etcd. A host that would take a service out (its checks fail, or
+// `depool`, `drain`, the shutdown drain) first announces it ("leaving": true in its
+// /status, still pooled), then polls every peer afresh, and decides from that poll
+// alone, with floor_leave(). It leaves only when at least min_pooled other hosts were
+// seen, after its announcement, pooled and not announcing a leave of their own; a peer
+// that does not answer counts as not carrying. Why two hosts can never both leave on
+// each other's account: if X counted Y, X read Y unannounced after X announced; so a
+// later leave of Y announces after X did, and Y's poll, which follows, sees X announced
+// (or already out) and does not count it. Followed through any number of hosts, a
+// leave that would take the pool below min_pooled needs an endless chain of ever later
+// announcements, which a finite run does not have. The way back is the same: a host
+// the floor keeps leaves once a fresh poll shows the recovered host really pooled.
+//
+// Whom a leave may count, besides hosts pooled, healthy and not leaving: a failing
+// host (kFailing) also counts a host kept in by the floor (pooled, unhealthy, not
+// leaving) whose name sorts before its own, as the floor always keeps the lowest names;
+// an operator's leave (kOperator: depool, drain, shutdown drain) counts healthy hosts
+// only.
+enum class LeaveKind { kFailing, kOperator };
+enum class LeaveDecision {
+  kLeave,  // enough others carry it: leave now
+  kStay,   // too few: withdraw the announcement and stay
+  kWait,   // too few now, but a lower-named host is deciding its own leave and would make
+           // up the difference if it stays: poll again shortly (bounded by the caller)
+};
+// How often a leave polls at most while lower-named hosts are deciding (kWait), and the
+// pause between those polls; after the last one, kWait counts as kStay.
+inline constexpr int kLeaveMaxPolls = 8;
+inline constexpr Duration kLeaveRepollDelay = std::chrono::milliseconds(25);
+// The hosts a leave of `self` counts (see above).
+int floor_leave_counted(const std::string& self, LeaveKind kind, const std::vector<FloorHost>& hosts);
+// The decision, from a poll taken after `self` announced its leave.
+LeaveDecision floor_leave(const std::string& self, LeaveKind kind, int min_pooled,
+                          const std::vector<FloorHost>& hosts);
+// A failing host the floor let go comes back in when it could not leave now: fewer than
+// min_pooled others it would count (they failed too and sort after it, were depooled,
+// or stopped answering). Joining is always safe; a kept host sorting after it then
+// leaves, so the lowest names end up kept whoever failed first.
+bool floor_returns(const std::string& self, int min_pooled, const std::vector<FloorHost>& hosts);
+
 // A peer's /status as a FloorHost for one service: known only while reachable and
 // running; described with describe_peer().
 FloorHost floor_host(const std::string& service, const PeerState& p);
+
+// A service's peers as FloorHosts (floor_host of each).
+std::vector<FloorHost> floor_hosts(const std::string& service, const std::vector<PeerState>& peers);
 
 // Other hosts that count as "pooled and healthy" for a service.
 int pooled_healthy_peers(const std::string& service, const std::vector<PeerState>& peers);

@@ -262,6 +262,7 @@ void HealthModel::set_peers(std::vector<PeerState> peers) {
     }
   }
   peers_ = std::move(peers);
+  ++peers_gen_;
   peers_dirty_ = true;
   ++version_;
   recompute_services();
@@ -367,6 +368,47 @@ void HealthModel::set_floor_verdict(const std::string& service, FloorVerdict v) 
   if (svc != services_.end()) recompute_service(service, svc->second, clock_.wall());
 }
 
+bool HealthModel::peers_floor_keeps(const std::string& name, ServiceRuntime& svc) {
+  const std::string& self = config_.agent.hostname;
+  std::vector<FloorHost> hosts = floor_hosts(name, peers_for(svc.cfg));
+  if (svc.floor_released && floor_returns(self, svc.cfg.min_pooled, hosts)) svc.floor_released = false;
+  if (svc.floor_released) return false;
+  if (!svc.leave_announced && svc.attempt_peers_gen != peers_gen_ &&
+      floor_leave(self, LeaveKind::kFailing, svc.cfg.min_pooled, hosts) != LeaveDecision::kStay) {
+    svc.leave_announced = true;
+    svc.attempt_peers_gen = peers_gen_;
+    leave_polls_.push_back({name, ++svc.leave_attempt});
+    ++version_;
+  }
+  return true;
+}
+
+LeaveDecision HealthModel::floor_leave_poll(const std::string& service, uint64_t attempt, bool last) {
+  auto it = services_.find(service);
+  // Overtaken (recovered, depooled, reloaded, decided under the etcd lock): nothing to do.
+  if (it == services_.end() || !it->second.leave_announced || it->second.leave_attempt != attempt)
+    return LeaveDecision::kStay;
+  ServiceRuntime& svc = it->second;
+  LeaveDecision d = floor_leave(config_.agent.hostname, LeaveKind::kFailing, svc.cfg.min_pooled,
+                                floor_hosts(service, peers_for(svc.cfg)));
+  if (d == LeaveDecision::kWait && !last) return d;
+  if (d == LeaveDecision::kWait) d = LeaveDecision::kStay;
+  svc.leave_announced = false;
+  svc.floor_released = d == LeaveDecision::kLeave;
+  svc.attempt_peers_gen = peers_gen_;  // the next attempt waits for a newer view
+  ++version_;
+  recompute_service(service, svc, clock_.wall());
+  return d;
+}
+
+void HealthModel::set_leaving(const std::string& service, bool on) {
+  auto it = services_.find(service);
+  if (it == services_.end() || it->second.operator_leaving == on) return;
+  it->second.operator_leaving = on;
+  dirty_services_.insert(service);
+  ++version_;
+}
+
 std::vector<PeerState> HealthModel::peers_for(const ServiceConfig& sc) const {
   return service_peers(peers_, sc.peers, config_.agent.hostname);
 }
@@ -463,12 +505,19 @@ void HealthModel::recompute_service(const std::string& name, ServiceRuntime& svc
   Lifecycle lc = lifecycle_ == Lifecycle::kStopping && !svc.stop_released ? Lifecycle::kRunning : lifecycle_;
   svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
   bool keep = false;
+  bool peers_floor = false;
   if (svc.failing && conftool_enabled_ && conftool_up_) {
     // Decided under the etcd lock; until the verdict arrives, stay in.
     auto v = verdicts_.find(name);
     keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
   } else if (svc.failing && !svc.cfg.peers.empty()) {
-    keep = floor_keeps(name, config_.agent.hostname, svc.cfg.min_pooled, peers_for(svc.cfg));
+    peers_floor = true;
+    keep = peers_floor_keeps(name, svc);
+  }
+  if (!peers_floor && (svc.floor_released || svc.leave_announced)) {
+    // Recovered, depooled, or decided elsewhere: an attempt on its way is dropped.
+    svc.floor_released = svc.leave_announced = false;
+    ++version_;
   }
   svc.kept_by_floor = keep;
   EffectiveState eff = decide_effective(lc, svc.intent, failing, keep);
@@ -547,6 +596,7 @@ ServiceView HealthModel::service_view(const std::string& name, const ServiceRunt
   v.min_pooled = svc.cfg.min_pooled;
   if (v.has_peers) v.peers_pooled_healthy = pooled_healthy_peers(name, peers_for(svc.cfg));
   v.kept_by_floor = svc.kept_by_floor;
+  v.leaving = svc.effective.state == Effective::kPooled && (svc.leave_announced || svc.operator_leaving);
   v.stop_released = lifecycle_ == Lifecycle::kStopping && svc.stop_released;
   v.returns_after_boot = svc.intent.until_boot && !boot_id_.empty() && svc.intent.boot_id != boot_id_;
   return v;

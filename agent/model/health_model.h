@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/model/events.h"
@@ -128,6 +129,25 @@ class HealthModel {
   void set_floor_verdict(const std::string& service, FloorVerdict v);
   const std::vector<PeerState>& peers() const { return peers_; }
 
+  // The leave without etcd (floor.h, floor_leave). A failing service the peers' floor
+  // decides stays pooled and, when the latest peer view says it could go, announces
+  // its leave ("leaving" in /status) and asks for a fresh poll of the peers: one
+  // LeavePoll, taken by the owner's caller once the announcement is published. The
+  // poll's result comes back through floor_leave_poll() (after set_peers() with it),
+  // which leaves, stays (withdrawing the announcement) or asks for another poll
+  // (kWait; with `last`, a kWait is a kStay). A released service comes back in when
+  // fewer than min_pooled others are pooled (floor_returns). At most one attempt per
+  // new peer view after the last one ended.
+  struct LeavePoll {
+    std::string service;
+    uint64_t attempt = 0;
+  };
+  std::vector<LeavePoll> take_leave_polls() { return std::exchange(leave_polls_, {}); }
+  LeaveDecision floor_leave_poll(const std::string& service, uint64_t attempt, bool last);
+  // An operator's leave (depool, drain, the shutdown drain) announced while it polls the
+  // peers: shown as "leaving" in /status until withdrawn.
+  void set_leaving(const std::string& service, bool on);
+
   // Applies a new config, keeping the state (streaks, results, the probe in flight)
   // of checks whose probe target did not change — a change of timing keys only
   // (interval, timeout, fast_interval, rise, fall, critical) adopts the new values
@@ -176,6 +196,14 @@ class HealthModel {
     bool failing = false;
     bool kept_by_floor = false;
     bool stop_released = false;
+    // The peers' floor (floor_leave): the failing service was let go; a leave of it is
+    // announced, attempt number, the peer view it started from; an operator's leave
+    // is announced.
+    bool floor_released = false;
+    bool leave_announced = false;
+    uint64_t leave_attempt = 0;
+    uint64_t attempt_peers_gen = 0;
+    bool operator_leaving = false;
     std::string health_reason;
     std::vector<std::string> warnings;
     WallTime since{};
@@ -192,6 +220,9 @@ class HealthModel {
   // Decides one service (or all: after a change that concerns every service).
   void recompute_service(const std::string& name, ServiceRuntime& svc, WallTime wall);
   void recompute_services();
+  // The peers' floor for a failing service: stays in (true) or was let go; starts a
+  // leave attempt when the peer view allows one.
+  bool peers_floor_keeps(const std::string& name, ServiceRuntime& svc);
   void check_changed(const std::string& name, const CheckRuntime& rt);
   void emit(Event e);
   void change_intent(ServiceRuntime& svc, const std::string& name, const AdminIntent& intent,
@@ -215,6 +246,8 @@ class HealthModel {
   std::set<std::string> timed_intents_;
   std::vector<PeerState> peers_;
   std::map<std::string, UnitTrack> units_;  // by unit name
+  uint64_t peers_gen_ = 0;  // counts set_peers()
+  std::vector<LeavePoll> leave_polls_;
   Lifecycle lifecycle_ = Lifecycle::kStarting;
   WallTime lifecycle_since_{};
   bool conftool_enabled_ = false;

@@ -49,6 +49,7 @@ nlohmann::json status_json(const Snapshot& s) {
     o["checks"] = sv.checks;
     o["port"] = sv.port;
     o["failing"] = sv.failing;
+    o["leaving"] = sv.leaving;
     if (sv.returns_after_boot) o["returns_after_boot"] = true;
     if (sv.has_peers) {
       o["floor"] = {{"min_pooled", sv.min_pooled},
@@ -109,7 +110,8 @@ nlohmann::json status_json(const Snapshot& s) {
                                                                 : nlohmann::json(format_wall(p.unreachable_since));
     nlohmann::json svcs = nlohmann::json::object();
     for (const auto& [name, ps] : p.services)
-      svcs[name] = {{"effective", ps.effective}, {"healthy", ps.healthy}, {"failing", ps.failing}};
+      svcs[name] = {{"effective", ps.effective}, {"healthy", ps.healthy}, {"failing", ps.failing},
+                    {"leaving", ps.leaving}};
     o["services"] = svcs;
     nlohmann::json hm = nlohmann::json::object();
     for (const auto& [check, m] : pv.handles_match) hm[check] = m ? nlohmann::json(*m) : nlohmann::json(nullptr);

@@ -195,6 +195,7 @@ struct ServiceView {
   int min_pooled = 0;
   int peers_pooled_healthy = 0;
   bool kept_by_floor = false;
+  bool leaving = false;                 // pooled, and announced a leave it is deciding (floor.h)
   bool returns_after_boot = false;      // until-boot depool of an earlier boot
   bool stop_released = false;           // stopping, and the floor let it go (shutdown drain)
 };

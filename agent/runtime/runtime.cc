@@ -283,6 +283,7 @@ void Runtime::start() {
           }});
   unit_watcher_->set_units(configured_units(config_));
   snapshot_.store(model_->snapshot());
+  floor_thread_ = std::thread([this] { floor_loop(); });
   owner_ = std::thread([this] { owner_loop(); });
   post([](HealthModel& e) { e.set_lifecycle(Lifecycle::kRunning); });
   if (conftool_) conftool_->start();
@@ -355,6 +356,14 @@ void Runtime::shutdown() {
   // 2 s), and admin workers still waiting on the owner get "agent is stopping".
   std::vector<std::thread> stoppers;
   if (peers_) stoppers.emplace_back([this] { peers_->stop(); });
+  stoppers.emplace_back([this] {
+    {
+      std::lock_guard<std::mutex> lk(floor_mu_);
+      floor_stop_ = true;
+    }
+    floor_cv_.notify_all();
+    if (floor_thread_.joinable()) floor_thread_.join();
+  });
   if (conftool_) stoppers.emplace_back([this] { conftool_->stop(); });
   if (agent_check_) stoppers.emplace_back([this] { agent_check_->stop(); });
   if (admin_) stoppers.emplace_back([this] { admin_->stop(); });
@@ -411,6 +420,46 @@ bool Runtime::run_on_owner(const std::function<void(HealthModel&)>& fn) {
   }
 }
 
+void Runtime::queue_leave_polls(std::vector<HealthModel::LeavePoll> polls) {
+  if (polls.empty()) return;
+  {
+    std::lock_guard<std::mutex> lk(floor_mu_);
+    for (auto& p : polls) floor_pending_.push_back(std::move(p));
+  }
+  floor_cv_.notify_all();
+}
+
+void Runtime::floor_loop() {
+  std::unique_lock<std::mutex> lk(floor_mu_);
+  while (!floor_stop_) {
+    if (floor_pending_.empty()) {
+      floor_cv_.wait(lk);
+      continue;
+    }
+    // Every attempt announced so far shares one poll; those told to wait poll again.
+    std::vector<HealthModel::LeavePoll> batch = std::exchange(floor_pending_, {});
+    lk.unlock();
+    for (int round = 1; !batch.empty(); ++round) {
+      std::vector<PeerState> states = peers_->poll_now();
+      std::vector<HealthModel::LeavePoll> again;
+      bool last = round >= kLeaveMaxPolls;
+      bool ran = run_on_owner([&](HealthModel& e) {
+        e.set_peers(states);
+        for (const auto& p : batch)
+          if (e.floor_leave_poll(p.service, p.attempt, last) == LeaveDecision::kWait) again.push_back(p);
+        publish();
+      });
+      batch = ran ? std::move(again) : std::vector<HealthModel::LeavePoll>{};
+      if (batch.empty()) break;
+      lk.lock();
+      bool stop = floor_cv_.wait_for(lk, kLeaveRepollDelay, [this] { return floor_stop_; });
+      lk.unlock();
+      if (stop) break;
+    }
+    lk.lock();
+  }
+}
+
 void Runtime::publish() {
   auto s = model_->snapshot();
   if (s != snapshot_.load()) snapshot_.store(std::move(s));
@@ -432,6 +481,7 @@ void Runtime::owner_loop() {
     for (auto& fn : work) fn(*model_);
     model_->tick();
     publish();  // before probes start: a state change is visible at once
+    queue_leave_polls(model_->take_leave_polls());  // their announcements are published now
     for (const auto& d : model_->take_due()) {
       auto it = probes_.find(d.name);
       if (it != probes_.end()) prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);

@@ -75,6 +75,11 @@ class Runtime {
   void publish();
   void refresh_probes();
   std::string persist(HealthModel& e);
+  // The leave attempts of failing services (HealthModel::LeavePoll): each gets a fresh
+  // poll of the peers, after its announcement was published, on the floor thread;
+  // the owner decides with the result.
+  void queue_leave_polls(std::vector<HealthModel::LeavePoll> polls);
+  void floor_loop();
 
   Config config_;
   const Clock& clock_;
@@ -105,6 +110,11 @@ class Runtime {
   std::atomic<bool> stopping_{false};  // begin_stop() was called: changes are refused
   std::atomic<bool> abandoned_{false};
   std::thread owner_;
+  std::mutex floor_mu_;
+  std::condition_variable floor_cv_;
+  std::vector<HealthModel::LeavePoll> floor_pending_;
+  bool floor_stop_ = false;
+  std::thread floor_thread_;
   mutable std::mutex config_mu_;  // guards config_ between reload and admin readers
 };
 

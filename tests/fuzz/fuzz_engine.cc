@@ -5,8 +5,10 @@
 // lifecycle, and reloads that change only timing keys or a probe's target — and checks
 // the model's invariants after every step:
 //   1. a service is never effectively pooled while unhealthy unless the floor keeps it;
-//   2. the floor never leaves fewer than min_pooled others by our own action, and never
-//      keeps a host that enough healthy pooled peers make unneeded;
+//   2. the floor without etcd takes a failing service out only through the leave
+//      protocol (floor.h, floor_leave): an announced attempt whose fresh peer view —
+//      delivered here stale, partial or with peers missing — counted at least
+//      min_pooled others pooled and not leaving; before that it stays pooled;
 //   3. no second copy of a probe is started while one is in flight;
 //   4. a check whose probe is overdue (in flight past its timeout + grace, counted
 //      `fall` times at the check's schedule) is never healthy        [kCheckOverdue];
@@ -121,7 +123,7 @@ class Run {
   }
 
   void step() {
-    switch (in_.ConsumeIntegralInRange(0, 11)) {
+    switch (in_.ConsumeIntegralInRange(0, 12)) {
       case 0: case 1: case 2: deliver(); break;
       case 3: case 4: advance(Duration(std::chrono::milliseconds(in_.ConsumeIntegralInRange(1, 3000)))); break;
       case 5: advance(Duration(std::chrono::milliseconds(in_.ConsumeIntegralInRange(3000, 30000)))); break;
@@ -131,6 +133,7 @@ class Run {
       case 9: reload(); break;
       case 10: lifecycle(); break;
       case 11: health_->tick(); break;
+      case 12: leave_poll(); break;
     }
     check_invariants();
     check_snapshot();
@@ -198,6 +201,36 @@ class Run {
     FUZZ_ASSERT(health_->set_intent(svc, i));
   }
 
+  // The answer to a leave attempt's fresh poll (the runtime's floor thread): a peer view
+  // (from set_peers: stale, partial, peers missing) handed to floor_leave_poll, for an
+  // attempt announced now or earlier (a stale one must change nothing).
+  void leave_poll() {
+    for (auto& p : health_->take_leave_polls()) polls_.push_back(p);
+    if (in_.ConsumeBool()) set_peers();
+    HealthModel::LeavePoll p;
+    if (!polls_.empty() && in_.ConsumeIntegralInRange(0, 3)) {
+      size_t k = in_.ConsumeIntegralInRange<size_t>(0, polls_.size() - 1);
+      p = polls_[k];
+      polls_.erase(polls_.begin() + static_cast<long>(k));
+    } else {
+      p.service = kServices[in_.ConsumeIntegralInRange(0, 2)];
+      p.attempt = in_.ConsumeIntegralInRange<uint64_t>(0, 5);
+    }
+    auto before = health_->snapshot();
+    const ServiceView* was = before->find_service(p.service);
+    bool was_kept = was && was->kept_by_floor;
+    LeaveDecision d = health_->floor_leave_poll(p.service, p.attempt, in_.ConsumeBool());
+    const ServiceConfig& sc = config_.services.at(p.service);
+    if (d == LeaveDecision::kLeave) {
+      FUZZ_ASSERT(was_kept && was->leaving);
+      FUZZ_ASSERT(floor_leave_counted(kSelf, LeaveKind::kFailing,
+                                      floor_hosts(p.service, service_peers(health_->peers(), sc.peers, kSelf))) >=
+                  sc.min_pooled);
+      released_.insert(p.service);
+    }
+    if (d == LeaveDecision::kWait) polls_.push_back(p);
+  }
+
   void set_peers() {
     std::vector<PeerState> peers;
     for (int u = 0; u < 4; ++u) {
@@ -220,6 +253,7 @@ class Run {
         ps.effective = kEff[in_.ConsumeIntegralInRange(0, 2)];
         ps.healthy = in_.ConsumeBool();
         ps.failing = !ps.healthy && in_.ConsumeBool();
+        ps.leaving = ps.effective == "pooled" && in_.ConsumeBool();
         p.services[s] = ps;
       }
       peers.push_back(p);
@@ -304,19 +338,10 @@ class Run {
         FUZZ_ASSERT(!s.kept_by_floor);
         continue;
       }
-      int healthy = 0;
-      int lower_failing = 0;  // failing peers that the same rule keeps before us
-      std::set<std::string> counted;
-      for (const auto& p : health_->peers()) {
-        if (std::find(sc.peers.begin(), sc.peers.end(), p.url) == sc.peers.end() || p.host == kSelf) continue;
-        if (!p.reachable || p.lifecycle != "running") continue;
-        auto it = p.services.find(s.name);
-        if (it == p.services.end()) continue;
-        if (it->second.effective == "pooled" && it->second.healthy) ++healthy;
-        else if (it->second.failing && p.host < kSelf && counted.insert(p.host).second) ++lower_failing;
-      }
-      if (s.kept_by_floor) FUZZ_ASSERT(healthy < sc.min_pooled);  // never kept when not needed
-      else FUZZ_ASSERT(healthy + lower_failing >= sc.min_pooled);  // never left short by us
+      // Pooled (kept) until a leave attempt's fresh view let it go; announced only while pooled.
+      if (s.kept_by_floor) released_.erase(s.name);
+      else FUZZ_ASSERT(released_.count(s.name));
+      if (s.leaving) FUZZ_ASSERT(s.effective.state == Effective::kPooled);
     }
     // 4: an overdue probe's check is not healthy (nor are the services it serves).
     if (kCheckOverdue) {
@@ -345,6 +370,8 @@ class Run {
   bool conftool_up_ = false;
   std::string conftool_error_;
   std::map<std::string, FloorVerdict> verdicts_;
+  std::vector<HealthModel::LeavePoll> polls_;  // leave attempts awaiting their poll
+  std::set<std::string> released_;  // let go by a leave attempt since last kept
 };
 
 }  // namespace

@@ -26,6 +26,8 @@ kind = "exec"
 command = ["/bin/true"]
 )", "t.toml");
     model_ = std::make_unique<HealthModel>(config_, clock_, [] { return 0.5; });
+    model_->set_lifecycle(Lifecycle::kRunning);  // healthy and pooled, as the peers see it
+    for (int i = 0; i < 3; ++i) model_->on_result("c", Result::pass());
     // The snapshot the handler reads: both services pooled.
     auto s = std::make_shared<Snapshot>(*model_->snapshot());
     for (size_t i = 0; i < s->services.size(); ++i) s->services[i].effective = {Effective::kPooled, "healthy"};
@@ -44,7 +46,12 @@ command = ["/bin/true"]
     d.publish = [] {};
     d.poll_peers = [this] {
       ++polls_;
-      return peers_;
+      // What the peers see of us meanwhile: the leave announced, still pooled.
+      const ServiceView* v = model_->snapshot()->find_service("nfs");
+      leaving_seen_.push_back(v && v->leaving);
+      std::vector<PeerState> answer = peers_;
+      if (!next_peers_.empty()) peers_ = std::exchange(next_peers_, {});
+      return answer;
     };
     d.stopping = [this] { return stopping_; };
     handler_ = std::make_unique<AdminHandler>(std::move(d));
@@ -68,7 +75,8 @@ command = ["/bin/true"]
   std::unique_ptr<HealthModel> model_;
   std::shared_ptr<const Snapshot> snap_;
   std::unique_ptr<AdminHandler> handler_;
-  std::vector<PeerState> peers_;
+  std::vector<PeerState> peers_, next_peers_;  // next_peers_: the answer to the poll after this one
+  std::vector<bool> leaving_seen_;
   std::string save_error_;
   bool stopping_ = false;
   int owner_runs_ = 0, polls_ = 0;
@@ -119,8 +127,10 @@ TEST_F(AdminHandlerTest, TheFloorRefusesFromAFreshPollOfThePeers) {
             "refused: depooling nfs would leave 0 other hosts pooled and healthy (min_pooled 1): "
             "b.example.org: unreachable (connection refused) — use --force to depool anyway");
   EXPECT_EQ(polls_, 1);
-  EXPECT_EQ(owner_runs_, 0);  // nothing applied
+  EXPECT_EQ(leaving_seen_, std::vector<bool>{true});  // announced before the poll
+  EXPECT_EQ(owner_runs_, 2);  // announced, withdrawn; nothing applied
   EXPECT_EQ(model_->intent("nfs")->intent, Intent::kPooled);
+  EXPECT_FALSE(model_->snapshot()->find_service("nfs")->leaving);
   // A drain is judged alike; --force goes through without asking the peers.
   r = reply(as_root(R"({"cmd":"drain","services":["nfs"]})"));
   EXPECT_FALSE(r["ok"].get<bool>());
@@ -137,6 +147,36 @@ TEST_F(AdminHandlerTest, TheFloorRefusesFromAFreshPollOfThePeers) {
   r = reply(as_root(R"({"cmd":"depool","services":["nfs"]})"));
   EXPECT_TRUE(r["ok"].get<bool>()) << r;
   EXPECT_EQ(r["services"]["nfs"]["effective"], "not_pooled") << r;
+}
+
+TEST_F(AdminHandlerTest, TwoDepoolsAtOnceTheLowerNameGivesWay) {
+  // We are a.example.org. b announced its own leave: it does not count; we give way.
+  PeerState b = peer(true, "pooled", true);
+  b.services["nfs"].leaving = true;
+  peers_ = {b};
+  auto r = reply(as_root(R"({"cmd":"depool","services":["nfs"]})"));
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_EQ(r["error"],
+            "refused: depooling nfs would leave 0 other hosts pooled and healthy (min_pooled 1): "
+            "b.example.org: pooled, healthy, leaving — use --force to depool anyway");
+  EXPECT_EQ(polls_, 1);
+  // A lower-named host deciding its own leave: we poll again for its answer. It stays
+  // (its depool refused): we go.
+  PeerState z = peer(true, "pooled", true);
+  z.url = "http://0.example.org:9473";
+  z.host = "0.example.org";
+  z.services["nfs"].leaving = true;
+  config_.agent.hostname = "c.example.org";
+  config_.services["nfs"].peers = {z.url};
+  peers_ = {z};
+  z.services["nfs"].leaving = false;
+  next_peers_ = {z};
+  polls_ = 0;
+  r = reply(as_root(R"({"cmd":"depool","services":["nfs"]})"));
+  EXPECT_TRUE(r["ok"].get<bool>()) << r;
+  EXPECT_EQ(polls_, 2);
+  EXPECT_EQ(model_->intent("nfs")->intent, Intent::kDepooled);
+  EXPECT_FALSE(model_->snapshot()->find_service("nfs")->leaving);
 }
 
 TEST_F(AdminHandlerTest, AFailedSaveLeavesEverythingAsItWas) {
@@ -161,8 +201,10 @@ TEST_F(AdminHandlerTest, NothingChangesWhileStopping) {
 TEST_F(AdminHandlerTest, ShutdownDrainReleasesOnlyWhatTheFloorAllows) {
   peers_ = {peer(false, "", false)};
   handler_->drain_through_floor({"nfs"}, *snap_);
-  EXPECT_EQ(owner_runs_, 0);  // refused: stays pooled
+  EXPECT_EQ(owner_runs_, 2);  // refused: announced, withdrawn, stays pooled
+  EXPECT_FALSE(model_->snapshot()->find_service("nfs")->leaving);
   peers_ = {peer(true, "pooled", true)};
   handler_->drain_through_floor({"nfs"}, *snap_);
-  EXPECT_EQ(owner_runs_, 1);
+  EXPECT_EQ(owner_runs_, 4);  // announced, released
+  EXPECT_EQ(leaving_seen_, (std::vector<bool>{true, true}));
 }

@@ -523,12 +523,39 @@ TEST_F(EngineTest, FloorKeepsTheLastHostPooled) {
   b.lifecycle = "running";
   b.services["nfs"] = {"pooled", true, false, ""};
   model_->set_peers({b});
+  // First the leave is announced, still pooled, and a fresh poll of the peers asked for.
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_TRUE(svc("nfs").leaving);
+  auto polls = model_->take_leave_polls();
+  ASSERT_EQ(polls.size(), 1u);
+  EXPECT_EQ(polls[0].service, "nfs");
+  EXPECT_TRUE(model_->take_leave_polls().empty());
+  // A stale attempt changes nothing; the fresh poll still shows b pooled: we leave.
+  EXPECT_EQ(model_->floor_leave_poll("nfs", polls[0].attempt + 1, false), LeaveDecision::kStay);
+  EXPECT_TRUE(svc("nfs").leaving);
+  model_->set_peers({b});
+  EXPECT_EQ(model_->floor_leave_poll("nfs", polls[0].attempt, false), LeaveDecision::kLeave);
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  EXPECT_FALSE(svc("nfs").leaving);
   EXPECT_EQ(snap_->find_service("nfs")->peers_pooled_healthy, 1);
-  // The peer fails too: the lower name (us, a) stays.
+  // The peer fails too and leaves (it counted on us before we left): we come back.
   b.services["nfs"] = {"not_pooled", false, true, ""};
   model_->set_peers({b});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_TRUE(model_->take_leave_polls().empty());
+  // b kept by its floor, b recovers while a fresh poll is on its way: the poll decides.
+  b.services["nfs"] = {"pooled", true, false, ""};
+  model_->set_peers({b});
+  polls = model_->take_leave_polls();
+  ASSERT_EQ(polls.size(), 1u);
+  b.services["nfs"] = {"pooled", true, false, "", /*leaving=*/true};  // b is leaving too (depool)
+  model_->set_peers({b});
+  EXPECT_EQ(model_->floor_leave_poll("nfs", polls[0].attempt, false), LeaveDecision::kStay);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_FALSE(svc("nfs").leaving);
+  // No new attempt on the view the last one ended with.
+  model_->tick();
+  EXPECT_TRUE(model_->take_leave_polls().empty());
   // An operator's depool is not overridden by the floor.
   model_->set_intent("nfs", {Intent::kDepooled, "maintenance", "alice", clock_.wall()});
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
