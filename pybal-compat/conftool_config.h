@@ -25,6 +25,8 @@ struct ConftoolConfig {
   // refreshed every liveness_ttl/3; default: lock_prefix's parent + "/alive".
   std::string liveness_prefix;
   Duration liveness_ttl = std::chrono::seconds(10);
+  // How long one request may wait for one endpoint before the next is tried.
+  Duration timeout = std::chrono::seconds(2);
 };
 
 struct HaproxyAgentConfig {
