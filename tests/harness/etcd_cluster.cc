@@ -136,6 +136,9 @@ void EtcdCluster::start(int i, const std::string& cert) {
                                "--cert-file", cert.empty() ? pki_->cert() : cert, "--key-file", pki_->key(),
                                "--peer-cert-file", pki_->cert(), "--peer-key-file", pki_->key(),
                                "--peer-trusted-ca-file", pki_->ca(), "--peer-client-cert-auth", "--enable-v2=true",
+                               // A member alone (quorum lost) must not raise its term and
+                               // depose the leader when the others come back.
+                               "--pre-vote",
                                "--log-level", "warn"},
       m.dir + ".log");
 }
