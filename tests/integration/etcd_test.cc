@@ -470,9 +470,13 @@ TEST_P(EtcdMemberTest, TheEndpointInUseFails) {
   a.set_ok("nfs", false);
   ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "no", 20000ms)) << a.log();
   // From the agent's decision (its check went unhealthy) to its write, by its own log.
-  auto decided = logged_at(a.log(), "event=check name=nfs_ok", "to=unhealthy");
-  auto written = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=no");
-  ASSERT_TRUE(decided && written) << a.log();
+  // (The key may be seen before the agent has logged its answer.)
+  std::optional<std::chrono::system_clock::time_point> decided, written;
+  ASSERT_TRUE(wait_for([&] {
+    decided = logged_at(a.log(), "event=check name=nfs_ok", "to=unhealthy");
+    written = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=no");
+    return decided && written;
+  }, 5000ms)) << a.log();
   double took = seconds_between(*decided, *written);
   EXPECT_EQ(writes_since(key("nfs", "a.example.org"), from), 1);
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), from), 0);
@@ -491,9 +495,12 @@ TEST_P(EtcdMemberTest, TheEndpointInUseFails) {
   // The failover's cost: beyond what a decision-to-write takes on this machine now
   // (v2 auth hashes a password per request; a busy box makes that seconds), at most
   // 2 × the etcd timeout.
-  auto back = logged_at(a.log(), "event=check name=nfs_ok from=unhealthy", "to=healthy");
-  auto rewritten = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=yes");
-  ASSERT_TRUE(back && rewritten) << a.log();
+  std::optional<std::chrono::system_clock::time_point> back, rewritten;
+  ASSERT_TRUE(wait_for([&] {
+    back = logged_at(a.log(), "event=check name=nfs_ok from=unhealthy", "to=healthy");
+    rewritten = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=yes");
+    return back && rewritten;
+  }, 5000ms)) << a.log();
   double normal = seconds_between(*back, *rewritten);
   std::printf("written through another member %.2f s after the decision; a write without a fault %.2f s "
               "(etcd timeout %.1f s)\n",
@@ -641,8 +648,10 @@ TEST_F(EtcdTest, QuorumLostForTwentySecondsDuringAPlannedReboot) {
   auto back = std::chrono::system_clock::now();  // quorum seen back (it may have been a moment earlier)
   // Convergence: b's http out (a is pooled), everything else as it was; timed by b's log.
   ASSERT_TRUE(wait_pooled("http", "b.example.org", "no", 20000ms)) << b.log();
-  auto written = logged_at(b.log(), "conftool write", "http/b.example.org pooled=no");
-  ASSERT_TRUE(written) << b.log();
+  std::optional<std::chrono::system_clock::time_point> written;
+  ASSERT_TRUE(wait_for([&] { return (written = logged_at(b.log(), "conftool write", "http/b.example.org pooled=no")).has_value(); },
+                       5000ms))
+      << b.log();
   double took = seconds_between(back, *written);
   std::printf("converged %.2f s after quorum came back (20 s without it); %d of %d samples of the pool readable\n",
               took, readable, 2 * samples);
