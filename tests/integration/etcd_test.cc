@@ -63,6 +63,21 @@ double seconds_between(std::chrono::system_clock::time_point from, std::chrono::
   return std::chrono::duration<double>(to - from).count();
 }
 
+// Seconds from the agent's first line with `from` (both needles) to its first with `to`,
+// once both are logged (a key can be seen before the agent has logged its answer).
+std::optional<double> logged_between(const AgentProc& a, const std::pair<std::string, std::string>& from,
+                                     const std::pair<std::string, std::string>& to) {
+  std::optional<std::chrono::system_clock::time_point> t0, t1;
+  if (!wait_for([&] {
+        std::string log = a.log();
+        t0 = logged_at(log, from.first, from.second);
+        t1 = logged_at(log, to.first, to.second);
+        return t0 && t1;
+      }, 5000ms))
+    return std::nullopt;
+  return seconds_between(*t0, *t1);
+}
+
 int count_lines(const std::string& text, const std::string& a, const std::string& b = "", const std::string& c = "") {
   std::istringstream in(text);
   int n = 0;
@@ -470,14 +485,10 @@ TEST_P(EtcdMemberTest, TheEndpointInUseFails) {
   a.set_ok("nfs", false);
   ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "no", 20000ms)) << a.log();
   // From the agent's decision (its check went unhealthy) to its write, by its own log.
-  // (The key may be seen before the agent has logged its answer.)
-  std::optional<std::chrono::system_clock::time_point> decided, written;
-  ASSERT_TRUE(wait_for([&] {
-    decided = logged_at(a.log(), "event=check name=nfs_ok", "to=unhealthy");
-    written = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=no");
-    return decided && written;
-  }, 5000ms)) << a.log();
-  double took = seconds_between(*decided, *written);
+  auto took_s = logged_between(a, {"event=check name=nfs_ok", "to=unhealthy"},
+                                {"conftool write", "nfs/a.example.org pooled=no"});
+  ASSERT_TRUE(took_s) << a.log();
+  double took = *took_s;
   EXPECT_EQ(writes_since(key("nfs", "a.example.org"), from), 1);
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), from), 0);
   EXPECT_EQ(pooled("nfs", "b.example.org"), "yes");
@@ -495,13 +506,10 @@ TEST_P(EtcdMemberTest, TheEndpointInUseFails) {
   // The failover's cost: beyond what a decision-to-write takes on this machine now
   // (v2 auth hashes a password per request; a busy box makes that seconds), at most
   // 2 × the etcd timeout.
-  std::optional<std::chrono::system_clock::time_point> back, rewritten;
-  ASSERT_TRUE(wait_for([&] {
-    back = logged_at(a.log(), "event=check name=nfs_ok from=unhealthy", "to=healthy");
-    rewritten = logged_at(a.log(), "conftool write", "nfs/a.example.org pooled=yes");
-    return back && rewritten;
-  }, 5000ms)) << a.log();
-  double normal = seconds_between(*back, *rewritten);
+  auto normal_s = logged_between(a, {"event=check name=nfs_ok from=unhealthy", "to=healthy"},
+                                  {"conftool write", "nfs/a.example.org pooled=yes"});
+  ASSERT_TRUE(normal_s) << a.log();
+  double normal = *normal_s;
   std::printf("written through another member %.2f s after the decision; a write without a fault %.2f s "
               "(etcd timeout %.1f s)\n",
               took, normal, kTimeout);
