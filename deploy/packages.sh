@@ -7,7 +7,7 @@ set -eu
 BUILD="build-essential cmake pkg-config libnfs-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 libmicrohttpd-dev prometheus-cpp-dev libtomlplusplus-dev nlohmann-json3-dev libsystemd-dev
 libcurl4-openssl-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev"
-SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server haproxy prometheus
+SERVERS="nfs-ganesha nfs-ganesha-vfs libnfs-utils nginx rsync etcd-server etcd-client haproxy prometheus
 iproute2 curl procps systemd util-linux python3 chromium"
 # The VM tests (tests/vm): qemu boots Debian's kernel with busybox in its initramfs;
 # the guest runs the host's kernel nfsd tools, NFS client and ipvsadm (and, for

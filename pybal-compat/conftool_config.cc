@@ -3,7 +3,11 @@
 #include "agent/base/net.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace poolkeeper {
@@ -57,6 +61,15 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
   c.ca_file = r.string("ca_file").value_or("");
   c.cert_file = r.string("cert_file").value_or("");
   c.key_file = r.string("key_file").value_or("");
+  // An unreadable CA would fail every TLS handshake at run time; say so now, with the line.
+  bool tls = std::any_of(c.endpoints.begin(), c.endpoints.end(),
+                         [](const std::string& e) { return e.rfind("https://", 0) == 0; });
+  for (const auto& [name, file] : {std::pair<const char*, const std::string*>{"ca_file", &c.ca_file},
+                                   {"cert_file", &c.cert_file}, {"key_file", &c.key_file}}) {
+    if (file->empty() || !tls || secrets != Secrets::kRead) continue;
+    if (::access(file->c_str(), R_OK) != 0)
+      r.fail(name, "cannot read " + *file + " (" + std::strerror(errno) + "), needed for the https:// endpoints");
+  }
   c.username = r.string("username").value_or("");
   auto password = r.string("password");
   auto password_file = r.string("password_file");
@@ -79,6 +92,7 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
   c.peer_dead_after = r.duration("peer_dead_after", std::chrono::seconds(1), std::chrono::hours(24)).value_or(c.peer_dead_after);
   c.lock_ttl = r.duration("lock_ttl", std::chrono::seconds(2), std::chrono::minutes(5)).value_or(c.lock_ttl);
   c.liveness_ttl = r.duration("liveness_ttl", std::chrono::seconds(1), std::chrono::minutes(10)).value_or(c.liveness_ttl);
+  c.timeout = r.duration("timeout", std::chrono::milliseconds(100), std::chrono::seconds(60)).value_or(c.timeout);
   return c;
 }
 

@@ -29,6 +29,8 @@ struct ConftoolConfig {
   // lock_prefix's parent + "/depooled" (beside the locks and liveness keys, so one etcd
   // role grant on that parent covers every key the agent keeps outside the pools tree).
   std::string depooled_prefix;
+  // How long one request may wait for one endpoint before the next is tried.
+  Duration timeout = std::chrono::seconds(2);
 };
 
 struct HaproxyAgentConfig {

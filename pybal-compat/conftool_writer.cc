@@ -30,7 +30,7 @@ ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::st
       state_path_(std::move(state_path)),
       cb_(std::move(cb)),
       etcd_(EtcdOptions{cfg_.endpoints, cfg_.ca_file, cfg_.cert_file, cfg_.key_file, cfg_.username,
-                        cfg_.password, std::chrono::milliseconds(2000)}) {
+                        cfg_.password, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeout)}) {
   etcd_.set_abort_flag(&abort_);
   load_seen();
 }
@@ -122,8 +122,12 @@ void ConftoolWriter::liveness_loop() {
     }
     if (!ok && !failing) log_warn("conftool liveness key not refreshed", {{"key", liveness_key()}, {"error", error}});
     if (ok && failing) log_info("conftool liveness key refreshed again", {{"key", liveness_key()}});
-    failing = !ok;
     lk.lock();
+    if (ok && failing) {
+      etcd_back_ = true;  // cuts the sync loop's backoff short: converge as soon as etcd is back
+      cv_.notify_all();
+    }
+    failing = !ok;
     if (!live_tried_) {
       live_tried_ = true;  // the sync loop waits for this: our key first, then our writes
       cv_.notify_all();
@@ -134,7 +138,7 @@ void ConftoolWriter::liveness_loop() {
 }
 
 std::optional<std::set<std::string>> ConftoolWriter::read_liveness(std::string* error) {
-  auto r = etcd_.get(cfg_.liveness_prefix, true, true);
+  auto r = etcd_.get(cfg_.liveness_prefix + "/", true, true);
   std::set<std::string> out;
   if (r.error_code == 100) return out;  // nobody alive yet
   if (!r.ok()) {
@@ -216,15 +220,30 @@ uint32_t ConftoolWriter::random_below(uint32_t bound) {
   return rng_() % bound;
 }
 
-bool ConftoolWriter::lock(const std::string& service) {
+bool ConftoolWriter::lock(const std::string& service, std::string* error) {
+  lock_denied_ = false;
   auto deadline = SteadyClock::now() + std::chrono::seconds(5);
   int64_t ttl = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.lock_ttl).count());
+  std::string holder;
   while (SteadyClock::now() < deadline) {
     auto r = etcd_.put(lock_key(service), host_, EtcdPut{.prev_exist = false, .ttl = ttl});
     if (r.ok()) return true;
-    if (!r.transport_error.empty() || (r.error_code != 105 && r.error_code != 101)) return false;
+    if (r.error_code == 110) lock_denied_ = true;  // the role lacks the lock prefix
+    if (!r.transport_error.empty() || (r.error_code != 105 && r.error_code != 101)) {
+      *error = "cannot take the etcd lock " + lock_key(service) + ": " + r.describe();
+      return false;
+    }
+    // Held. By us, when an earlier attempt was written but its answer lost (the member
+    // hung or lost its leader after committing, and the client went on to the next):
+    // only this agent writes its host name there, one conversation at a time.
+    auto held = etcd_.get(lock_key(service), false, true);
+    if (held.ok()) holder = held.node.value;
+    if (held.ok() && held.node.value == host_ &&
+        etcd_.put(lock_key(service), host_, EtcdPut{.prev_value = host_, .ttl = ttl}).ok())
+      return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10 + random_below(40)));
   }
+  *error = "cannot take the etcd lock " + lock_key(service) + (holder.empty() ? "" : ": held by " + holder);
   return false;
 }
 
@@ -232,7 +251,7 @@ void ConftoolWriter::unlock(const std::string& service) { etcd_.del(lock_key(ser
 
 std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const std::string& service,
                                                                           std::string* error) {
-  auto r = etcd_.get(cfg_.prefix + "/" + service, true, true);
+  auto r = etcd_.get(cfg_.prefix + "/" + service + "/", true, true);
   std::map<std::string, EtcdNode> out;
   if (r.error_code == 100) return out;  // no such service directory
   if (!r.ok()) {
@@ -247,7 +266,9 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const 
 }
 
 std::optional<ConftoolPools> ConftoolWriter::read_tree(const std::string& prefix, std::string* error) {
-  auto r = etcd_.get(prefix, true, true);
+  // With the trailing slash: etcd's v2 auth lets a role granted "<prefix>/*" read
+  // "<prefix>/" recursively, but not "<prefix>" (its grants match by string prefix).
+  auto r = etcd_.get(prefix + "/", true, true);
   ConftoolPools out;
   if (r.error_code == 100) return out;  // nothing there yet
   if (!r.ok()) {
@@ -275,6 +296,13 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
   std::string value = merge_conftool_value(v->raw, pooled);
   auto r = etcd_.put(cfg_.prefix + "/" + service + "/" + host, value,
                      EtcdPut{.prev_exist = true, .prev_index = node.modified_index});
+  if (r.error_code == 101) {
+    // Compare failed: someone wrote meanwhile — or this very write did, on a member whose
+    // answer was lost before the client tried the next one. Ours when the key now holds
+    // exactly our value, one write later: counted as written, never written again.
+    auto now = etcd_.get(cfg_.prefix + "/" + service + "/" + host, false, true);
+    if (now.ok() && now.node.value == value && now.node.modified_index > node.modified_index) r = now;
+  }
   if (!r.ok()) {
     *error = r.describe();
     return false;
@@ -315,10 +343,7 @@ void ConftoolWriter::take_out_one(const TakeOutRequest& r, TakeOutAnswer* a) {
 std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
     const std::string& service, const std::string& leaving, int min_pooled, std::string* error,
     const std::function<bool(std::string*)>& go_on) {
-  if (!lock(service)) {
-    *error = "cannot take the etcd lock " + lock_key(service);
-    return std::nullopt;
-  }
+  if (!lock(service, error)) return std::nullopt;
   std::optional<ConftoolFloor> f;
   if (auto hosts = read_hosts(service, error)) {
     std::string why;
@@ -465,6 +490,11 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       break;
     case ConftoolKeyStep::Action::kFloor: {
       auto f = floor_under_lock(svc, host_, step.min_pooled, error);
+      if (!f && lock_denied_) {
+        // Not a silent skip of the floor: stay in, and say why, until the grant is there.
+        *error += "; staying pooled for " + svc + ": without the lock this host does not take itself out";
+        cb_.verdict(svc, FloorVerdict::kLockDenied);
+      }
       if (!f) return false;
       switch (f->outcome) {
         case ConftoolFloor::Outcome::kGone:
@@ -550,6 +580,7 @@ void ConftoolWriter::note_takeovers(const ConftoolView& view) {
 
 void ConftoolWriter::sync_loop() {
   auto backoff = kMinBackoff;
+  std::string logged;  // the cause last logged, its numbers (ms, indexes) left out
   std::unique_lock<std::mutex> lk(mu_);
   cv_.wait(lk, [this] { return stop_ || live_tried_; });  // our liveness key before any write
   while (!stop_) {
@@ -564,18 +595,25 @@ void ConftoolWriter::sync_loop() {
     last_error_ = error;
     cv_.notify_all();
     if (ok) {
+      if (!logged.empty()) log_info("conftool available again", {{"endpoint", etcd_.in_use()}});
+      logged.clear();
       backoff = kMinBackoff;
       cv_.wait_for(lk, peer_suspect_ ? kSuspectResync : kResync, [this] { return stop_ || dirty_; });
       continue;
     }
-    if (up_ || backoff == kMinBackoff) log_warn("conftool unavailable", {{"error", error}});
+    std::string cause = error;
+    std::erase_if(cause, [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (up_ || backoff == kMinBackoff || cause != logged) log_warn("conftool unavailable", {{"error", error}});
+    logged = cause;
     up_ = false;
     lk.unlock();
     cb_.status(false, error, nlohmann::json::object(), liveness_status(nullptr));
     lk.lock();
-    // Capped exponential backoff with jitter; a state change does not cut it short.
+    // Capped exponential backoff with jitter; a state change does not cut it short, etcd
+    // answering the liveness thread again does.
     auto wait = backoff + std::chrono::milliseconds(random_below(static_cast<uint32_t>(backoff.count() / 2 + 1)));
-    cv_.wait_for(lk, wait, [this] { return stop_; });
+    etcd_back_ = false;
+    if (cv_.wait_for(lk, wait, [this] { return stop_ || etcd_back_; }) && etcd_back_) backoff = kMinBackoff;
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
   }
 }
@@ -587,11 +625,11 @@ void ConftoolWriter::watch_loop() {
     lk.unlock();
     bool changed = false, failed = false;
     if (index == 0) {
-      auto r = etcd_.get(cfg_.prefix, true, false);
+      auto r = etcd_.get(cfg_.prefix + "/", true, false);
       if (r.ok() || r.error_code == 100) index = r.etcd_index + 1;
       else failed = true;
     } else {
-      auto w = etcd_.watch(cfg_.prefix, true, index, std::chrono::seconds(10));
+      auto w = etcd_.watch(cfg_.prefix + "/", true, index, std::chrono::seconds(10));
       if (w.error_code == 401) {
         index = 0;  // the index was cleared: read everything again
         changed = true;

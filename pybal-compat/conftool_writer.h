@@ -98,6 +98,8 @@ class ConftoolWriter {
   std::string last_error() const;
 
   bool up() const { return up_; }
+  // Each etcd endpoint: which one is in use, why the others are not (EtcdClient::endpoints).
+  nlohmann::json endpoints() const { return etcd_.endpoints(); }
   std::string liveness_key() const { return cfg_.liveness_prefix + "/" + host_; }
   std::string key(const std::string& service) const { return cfg_.prefix + "/" + service + "/" + host_; }
   std::string lock_key(const std::string& service) const { return cfg_.lock_prefix + "/" + service; }
@@ -128,7 +130,9 @@ class ConftoolWriter {
   std::optional<ConftoolFloor> floor_under_lock(const std::string& service, const std::string& leaving, int min_pooled,
                                                 std::string* error,
                                                 const std::function<bool(std::string* error)>& go_on = nullptr);
-  bool lock(const std::string& service);
+  // False with *error when the lock cannot be had (lock_denied_: etcd refused our user
+  // the lock key, a missing grant rather than a busy lock).
+  bool lock(const std::string& service, std::string* error);
   void unlock(const std::string& service);
   // Reads <prefix>/<service>/ → host → node.
   std::optional<std::map<std::string, EtcdNode>> read_hosts(const std::string& service, std::string* error);
@@ -149,11 +153,13 @@ class ConftoolWriter {
   Callbacks cb_;
   EtcdClient etcd_;
   std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out); never handed out
+  bool lock_denied_ = false;  // under op_mu_: the last lock() was refused for want of a grant
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<ConftoolWant> wants_;
   std::vector<ConftoolPeer> peers_;
   bool dirty_ = true, stop_ = false;
+  bool etcd_back_ = false;  // the liveness thread reached etcd again after failing
   std::map<std::string, ConftoolSeen> seen_;
   bool have_seen_file_ = false;
   // Sync thread only: the peers' liveness between rounds, the hosts whose liveness key

@@ -1,6 +1,8 @@
 #include "pybal-compat/etcd_client.h"
 
 #include "agent/base/curl.h"
+#include "agent/base/duration.h"
+#include "agent/base/utf8.h"
 
 #include <nlohmann/json.hpp>
 
@@ -57,8 +59,15 @@ std::string url_encode(const std::string& s) {
 
 std::string EtcdResult::describe() const {
   if (!transport_error.empty()) return transport_error;
-  if (error_code) return "etcd: " + message + " (" + std::to_string(error_code) + ")";
-  if (http < 200 || http >= 300) return "etcd: HTTP " + std::to_string(http);
+  std::string at = "etcd" + (endpoint.empty() ? std::string() : " at " + endpoint) + ": ";
+  // etcd's v2 auth answers a wrong password, an unknown user and a path the role does not
+  // grant alike (401, errorCode 110): name the user and the key so an operator can tell.
+  if (error_code == 110)
+    return at + (username.empty() ? std::string("no user given") : "user " + username) + " may not access " +
+           (key.empty() ? std::string("/") : key) +
+           ": wrong password, unknown user, or the role grants no such path (110)";
+  if (error_code) return at + message + " (" + std::to_string(error_code) + ")";
+  if (http < 200 || http >= 300) return at + "HTTP " + std::to_string(http);
   return "ok";
 }
 
@@ -94,11 +103,43 @@ EtcdResult parse_etcd_response(long http, const std::string& body, uint64_t etcd
   return r;
 }
 
-EtcdClient::EtcdClient(EtcdOptions o) : o_(std::move(o)) {}
+EtcdClient::EtcdClient(EtcdOptions o) : o_(std::move(o)), states_(o_.endpoints.size()) {}
+
+void EtcdClient::note(size_t idx, const std::string& error) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& st = states_[idx];
+  st.error = error;
+  (error.empty() ? st.last_ok : st.last_error) = std::chrono::system_clock::now();
+  if (error.empty()) preferred_ = idx;
+}
+
+nlohmann::json EtcdClient::endpoints() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  nlohmann::json out = nlohmann::json::array();
+  auto when = [](std::chrono::system_clock::time_point t) {
+    return t == std::chrono::system_clock::time_point{} ? nlohmann::json(nullptr) : nlohmann::json(format_wall(t));
+  };
+  for (size_t i = 0; i < o_.endpoints.size(); ++i) {
+    const auto& st = states_[i];
+    bool tried = st.last_ok != std::chrono::system_clock::time_point{} || !st.error.empty();
+    bool in_use = i == preferred_ && tried && st.error.empty();
+    std::string state = in_use ? "in use" : !tried ? "not tried" : st.error.empty() ? "standby" : "failing";
+    out.push_back({{"url", o_.endpoints[i]}, {"in_use", in_use}, {"state", state}, {"error", st.error},
+                   {"last_ok", when(st.last_ok)}, {"last_error", when(st.last_error)}});
+  }
+  return out;
+}
+
+std::string EtcdClient::in_use() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (o_.endpoints.empty() || states_[preferred_].last_ok == std::chrono::system_clock::time_point{}) return "";
+  return o_.endpoints[preferred_];
+}
 
 EtcdResult EtcdClient::request(const std::string& method, const std::string& key, const std::string& query,
                                const std::string& form, std::chrono::milliseconds timeout) {
   EtcdResult last;
+  std::string failures;  // every endpoint's cause, when none answers
   size_t start;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -116,7 +157,14 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
     uint64_t index = 0;
     CurlTransfer t(16u << 20);
     t.setup(c, url, SteadyClock::now() + std::max(timeout, std::chrono::milliseconds(1)),
-            std::chrono::milliseconds(2000));
+            std::min(o_.timeout, std::chrono::milliseconds(2000)));
+    // etcd 3.4 serves gRPC and HTTP on one TLS port; libcurl's HTTP/2 there fails with a
+    // broken pipe before any answer. The v2 API is plain HTTP/1.1.
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+    // Our own error buffer: for TLS an operator needs libcurl's detail (expired, wrong
+    // host, unknown issuer, unreadable CA file), not only "not trusted".
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &index);
@@ -141,7 +189,12 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
     CURLcode rc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
-    std::string why = rc == CURLE_OK ? "" : t.error_text(c, rc);
+    std::string why;
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CACERT_BADFILE ||
+        rc == CURLE_SSL_CERTPROBLEM)
+      why = "TLS: " + (errbuf[0] ? valid_utf8(errbuf, 200) : std::string(curl_easy_strerror(rc)));
+    else if (rc != CURLE_OK)
+      why = curl_error_text(c, rc, errbuf);
     curl_easy_cleanup(c);
     const std::string& body = t.body();
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
@@ -150,22 +203,35 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
       return last;
     }
     if (rc != CURLE_OK) {
-      last = EtcdResult();
-      last.transport_error = "etcd at " + ep + ": " + why;
       if (rc == CURLE_OPERATION_TIMEDOUT && query.find("wait=true") != std::string::npos) {
-        last.transport_error = "";  // a long poll that saw nothing
+        last = EtcdResult();
+        last.endpoint = ep;
         last.http = 0;
         last.error_code = -2;
         last.message = "watch timed out";
-        return last;
+        return last;  // a long poll that saw nothing
       }
+      note(idx, why);
+      failures += (failures.empty() ? "etcd at " : "; at ") + ep + ": " + why;
+      last = EtcdResult();
+      last.endpoint = ep;
+      last.transport_error = failures;
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      preferred_ = idx;
+    EtcdResult r = parse_etcd_response(http, body, index);
+    r.endpoint = ep;
+    r.key = key;
+    r.username = o_.username;
+    if (http >= 500) {  // a member without a leader or quorum: another may do better
+      std::string cause = r.error_code > 0 ? r.message + " (" + std::to_string(r.error_code) + ")"
+                                           : "HTTP " + std::to_string(http);
+      note(idx, cause);
+      failures += (failures.empty() ? "etcd at " : "; at ") + ep + ": " + cause;
+      last = r;
+      continue;
     }
-    return parse_etcd_response(http, body, index);
+    note(idx, "");
+    return r;
   }
   return last;
 }

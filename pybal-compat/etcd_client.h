@@ -1,7 +1,9 @@
 // A small client for etcd's v2 keys API (what conftool and PyBal use), on libcurl and
 // nlohmann-json: get (optionally recursive, quorum), compare-and-swap put, delete,
-// and long-poll watch. Several endpoints are tried in turn. Thread-safe: every call
-// uses its own curl handle. Responses are parsed by a pure function (fuzzed).
+// and long-poll watch. Several endpoints are tried in turn: the one that answered last
+// first, the next on a transport error (refused, timeout, TLS) or an HTTP 5xx, each for
+// at most `timeout`. Thread-safe: every call uses its own curl handle. Responses are
+// parsed by a pure function (fuzzed).
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace poolkeeper {
 
@@ -32,7 +36,10 @@ struct EtcdNode {
 };
 
 struct EtcdResult {
-  std::string transport_error;  // non-empty: no answer from any endpoint
+  std::string transport_error;  // non-empty: no answer from any endpoint (each one's cause)
+  std::string endpoint;         // the endpoint that answered (or was tried last)
+  std::string key;              // the key asked for
+  std::string username;         // who asked ("" without auth)
   long http = 0;
   int error_code = 0;           // etcd's errorCode: 100 not found, 101 compare failed, 105 exists, 401 index cleared
   std::string message;
@@ -41,7 +48,9 @@ struct EtcdResult {
   std::optional<EtcdNode> prev_node;
   uint64_t etcd_index = 0;      // X-Etcd-Index, or the error's index
   bool ok() const { return transport_error.empty() && error_code == 0 && http >= 200 && http < 300; }
-  // "etcd: key not found (100)", "etcd at http://…: connection refused"
+  // "etcd at https://…: key not found (100)", "etcd at https://…: SSL certificate problem: …",
+  // "etcd at https://…: user pool-eqiad-dumps may not access /poolkeeper/locks/nfs: wrong
+  // password, unknown user, or the role grants no such path (110)"
   std::string describe() const;
 };
 
@@ -68,13 +77,25 @@ class EtcdClient {
   // When *flag turns true, requests under way are abandoned (for a quick shutdown).
   void set_abort_flag(const std::atomic<bool>* flag) { abort_ = flag; }
 
+  // Each endpoint as the last requests found it, for `poolctl status`: [{url, in_use,
+  // state: "in use" | "standby" | "failing" | "not tried", error, last_ok, last_error}].
+  nlohmann::json endpoints() const;
+  // The endpoint that answered last ("" before any answer).
+  std::string in_use() const;
+
  private:
   EtcdResult request(const std::string& method, const std::string& key, const std::string& query,
                      const std::string& form, std::chrono::milliseconds timeout);
+  void note(size_t idx, const std::string& error);
   EtcdOptions o_;
   const std::atomic<bool>* abort_ = nullptr;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   size_t preferred_ = 0;  // the endpoint that answered last
+  struct EndpointState {
+    std::string error;  // the last request's failure; "" when it answered
+    std::chrono::system_clock::time_point last_ok{}, last_error{};
+  };
+  std::vector<EndpointState> states_;  // under mu_, one per endpoint
 };
 
 std::string url_encode(const std::string& s);

@@ -23,6 +23,7 @@
 #include "agent/base/utf8.h"
 #include "checks/http_check.h"
 #include "checks/vip_check.h"
+#include "pybal-compat/etcd_role.h"
 #include "pybal-compat/pybal_config.h"
 
 using namespace poolkeeper;
@@ -49,6 +50,8 @@ int usage(std::ostream& out, int code) {
          "       poolctl lvs-config --config FILE --format pybal|service-catalog|haproxy\n"
          "                      (the load balancer's config for these services; no secrets,\n"
          "                      no running agent; pybal-config = lvs-config --format pybal)\n"
+         "       poolctl etcd-role --config FILE (the etcdctl v2 commands that create the\n"
+         "                      least-privilege etcd role and user for [conftool])\n"
          "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
          "commands of their own (symlinks to poolctl).\n";
   return code;
@@ -126,6 +129,17 @@ void print_status(const nlohmann::json& s) {
                                          : "NOT REFRESHED: " + l.value("error", ""));
     }
     std::cout << "\n";
+    // Which etcd endpoint is in use, and why the others are not.
+    if (c.contains("endpoints") && c["endpoints"].is_array())
+      for (const auto& e : c["endpoints"]) {
+        if (!e.is_object()) continue;
+        std::string state = e.value("state", "");
+        std::cout << "  etcd " << pad(e.value("url", ""), 28) << state;
+        if (state == "failing") std::cout << ": " << e.value("error", "");
+        else if (state == "standby" && e["last_ok"].is_string())
+          std::cout << " (answered " << when_short(e["last_ok"].get<std::string>()) << ")";
+        std::cout << "\n";
+      }
   }
   std::cout << "\n"
             << pad("SERVICE", 10) << pad("EFFECTIVE", 10) << pad("HEALTH", 9) << pad("INTENT", 8)
@@ -418,6 +432,17 @@ int main(int argc, char** argv) {
       die(e.what());
     } catch (const std::exception& e) {
       die("lvs-config: " + std::string(e.what()));
+    }
+  }
+  if (verb == "etcd-role") {
+    if (config.empty()) die("etcd-role needs --config FILE");
+    try {
+      Config cfg = load_config(config, Secrets::kSkip);
+      if (!cfg.conftool) die(config + ": no [conftool] section: the agent does not use etcd");
+      std::cout << render_etcd_role(*cfg.conftool);
+      return 0;
+    } catch (const ConfigError& e) {
+      die(e.what());
     }
   }
   if (!config.empty()) {

@@ -20,8 +20,11 @@
 namespace poolkeeper {
 
 // What the etcd lock decided for a failing service of this host: keep it in (taking it
-// out would leave too few), or release it. kNone until a decision comes.
-enum class FloorVerdict { kNone, kKeep, kRelease };
+// out would leave too few), or release it. kNone until a decision comes. kLockDenied:
+// etcd refused this host's user the lock key (a missing grant), so the floor cannot be
+// asked — the host stays in, even while etcd is otherwise counted down, until a sync
+// with the lock decides again.
+enum class FloorVerdict { kNone, kKeep, kRelease, kLockDenied };
 
 // One service as a peer reported it.
 struct PeerService {

@@ -345,16 +345,22 @@ void HealthModel::set_conftool_enabled(bool on) {
 }
 
 void HealthModel::set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
-                                 const nlohmann::json& liveness) {
-  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_ && liveness == conftool_liveness_)
+                                 const nlohmann::json& liveness, const nlohmann::json& endpoints) {
+  if (up == conftool_up_ && error == conftool_error_ && keys == conftool_keys_ && liveness == conftool_liveness_ &&
+      endpoints == conftool_endpoints_)
     return;
+  bool was_up = conftool_up_;
   conftool_liveness_ = liveness;
+  conftool_endpoints_ = endpoints;
   if (up != conftool_up_)
     emit({clock_.wall(), "conftool", "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
   conftool_up_ = up;
   conftool_error_ = error;
   if (up) conftool_keys_ = keys;
-  if (!up) verdicts_.clear();
+  // Down: the peers decide, as without conftool — except where the lock itself was
+  // refused (a missing grant, not an outage): that host stays in, loudly.
+  if (!up) std::erase_if(verdicts_, [](const auto& v) { return v.second != FloorVerdict::kLockDenied; });
+  if (up && !was_up) std::erase_if(verdicts_, [](const auto& v) { return v.second == FloorVerdict::kLockDenied; });
   ++version_;
   recompute_services();
 }
@@ -506,7 +512,10 @@ void HealthModel::recompute_service(const std::string& name, ServiceRuntime& svc
   svc.failing = lc == Lifecycle::kRunning && svc.intent.intent == Intent::kPooled && any_unhealthy;
   bool keep = false;
   bool peers_floor = false;
-  if (svc.failing && conftool_enabled_ && conftool_up_) {
+  auto denied = verdicts_.find(name);
+  if (svc.failing && conftool_enabled_ && denied != verdicts_.end() && denied->second == FloorVerdict::kLockDenied) {
+    keep = true;
+  } else if (svc.failing && conftool_enabled_ && conftool_up_) {
     // Decided under the etcd lock; until the verdict arrives, stay in.
     auto v = verdicts_.find(name);
     keep = v == verdicts_.end() || v->second != FloorVerdict::kRelease;
@@ -643,7 +652,7 @@ Snapshot HealthModel::host_wide() const {
   s.state_file_ok = state_ok_;
   if (conftool_enabled_)
     s.conftool = {{"up", conftool_up_}, {"last_error", conftool_error_}, {"keys", conftool_keys_},
-                  {"liveness", conftool_liveness_}};
+                  {"liveness", conftool_liveness_}, {"endpoints", conftool_endpoints_}};
   s.state_file_error = state_error_;
   s.leftover_processes = leftover_processes_;
   s.leftovers_killed = leftovers_killed_;

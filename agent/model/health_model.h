@@ -125,7 +125,7 @@ class HealthModel {
   // stays in. When etcd is down the peers' /status decide, as without conftool.
   void set_conftool_enabled(bool on);
   void set_conftool_status(bool up, const std::string& error, const nlohmann::json& keys,
-                           const nlohmann::json& liveness = nullptr);
+                           const nlohmann::json& liveness = nullptr, const nlohmann::json& endpoints = nullptr);
   void set_floor_verdict(const std::string& service, FloorVerdict v);
   const std::vector<PeerState>& peers() const { return peers_; }
 
@@ -252,6 +252,7 @@ class HealthModel {
   WallTime lifecycle_since_{};
   bool conftool_enabled_ = false;
   bool conftool_up_ = false;
+  nlohmann::json conftool_endpoints_;  // each etcd endpoint: in use, or why not
   std::string conftool_error_;
   nlohmann::json conftool_keys_ = nlohmann::json::object();
   nlohmann::json conftool_liveness_;

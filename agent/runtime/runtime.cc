@@ -224,11 +224,12 @@ void Runtime::start() {
     };
     cb.status = [this](bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& live) {
       // etcd's texts and other writers' values reach /status: repaired here.
-      nlohmann::json k = keys, l = live;
+      nlohmann::json k = keys, l = live, ep = conftool_->endpoints();
       make_valid_utf8(k);
       make_valid_utf8(l);
-      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l)](HealthModel& e) {
-        e.set_conftool_status(up, error, k, l);
+      make_valid_utf8(ep);
+      post([up, error = valid_utf8(error), k = std::move(k), l = std::move(l), ep = std::move(ep)](HealthModel& e) {
+        e.set_conftool_status(up, error, k, l, ep);
       });
     };
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);

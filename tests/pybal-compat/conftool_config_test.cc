@@ -92,3 +92,25 @@ TEST(ConftoolConfigTest, LivenessKeysNeverInsideThePoolsTreeOrTheLocks) {
             "t.toml:4: conftool.liveness_prefix: must not overlap \"/poolkeeper/depooled\" (who took a dead peer out, "
             "and why)");
 }
+
+TEST(ConftoolConfigTest, HttpsEndpointNeedsAReadableCaFile) {
+  EXPECT_EQ(error_of("[conftool]\nendpoints = [\"https://127.0.0.1:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                     "ca_file = \"/nonexistent/etcd-ca.pem\"\n"),
+            "t.toml:4: conftool.ca_file: cannot read /nonexistent/etcd-ca.pem (No such file or directory), needed for "
+            "the https:// endpoints");
+  // Plain http:// endpoints use no CA: nothing to read.
+  EXPECT_EQ(error_of("[conftool]\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                     "ca_file = \"/nonexistent/etcd-ca.pem\"\n"),
+            "");
+}
+
+TEST(ConftoolConfigTest, Timeout) {
+  auto t = toml::parse("[conftool]\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                       "timeout = \"750ms\"\n");
+  TableReader r(*t["conftool"].as_table(), "t.toml", "conftool");
+  EXPECT_EQ(parse_conftool_config(r, "t.toml").timeout, std::chrono::milliseconds(750));
+  EXPECT_NE(error_of("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/conftool/v1/pools/eqiad/dumps\"\n"
+                     "timeout = \"10ms\"\n")
+                .find("t.toml:4: conftool.timeout"),
+            std::string::npos);
+}

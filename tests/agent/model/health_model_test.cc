@@ -807,3 +807,36 @@ TEST(SharedListTest, WritesCopyOnlyWhatIsShared) {
   EXPECT_FALSE(b.for_each_changed(a, [](size_t) {}));
   EXPECT_EQ(a.size(), 70u);
 }
+
+// etcd refused this host's user the lock key: the floor cannot be asked, so a failing
+// service stays in — also while conftool counts as down — until a sync with the lock
+// decides. An outage alone hands the decision to the peers (nfs has none: out).
+TEST_F(EngineTest, RefusedLockKeepsAFailingServiceInUntilTheLockDecides) {
+  make();
+  model_->set_lifecycle(Lifecycle::kRunning);
+  model_->set_conftool_enabled(true);
+  model_->set_conftool_status(true, "", nlohmann::json::object());
+  SteadyTime t0 = clock_.now();
+  drive(t0 + 2s, [](const std::string&) { return true; });
+  ASSERT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  drive(t0 + 6s, [](const std::string& c) { return c != "export"; });
+  ASSERT_TRUE(svc("nfs").failing);
+  EXPECT_TRUE(svc("nfs").kept_by_floor);  // no verdict yet: stays in
+  model_->set_floor_verdict("nfs", FloorVerdict::kLockDenied);
+  model_->set_conftool_status(false, "user may not access /poolkeeper/locks/nfs", nlohmann::json::object());
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  EXPECT_TRUE(svc("nfs").kept_by_floor);
+  EXPECT_EQ(svc("nfs").effective.reason.rfind("kept by floor: ", 0), 0u) << svc("nfs").effective.reason;
+  model_->set_conftool_status(false, "connection refused", nlohmann::json::object());
+  EXPECT_TRUE(svc("nfs").kept_by_floor);
+  // Back up: the refusal is forgotten; the next verdict decides.
+  model_->set_conftool_status(true, "", nlohmann::json::object());
+  EXPECT_TRUE(svc("nfs").kept_by_floor);
+  model_->set_floor_verdict("nfs", FloorVerdict::kRelease);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+  // A plain outage: the peers decide, and nfs has none.
+  model_->set_floor_verdict("nfs", FloorVerdict::kKeep);
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kPooled);
+  model_->set_conftool_status(false, "connection refused", nlohmann::json::object());
+  EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
+}
