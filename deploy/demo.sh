@@ -21,19 +21,12 @@ cmake --build build -j"$(nproc)" --target poolkeeper poolctl pk-stack
 work=$(mktemp -d /tmp/poolkeeper-demo-XXXXXX)
 chmod 755 "$work"
 stack_pid="" agent_pid="" agent2_pid="" etcd_pid=""
-stop() {  # PID: TERM, then KILL after 5 s
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null || return 0
-  i=0
-  while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. deploy/stop-pid.sh
 cleanup() {
-  stop "$agent_pid"
-  stop "$agent2_pid"
-  stop "$stack_pid"
-  stop "$etcd_pid"
+  stop_pid "$agent_pid"
+  stop_pid "$agent2_pid"
+  stop_pid "$stack_pid"
+  stop_pid "$etcd_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT

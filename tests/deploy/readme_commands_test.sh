@@ -21,17 +21,10 @@ tmp=$(mktemp -d /tmp/pk-readme-XXXXXX)
 tree=$tmp/tree
 demo_pid="" agent_pid="" manifest=""
 users_before=$(getent passwd poolkeeper >/dev/null && echo yes || echo no)
-stop_pid() {  # PID: TERM, then KILL after 10 s
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null || return 0
-  i=0
-  while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$src/deploy/stop-pid.sh"
 cleanup() {
-  stop_pid "$demo_pid"
-  stop_pid "$agent_pid"
+  stop_pid "$demo_pid" 10
+  stop_pid "$agent_pid" 10
   rm -rf /run/poolkeeper
   dpkg --purge poolkeeper >/dev/null 2>&1 || true
   [ -n "$manifest" ] && [ -f "$manifest" ] && xargs -r rm -f < "$manifest"
