@@ -23,6 +23,7 @@ demo_pid="" agent_pid="" manifest=""
 users_before=$(getent passwd poolkeeper >/dev/null && echo yes || echo no)
 . "$src/deploy/stop-pid.sh"
 cleanup() {
+  [ -n "$demo_pid" ] && kill -TERM -- "-$demo_pid" 2>/dev/null
   stop_pid "$demo_pid" 10
   stop_pid "$agent_pid" 10
   rm -rf /run/poolkeeper
@@ -75,7 +76,9 @@ while IFS= read -r line; do
     tests/run.sh*) echo "(not run here: $line — this test is one of its tests)" ;;
     deploy/demo.sh*)
       echo "\$ $line   (in the background until it prints its last line)"
-      (cd "$tree" && exec sh -c "$line") > "$tmp/demo.out" 2>&1 < /dev/null &
+      # In its own process group (setsid execs: $! is the group), so that a failure
+      # here stops the whole demo, not only the shell that started it.
+      (cd "$tree" && exec setsid sh -c "$line") > "$tmp/demo.out" 2>&1 < /dev/null &
       demo_pid=$!
       found_demo=yes ;;
     *) echo "\"The two commands\" has a line this test does not know how to run: $line"; exit 1 ;;
