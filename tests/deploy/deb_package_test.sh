@@ -47,7 +47,7 @@ for l in pool depool drain ispooled; do
   [ "$(readlink /usr/bin/$l)" = poolctl ] || { echo "no link /usr/bin/$l -> poolctl"; exit 1; }
 done
 # An operator's login shell finds them (Debian leaves sbin out of a user's PATH).
-found=$(runuser -l nobody -s /bin/sh -c 'for c in poolctl pool depool drain ispooled; do command -v $c; done' 2>&1)
+found=$(runuser -l nobody -s /bin/sh -c 'for c in poolctl pool depool drain ispooled; do command -v $c; done' 2>/dev/null)
 [ "$found" = "$(printf '/usr/bin/%s\n' poolctl pool depool drain ispooled)" ] ||
   { echo "not on a normal user's PATH: $found"; exit 1; }
 
