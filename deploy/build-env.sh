@@ -1,14 +1,15 @@
 # Sourced by tests/run.sh and deploy/demo.sh (from the top of the tree): how build/ is
-# configured. ccache when installed (CCACHE_BASEDIR = the tree, so another clone hits
-# the same entries), and configure_build DIR [CMAKE-ARGS...]: the Debian package's flags
-# (dpkg-buildflags with deploy/debian/rules' hardening=+all; build type None, as
-# debhelper configures it), so code that would stop dpkg-buildpackage (an ignored
-# write() under _FORTIFY_SOURCE…) stops this build first, and the package's compiles
-# are ccache hits of this build's. Without dpkg-buildflags: RelWithDebInfo.
+# configured. ccache when installed, CCACHE_BASEDIR always this tree (whatever a caller
+# exported), so another clone hits the same entries. configure_build DIR [CMAKE-ARGS...]
+# uses the Debian package's flags (dpkg-buildflags with deploy/debian/rules'
+# hardening=+all; build type None, as debhelper configures it), so code that would stop
+# dpkg-buildpackage (an ignored write() under _FORTIFY_SOURCE…) stops this build first,
+# and the package's compiles are ccache hits of this build's. Without dpkg-buildflags:
+# RelWithDebInfo.
 PK_LAUNCHER=""
 if command -v ccache >/dev/null 2>&1; then
   PK_LAUNCHER="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
-  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}" CCACHE_NOHASHDIR=1
+  export CCACHE_BASEDIR="$(pwd)" CCACHE_NOHASHDIR=1
 fi
 
 configure_build() {
