@@ -10,6 +10,9 @@ PK_LAUNCHER=""
 if command -v ccache >/dev/null 2>&1; then
   PK_LAUNCHER="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
   export CCACHE_BASEDIR="$(pwd)" CCACHE_NOHASHDIR=1
+  # dpkg-buildflags' -ffile-prefix-map=<this tree>=. names the tree only to map it to
+  # "." (objects do not depend on it); deploy/build-deb.sh ignores it the same way.
+  export CCACHE_IGNOREOPTIONS="-ffile-prefix-map=* -fdebug-prefix-map=*"
 fi
 
 configure_build() {
