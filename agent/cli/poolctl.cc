@@ -146,9 +146,10 @@ void print_status(const nlohmann::json& s) {
       reason += "]";
     }
     std::string ct = conftool_word(s, name);
-    std::cout << pad(name, 10) << pad(sv.value("effective", ""), 10) << pad(sv.value("health", ""), 9)
-              << pad(intent.value("intent", ""), 8) << pad(ct, 10) << pad(when_short(sv.value("since", "")), 23)
-              << reason << "\n";
+    std::cout << trim_right(pad(name, 10) + pad(sv.value("effective", ""), 10) + pad(sv.value("health", ""), 9) +
+                            pad(intent.value("intent", ""), 8) + pad(ct, 10) + pad(when_short(sv.value("since", "")), 23) +
+                            reason)
+              << "\n";
     if (ct == "inactive" || ct == "missing" || ct == "unreadable") {
       std::string k = s["conftool"]["keys"][name].value("key", "");
       std::cout << "  warning: conftool key " << k
@@ -175,8 +176,9 @@ void print_status(const nlohmann::json& s) {
           static_cast<long long>(c["last"].value("latency_seconds", 0.0) * 1e9)));
       reason = c["last"].value("reason", "");
     }
-    std::cout << pad(name, 10) << pad(c.value("state", ""), 9) << pad(streak, 6) << pad(latency, 8) << reason
-              << (c.value("critical", true) ? "" : " (warn only)") << "\n";
+    std::cout << trim_right(pad(name, 10) + pad(c.value("state", ""), 9) + pad(streak, 6) + pad(latency, 8) + reason +
+                            (c.value("critical", true) ? "" : " (warn only)"))
+              << "\n";
   }
   if (s.contains("peers") && !s["peers"].empty()) {
     std::cout << "\n" << pad("PEER", 30) << "STATE\n";
