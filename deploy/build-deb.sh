@@ -35,6 +35,10 @@ if command -v ccache >/dev/null 2>&1; then
   export CCACHE_BASEDIR="$work" CCACHE_NOHASHDIR=1
   # The build path appears in these only to be mapped away.
   export CCACHE_IGNOREOPTIONS="-ffile-prefix-map=* -fdebug-prefix-map=*"
+  # debhelper (compat 13) gives dh_auto_* a fresh empty HOME, which would put the cache
+  # there and throw it away with the build: keep the caller's.
+  CCACHE_DIR="${CCACHE_DIR:-$(ccache -k cache_dir)}"
+  export CCACHE_DIR
 fi
 case " ${DEB_BUILD_OPTIONS:-} " in
   *" parallel="*) ;;
