@@ -68,8 +68,10 @@ cat "$work/stack.out"
 data=$(sed -n 's/^data //p' "$work/stack.out")
 
 # conftool mode, and a service IP for lvs-config: a vip check that only warns, since
-# this machine is no LVS realserver (192.0.2.10 is a documentation address).
-sed -i 's/^checks = \["\(.*\)"\]$/checks = ["\1", "lvs"]/' "$work/agent.toml"
+# this machine is no LVS realserver (192.0.2.10 is a documentation address). The admin
+# socket in the demo's own directory, where its printed lines point.
+sed -i -e 's/^checks = \["\(.*\)"\]$/checks = ["\1", "lvs"]/' \
+    -e "s|^admin_socket = .*|admin_socket = \"$work/admin.sock\"|" "$work/agent.toml"
 cat >>"$work/agent.toml" <<EOF
 
 [checks.lvs]
