@@ -23,7 +23,7 @@ demo_pid="" agent_pid="" manifest=""
 users_before=$(getent passwd poolkeeper >/dev/null && echo yes || echo no)
 . "$src/deploy/stop-pid.sh"
 cleanup() {
-  [ -n "$demo_pid" ] && kill -TERM -- "-$demo_pid" 2>/dev/null
+  [ -n "$demo_pid" ] && kill -TERM "-$demo_pid" 2>/dev/null  # the group (dash: no "--")
   stop_pid "$demo_pid" 10
   stop_pid "$agent_pid" 10
   rm -rf /run/poolkeeper
