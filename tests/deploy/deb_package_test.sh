@@ -16,6 +16,7 @@ src=$1
 tmp=$(mktemp -d)
 cleanup() { dpkg --purge poolkeeper >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
 
 start=$(date +%s)
