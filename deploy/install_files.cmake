@@ -30,7 +30,7 @@ function(pk_link target link)
 endfunction()
 
 foreach(alias pool depool drain ispooled)
-  pk_link(poolctl "${destdir}${prefix}/${PK_SBINDIR}/${alias}")
+  pk_link(poolctl "${destdir}${prefix}/${PK_BINDIR}/${alias}")
   pk_link(poolctl.8 "${destdir}${prefix}/${PK_MANDIR}/man8/${alias}.8")
   pk_link(poolctl "${destdir}${prefix}/${PK_DATADIR}/bash-completion/completions/${alias}")
 endforeach()

@@ -79,11 +79,15 @@ ConftoolConfig parse_conftool_config(TableReader& r, const std::string& config_f
       r.fail("password", "the config holds a password but others can read " + config_file + " (chmod o-r)");
     c.password = *password;
   }
-  if (password_file && secrets == Secrets::kRead) {
+  if (password_file && secrets != Secrets::kSkip) {
     if (others_can_read(*password_file))
       r.fail("password_file", "others can read " + *password_file + " (chmod o-r)");
     std::ifstream in(*password_file);
-    if (!in) r.fail("password_file", "cannot read " + *password_file);
+    if (!in && secrets == Secrets::kIfPresent)
+      c.unread_secret = r.file() + ":" + std::to_string(r.line_of("password_file")) + ": " +
+                        (r.prefix().empty() ? "" : r.prefix() + ".") + "password_file: cannot read " + *password_file;
+    else if (!in)
+      r.fail("password_file", "cannot read " + *password_file);
     std::getline(in, c.password);
     while (!c.password.empty() && (c.password.back() == '\r' || c.password.back() == ' ')) c.password.pop_back();
   }

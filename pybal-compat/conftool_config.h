@@ -31,6 +31,8 @@ struct ConftoolConfig {
   std::string depooled_prefix;
   // How long one request may wait for one endpoint before the next is tried.
   Duration timeout = std::chrono::seconds(2);
+  // Secrets::kIfPresent only: "FILE:LINE: conftool.password_file: cannot read …", or "".
+  std::string unread_secret;
 };
 
 struct HaproxyAgentConfig {
@@ -38,7 +40,10 @@ struct HaproxyAgentConfig {
 };
 
 // Whether a config's secrets are read (the daemon) or only named (tools needing none).
-enum class Secrets { kRead, kSkip };
+// kIfPresent (--check-config): as kRead, but a password file that cannot be read is
+// noted in ConftoolConfig::unread_secret instead of failing: secrets are deployed on
+// their own, often after the config.
+enum class Secrets { kRead, kSkip, kIfPresent };
 
 // `config_file` is checked for mode when it holds a password; a password file that
 // others can read is refused as well. With Secrets::kSkip the password file is not

@@ -175,6 +175,15 @@ std::string render_service_catalog(const PybalInput& in) {
   return out;
 }
 
+std::string url_host(const std::string& url) {
+  size_t scheme = url.find("://");
+  std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  if (!rest.empty() && rest[0] == '[') return rest.substr(1, rest.find(']') - 1);
+  return rest.substr(0, rest.find(':'));
+}
+
 std::string render_haproxy_config(const PybalInput& in) {
   if (in.agent_port == 0)
     throw std::runtime_error("no [haproxy_agent] section: HAProxy's agent-check needs the agent's port");
@@ -207,8 +216,11 @@ std::string render_haproxy_config(const PybalInput& in) {
     std::vector<std::string> hosts{in.hostname};
     for (const auto& p : s.peer_hosts) hosts.push_back(p);
     for (const auto& h : hosts) {
-      std::string short_name = h.substr(0, h.find('.'));
-      out += "    server " + short_name + " " + h + ":" + std::to_string(s.port) + "\n";
+      bool v6 = h.find(':') != std::string::npos;
+      std::string short_name = v6 ? h : h.substr(0, h.find('.'));
+      for (char& c : short_name)
+        if (c == ':') c = '_';
+      out += "    server " + short_name + " " + (v6 ? "[" + h + "]" : h) + ":" + std::to_string(s.port) + "\n";
     }
   }
   return out;

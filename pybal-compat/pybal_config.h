@@ -20,7 +20,7 @@ struct PybalService {
   int port = 0;
   std::string health_host;  // Host for the ProxyFetch URL (the http check's host)
   bool hold_on_reboot = false;
-  std::vector<std::string> peer_hosts;  // the other hosts serving it (from `peers`)
+  std::vector<std::string> peer_hosts;  // the other hosts serving it: the hosts of `peers`' URLs
 };
 
 struct PybalInput {
@@ -35,6 +35,10 @@ struct PybalInput {
 std::string render_pybal_config(const PybalInput& in);
 std::string render_service_catalog(const PybalInput& in);
 std::string render_haproxy_config(const PybalInput& in);
+// The host of a peer's agent URL ("http://clouddumps1002.example.org:9473/" →
+// "clouddumps1002.example.org", "http://[2001:db8::2]:9473" → "2001:db8::2"): the
+// peer serves the service on that host, at the service's port, not the agent's.
+std::string url_host(const std::string& url);
 // ConfigParser interpolation: every '%' becomes '%%'.
 std::string pybal_escape(const std::string& s);
 

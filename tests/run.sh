@@ -4,7 +4,8 @@
 # unit tests under ASan+UBSan. Prints the time each stage took; a failing stage does
 # not stop the later ones, and the run fails at the end.
 #
-#   tests/run.sh [ctest arguments...]         normal build (build/), tests, fuzzers
+#   tests/run.sh [ctest arguments...]         normal build (build/, the Debian package's
+#                                             flags), tests, fuzzers
 #   tests/run.sh --asan [ctest arguments...]  ASan+UBSan build (build-asan/), all tests
 #   tests/run.sh --tsan [ctest arguments...]  TSan build (build-tsan/): unit tests and
 #                                             one integration test (or what the
@@ -35,11 +36,9 @@ if [ "$mode" = default ] || [ "$mode" = nofuzz ]; then
 fi
 
 JOBS=$(nproc)
-LAUNCHER=""
-if command -v ccache >/dev/null 2>&1; then
-  LAUNCHER="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
-  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}" CCACHE_NOHASHDIR=1
-fi
+# ccache, and configure_build: build/ with the Debian package's flags.
+. deploy/build-env.sh
+LAUNCHER=$PK_LAUNCHER
 # Sanitizer findings abort the process that made them, so the test fails.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -135,7 +134,10 @@ case "$mode" in
     run_fuzzers
     ;;
   default | nofuzz)
-    build build "normal"
+    start "build normal (build, the Debian package's flags)"
+    configure_build build
+    cmake --build build -j"$JOBS"
+    done_stage "build normal"
     ctest_in build "normal" "$@"
     if [ "$mode" = default ]; then run_fuzzers; fi
     if [ "${CI:-}" = true ]; then

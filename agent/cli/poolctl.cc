@@ -44,8 +44,6 @@ int usage(std::ostream& out, int code) {
          "                      [--wait [DURATION]]\n"
          "       poolctl drain [SERVICE...] [--reason TEXT] [--for DURATION] [--force] [--wait [DURATION]]\n"
          "       poolctl ispooled SERVICE        (exit 0 pooled, 1 not)\n"
-         "pool exits 1 when the load balancer will not pool (conftool key inactive, missing,\n"
-         "unreadable, or etcd unavailable).\n"
          "       poolctl check --config FILE     (Nagios plugin: exit 0/1/2/3)\n"
          "       poolctl lvs-config --config FILE --format pybal|service-catalog|haproxy\n"
          "                      (the load balancer's config for these services; no secrets,\n"
@@ -53,7 +51,9 @@ int usage(std::ostream& out, int code) {
          "       poolctl etcd-role --config FILE (the etcdctl v2 commands that create the\n"
          "                      least-privilege etcd role and user for [conftool])\n"
          "No SERVICE means every service. pool, depool, drain and ispooled also work as\n"
-         "commands of their own (symlinks to poolctl).\n";
+         "commands of their own (symlinks to poolctl). pool exits 1 when the load balancer\n"
+         "will not pool (conftool key inactive, missing, unreadable, or etcd unavailable).\n"
+         "Times are UTC.\n";
   return code;
 }
 
@@ -96,9 +96,15 @@ std::string pad(std::string s, size_t w) {
 }
 
 std::string when_short(const std::string& iso) {
-  // 2026-11-23T19:29:19.726Z → 2026-11-23 19:29:19
+  // 2026-11-23T19:29:19.726Z → 2026-11-23 19:29:19 UTC (the agent's times are UTC, as
+  // on its status page)
   if (iso.size() < 19) return iso;
-  return iso.substr(0, 10) + " " + iso.substr(11, 8);
+  return iso.substr(0, 10) + " " + iso.substr(11, 8) + " UTC";
+}
+
+std::string trim_right(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
 }
 
 // A service's conftool key in a word: yes, no, inactive, missing, unreadable; "-"
@@ -143,7 +149,7 @@ void print_status(const nlohmann::json& s) {
   }
   std::cout << "\n"
             << pad("SERVICE", 10) << pad("EFFECTIVE", 10) << pad("HEALTH", 9) << pad("INTENT", 8)
-            << pad("CONFTOOL", 10) << pad("SINCE", 19) << "REASON\n";
+            << pad("CONFTOOL", 10) << pad("SINCE", 23) << "REASON\n";
   for (auto& [name, sv] : s["services"].items()) {
     std::string reason = sv.value("reason", "");
     const auto& intent = sv["intent"];
@@ -154,9 +160,10 @@ void print_status(const nlohmann::json& s) {
       reason += "]";
     }
     std::string ct = conftool_word(s, name);
-    std::cout << pad(name, 10) << pad(sv.value("effective", ""), 10) << pad(sv.value("health", ""), 9)
-              << pad(intent.value("intent", ""), 8) << pad(ct, 10) << pad(when_short(sv.value("since", "")), 19)
-              << reason << "\n";
+    std::cout << trim_right(pad(name, 10) + pad(sv.value("effective", ""), 10) + pad(sv.value("health", ""), 9) +
+                            pad(intent.value("intent", ""), 8) + pad(ct, 10) + pad(when_short(sv.value("since", "")), 23) +
+                            reason)
+              << "\n";
     if (ct == "inactive" || ct == "missing" || ct == "unreadable") {
       std::string k = s["conftool"]["keys"][name].value("key", "");
       std::cout << "  warning: conftool key " << k
@@ -183,8 +190,9 @@ void print_status(const nlohmann::json& s) {
           static_cast<long long>(c["last"].value("latency_seconds", 0.0) * 1e9)));
       reason = c["last"].value("reason", "");
     }
-    std::cout << pad(name, 10) << pad(c.value("state", ""), 9) << pad(streak, 6) << pad(latency, 8) << reason
-              << (c.value("critical", true) ? "" : " (warn only)") << "\n";
+    std::cout << trim_right(pad(name, 10) + pad(c.value("state", ""), 9) + pad(streak, 6) + pad(latency, 8) + reason +
+                            (c.value("critical", true) ? "" : " (warn only)"))
+              << "\n";
   }
   if (s.contains("peers") && !s["peers"].empty()) {
     std::cout << "\n" << pad("PEER", 30) << "STATE\n";
@@ -193,7 +201,7 @@ void print_status(const nlohmann::json& s) {
       if (name.empty()) name = p.value("url", "");
       std::string state;
       if (!p.value("reachable", false)) {
-        state = "unreachable (" + p.value("error", "") + ")";
+        state = "unreachable (" + p.value("error", "") + ") ";
       } else {
         for (auto& [svc, ps] : p["services"].items())
           state += svc + "=" + ps.value("effective", "") + (ps.value("healthy", false) ? "" : "(unhealthy)") + " ";
@@ -205,8 +213,8 @@ void print_status(const nlohmann::json& s) {
         const auto& lp = s["conftool"]["liveness"].value("peers", nlohmann::json::object());
         if (lp.contains(p.value("host", ""))) {
           const auto& l = lp[p.value("host", "")];
-          state += l.value("alive", false) ? " liveness key: alive"
-                                           : " liveness key: GONE since " + when_short(l.value("missing_since", ""));
+          state += l.value("alive", false) ? "liveness key: alive"
+                                           : "liveness key: GONE since " + when_short(l.value("missing_since", ""));
           // Who took it out and why (the takeover's record), and a takeover the floor holds.
           if (l.contains("taken_out") && l["taken_out"].is_object())
             for (auto& [svc, t] : l["taken_out"].items())
@@ -219,7 +227,7 @@ void print_status(const nlohmann::json& s) {
                        when_short(w.value("since", "")) + ": " + w.value("reason", "");
         }
       }
-      std::cout << pad(name, 30) << state << "\n";
+      std::cout << pad(name, 30) << trim_right(state) << "\n";
     }
   }
 }
@@ -246,13 +254,7 @@ std::string render_lvs_config(const Config& cfg, const std::string& format) {
       if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
       if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
     }
-    for (const auto& url : sc.peers) {  // http://host:9473 → host
-      std::string rest = url.substr(url.find("://") + 3), host;
-      int port = 0;
-      rest = rest.substr(0, rest.find('/'));
-      if (!split_host_port(rest, &host, &port)) host = rest;
-      ps.peer_hosts.push_back(host);
-    }
+    for (const auto& url : sc.peers) ps.peer_hosts.push_back(url_host(url));  // http://host:9473 → host
     in.services.push_back(ps);
   }
   if (format == "pybal") return render_pybal_config(in);
@@ -483,8 +485,11 @@ int main(int argc, char** argv) {
         rc = 1;
         continue;
       }
-      std::cout << name << ": " << s.value("effective", "");
-      std::string r = s.value("reason", "");
+      // "http: drained (disk swap)", not "http: drained (drained: disk swap)".
+      std::string eff = s.value("effective", ""), r = s.value("reason", "");
+      if (r == eff) r.clear();
+      else if (r.rfind(eff + ": ", 0) == 0) r = r.substr(eff.size() + 2);
+      std::cout << name << ": " << eff;
       if (!r.empty()) std::cout << " (" << r << ")";
       std::cout << "\n";
       if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";

@@ -40,16 +40,27 @@ int usage(std::ostream& out, int code) {
   return code;
 }
 
+std::string count(size_t n, const char* what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+// The config must be right (exit 2 otherwise), a password file others can read
+// included. A password file that is not there yet is a warning only: secrets are
+// deployed on their own, often after the config (a fresh host, Puppet's validate_cmd),
+// and the agent itself still refuses to start without it.
 int check_config(const std::string& file) {
+  Config cfg;
   try {
-    Config cfg = load_config(file);
-    std::cout << file << ": ok (" << cfg.services.size() << " services, " << cfg.checks.size()
-              << " checks)\n";
-    return 0;
+    cfg = load_config(file, Secrets::kIfPresent);
   } catch (const ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
   }
+  if (cfg.conftool && !cfg.conftool->unread_secret.empty())
+    std::cerr << "warning: " << cfg.conftool->unread_secret << " (the agent will not start without it)\n";
+  std::cout << file << ": ok (" << count(cfg.services.size(), "service") << ", "
+            << count(cfg.checks.size(), "check") << ")\n";
+  return 0;
 }
 
 // Ends the process now: log lines are already written (one write(2) each), intent is

@@ -196,7 +196,8 @@ void HealthModel::change_intent(ServiceRuntime& svc, const std::string& name, co
   if (intent.intent != Intent::kPooled && (intent.expires || intent.until_boot)) timed_intents_.insert(name);
   else timed_intents_.erase(name);
   std::string why = intent.reason;
-  if (!intent.who.empty()) why += (why.empty() ? "" : " ") + std::string("(") + intent.who + ")";
+  // "disk swap (by alice)", or "by root" for a pool with no --reason.
+  if (!intent.who.empty()) why += why.empty() ? "by " + intent.who : " (by " + intent.who + ")";
   Event e{clock_.wall(), "intent", name, before, intent_name(intent.intent), why};
   e.automatic = automatic;
   emit(std::move(e));

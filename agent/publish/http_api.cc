@@ -7,13 +7,15 @@ namespace poolkeeper {
 
 namespace {
 
+// "pooled", "pooled (kept by floor: …)" — the status code stays 200, which is all
+// PyBal's ProxyFetch reads, but a person reading the body sees the floor at work —
+// or "not pooled: why".
 std::string service_line(const ServiceView& s) {
-  if (s.effective.state == Effective::kPooled) return "pooled\n";
-  std::string reason = s.effective.reason.empty() ? effective_name(s.effective.state)
-                                                  : s.effective.reason;
+  std::string reason = s.effective.reason;
   for (char& c : reason)
     if (c == '\n' || c == '\r') c = ' ';
-  return "not pooled: " + reason + "\n";
+  if (s.effective.state == Effective::kPooled) return reason.empty() ? "pooled\n" : "pooled (" + reason + ")\n";
+  return "not pooled: " + (reason.empty() ? std::string(effective_name(s.effective.state)) : reason) + "\n";
 }
 
 }  // namespace

@@ -234,8 +234,10 @@ void service_card(std::string& out, const Snapshot& s, const ServiceView& sv) {
   out += "<p class=\"reason\">" + html_escape(reason) + "</p><dl>";
   out += "<dt>since</dt><dd>" + when_text(sv.since, now) + "</dd>";
   out += "<dt>health</dt><dd>";
+  // The headline above already gives the failing check when it is why: not twice.
+  bool said = !sv.health_reason.empty() && reason.find(sv.health_reason) != std::string::npos;
   if (sv.healthy) out += "healthy";
-  else out += "unhealthy" + (sv.health_reason.empty() ? std::string() : ": " + html_escape(sv.health_reason));
+  else out += "unhealthy" + (sv.health_reason.empty() || said ? std::string() : ": " + html_escape(sv.health_reason));
   for (const auto& w : sv.warnings) out += "<br><span class=\"muted\">warning: " + html_escape(w) + "</span>";
   out += "</dd><dt>intent</dt><dd>" + intent_text(sv, now) + "</dd>";
   out += "<dt>floor</dt><dd>";
@@ -383,17 +385,21 @@ void events_table(std::string& out, const Snapshot& s) {
 std::string render_status_page(const Snapshot& s) {
   std::string out;
   out.reserve(8192 + 1500 * s.checks.size() + 600 * s.services.size() + 200 * std::min<size_t>(s.events.size(), 20));
-  size_t pooled = 0;
-  for (const auto& sv : s.services)
+  size_t pooled = 0, by_floor = 0;
+  for (const auto& sv : s.services) {
     if (sv.effective.state == Effective::kPooled) ++pooled;
+    if (sv.effective.state == Effective::kPooled && sv.kept_by_floor) ++by_floor;
+  }
+  // A host kept in only by the floor is pooled but failing: the header and the tab say so.
+  std::string floor_note = by_floor ? " (" + std::to_string(by_floor) + " kept by floor)" : "";
   std::string host = html_escape(s.host);
   out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
          "<meta http-equiv=\"refresh\" content=\"" + std::to_string(kStatusPageRefreshSeconds) + "\">"
-         "<title>" + std::to_string(pooled) + "/" + std::to_string(s.services.size()) + " pooled \u00b7 " + host +
+         "<title>" + std::to_string(pooled) + "/" + std::to_string(s.services.size()) + " pooled" + floor_note + " \u00b7 " + host +
          " \u00b7 poolkeeper</title><style>" + kStyle + "</style></head><body>";
   out += "<header><h1>" + host + "</h1><p>" + std::to_string(pooled) + " of " + std::to_string(s.services.size()) +
-         " services pooled &middot; agent <b>" + lifecycle_name(s.lifecycle) + "</b> since " +
+         " services pooled" + floor_note + " &middot; agent <b>" + lifecycle_name(s.lifecycle) + "</b> since " +
          when_text(s.lifecycle_since, s.generated) + "</p><p>as of " + clock_text(s.generated, s.generated) +
          " &middot; poolkeeper " + html_escape(POOLKEEPER_VERSION) + "</p></header>";
   if (s.lifecycle == Lifecycle::kStopping)

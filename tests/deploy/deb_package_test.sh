@@ -1,23 +1,36 @@
 #!/bin/sh
-# The Debian package, built with deploy/build-deb.sh (tests not built: nocheck),
+# The Debian package, built with deploy/build-deb.sh — with CI=true exactly as the
+# README gives it (no DEB_BUILD_OPTIONS: the unit tests run inside dpkg-buildpackage
+# under Debian's build flags), otherwise with nocheck to save a developer minutes —
 # checked by lintian (no errors), installed with dpkg -i on this disposable machine:
 # the installed agent accepts the installed config, poolctl answers --help, the links,
 # user and groups exist, the unit passes `systemd-analyze verify` and rates at most 2.0
-# in `systemd-analyze security --offline=yes`; the README's first run (the installed
-# agent started as the unit starts it, then `poolctl status`) works; then purged.
-# Prints the build time.
+# in `systemd-analyze security --offline=yes`; what the docs name is what the package
+# holds (the units' Documentation=, the man pages' paths and cross-references, the
+# shipped config's pointer, the README's installed files) and the commands are on a
+# normal user's PATH; the README's first run (the installed agent started as the unit
+# starts it, then `poolctl status`) works; then purged. Prints the build time.
 set -eu
 src=$1
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i)"; exit 1; }
 tmp=$(mktemp -d)
 cleanup() { dpkg --purge poolkeeper >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
 
 start=$(date +%s)
-DEB_BUILD_OPTIONS="nocheck parallel=2" "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
-  { tail -40 "$tmp/build.log"; exit 1; }
-echo "package built in $(( $(date +%s) - start )) s"
+if [ "${CI:-}" = true ]; then
+  how="as documented (unit tests inside)"
+  env -u DEB_BUILD_OPTIONS "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
+    { tail -60 "$tmp/build.log"; exit 1; }
+  grep -q '100% tests passed' "$tmp/build.log" || { tail -60 "$tmp/build.log"; echo "no unit tests ran in the build"; exit 1; }
+else
+  how="with nocheck (CI=true builds it as documented)"
+  DEB_BUILD_OPTIONS=nocheck "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
+    { tail -60 "$tmp/build.log"; exit 1; }
+fi
+echo "package built $how in $(( $(date +%s) - start )) s"
 deb=$(ls "$tmp"/out/poolkeeper_*.deb)
 
 lintian --fail-on error "$deb" > "$tmp/lintian.log" 2>&1 ||
@@ -28,17 +41,67 @@ cat "$tmp/lintian.log"
 dpkg -i "$deb" > "$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; exit 1; }
 /usr/sbin/poolkeeper --check-config /etc/poolkeeper/poolkeeper.toml
 runuser -u poolkeeper -- /usr/sbin/poolkeeper --check-config /etc/poolkeeper/poolkeeper.toml >/dev/null
-/usr/sbin/poolctl --help | grep -q 'lvs-config' || { echo "poolctl --help lacks lvs-config"; exit 1; }
+/usr/bin/poolctl --help | grep -q 'lvs-config' || { echo "poolctl --help lacks lvs-config"; exit 1; }
 dpkg-query -W -f='${Conffiles}\n' poolkeeper | grep -q ' /etc/poolkeeper/poolkeeper.toml ' ||
   { echo "the config is not a conffile"; exit 1; }
 for l in pool depool drain ispooled; do
-  [ "$(readlink /usr/sbin/$l)" = poolctl ] || { echo "no link /usr/sbin/$l -> poolctl"; exit 1; }
+  [ "$(readlink /usr/bin/$l)" = poolctl ] || { echo "no link /usr/bin/$l -> poolctl"; exit 1; }
+done
+# An operator's login shell finds them (Debian leaves sbin out of a user's PATH).
+found=$(runuser -l nobody -s /bin/sh -c 'for c in poolctl pool depool drain ispooled; do command -v $c; done' 2>/dev/null)
+[ "$found" = "$(printf '/usr/bin/%s\n' poolctl pool depool drain ispooled)" ] ||
+  { echo "not on a normal user's PATH: $found"; exit 1; }
+
+# What the docs point at is what the package holds. Every path under /usr or /etc that
+# the man pages, the units' Documentation= and the shipped config name must be a file
+# of the package (or a directory of them); cross-referenced man pages must resolve.
+dpkg -L poolkeeper > "$tmp/files"
+bad=""
+check_path() {  # FILE-THAT-NAMES-IT PATH
+  p=${2%/}
+  grep -qx "$p" "$tmp/files" || bad="$bad
+  $1 names $2, which the package does not hold"
+}
+for m in poolkeeper poolctl; do
+  page=$(man -w "$m")
+  zcat -f "$page" | sed 's/\\-/-/g; s/\\f[BIRP]//g' > "$tmp/$m.8"
+  for p in $(grep -oE '(^|[^A-Za-z0-9_./-])/(usr|etc|lib)/[A-Za-z0-9_./-]*[A-Za-z0-9_/]' "$tmp/$m.8" |
+             sed 's|^[^/]*||' | sort -u); do
+    check_path "$m(8)" "$p"
+  done
+  for ref in $(sed -n 's/^\.BR \([a-z.]*\) (\([0-9]\)).*/\1.\2/p' "$tmp/$m.8"); do
+    man -w "${ref%.*}" >/dev/null 2>&1 || bad="$bad
+  $m(8) refers to ${ref%.*}(${ref##*.}), which man cannot find"
+  done
+done
+for u in poolkeeper.service poolkeeper.socket; do
+  for d in $(sed -n 's/^Documentation=//p' "/lib/systemd/system/$u"); do
+    case $d in
+      file:*) check_path "$u" "${d#file:}" ;;
+      man:*) n=${d#man:}; man -w "${n%%(*}" >/dev/null 2>&1 || bad="$bad
+  $u: Documentation=$d, which man cannot find" ;;
+    esac
+  done
+done
+for p in $(grep -o '/usr/share/doc/poolkeeper/[A-Za-z0-9_./-]*[A-Za-z0-9_/]' /etc/poolkeeper/poolkeeper.toml | sort -u); do
+  check_path "/etc/poolkeeper/poolkeeper.toml" "$p"
+done
+# The installed files the README's "Install and first run" names.
+for p in $(sed -n '/^## Install and first run/,/^## /p' /usr/share/doc/poolkeeper/README.md |
+           grep -o '/usr/share/doc/poolkeeper/[A-Za-z0-9_./-]*[A-Za-z0-9_/]' | sort -u); do
+  check_path "README.md" "$p"
+done
+[ -z "$bad" ] || { echo "docs and package disagree:$bad"; exit 1; }
+echo "docs and package agree: $(wc -l < "$tmp/files") paths"
+# Enabled on first install, started by nobody: both come up at the next boot.
+for l in multi-user.target.wants/poolkeeper.service sockets.target.wants/poolkeeper.socket; do
+  [ -L "/etc/systemd/system/$l" ] || { echo "not enabled: $l"; exit 1; }
 done
 getent passwd poolkeeper | grep -q ':/var/lib/poolkeeper:/usr/sbin/nologin$' || { echo "no poolkeeper user"; exit 1; }
 getent group poolkeeper >/dev/null && getent group poolkeeper-admins >/dev/null || { echo "groups missing"; exit 1; }
 [ "$(id -gn poolkeeper)" = poolkeeper ] || { echo "poolkeeper's primary group is $(id -gn poolkeeper)"; exit 1; }
 [ -e /etc/poolkeeper/etcd-password ] && { echo "unexpected password file"; exit 1; }
-/usr/sbin/poolctl lvs-config --config /usr/share/doc/poolkeeper/examples/poolkeeper.toml --format service-catalog >/dev/null
+/usr/bin/poolctl lvs-config --config /usr/share/doc/poolkeeper/examples/poolkeeper.toml --format service-catalog >/dev/null
 man -w poolkeeper >/dev/null && man -w depool >/dev/null
 
 out=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no /lib/systemd/system/poolkeeper.service 2>&1 || true)
@@ -58,7 +121,7 @@ setpriv --reuid=poolkeeper --regid=poolkeeper --init-groups \
 agent=$!
 i=0
 until [ -S /run/poolkeeper/admin.sock ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-status=$(/usr/sbin/poolctl status 2>&1) || true
+status=$(/usr/bin/poolctl status 2>&1) || true
 kill -TERM $agent 2>/dev/null || true
 i=0
 while kill -0 $agent 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done

@@ -3,15 +3,19 @@
 # absent and no agent running: each format parses with its consumer's own reader —
 # PyBal's INI (Python configparser with interpolation, so %% escapes; list literals),
 # the service catalog (YAML, checked against the Wmflib::Service::Lvs shape), HAProxy
-# (`haproxy -c`, in an empty network namespace so no name is looked up on the network).
+# (`haproxy -c`, in an empty network namespace so no name is looked up on the network,
+# the two hosts resolving through a private /etc/hosts: no warning allowed).
 set -eu
 poolctl=$1 example=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pw=$(sed -n 's/^password_file *= *"\([^"]*\)".*/\1/p' "$example")
 [ -n "$pw" ] || { echo "the example config names no password_file"; exit 1; }
-# The config points at a password file that must not be there for this test.
-sed "s|$pw|$tmp/absent/etcd-password|" "$example" > "$tmp/poolkeeper.toml"
+# The config points at a password file that must not be there for this test; the
+# host is named as on a real host (not this machine's name).
+sed -e "s|$pw|$tmp/absent/etcd-password|" \
+    -e 's|^# hostname defaults to.*|hostname = "clouddumps1001.example.org"|' "$example" > "$tmp/poolkeeper.toml"
+grep -q '^hostname = "clouddumps1001.example.org"' "$tmp/poolkeeper.toml" || { echo "cannot name the host"; exit 1; }
 fail=0
 for f in pybal service-catalog haproxy; do
   if ! "$poolctl" lvs-config --config "$tmp/poolkeeper.toml" --format "$f" > "$tmp/$f.out" 2> "$tmp/$f.err"; then
@@ -68,7 +72,19 @@ print("service-catalog: %d entries parse" % len(cat))
 PY
 grep -q "Liberica accepts only mh" "$tmp/service-catalog.out" || { echo "the catalog does not say why mh"; exit 1; }
 
-unshare -n haproxy -c -f "$tmp/haproxy.out" > "$tmp/haproxy.log" 2>&1 || { cat "$tmp/haproxy.log"; exit 1; }
+# Every server is a host at its service's port (not the agent's: the peers are agent
+# URLs); with the two hosts resolving (documentation addresses, in a private
+# /etc/hosts) haproxy -c must pass with no warning — an unresolvable or malformed
+# address would be a warning and a disabled server.
+bad=$(awk '$1 == "backend" { b = $2 } $1 == "server" { print b, $3 }' "$tmp/haproxy.out" |
+      awk '{ split($2, a, ":"); want = ($1 == "nfs" ? 2049 : $1 == "http" ? 443 : 873)
+             if (a[1] !~ /^clouddumps100[12]\.example\.org$/ || a[2] != want || a[3] != "") print }')
+[ -z "$bad" ] || { echo "server addresses not HOST:SERVICE_PORT: $bad"; exit 1; }
+[ "$(grep -c '^    server ' "$tmp/haproxy.out")" = 6 ] || { echo "want 2 servers per backend"; cat "$tmp/haproxy.out"; exit 1; }
+printf '192.0.2.11 clouddumps1001.example.org\n192.0.2.12 clouddumps1002.example.org\n' > "$tmp/hosts"
+unshare -n -m sh -c 'mount --bind "$1" /etc/hosts && haproxy -c -f "$2"' sh "$tmp/hosts" "$tmp/haproxy.out" \
+  > "$tmp/haproxy.log" 2>&1 || { cat "$tmp/haproxy.log"; exit 1; }
+if grep -qi 'warning' "$tmp/haproxy.log"; then cat "$tmp/haproxy.log"; echo "haproxy -c warned"; exit 1; fi
 grep -q "agent-check agent-port 9474" "$tmp/haproxy.out" || { echo "no agent-check"; exit 1; }
 echo "haproxy: $(grep -c '^backend ' "$tmp/haproxy.out") backends valid"
 echo "1 passed, 0 failed"

@@ -2,6 +2,8 @@
 // file: the HTTP endpoint as PyBal and operators see it, metrics through promtool,
 // config errors, and the stop signal.
 #include <gtest/gtest.h>
+
+#include <regex>
 #include <arpa/inet.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
@@ -277,6 +279,18 @@ TEST_F(AgentBinaryTest, ExampleConfigIsValid) {
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find(": conftool.password_file: others can read " + dir_.file("etcd-password") + " (chmod o-r)"),
             std::string::npos) << out;
+  // On a fresh host the password file is not there yet: the config checks out, with
+  // a warning naming the line; the agent itself refuses to start without it.
+  ::unlink(dir_.file("etcd-password").c_str());
+  rc = run_command({POOLKEEPER_BIN, "--check-config", dir_.file("example.toml")}, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("warning: " + dir_.file("example.toml") + ":45: conftool.password_file: cannot read " +
+                     dir_.file("etcd-password") + " (the agent will not start without it)\n"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find(dir_.file("example.toml") + ": ok (3 services, 5 checks)\n"), std::string::npos) << out;
+  rc = run_command({POOLKEEPER_BIN, "--config", dir_.file("example.toml")}, &out);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find(":45: conftool.password_file: cannot read"), std::string::npos) << out;
   // What poolctl makes of the example's services is checked by
   // tests/deploy/lvs_config_test.sh, with each format's own parser.
 }
@@ -310,6 +324,14 @@ TEST_F(AgentBinaryTest, PoolctlStatusTable) {
   EXPECT_NE(out.find("host host1.example.org  lifecycle running"), std::string::npos) << out;
   EXPECT_NE(out.find("web        pooled     healthy   pooled"), std::string::npos) << out;
   EXPECT_NE(out.find("flag       healthy   +"), std::string::npos) << out;
+  // Times carry their zone, as on the status page.
+  EXPECT_TRUE(std::regex_search(out, std::regex("\n(web +pooled +healthy +pooled +- +)[0-9-]{10} [0-9:]{8} UTC"))) << out;
+  EXPECT_EQ(out.find(" \n"), std::string::npos) << out;
+  // --help: the synopsis first, then the notes.
+  run_command({POOLCTL_BIN, "--help"}, &out);
+  std::string synopsis = out.substr(0, out.find("No SERVICE means"));
+  EXPECT_EQ(synopsis.find("\npool exits 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("pool exits 1 when the load balancer"), std::string::npos) << out;
   rc = run_command({POOLCTL_BIN, "--socket", dir_.file("admin.sock"), "status", "--json"}, &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out)["services"]["web"]["effective"], "pooled");

@@ -385,6 +385,9 @@ TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
   EXPECT_EQ(b.log().find("took a dead peer out"), std::string::npos);
   auto out = a.ctl({"status"}).out;
   EXPECT_NE(out.find("liveness key: alive"), std::string::npos) << out;
+  // The PEER line: one space between its parts, none at the end.
+  EXPECT_EQ(out.find("  liveness key"), std::string::npos) << out;
+  EXPECT_EQ(out.find(" \n"), std::string::npos) << out;
 }
 
 TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {

@@ -62,6 +62,7 @@ TEST(OperatorTest, DepoolPoolDrainRoundTrip) {
 
   r = a.ctl({"http", "--reason", "maintenance"}, "drain");
   EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out, "http: drained (maintenance)\n");
   EXPECT_EQ(a.health_body("http"), "not pooled: drained: maintenance\n");
   EXPECT_EQ(a.status()["services"]["http"]["effective"], "drained");
 
@@ -87,8 +88,10 @@ TEST(OperatorTest, DepoolPoolDrainRoundTrip) {
   int intents = 0;
   for (auto& e : events) intents += e["kind"] == "intent";
   EXPECT_GE(intents, 6);
-  EXPECT_NE(a.log().find("event=intent name=nfs from=pooled to=depooled reason=\"disk swap (root)\""),
+  EXPECT_NE(a.log().find("event=intent name=nfs from=pooled to=depooled reason=\"disk swap (by root)\""),
             std::string::npos)
+      << a.log();
+  EXPECT_NE(a.log().find("event=intent name=nfs from=depooled to=pooled reason=\"by root\""), std::string::npos)
       << a.log();
 }
 
@@ -244,7 +247,8 @@ TEST(OperatorTest, TwoAgentsFailingTogetherLeaveExactlyOnePooled) {
                        10000ms, 50ms))
       << a.health_body("nfs") << b.health_body("nfs");
   EXPECT_TRUE(holds_for([&] { return (a.health("nfs") == 200) + (b.health("nfs") == 200) == 1; }, 2000ms, 100ms));
-  EXPECT_EQ(a.health_body("nfs"), "pooled\n");
+  // The code stays 200 (all ProxyFetch reads); the body says it is the floor.
+  EXPECT_EQ(a.health_body("nfs"), "pooled (kept by floor: check nfs_ok unhealthy: exit status 1)\n");
   EXPECT_EQ(a.status()["services"]["nfs"]["reason"], "kept by floor: check nfs_ok unhealthy: exit status 1");
   // b recovers: a may leave.
   b.set_ok("nfs", true);

@@ -45,7 +45,8 @@ TEST(ConftoolConfigTest, LocksNeverInsideThePoolsTree) {
 TEST(ConftoolConfigTest, SecretsMustNotBeWorldReadable) {
   char path[] = "/tmp/pk-pw-XXXXXX";
   int fd = mkstemp(path);
-  ::write(fd, "s3cret\n", 7);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "s3cret\n", 7), 7);
   ::close(fd);
   ::chmod(path, 0644);
   std::string base = "[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\nusername = \"pk\"\n";
@@ -60,6 +61,19 @@ TEST(ConftoolConfigTest, SecretsMustNotBeWorldReadable) {
   EXPECT_EQ(error_of("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\npassword = \"x\"\n", "/nonexistent.toml"),
             "/nonexistent.toml:1: conftool.username: is required with a password");
   std::remove(path);
+}
+
+// --check-config on a fresh host: the secret is not deployed yet. Noted, naming the
+// place, not an error; the daemon (kRead) still refuses.
+TEST(ConftoolConfigTest, MissingPasswordFileIsNotedWhenSecretsAreReadIfPresent) {
+  auto t = toml::parse("[conftool]\nendpoints = [\"http://e:2379\"]\nprefix = \"/p/x\"\nusername = \"pk\"\n"
+                       "password_file = \"/nonexistent/etcd-password\"\n");
+  TableReader r(*t["conftool"].as_table(), "t.toml", "conftool");
+  ConftoolConfig c = parse_conftool_config(r, "t.toml", Secrets::kIfPresent);
+  EXPECT_EQ(c.unread_secret, "t.toml:5: conftool.password_file: cannot read /nonexistent/etcd-password");
+  EXPECT_EQ(c.password, "");
+  TableReader r2(*t["conftool"].as_table(), "t.toml", "conftool");
+  EXPECT_THROW(parse_conftool_config(r2, "t.toml", Secrets::kRead), ConfigError);
 }
 
 TEST(ConftoolConfigTest, LivenessKeysBesideTheLocksByDefault) {

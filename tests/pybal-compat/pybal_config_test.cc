@@ -92,3 +92,20 @@ TEST(HaproxyConfigTest, BackendPerServiceWithAgentCheckForEveryHost) {
   no_agent.agent_port = 0;
   EXPECT_THROW(render_haproxy_config(no_agent), std::runtime_error);
 }
+
+// `peers` holds agent URLs; the load balancer needs the host at the service's port.
+TEST(HaproxyConfigTest, PeerServerIsTheUrlsHostAtTheServicePort) {
+  EXPECT_EQ(url_host("http://clouddumps1002.example.org:9473"), "clouddumps1002.example.org");
+  EXPECT_EQ(url_host("http://clouddumps1002.example.org:9473/health"), "clouddumps1002.example.org");
+  EXPECT_EQ(url_host("https://user:pw@clouddumps1002.example.org/"), "clouddumps1002.example.org");
+  EXPECT_EQ(url_host("http://192.0.2.2:9473"), "192.0.2.2");
+  EXPECT_EQ(url_host("http://[2001:db8::2]:9473"), "2001:db8::2");
+  PybalInput in = dumps_pair();
+  in.services.resize(1);
+  in.services[0].peer_hosts = {url_host("http://clouddumps1002.example.org:9473"), url_host("http://[2001:db8::2]:9473")};
+  std::string out = render_haproxy_config(in);
+  EXPECT_NE(out.find("    server clouddumps1002 clouddumps1002.example.org:" + std::to_string(in.services[0].port) + "\n"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find(" [2001:db8::2]:" + std::to_string(in.services[0].port) + "\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find(":9473"), std::string::npos) << out;
+}

@@ -32,6 +32,17 @@ TEST(HttpApiTest, HealthOfAll) {
   EXPECT_EQ(handle_http("GET", "/health", s, metrics).status, 200);
 }
 
+TEST(HttpApiTest, KeptByFloorIsOkAndSaysSo) {
+  Snapshot s = sample_snapshot();
+  s.services[1].effective = {Effective::kPooled, "kept by floor: check export unhealthy: timed out"};
+  s.services[1].kept_by_floor = true;
+  HttpReply r = handle_http("GET", "/health/nfs", s, metrics);
+  EXPECT_EQ(r.status, 200);  // PyBal's ProxyFetch reads only the code
+  EXPECT_EQ(r.body, "pooled (kept by floor: check export unhealthy: timed out)\n");
+  r = handle_http("GET", "/health", s, metrics);
+  EXPECT_NE(r.body.find("nfs pooled (kept by floor: check export unhealthy: timed out)\n"), std::string::npos) << r.body;
+}
+
 TEST(HttpApiTest, DrainedIsNotOk) {
   Snapshot s = sample_snapshot();
   s.services[1].effective = {Effective::kDrained, "drained: maintenance"};

@@ -87,7 +87,12 @@ TEST(StatusPageTest, ShowsEachServiceStateReasonIntentAndFloor) {
   EXPECT_NE(page.find("<meta http-equiv=\"refresh\" content=\"5\">"), std::string::npos);
   EXPECT_NE(page.find("name=\"viewport\""), std::string::npos);
   EXPECT_NE(page.find("clouddumps1001.example.org"), std::string::npos);
-  EXPECT_NE(page.find("1 of 3 services pooled"), std::string::npos);
+  // Pooled only by the floor is said in the header and the tab's title.
+  EXPECT_NE(page.find("<p>1 of 3 services pooled (1 kept by floor) &middot;"), std::string::npos) << page;
+  EXPECT_NE(page.find("<title>1/3 pooled (1 kept by floor) \u00b7 clouddumps1001"), std::string::npos) << page;
+  // The failing check is given once: in the headline, not again in the health row.
+  EXPECT_NE(page.find("<p class=\"reason\">check web unhealthy: status 500</p>"), std::string::npos) << page;
+  EXPECT_EQ(page.find("unhealthy: check web unhealthy"), std::string::npos) << page;
   // Colour (card class) and words for each state.
   EXPECT_NE(page.find("class=\"card bad\" id=\"service-http\""), std::string::npos);
   EXPECT_NE(page.find("NOT POOLED</span>"), std::string::npos);
