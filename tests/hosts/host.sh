@@ -7,6 +7,9 @@
 #   host.sh wait NAME N                until NAME has reached multi-user.target N times
 #   host.sh exec NAME CMD              run CMD (bash, as root) in NAME; its output and
 #                                      status are the command's
+#   host.sh send NAME CMD              start CMD in NAME and return (for `systemctl
+#                                      reboot`, which ends the control channel)
+#   host.sh boots NAME                 how many times NAME has reached multi-user.target
 #   host.sh kill NAME                  power NAME off (its qemu killed, by pid file)
 #   host.sh killall                    kill every qemu this state directory started
 #   host.sh rss NAME                   the qemu's resident set (KiB)
@@ -183,11 +186,16 @@ start() {
 boots() { cat "$HOSTS_DIR/$1/out/ready" 2>/dev/null | wc -l; }
 reached() { [ "$(boots "$1")" -ge "$2" ]; }
 
+send_cmd() {
+  local d=$HOSTS_DIR/$1/out/ctl
+  id=$(date +%s%N).$$
+  printf '%s\n' "$2" > "$d/$id.tmp"
+  mv "$d/$id.tmp" "$d/$id.cmd"
+}
+
 run_cmd() {
   local name=$1 cmd=$2 d=$HOSTS_DIR/$1/out/ctl id
-  id=$(date +%s%N).$$
-  printf '%s\n' "$cmd" > "$d/$id.tmp"
-  mv "$d/$id.tmp" "$d/$id.cmd"
+  send_cmd "$name" "$cmd"
   wait_until "$name" "exec: ${cmd:0:60}" test -e "$d/$id.rc"
   cat "$d/$id.out"
   local rc
@@ -218,6 +226,8 @@ case $cmd in
   start) start "$@" ;;
   wait) wait_until "$1" "boot $2" reached "$1" "$2"; sed -n "${2}p" "$HOSTS_DIR/$1/out/ready" ;;
   exec) run_cmd "$1" "$2" ;;
+  send) send_cmd "$1" "$2" ;;
+  boots) boots "$1" ;;
   kill) kill_host "$1" ;;
   killall)
     for f in "$HOSTS_DIR"/*/qemu.pid; do
