@@ -3,7 +3,9 @@
 #
 #   host.sh setup                      kernel, udev layer and initramfs into the cache
 #   host.sh start NAME [--ip A/LEN] [--disk MiB] [--hub P1,P2..] [--connect P]
-#                      [--wants U1,U2..] [--mem MiB]
+#                      [--wants U1,U2..] [--dr-vip ADDR] [--mem MiB]
+#        --wants: units enabled (multi-user.target) on the host's first boot
+#        --dr-vip: an LVS-DR realserver's VIP, on lo with ARP for it ignored
 #   host.sh wait NAME N                until NAME has reached multi-user.target N times
 #   host.sh exec NAME CMD              run CMD (bash, as root) in NAME; its output and
 #                                      status are the command's
@@ -128,11 +130,11 @@ wait_until() {
 start() {
   local name=$1
   shift
-  local ip="" disk=0 hub="" connect="" wants="" mem=${HOSTS_MEM:-1024}
+  local ip="" disk=0 hub="" connect="" wants="" vip="" mem=${HOSTS_MEM:-1024}
   while [ $# -gt 0 ]; do
     case $1 in
       --ip) ip=$2 ;; --disk) disk=$2 ;; --hub) hub=$2 ;; --connect) connect=$2 ;;
-      --wants) wants=$2 ;; --mem) mem=$2 ;;
+      --wants) wants=$2 ;; --dr-vip) vip=$2 ;; --mem) mem=$2 ;;
       *) fail "start: unknown option $1" ;;
     esac
     shift 2
@@ -168,6 +170,7 @@ start() {
   args="$args hosts.disk=$([ "$disk" != 0 ] && echo 1 || echo 0)"
   [ -n "$ip" ] && args="$args hosts.ip=$ip"
   [ -n "$wants" ] && args="$args hosts.wants=$wants"
+  [ -n "$vip" ] && args="$args hosts.vip=$vip"
   now > "$d/started"
   # No -no-reboot: a guest's reboot resets the machine and qemu boots the kernel again.
   # tb-size: 256 MiB of translated code instead of the default's 1 GiB per VM.
