@@ -35,7 +35,11 @@ ROLL=("${@:-rs1}")
 VIP=198.51.100.10
 PREFIX=/conftool/v1/pools/test/dumps
 SRCS=192.0.2.100,192.0.2.101,192.0.2.102,192.0.2.103,192.0.2.104,192.0.2.105,192.0.2.106,192.0.2.107
-PORT=$((30000 + RANDOM % 20000))
+# Two free loopback ports for the hub's listening sockets (qemu cannot bind a busy one).
+for _ in $(seq 50); do
+  PORT=$((30000 + RANDOM % 20000))
+  ss -Htan "( sport = :$PORT or sport = :$((PORT + 1)) )" | grep -q . || break
+done
 declare -A IP=([rs1]=192.0.2.11 [rs2]=192.0.2.12)
 
 T0=$(date +%s.%N)
