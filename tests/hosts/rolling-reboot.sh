@@ -208,8 +208,10 @@ log "the director has both realservers in every service"
 # The director's clock (CLOCK_BOOTTIME, the driver's and clients' clock) now, from
 # the control channel's heartbeat (its content is the guest's uptime, its mtime ours).
 lb_now() {
-  local hb=$HOSTS_DIR/lb/out/hb
-  awk -v u="$(cat "$hb")" -v m="$(stat -c %.9Y "$hb")" -v n="$(date +%s.%N)" 'BEGIN { printf "%.3f", u + n - m }'
+  local hb=$HOSTS_DIR/lb/out/hb u=""
+  # Read while the guest rewrites it, the file can be empty: read again.
+  while [ -z "$u" ]; do u=$(cat "$hb"); [ -n "$u" ] || sleep 0.1; done
+  awk -v u="$u" -v m="$(stat -c %.9Y "$hb")" -v n="$(date +%s.%N)" 'BEGIN { printf "%.3f", u + n - m }'
 }
 
 FAILED=""
