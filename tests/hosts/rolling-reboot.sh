@@ -210,7 +210,9 @@ log "the director has both realservers in every service"
 lb_now() {
   local hb=$HOSTS_DIR/lb/out/hb u=""
   # Read while the guest rewrites it, the file can be empty: read again.
-  while [ -z "$u" ]; do u=$(cat "$hb"); [ -n "$u" ] || sleep 0.1; done
+  local i
+  for i in $(seq 50); do u=$(cat "$hb"); [ -n "$u" ] && break; sleep 0.1; done
+  [ -n "$u" ] || die "lb: no heartbeat"
   awk -v u="$u" -v m="$(stat -c %.9Y "$hb")" -v n="$(date +%s.%N)" 'BEGIN { printf "%.3f", u + n - m }'
 }
 
