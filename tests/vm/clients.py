@@ -2,6 +2,7 @@
 """Production-like clients of the VIP, for one scenario of stack.sh.
 
   clients.py --vip VIP --dir DIR --seconds N --stop FILE --src ADDR[,ADDR...] --data FILE
+             [--only CLIENT[,CLIENT...]]
 
 Runs until FILE exists or N seconds have passed (each loop bounded: no request
 outlives the end by more than its own timeout), then writes DIR/summary.json and
@@ -19,7 +20,8 @@ refused; a slow one shows in "longest op"). Clients:
 Both NFS clients run production's remount helper: on ESTALE, `umount -l` and mount
 again (a "remount"). A held descriptor the kernel has given up on (EBADF after its
 open state was lost) is opened again by the reader ("reopen"), as an application
-would. Every other error counts as a failure and the reader goes on.
+would. Every other error counts as a failure and the reader goes on. --only runs the
+named clients alone (e.g. http,rsync: no NFS mounts).
 """
 import argparse
 import errno
@@ -225,8 +227,11 @@ class Clients:
     def run(self):
         loops = [("http", self.http_loop), ("rsync", self.rsync_loop),
                  ("nfs-held", self.held_loop), ("nfs-fresh", self.fresh_loop)]
+        if self.a.only:
+            only = self.a.only.split(",")
+            loops = [(name, fn) for name, fn in loops if name in only]
         recs = {name: Recorder(name, self.events) for name, _ in loops}
-        for name in ("nfs-held", "nfs-fresh"):
+        for name in [n for n in ("nfs-held", "nfs-fresh") if n in recs]:
             mnt = os.path.join(self.a.dir, name.split("-")[1])
             if not self.mount(mnt, recs[name]):
                 raise SystemExit("clients.py: cannot mount %s:/ on %s" % (self.a.vip, mnt))
@@ -242,7 +247,7 @@ class Clients:
         for t in threads:
             t.join()
         end = now()
-        for name in ("held", "fresh"):
+        for name in [n.split("-")[1] for n in ("nfs-held", "nfs-fresh") if n in recs]:
             subprocess.run(["umount", "-l", os.path.join(self.a.dir, name)], capture_output=True)
         with open(os.path.join(self.a.dir, "summary.json"), "w") as f:
             json.dump({"start": t_ready, "end": end,
@@ -257,6 +262,7 @@ def main():
     p.add_argument("--stop", required=True)
     p.add_argument("--src", required=True)
     p.add_argument("--data", required=True)
+    p.add_argument("--only", default="")
     Clients(p.parse_args()).run()
 
 

@@ -79,46 +79,8 @@ fi
 QEMU=$(command -v qemu-system-x86_64) || fail "qemu-system-x86_64 not found"
 
 # --- 2. the kernel ------------------------------------------------------------------
-# The package is resolved once and remembered in $CACHE/kernel-package; delete that file
-# (or the cache) to follow a newer kernel in the archive.
-if [ ! -s "$CACHE/kernel-package" ]; then
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
-  if [ -z "$pkg" ]; then
-    apt-get update -q >/dev/null 2>&1 || true
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
-  fi
-  [ -n "$pkg" ] || fail "cannot resolve the Debian 12 kernel package (apt-cache depends linux-image-amd64)"
-  echo "$pkg" > "$CACHE/kernel-package"
-fi
-PKG=$(cat "$CACHE/kernel-package")
-KVER=${PKG#linux-image-}
-KDIR="$CACHE/$PKG"
-if [ ! -f "$KDIR/.extracted" ]; then
-  echo "vm.sh: fetching $PKG"
-  rm -rf "$KDIR" "$CACHE/deb"
-  mkdir -p "$CACHE/deb"
-  # apt's sandbox user cannot write into a root-owned build tree; the download is a
-  # plain file fetch either way.
-  if ! (cd "$CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >/dev/null); then
-    # A kernel superseded in the archive is gone from it: follow the current one.
-    apt-get update -q >/dev/null 2>&1 || true
-    PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
-    [ -n "$PKG" ] || fail "cannot resolve the Debian 12 kernel package after apt-get update"
-    echo "$PKG" > "$CACHE/kernel-package"
-    KVER=${PKG#linux-image-}
-    KDIR="$CACHE/$PKG"
-    rm -rf "$KDIR"
-    (cd "$CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$PKG" >/dev/null) \
-      || fail "apt-get download $PKG failed"
-  fi
-  dpkg-deb -x "$CACHE"/deb/"$PKG"_*.deb "$KDIR" || fail "dpkg-deb -x failed"
-  depmod -b "$KDIR" "$KVER" || fail "depmod failed"
-  rm -rf "$CACHE/deb"
-  touch "$KDIR/.extracted"
-fi
-VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
-MODDIR="$KDIR/lib/modules/$KVER"
-[ -f "$VMLINUZ" ] || fail "no kernel image $VMLINUZ"
+. "$HERE/kernel.sh"
+vm_kernel "$CACHE"
 
 # --- 3. the initramfs ---------------------------------------------------------------
 INITRD="$CACHE/initramfs-$KVER.cpio.gz"
