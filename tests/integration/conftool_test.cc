@@ -386,7 +386,11 @@ TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
   auto out = a.ctl({"status"}).out;
   EXPECT_NE(out.find("liveness key: alive"), std::string::npos) << out;
   // The PEER line: one space between its parts, none at the end.
-  EXPECT_EQ(out.find("  liveness key"), std::string::npos) << out;
+  auto at = out.find("\nb.example.org ");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string peer_line = out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+  EXPECT_NE(peer_line.find(") liveness key: alive"), std::string::npos) << peer_line;
+  EXPECT_NE(peer_line.back(), ' ') << peer_line;
   EXPECT_EQ(out.find(" \n"), std::string::npos) << out;
 }
 
