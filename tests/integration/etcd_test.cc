@@ -402,7 +402,7 @@ TEST_F(EtcdTest, MissingGrantForTheKeys) {
 }
 
 TEST_F(EtcdTest, MissingGrantForLiveness) {
-  cluster().add_user("pool-nolive", "pw", {std::string(kPrefix) + "/*", "/poolkeeper/locks/*"});
+  cluster().add_user("pool-nolive", "pw", {std::string(kPrefix) + "/*", "/poolkeeper/locks/*", "/poolkeeper/depooled/*"});
   Fault f;
   f.user = "pool-nolive";
   f.password = "pw";
@@ -414,7 +414,7 @@ TEST_F(EtcdTest, MissingGrantForLiveness) {
 // Without the lock's grant the floor cannot be asked: the failing host stays pooled and
 // says so, rather than leave without it.
 TEST_F(EtcdTest, MissingGrantForTheLockKeepsTheHostInLoudly) {
-  cluster().add_user("pool-nolock", "pw", {std::string(kPrefix) + "/*", "/poolkeeper/alive/*"});
+  cluster().add_user("pool-nolock", "pw", {std::string(kPrefix) + "/*", "/poolkeeper/alive/*", "/poolkeeper/depooled/*"});
   seed("a.example.org");
   seed("b.example.org");
   uint64_t from = etcd_index() + 1;
