@@ -411,8 +411,10 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   // The value is what confctl writes for "set/pooled=no" on it, nothing of ours; who and
   // why are beside the liveness keys, naming the write.
   EXPECT_EQ(raw("nfs", "b.example.org"), R"({"pooled": "no", "weight": 10})");
+  // The record follows the pool write (it names that write's index): wait for it.
   auto rec = client().get(record_key("nfs", "b.example.org"));
-  ASSERT_TRUE(rec.ok()) << rec.describe() << "\n" << a.log();
+  ASSERT_TRUE(wait_for([&] { rec = client().get(record_key("nfs", "b.example.org")); return rec.ok(); }, 5000ms))
+      << rec.describe() << "\n" << a.log();
   auto r = nlohmann::json::parse(rec.node.value);
   EXPECT_EQ(r["by"], "a.example.org");
   EXPECT_EQ(r["reason"].get<std::string>().rfind("peer dead: liveness key gone since ", 0), 0u) << rec.node.value;
@@ -446,7 +448,7 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
     return v == R"({"pooled": "yes", "weight": 10})";
   }, 3000ms, 100ms)) << v;
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
-  EXPECT_EQ(client().get(record_key("nfs", "b.example.org")).error_code, 100);  // done with: removed
+  EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).error_code == 100; }, 5000ms));  // done with: removed
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
 }
 
@@ -557,7 +559,7 @@ TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
     return a.get("/metrics").body.find("poolkeeper_takeover_waiting{") == std::string::npos;
   }, 5000ms));
   EXPECT_EQ(count_of(a.log(), held), 1);
-  EXPECT_TRUE(client().get(record_key("nfs", "b.example.org")).ok());
+  EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).ok(); }, 5000ms));  // follows the write
 }
 
 TEST_F(ConftoolTest, EtcdUnreachableForOneAgentChangesNothing) {
