@@ -15,6 +15,12 @@
 # and a new mount of the VIP afterwards. Prints a table. Fails when the setup does not
 # work (no pass of poolctl check on a realserver, no mount or read through the VIP) or
 # when fresh opens never read again (no failover); the figures are reported, not asserted.
+#
+# Then a TCP service on port 8873 (-s mh -b mh-fallback): a client's source port reused
+# after its realserver was quiesced and its server stopped, for conn_reuse_mode 1 with
+# expire_nodest_conn 0 (the kernel's defaults) and 1, and conn_reuse_mode 2. Prints a
+# second table; fails when a setting other than the defaults does not send the reused
+# port to the realserver still in.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 BIN=${1:-$VM_ROOT/build/agent}
@@ -104,9 +110,59 @@ recovered_not=""
 run_case 0
 run_case 1
 
+# A reused source port after a quiesce. LVS-DR's director sees only the client's half of
+# a connection, so a closed one stays in its table (FIN_WAIT, 2 minutes) pointing at its
+# realserver. A client that opens a new connection from the same address and port while
+# that entry lasts (a busy client's ephemeral ports wrap; rsync --address binds port 0)
+# is sent to the same realserver unless the kernel reschedules it. After the realserver
+# was quiesced (weight 0, as a depool does) and its server stopped (the reboot), that is
+# a refused connection. Each case: a connection from 192.0.2.100:SPORT, the realserver
+# that answered quiesced and its server stopped, the same source port again.
+REUSE_TABLE=""
+reuse_rows_bad=""
+on lb sh -ec "
+  ipvsadm -A -t $VIP:8873 -s mh -b mh-fallback
+  ipvsadm -a -t $VIP:8873 -r 192.0.2.11:8873 -g -w 1
+  ipvsadm -a -t $VIP:8873 -r 192.0.2.12:8873 -g -w 1
+" || die "director: port 8873"
+reuse_serve() { bg_on "$1" "$VM_NS/reuse-$1.pid" "$VM_OUT/reuse-$1.log" python3 "$VM_TESTS/portreuse.py" serve "$1" 0.0.0.0 8873; }
+for rs in rs1 rs2; do reuse_serve "$rs"; done
+reuse_case() {  # REUSE_MODE EXPIRE SPORT
+  local mode=$1 expire=$2 sport=$3 first rs rs_ip entry second want
+  on lb sysctl -qw "net.ipv4.vs.conn_reuse_mode=$mode" "net.ipv4.vs.expire_nodest_conn=$expire"
+  for _ in $(seq 50); do
+    first=$(on cl python3 "$VM_TESTS/portreuse.py" connect "$VIP" 8873 192.0.2.100 "$sport")
+    [ "${first#answer }" != "$first" ] && break
+    sleep 0.1
+  done
+  rs=${first#answer }
+  case "$rs" in rs1) rs_ip=192.0.2.11 ;; rs2) rs_ip=192.0.2.12 ;; *) die "port 8873 through the VIP: $first" ;; esac
+  entry=$(on lb ipvsadm -Lnc | awk -v c="192.0.2.100:$sport" '$4 == c { print $3 "->" $6 }')
+  on lb ipvsadm -e -t "$VIP:8873" -r "$rs_ip:8873" -g -w 0
+  kill "$(cat "$VM_NS/reuse-$rs.pid")"
+  sleep 0.2
+  second=$(on cl python3 "$VM_TESTS/portreuse.py" connect "$VIP" 8873 192.0.2.100 "$sport")
+  REUSE_TABLE="$REUSE_TABLE$(printf '%-15s | %-18s | %-6s | %-26s | %s' "$mode" "$expire" "$rs" "$entry" "$second")
+"
+  want=ok
+  [ "$second" = "answer $( [ "$rs" = rs1 ] && echo rs2 || echo rs1)" ] || want=bad
+  [ "$mode" = 1 ] && [ "$expire" = 0 ] || [ "$want" = ok ] || reuse_rows_bad="$reuse_rows_bad conn_reuse_mode=$mode,expire_nodest_conn=$expire:$second"
+  reuse_serve "$rs"
+  on lb ipvsadm -e -t "$VIP:8873" -r "$rs_ip:8873" -g -w 1
+}
+reuse_case 1 0 40001
+reuse_case 1 1 40002
+reuse_case 2 0 40003
+for rs in rs1 rs2; do kill "$(cat "$VM_NS/reuse-$rs.pid")" 2>/dev/null; done
+
 echo
 echo "IPVS -s mh, LVS-DR, ipvsadm -d of the serving realserver; client vers=4.1,ro,soft,timeo=20,retrans=1"
 printf '%s' "$TABLE"
+echo
+echo "IPVS -s mh -b mh-fallback, LVS-DR: a client's source port reused after its realserver was quiesced (weight 0) and its server stopped"
+printf '%-15s | %-18s | %-6s | %-26s | %s\n' conn_reuse_mode expire_nodest_conn first "director's entry" "same source port again"
+printf '%s' "$REUSE_TABLE"
 for rs in rs1 rs2; do nfsd_stop "$rs"; done
+[ -z "$reuse_rows_bad" ] || die "a reused source port was not sent to the realserver still in:$reuse_rows_bad"
 [ -z "$recovered_not" ] || die "fresh opens never read again after the realserver left (expire_nodest_conn:$recovered_not)"
 log "ipvs scenario done"
