@@ -41,6 +41,15 @@ for _ in $(seq 50); do
   ss -Htan "( sport = :$PORT or sport = :$((PORT + 1)) )" | grep -q . || break
 done
 declare -A IP=([rs1]=192.0.2.11 [rs2]=192.0.2.12)
+other() { [ "$1" = rs1 ] && echo rs2 || echo rs1; }
+# The conftool liveness timings the agents run with, in seconds: the agent's defaults
+# (README, Liveness) unless HOSTS_LIVENESS_TTL / HOSTS_PEER_DEAD_AFTER say otherwise.
+TTL_S=${HOSTS_LIVENESS_TTL:-10}
+PDA_S=${HOSTS_PEER_DEAD_AFTER:-30}
+LIVENESS_LINES="liveness_ttl = \"${TTL_S}s\""$'\n'"peer_dead_after = \"${PDA_S}s\""
+# After the rolling reboot, in the same boots: keep (restart, reload, upgrade of the
+# agent), kill (a server killed under systemd), powercut (rs1's qemu killed).
+MORE=${HOSTS_MORE:-keep kill powercut}
 
 T0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -82,7 +91,7 @@ log "booted (qemu start to multi-user.target): lb ${BOOT[lb]} s, rs1 ${BOOT[rs1]
   done; done
   modprobe -a ip_vs ip_vs_mh
   ip addr add $VIP/32 dev lo
-  sysctl -qw net.ipv4.ip_forward=1
+  sysctl -qw net.ipv4.ip_forward=1 net.ipv4.vs.expire_nodest_conn=1
   for p in 80 873; do ipvsadm -A -t $VIP:\$p -s mh -b mh-fallback; done
   # The clients: a namespace on a bridge that takes over eth0's place.
   ip link add br0 type bridge
@@ -149,23 +158,31 @@ EOF
     # dpkg judges the files as they are now.
     sync; echo 3 > /proc/sys/vm/drop_caches
     dpkg -i $DEB
+    # The servers restart after a crash (Debian's units do not): the operator's drop-in.
+    for u in nginx rsync; do
+      mkdir -p /etc/systemd/system/\$u.service.d
+      printf '[Service]\\nRestart=on-failure\\nRestartSec=3s\\n' > /etc/systemd/system/\$u.service.d/restart.conf
+    done
+    systemctl daemon-reload
     cat > /etc/poolkeeper/poolkeeper.toml <<'EOF'
 [agent]
-listen = \"127.0.0.1:9473\"
+listen = \"0.0.0.0:9473\"
 hostname = \"$rs.example.org\"
 
 [services.http]
 checks = [\"web\"]
 port = 80
+peers = [\"http://${IP[$(other $rs)]}:9473\"]
 
 [services.rsync]
 checks = [\"mirror\"]
 port = 873
+peers = [\"http://${IP[$(other $rs)]}:9473\"]
 
 [conftool]
 endpoints = [\"http://192.0.2.1:2379\"]
 prefix = \"$PREFIX\"
-
+$LIVENESS_LINES
 # Under software emulation on a busy machine an rsync daemon's greeting can take
 # over a second.
 [checks.web]
@@ -185,6 +202,11 @@ interval = \"2s\"
 timeout = \"2s\"
 fall = 3
 EOF
+    # The README's checklist: nginx reaches the agent on 127.0.0.1 and the peer on the
+    # host's address, so the socket listens on every address (one socket, one port).
+    mkdir -p /etc/systemd/system/poolkeeper.socket.d
+    printf '[Socket]\\nListenStream=\\nListenStream=0.0.0.0:9473\\n' > /etc/systemd/system/poolkeeper.socket.d/listen.conf
+    systemctl daemon-reload
     systemctl start poolkeeper.socket poolkeeper.service || { journalctl -u poolkeeper -n 20 --no-pager; exit 1; }
     systemctl is-enabled poolkeeper.service poolkeeper.socket
   " > "$HOSTS_DIR/$rs.setup.log" 2>&1 || die "$rs setup: $(tail -n 20 "$HOSTS_DIR/$rs.setup.log")"
@@ -216,17 +238,29 @@ lb_now() {
   awk -v u="$u" -v m="$(stat -c %.9Y "$hb")" -v n="$(date +%s.%N)" 'BEGIN { printf "%.3f", u + n - m }'
 }
 
+# clients_start: the HTTP and rsync client loops (tests/vm/clients.py) in lb's client
+# namespace; clients_stop TAG: stop them, their summary into lb's out/clients-TAG.json.
+CL_N=""
+clients_start() {
+  CL_N=$(( $(date +%s%N) / 1000000 ))
+  "$H" exec lb "rm -rf /run/cl; mkdir -p /run/cl/$CL_N
+    systemd-run --unit=clients-$CL_N ip netns exec cl python3 $VM/clients.py --vip $VIP --dir /run/cl/$CL_N \
+      --seconds 1800 --stop /run/cl/stop --src $SRCS --data $HOSTS_DIR/shared/data.bin --only http,rsync
+    for i in \$(seq 120); do [ -s /run/cl/$CL_N/started ] && break; sleep 0.5; done
+    [ -s /run/cl/$CL_N/started ]" || die "clients did not start"
+  sleep 3
+}
+clients_stop() {
+  "$H" exec lb "touch /run/cl/stop; for i in \$(seq 120); do [ -s /run/cl/$CL_N/summary.json ] && break; sleep 0.5; done
+    cp /run/cl/$CL_N/summary.json /vm-out/clients-$1.json; cp /run/cl/$CL_N/events.log /vm-out/clients-$1.events" \
+    || die "no client summary"
+}
+
 FAILED=""
 TABLES=""
 for rs in "${ROLL[@]}"; do
   t_start=$(date +%s.%N)
-  n=$(( $(date +%s%N) / 1000000 ))
-  "$H" exec lb "rm -rf /run/cl; mkdir -p /run/cl/$n
-    systemd-run --unit=clients-$n ip netns exec cl python3 $VM/clients.py --vip $VIP --dir /run/cl/$n \
-      --seconds 1800 --stop /run/cl/stop --src $SRCS --data $HOSTS_DIR/shared/data.bin --only http,rsync
-    for i in \$(seq 120); do [ -s /run/cl/$n/started ] && break; sleep 0.5; done
-    [ -s /run/cl/$n/started ]" || die "clients did not start"
-  sleep 3
+  clients_start
   boots=$("$H" boots $rs)
   t_depool=$(lb_now)
   "$H" send $rs "poolctl depool --until-boot --reason reboot > /vm-out/depool.out 2>&1 && systemctl reboot"
@@ -235,9 +269,7 @@ for rs in "${ROLL[@]}"; do
   reboot_s=$(since "$t_start")
   wait_lb "$(in_all_cmd $rs)" 300 || die "$rs did not come back into every service"
   t_back=$(lb_now)
-  "$H" exec lb "touch /run/cl/stop; for i in \$(seq 120); do [ -s /run/cl/$n/summary.json ] && break; sleep 0.5; done
-    cp /run/cl/$n/summary.json /vm-out/clients-$rs.json; cp /run/cl/$n/events.log /vm-out/clients-$rs.events" \
-    || die "no client summary"
+  clients_stop "$rs"
   "$H" exec $rs "journalctl -b -1 -u poolkeeper -o short-monotonic --no-pager" > "$HOSTS_DIR/$rs.journal-before-reboot" || true
   "$H" exec $rs "poolctl status" > "$HOSTS_DIR/$rs.status-after-reboot" 2>&1 || true
   out=$(python3 "$HERE/table.py" "$rs" "$t_depool" "$t_booted" "$t_back" "$reboot_s" \
@@ -248,6 +280,136 @@ for rs in "${ROLL[@]}"; do
   TABLES="$TABLES$out"$'\n'
   log "rolling reboot of $rs took $(since "$t_start") s"
 done
+# --- more scenarios in the same boots -------------------------------------------------
+# key_indexes RS: the modifiedIndex of RS's conftool keys (http, rsync), from lb.
+key_indexes() {
+  "$H" exec lb "for s in http rsync; do curl -sf --max-time 5 http://127.0.0.1:2379/v2/keys$PREFIX/\$s/$1.example.org |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[\"node\"][\"modifiedIndex\"])'; done" | tr '\n' ' '
+}
+# health_ok RS: the agent answers 200 on /health/http and /health/rsync (in RS).
+health_ok() {
+  "$H" exec $1 "for i in \$(seq 240); do curl -sf --max-time 2 -o /dev/null http://127.0.0.1:9473/health/http &&
+    curl -sf --max-time 2 -o /dev/null http://127.0.0.1:9473/health/rsync && exit 0; sleep 0.5; done; exit 1"
+}
+stops_of() { "$H" exec $1 "journalctl -b -u poolkeeper -o cat --no-pager | grep 'stopping:' || true"; }
+# count_of KEY OUT: the number after KEY= in events.py's last line.
+count_of() { sed -n "s/^counts.* $1=\([0-9]*\).*/\1/p" <<< "$2"; }
+# out_cmd RS PORT: RS is in PORT's service with weight 0 or not at all (run in lb).
+out_cmd() { echo "ipvsadm -Ln -t $VIP:$2 | awk -v r=${IP[$1]}:$2 '\$2 == r && \$4 > 0 { f = 1 } END { exit f }'"; }
+# offset_of EVENTS WHAT: "+S" of the first director line matching WHAT ("http out").
+offset_of() { grep -o "$2 +[0-9.]*" <<< "$1" | head -n 1 | sed 's/.* //'; }
+
+# keep: the agent restarted, reloaded and upgraded (dpkg -i of a higher version) under
+# running clients: no director change, no conftool write, no 503 seen by ProxyFetch.
+scenario_keep() {
+  local rs=rs1 t0 t1 i0 i1 s0 s1 out ver2 work broken=""
+  work=$HOSTS_DIR/upgrade
+  rm -rf "$work"; mkdir -p "$work"
+  dpkg-deb -R "$DEB" "$work/tree"
+  ver2="$(dpkg-deb -f "$DEB" Version)+hosts1"
+  sed -i "s/^Version: .*/Version: $ver2/" "$work/tree/DEBIAN/control"
+  dpkg-deb -b -Zgzip "$work/tree" "$work/poolkeeper_${ver2}_amd64.deb" >/dev/null
+  clients_start
+  i0=$(key_indexes $rs); s0=$(stops_of $rs | wc -l)
+  t0=$(lb_now)
+  "$H" exec $rs "systemctl restart poolkeeper" || broken+="; restart failed"
+  health_ok $rs || broken+="; not healthy after the restart"
+  sleep 5
+  "$H" exec $rs "systemctl reload poolkeeper" || broken+="; reload failed"
+  health_ok $rs || broken+="; not healthy after the reload"
+  sleep 5
+  "$H" exec $rs "sync; echo 3 > /proc/sys/vm/drop_caches; dpkg -i $work/poolkeeper_${ver2}_amd64.deb" \
+    > "$HOSTS_DIR/$rs.upgrade.log" 2>&1 || broken+="; dpkg -i of $ver2 failed: $(tail -n 5 "$HOSTS_DIR/$rs.upgrade.log")"
+  health_ok $rs || broken+="; not healthy after the upgrade"
+  [ "$("$H" exec $rs "dpkg-query -W -f='\${Version}' poolkeeper")" = "$ver2" ] || broken+="; the upgrade did not install $ver2"
+  sleep 8   # ProxyFetch's next rounds and the conftool sync see the agent as it is now
+  t1=$(lb_now)
+  clients_stop keep
+  i1=$(key_indexes $rs)
+  s1=$(stops_of $rs)
+  out=$(python3 "$HERE/events.py" "$HOSTS_DIR/lb/out/lbdriver.log" $rs "$t0" "$t1" "$HOSTS_DIR/lb/out/clients-keep.json")
+  echo "=== agent restart, reload, upgrade to $ver2 on $rs (systemctl restart, systemctl reload, dpkg -i) ==="
+  grep -v '^counts' <<< "$out"
+  echo "  conftool keys' modifiedIndex (http rsync): before $i0, after $i1"
+  echo "  agent's journal at its stops in this scenario:"
+  tail -n +$((s0 + 1)) <<< "$s1" | sed 's/^/    /'
+  for k in ipvs keys fetch_down empty failed; do
+    [ "$(count_of $k "$out")" = 0 ] || broken+="; $k=$(count_of $k "$out")"
+  done
+  [ "$i0" = "$i1" ] || broken+="; a conftool key was written"
+  [ "$(tail -n +$((s0 + 1)) <<< "$s1" | grep -c 'pool state kept')" -ge 2 ] || broken+="; the journal does not say keep at the restart and the upgrade"
+  tail -n +$((s0 + 1)) <<< "$s1" | grep -q 'draining' && broken+="; the agent drained at a restart"
+  echo "  verdict: ${broken:+BROKEN: ${broken#; }}${broken:-ok}"
+  [ -z "$broken" ] || FAILED="$FAILED; keep:$broken"
+}
+
+# kill: nginx, then the rsync daemon, killed with SIGKILL under systemd on rs1; each
+# service out of the director and back (the units' Restart=on-failure brings them up).
+scenario_kill() {
+  local rs=rs1 unit port svc t0 t1 out broken="" back
+  for unit in nginx rsync; do
+    [ $unit = nginx ] && { port=80; svc=http; } || { port=873; svc=rsync; }
+    clients_start
+    t0=$(lb_now)
+    "$H" exec $rs "systemctl kill -s KILL $unit.service" || broken+="; systemctl kill $unit failed"
+    wait_lb "$(out_cmd $rs $port)" 120 || broken+="; $rs not out of $svc after $unit was killed"
+    wait_lb "$(in_all_cmd $rs)" 300 || broken+="; $rs not back in every service after $unit was killed"
+    t1=$(lb_now)
+    back=$("$H" exec $rs "systemctl show -p NRestarts --value $unit.service")
+    clients_stop kill-$unit
+    out=$(python3 "$HERE/events.py" "$HOSTS_DIR/lb/out/lbdriver.log" $rs "$t0" "$t1" "$HOSTS_DIR/lb/out/clients-kill-$unit.json")
+    echo "=== $unit killed on $rs (systemctl kill -s KILL; Restart=on-failure, RestartSec=3s; restarts so far: $back) ==="
+    grep -v '^counts' <<< "$out"
+    [ "$(count_of empty "$out")" = 0 ] || broken+="; a pool was empty ($unit)"
+  done
+  echo "  verdict: ${broken:+BROKEN: ${broken#; }}${broken:-ok}"
+  [ -z "$broken" ] || FAILED="$FAILED; kill:$broken"
+}
+
+# powercut: rs1's qemu killed (no shutdown): HTTP leaves by ProxyFetch, rsync through
+# rs2's agent once rs1's liveness key expired and it stayed silent for peer_dead_after;
+# then rs1 powered on again comes back with no operator action.
+scenario_powercut() {
+  local rs=rs1 t0 t_out t_on t1 out broken="" ttl pda bound http_off rsync_off
+  ttl=$TTL_S pda=$PDA_S
+  # The key expires within ttl (refreshed every third of it); the peer then waits pda
+  # and acts at its next sync; 60 s for a busy emulated machine's syncs and ProxyFetch.
+  bound=$((ttl + pda + 60))
+  clients_start
+  t0=$(lb_now)
+  "$H" kill $rs
+  wait_lb "$(out_cmd $rs 80) && $(out_cmd $rs 873)" $((bound + 30)) || broken+="; $rs not out of every service within $((bound + 30)) s"
+  t_out=$(lb_now)
+  sleep 5
+  "$H" start $rs --ip "${IP[$rs]}/24" --connect $PORT --disk 1024 --dr-vip $VIP --wants nginx.service,rsync.service
+  t_on=$(lb_now)
+  "$H" wait $rs 1 >/dev/null || die "$rs did not boot after the power cut"
+  wait_lb "$(in_all_cmd $rs)" 300 || broken+="; $rs not back in every service after the power cut"
+  t1=$(lb_now)
+  clients_stop powercut
+  out=$(python3 "$HERE/events.py" "$HOSTS_DIR/lb/out/lbdriver.log" $rs "$t0" "$t1" "$HOSTS_DIR/lb/out/clients-powercut.json")
+  http_off=$(offset_of "$out" "http out"); rsync_off=$(offset_of "$out" "rsync out")
+  echo "=== power cut of $rs (its qemu killed; liveness_ttl ${ttl}s, peer_dead_after ${pda}s) ==="
+  grep -v '^counts' <<< "$out"
+  echo "  out: http +${http_off:-?} s (ProxyFetch), rsync +${rsync_off:-?} s (bound ${bound} s); powered on at +$(awk -v a="$t0" -v b="$t_on" 'BEGIN { printf "%.1f", b - a }') s, back in every service at +$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+  "$H" exec rs2 "journalctl -u poolkeeper -o cat --no-pager | grep 'took a dead peer out' | tail -n 2" | sed 's/^/  rs2: /'
+  [ -n "$http_off" ] && [ -n "$rsync_off" ] || broken+="; not out of every service"
+  [ -n "$rsync_off" ] && awk -v o="$rsync_off" -v b="$bound" 'BEGIN { exit !(o > b) }' && broken+="; rsync out after ${rsync_off} s, over ${bound} s"
+  [ "$(count_of empty "$out")" = 0 ] || broken+="; a pool was empty"
+  echo "  verdict: ${broken:+BROKEN: ${broken#; }}${broken:-ok}"
+  [ -z "$broken" ] || FAILED="$FAILED; powercut:$broken"
+}
+
+for m in $MORE; do
+  case $m in
+    keep) scenario_keep ;;
+    kill) scenario_kill ;;
+    powercut) scenario_powercut ;;
+    *) die "unknown scenario $m (HOSTS_MORE: keep kill powercut)" ;;
+  esac
+  log "scenario $m done"
+done
+
 for h in lb rs1 rs2; do log "qemu RSS $h: $("$H" rss $h) KiB"; done
 log "scenario wall time $(since "$T0") s"
 [ -z "$FAILED" ] || die "the rolling reboot broke its promise:${FAILED#;}"
