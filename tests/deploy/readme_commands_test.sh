@@ -11,7 +11,7 @@
 #     and the same is done with the build-tree block (cmake --install, systemd-sysusers).
 #     The config block must be the installed config. Without a running systemd,
 #     `systemctl enable --now poolkeeper` enables the unit and starts the agent the way
-#     the unit does (its ExecStartPre, ExecStart, User, RuntimeDirectory).
+#     the unit does (its ExecStartPre if any, ExecStart, User, RuntimeDirectory).
 # A command that fails fails the test, naming the README line.
 #   readme_commands_test.sh SOURCE_TREE
 set -eu
@@ -137,7 +137,7 @@ installed_config_is_readmes() {
   cmp -s "$tmp/readme.toml" "$tmp/installed.toml" ||
     { diff "$tmp/readme.toml" "$tmp/installed.toml" || true; echo "FAILED: the README's config (<) is not the installed one (>)"; exit 1; }
 }
-# As the unit starts the agent: ExecStartPre, then ExecStart as User= with its
+# As the unit starts the agent: its ExecStartPre if any, then ExecStart as User= with its
 # RuntimeDirectory= and StateDirectory=.
 start_like_unit() {
   unit=$(ls /lib/systemd/system/poolkeeper.service /usr/lib/systemd/system/poolkeeper.service 2>/dev/null | head -1)
@@ -148,7 +148,7 @@ start_like_unit() {
   pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
   exe=$(sed -n 's/^ExecStart=//p' "$unit")
   # shellcheck disable=SC2086
-  setpriv --reuid="$user" --regid="$user" --init-groups $pre < /dev/null ||
+  [ -z "$pre" ] || setpriv --reuid="$user" --regid="$user" --init-groups $pre < /dev/null ||
     { echo "FAILED: the unit's ExecStartPre=$pre"; exit 1; }
   # shellcheck disable=SC2086
   setpriv --reuid="$user" --regid="$user" --init-groups $exe > "$tmp/agent.log" 2>&1 < /dev/null &

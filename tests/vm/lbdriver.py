@@ -11,7 +11,7 @@ service's IPVS table exactly when:
   - http:  its conftool key says pooled=yes AND ProxyFetch passes: a GET of
            http://IP/pybal-health/http (Host: dumps.example.org, the URL the README
            gives PyBal; nginx proxies it to the agent's /health/http) every second,
-           2 s timeout, 200 = up; one failure is down, one success is up;
+           PyBal's own 5 s timeout, 200 = up; one failure is down, one success is up;
   - nfs, rsync: its conftool key says pooled=yes (PyBal cannot ask port 2049 or 873
            anything; NFS has no monitor at all, so that a held host stays in through
            its reboot).
@@ -119,7 +119,7 @@ class Driver:
             t0 = now()
             try:
                 req = urllib.request.Request(url, headers={"Host": "dumps.example.org"})
-                with urllib.request.urlopen(req, timeout=2) as r:
+                with urllib.request.urlopen(req, timeout=5) as r:
                     up, detail = r.status == 200, "status %d" % r.status
             except urllib.error.HTTPError as e:
                 up, detail = False, "status %d" % e.code
