@@ -19,7 +19,7 @@ struct ConftoolConfig {
   std::string ca_file, cert_file, key_file;
   std::string username, password;       // password inline or from password_file
   bool create_missing = false;
-  Duration peer_dead_after = std::chrono::minutes(3);
+  Duration peer_dead_after = std::chrono::seconds(30);
   Duration lock_ttl = std::chrono::seconds(10);
   // Each agent's liveness key <liveness_prefix>/<hostname>, kept with a TTL and
   // refreshed every liveness_ttl/3; default: lock_prefix's parent + "/alive".

@@ -294,8 +294,25 @@ health_ok() {
 stops_of() { "$H" exec $1 "journalctl -b -u poolkeeper -o cat --no-pager | grep 'stopping:' || true"; }
 # count_of KEY OUT: the number after KEY= in events.py's last line.
 count_of() { sed -n "s/^counts.* $1=\([0-9]*\).*/\1/p" <<< "$2"; }
-# out_cmd RS PORT: RS is in PORT's service with weight 0 or not at all (run in lb).
-out_cmd() { echo "ipvsadm -Ln -t $VIP:$2 | awk -v r=${IP[$1]}:$2 '\$2 == r && \$4 > 0 { f = 1 } END { exit f }'"; }
+# The director's changes are read from lbdriver's log on the control share, not polled
+# in the guest: a change that lasts seconds is not missed between two polls.
+# event_at RS SVC STATE AFTER: the director's clock at its first "ipvs SVC RS STATE"
+# after AFTER, or nothing.
+event_at() {
+  awk -v s="$2" -v h="$1" -v want="$3" -v t="$4" \
+    '$1 > t && $2 == "ipvs" && $3 == s && $4 == h && $5 == want { print $1; exit }' "$HOSTS_DIR/lb/out/lbdriver.log"
+}
+# wait_event RS SVC STATE AFTER TIMEOUT_S: until event_at finds one (TIMEOUT_S of
+# half-second polls of the file); prints its time.
+wait_event() {
+  local i t
+  for i in $(seq $(($5 * 2))); do
+    t=$(event_at "$1" "$2" "$3" "$4")
+    [ -n "$t" ] && { echo "$t"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
 # offset_of EVENTS WHAT: "+S" of the first director line matching WHAT ("http out").
 offset_of() { grep -o "$2 +[0-9.]*" <<< "$1" | head -n 1 | sed 's/.* //'; }
 
@@ -350,14 +367,18 @@ scenario_keep() {
 # kill: nginx, then the rsync daemon, killed with SIGKILL under systemd on rs1; each
 # service out of the director and back (the units' Restart=on-failure brings them up).
 scenario_kill() {
-  local rs=rs1 unit port svc t0 t1 out broken="" back
+  local rs=rs1 unit port svc t0 t_o t1 out broken="" back
   for unit in nginx rsync; do
     [ $unit = nginx ] && { port=80; svc=http; } || { port=873; svc=rsync; }
     clients_start
     t0=$(lb_now)
     "$H" exec $rs "systemctl kill -s KILL $unit.service" || broken+="; systemctl kill $unit failed"
-    wait_lb "$(out_cmd $rs $port)" 120 || broken+="; $rs not out of $svc after $unit was killed"
-    wait_lb "$(in_all_cmd $rs)" 300 || broken+="; $rs not back in every service after $unit was killed"
+    if t_o=$(wait_event $rs $svc out "$t0" 120); then
+      wait_event $rs $svc in "$t_o" 300 >/dev/null || broken+="; $rs not back in $svc after $unit was killed"
+    else
+      broken+="; $rs not out of $svc after $unit was killed"
+    fi
+    wait_lb "$(in_all_cmd $rs)" 300 || broken+="; $rs not in every service after $unit was killed"
     t1=$(lb_now)
     back=$("$H" exec $rs "systemctl show -p NRestarts --value $unit.service")
     clients_stop kill-$unit
@@ -374,7 +395,7 @@ scenario_kill() {
 # rs2's agent once rs1's liveness key expired and it stayed silent for peer_dead_after;
 # then rs1 powered on again comes back with no operator action.
 scenario_powercut() {
-  local rs=rs1 t0 t_out t_on t1 out broken="" ttl pda bound http_off rsync_off
+  local rs=rs1 t0 t_on t1 out broken="" ttl pda bound http_off rsync_off
   ttl=$TTL_S pda=$PDA_S
   # The key expires within ttl (refreshed every third of it); the peer then waits pda
   # and acts at its next sync; 60 s for a busy emulated machine's syncs and ProxyFetch.
@@ -382,8 +403,8 @@ scenario_powercut() {
   clients_start
   t0=$(lb_now)
   "$H" kill $rs
-  wait_lb "$(out_cmd $rs 80) && $(out_cmd $rs 873)" $((bound + 30)) || broken+="; $rs not out of every service within $((bound + 30)) s"
-  t_out=$(lb_now)
+  wait_event $rs http out "$t0" $((bound + 30)) >/dev/null && wait_event $rs rsync out "$t0" $((bound + 30)) >/dev/null ||
+    broken+="; $rs not out of every service within $((bound + 30)) s"
   sleep 5
   "$H" start $rs --ip "${IP[$rs]}/24" --connect $PORT --disk 1024 --dr-vip $VIP --wants nginx.service,rsync.service
   t_on=$(lb_now)
@@ -395,10 +416,10 @@ scenario_powercut() {
   http_off=$(offset_of "$out" "http out"); rsync_off=$(offset_of "$out" "rsync out")
   echo "=== power cut of $rs (its qemu killed; liveness_ttl ${ttl}s, peer_dead_after ${pda}s) ==="
   grep -v '^counts' <<< "$out"
-  echo "  out: http +${http_off:-?} s (ProxyFetch), rsync +${rsync_off:-?} s (bound ${bound} s); powered on at +$(awk -v a="$t0" -v b="$t_on" 'BEGIN { printf "%.1f", b - a }') s, back in every service at +$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+  echo "  out: http ${http_off:-?} s (ProxyFetch), rsync ${rsync_off:-?} s (bound ${bound} s); powered on at +$(awk -v a="$t0" -v b="$t_on" 'BEGIN { printf "%.1f", b - a }') s, back in every service at +$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
   "$H" exec rs2 "journalctl -u poolkeeper -o cat --no-pager | grep 'took a dead peer out' | tail -n 2" | sed 's/^/  rs2: /'
   [ -n "$http_off" ] && [ -n "$rsync_off" ] || broken+="; not out of every service"
-  [ -n "$rsync_off" ] && awk -v o="$rsync_off" -v b="$bound" 'BEGIN { exit !(o > b) }' && broken+="; rsync out after ${rsync_off} s, over ${bound} s"
+  [ -n "$rsync_off" ] && awk -v o="${rsync_off#+}" -v b="$bound" 'BEGIN { exit !(o > b) }' && broken+="; rsync out after ${rsync_off#+} s, over ${bound} s"
   [ "$(count_of empty "$out")" = 0 ] || broken+="; a pool was empty"
   verdict "$broken"
   [ -z "$broken" ] || FAILED="$FAILED; powercut:$broken"

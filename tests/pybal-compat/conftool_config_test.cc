@@ -28,7 +28,7 @@ TEST(ConftoolConfigTest, Valid) {
   ConftoolConfig c = parse_conftool_config(r, "t.toml");
   EXPECT_EQ(c.endpoints[0], "http://127.0.0.1:2379");
   EXPECT_EQ(c.lock_prefix, "/poolkeeper/locks");
-  EXPECT_EQ(c.peer_dead_after, std::chrono::minutes(3));
+  EXPECT_EQ(c.peer_dead_after, std::chrono::seconds(30));
   EXPECT_FALSE(c.create_missing);
 }
 
