@@ -175,7 +175,7 @@ void Metrics::on_result(const std::string& check, const Result& r, WallTime when
 }
 
 void Metrics::on_event(const Event& e) {
-  if (e.kind == "check") series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
+  if (e.kind == EventKind::kCheck) series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
 }
 
 void Metrics::check_series(const CheckView& c) {

@@ -371,7 +371,7 @@ void events_table(std::string& out, const Snapshot& s) {
   size_t n = 0;
   for (auto it = s.events.rbegin(); it != s.events.rend() && n < kShown; ++it, ++n) {
     const Event& e = *it;
-    out += "<tr><td class=\"nowrap\">" + when_text(e.when, now) + "</td><td>" + html_escape(e.kind) +
+    out += "<tr><td class=\"nowrap\">" + when_text(e.when, now) + "</td><td>" + html_escape(event_kind_name(e.kind)) +
            (e.name.empty() ? "" : " <b>" + html_escape(e.name) + "</b>") + "</td><td class=\"nowrap\">" +
            html_escape(e.from) + " &rarr; " + html_escape(e.to) + "</td><td class=\"why\">" + html_escape(e.reason) +
            "</td></tr>";

@@ -55,7 +55,7 @@ class IntentSaver final : public Observer {
  public:
   explicit IntentSaver(std::function<void()> save) : save_(std::move(save)) {}
   void on_event(const Event& e) override {
-    if (e.kind == "intent" && e.automatic) save_();
+    if (e.kind == EventKind::kIntent && e.automatic) save_();
   }
 
  private:

@@ -48,7 +48,7 @@ Snapshot ten_checks() {
     c.history = h;
     s.checks.push_back(c);
   }
-  for (int i = 0; i < 100; ++i) s.events.push_back({s.generated, "check", "c1", "healthy", "unhealthy", "status 500"});
+  for (int i = 0; i < 100; ++i) s.events.push_back({s.generated, EventKind::kCheck, "c1", "healthy", "unhealthy", "status 500"});
   return s;
 }
 

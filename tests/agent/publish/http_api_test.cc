@@ -109,7 +109,7 @@ TEST(HttpApiTest, StatusAndEventsStayValidJsonWhateverBytesTheyCarry) {
   Snapshot s = sample_snapshot();
   s.checks[0].last->reason = "redirect to http://x/\xff\xfe";
   s.checks[0].last->details["output"] = "caf\xc3";
-  s.events.push_back({WallTime{}, "check", "web", "healthy", "unhealthy", "exit \377"});
+  s.events.push_back({WallTime{}, EventKind::kCheck, "web", "healthy", "unhealthy", "exit \377"});
   for (const char* path : {"/status", "/events"}) {
     HttpReply r;
     ASSERT_NO_THROW(r = handle_http("GET", path, s, metrics)) << path;

@@ -27,7 +27,7 @@ inline Snapshot sample_snapshot(const std::string& reason = "status 500") {
   web.health = CheckHealth::kUnhealthy;
   web.last = Result::fail(Outcome::kFailed, reason);
   s.checks = {web};
-  s.events.push_back({WallTime{}, "check", "web", "healthy", "unhealthy", reason});
+  s.events.push_back({WallTime{}, EventKind::kCheck, "web", "healthy", "unhealthy", reason});
   return s;
 }
 

@@ -75,7 +75,7 @@ Snapshot sample() {
   p.state.error = "connection refused";
   p.state.unreachable_since = kNow - 40s;
   s.peers = {p};
-  s.events.push_back({kNow - 5s, "check", "web", "healthy", "unhealthy", "status 500"});
+  s.events.push_back({kNow - 5s, EventKind::kCheck, "web", "healthy", "unhealthy", "status 500"});
   return s;
 }
 
@@ -191,7 +191,7 @@ TEST(StatusPageTest, ShowsOnlyTheLastTwentyEventsNewestFirst) {
   Snapshot s = sample();
   s.events.clear();
   for (int i = 0; i < 30; ++i)
-    s.events.push_back({kNow - std::chrono::seconds(30 - i), "check", "c" + std::to_string(i), "a", "b", "r"});
+    s.events.push_back({kNow - std::chrono::seconds(30 - i), EventKind::kCheck, "c" + std::to_string(i), "a", "b", "r"});
   std::string page = render_status_page(s);
   EXPECT_EQ(page.find("<b>c9</b>"), std::string::npos);
   ASSERT_NE(page.find("<b>c10</b>"), std::string::npos);
