@@ -129,8 +129,8 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
       return admin_error("unknown service \"" + name + "\" (known: " + known + ")");
     }
   }
-  if (req->cmd == "status") return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
-  if (req->cmd == "ispooled") {
+  if (req->cmd == AdminCmd::kStatus) return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
+  if (req->cmd == AdminCmd::kIsPooled) {
     const ServiceView* s = snap->find_service(services[0]);
     return json_text(nlohmann::json{{"ok", true},
                                     {"pooled", s->effective.state == Effective::kPooled},
@@ -148,7 +148,7 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
   // applied, so it cannot write back a "yes" decided before the depool.
   ModelConfig cfg = d_.config();
   std::vector<ConftoolWriter::TakeOutRequest> floor;
-  if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
+  if (req->takes_out() && !req->force) {
     for (const auto& name : services) {
       auto it = cfg.services.find(name);
       if (it == cfg.services.end()) continue;
@@ -159,7 +159,9 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
 
   WallTime now = d_.clock->wall();
   AdminIntent intent;
-  intent.intent = req->cmd == "pool" ? Intent::kPooled : req->cmd == "drain" ? Intent::kDrained : Intent::kDepooled;
+  intent.intent = req->cmd == AdminCmd::kPool    ? Intent::kPooled
+                  : req->cmd == AdminCmd::kDrain ? Intent::kDrained
+                                                 : Intent::kDepooled;
   intent.reason = req->reason;
   intent.who = who;
   intent.when = now;
@@ -213,11 +215,11 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
       reply = admin_error("cannot save state, nothing changed: " + save_error);
     }
   };
-  if (req->cmd == "pool") decide_and_apply({});  // a pool needs no hold: the sync writes "yes" anyway
+  if (req->cmd == AdminCmd::kPool) decide_and_apply({});  // a pool needs no hold: the sync writes "yes" anyway
   else through_conftool(floor, decide_and_apply);
   if (!reply.empty()) return reply;
 
-  if (d_.conftool && req->cmd == "pool") {
+  if (d_.conftool && req->cmd == AdminCmd::kPool) {
     // Say what the load balancer will do: the key as a sync after this pool left it.
     bool synced = d_.conftool->wait_synced(std::chrono::seconds(3));
     nlohmann::json keys = d_.conftool->keys();
@@ -229,7 +231,7 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
   }
   std::string names;
   for (const auto& n : services) names += (names.empty() ? "" : ",") + n;
-  log_info("admin " + req->cmd, {{"services", names}, {"who", who}, {"reason", req->reason}});
+  log_info(std::string("admin ") + admin_cmd_name(req->cmd), {{"services", names}, {"who", who}, {"reason", req->reason}});
   return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
 }
 
