@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/base/utf8.h"
+#include "tests/harness/snapshot_builders.h"
 
 using namespace poolkeeper;
 using namespace std::chrono_literals;
@@ -45,16 +46,10 @@ Snapshot sample() {
   rsync.healthy = true;
   rsync.intent = {Intent::kDepooled, "disk swap", "alice", kNow - 10min, kNow + 50min};
   s.services = {web, nfs, rsync};
-  CheckView c;
-  c.name = "web";
-  c.kind = "http";
-  c.target = "GET http://127.0.0.1/";
-  c.health = CheckHealth::kUnhealthy;
+  CheckView c = pk_test::check_view("web", "http", "GET http://127.0.0.1/", CheckHealth::kUnhealthy,
+                                    Result::fail(Outcome::kFailed, "status 500"), 3, 2);
   c.successes = 1;
   c.failures = 0;
-  c.rise = 3;
-  c.fall = 2;
-  c.last = Result::fail(Outcome::kFailed, "status 500");
   c.last_time = kNow - 1s;
   auto h = std::make_shared<std::vector<ResultPoint>>();
   for (int i = 0; i < 7; ++i)
