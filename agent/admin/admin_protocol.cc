@@ -1,9 +1,7 @@
 #include "agent/admin/admin_protocol.h"
 
+#include "agent/base/enum_names.h"
 #include "agent/base/utf8.h"
-
-#include <algorithm>
-#include <iterator>
 
 namespace poolkeeper {
 
@@ -12,20 +10,14 @@ std::string admin_error(const std::string& message) {
 }
 
 namespace {
-constexpr AdminCmd kAdminCmds[] = {AdminCmd::kStatus, AdminCmd::kIsPooled, AdminCmd::kPool, AdminCmd::kDepool,
-                                   AdminCmd::kDrain};
+constexpr EnumNames<AdminCmd, 5> kAdminCmdNames{{{AdminCmd::kStatus, "status"},
+                                                 {AdminCmd::kIsPooled, "ispooled"},
+                                                 {AdminCmd::kPool, "pool"},
+                                                 {AdminCmd::kDepool, "depool"},
+                                                 {AdminCmd::kDrain, "drain"}}};
 }  // namespace
 
-const char* admin_cmd_name(AdminCmd c) {
-  switch (c) {
-    case AdminCmd::kStatus: return "status";
-    case AdminCmd::kIsPooled: return "ispooled";
-    case AdminCmd::kPool: return "pool";
-    case AdminCmd::kDepool: return "depool";
-    case AdminCmd::kDrain: return "drain";
-  }
-  return "?";
-}
+const char* admin_cmd_name(AdminCmd c) { return kAdminCmdNames.name(c, "?"); }
 
 std::optional<AdminRequest> parse_admin_request(const std::string& line, std::string* error) {
   auto fail = [&](const std::string& e) -> std::optional<AdminRequest> {
@@ -72,10 +64,8 @@ std::optional<AdminRequest> parse_admin_request(const std::string& line, std::st
       return fail("unknown field \"" + cut_utf8(k, 40) + "\"");
     }
   }
-  auto known = std::find_if(std::begin(kAdminCmds), std::end(kAdminCmds),
-                           [&](AdminCmd c) { return cmd == admin_cmd_name(c); });
-  if (known == std::end(kAdminCmds))
-    return fail(cmd.empty() ? "cmd is required" : "unknown cmd \"" + cut_utf8(cmd, 40) + "\"");
+  auto known = kAdminCmdNames.parse(cmd);
+  if (!known) return fail(cmd.empty() ? "cmd is required" : "unknown cmd \"" + cut_utf8(cmd, 40) + "\"");
   r.cmd = *known;
   if (r.cmd == AdminCmd::kIsPooled && r.services.size() != 1) return fail("ispooled takes exactly one service");
   if (r.for_seconds && r.until_boot) return fail("for_seconds and until_boot exclude each other");

@@ -1,5 +1,7 @@
 #include "agent/model/health.h"
 
+#include "agent/base/enum_names.h"
+
 namespace poolkeeper {
 
 const char* check_health_name(CheckHealth h) {
@@ -43,23 +45,16 @@ void CheckState::set_thresholds(int rise, int fall) {
   // A streak that already meets a lowered threshold completes on the next result.
 }
 
-const char* intent_name(Intent i) {
-  switch (i) {
-    case Intent::kPooled: return "pooled";
-    case Intent::kDepooled: return "depooled";
-    case Intent::kDrained: return "drained";
-    case Intent::kInactive: return "inactive";
-  }
-  return "pooled";
-}
+namespace {
+constexpr EnumNames<Intent, 4> kIntentNames{{{Intent::kPooled, "pooled"},
+                                             {Intent::kDepooled, "depooled"},
+                                             {Intent::kDrained, "drained"},
+                                             {Intent::kInactive, "inactive"}}};
+}  // namespace
 
-std::optional<Intent> parse_intent(const std::string& s) {
-  if (s == "pooled") return Intent::kPooled;
-  if (s == "depooled") return Intent::kDepooled;
-  if (s == "drained") return Intent::kDrained;
-  if (s == "inactive") return Intent::kInactive;
-  return std::nullopt;
-}
+const char* intent_name(Intent i) { return kIntentNames.name(i, "pooled"); }
+
+std::optional<Intent> parse_intent(const std::string& s) { return kIntentNames.parse(s); }
 
 const char* lifecycle_name(Lifecycle l) {
   switch (l) {
