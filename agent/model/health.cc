@@ -14,24 +14,16 @@ const char* check_health_name(CheckHealth h) {
 }
 
 Change CheckState::submit(bool ok) {
-  if (ok) {
-    ++successes_;
-    failures_ = 0;
-    if (health_ == CheckHealth::kHealthy) return Change::kUnchanged;
-    if (successes_ >= rise_) {
-      health_ = CheckHealth::kHealthy;
-      return Change::kChanged;
-    }
-    return Change::kPending;
-  }
-  ++failures_;
-  successes_ = 0;
-  if (health_ == CheckHealth::kUnhealthy) return Change::kUnchanged;
-  if (failures_ >= fall_) {
-    health_ = CheckHealth::kUnhealthy;
-    return Change::kChanged;
-  }
-  return Change::kPending;
+  // A result extends its own streak and ends the other; the streak moves the check to
+  // its side once it reaches that side's threshold (rise for passes, fall for failures).
+  int& streak = ok ? successes_ : failures_;
+  (ok ? failures_ : successes_) = 0;
+  ++streak;
+  CheckHealth side = ok ? CheckHealth::kHealthy : CheckHealth::kUnhealthy;
+  if (health_ == side) return Change::kUnchanged;
+  if (streak < (ok ? rise_ : fall_)) return Change::kPending;
+  health_ = side;
+  return Change::kChanged;
 }
 
 bool CheckState::changing() const {
