@@ -1,5 +1,6 @@
-// One table of names for an enum that text is parsed into at a border (a request, a
-// config key, the state file) and printed back from: the two ways cannot disagree.
+// One table of names for an enum: name() where a value leaves as text (logs, JSON, the
+// wire), parse() at the border where text comes in (a request, a config key, the state
+// file), so the two ways cannot disagree.
 #pragma once
 
 #include <cstddef>

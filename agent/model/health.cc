@@ -4,14 +4,16 @@
 
 namespace poolkeeper {
 
-const char* check_health_name(CheckHealth h) {
-  switch (h) {
-    case CheckHealth::kUnknown: return "unknown";
-    case CheckHealth::kHealthy: return "healthy";
-    case CheckHealth::kUnhealthy: return "unhealthy";
-  }
-  return "unknown";
-}
+namespace {
+constexpr EnumNames<CheckHealth, 3> kCheckHealthNames{
+    {{CheckHealth::kUnknown, "unknown"}, {CheckHealth::kHealthy, "healthy"}, {CheckHealth::kUnhealthy, "unhealthy"}}};
+constexpr EnumNames<Lifecycle, 3> kLifecycleNames{
+    {{Lifecycle::kStarting, "starting"}, {Lifecycle::kRunning, "running"}, {Lifecycle::kStopping, "stopping"}}};
+constexpr EnumNames<Effective, 3> kEffectiveNames{
+    {{Effective::kPooled, "pooled"}, {Effective::kDrained, "drained"}, {Effective::kNotPooled, "not_pooled"}}};
+}  // namespace
+
+const char* check_health_name(CheckHealth h) { return kCheckHealthNames.name(h, "unknown"); }
 
 Change CheckState::submit(bool ok) {
   // A result extends its own streak and ends the other; the streak moves the check to
@@ -48,23 +50,9 @@ const char* intent_name(Intent i) { return kIntentNames.name(i, "pooled"); }
 
 std::optional<Intent> parse_intent(const std::string& s) { return kIntentNames.parse(s); }
 
-const char* lifecycle_name(Lifecycle l) {
-  switch (l) {
-    case Lifecycle::kStarting: return "starting";
-    case Lifecycle::kRunning: return "running";
-    case Lifecycle::kStopping: return "stopping";
-  }
-  return "starting";
-}
+const char* lifecycle_name(Lifecycle l) { return kLifecycleNames.name(l, "starting"); }
 
-const char* effective_name(Effective e) {
-  switch (e) {
-    case Effective::kPooled: return "pooled";
-    case Effective::kDrained: return "drained";
-    case Effective::kNotPooled: return "not_pooled";
-  }
-  return "not_pooled";
-}
+const char* effective_name(Effective e) { return kEffectiveNames.name(e, "not_pooled"); }
 
 EffectiveState decide_effective(Lifecycle lifecycle, const AdminIntent& intent,
                                 const std::string& unhealthy_reason, bool floor_keeps) {
