@@ -54,27 +54,22 @@ bool wait_until(pid_t pid, int* status, SteadyTime until) {
   }
 }
 
-}  // namespace
+// What came of the command before it exited or its time was up.
+struct Ended {
+  std::string output;  // at most kMaxOutput bytes of stdout and stderr
+  bool exited = false, timed_out = false;
+  int status = 0;  // waitpid's, once it has been reaped
+};
 
-ExecCheck::ExecCheck(std::vector<std::string> argv) : argv_(std::move(argv)) {}
-
-std::string ExecCheck::target() const {
-  std::string s;
-  for (const auto& a : argv_) s += (s.empty() ? "" : " ") + a;
-  return s;
-}
-
-Result ExecCheck::run(Deadline deadline) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0)
-    return Result::fail(Outcome::kFailed, std::string("pipe: ") + std::strerror(errno));
-  ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);  // only our end; the command writes blocking
-
+// Starts argv in a process group of its own with stdin from /dev/null, stdout and
+// stderr into `out_fd`, an empty environment and default signals. The pid, or -1 with
+// *err set.
+pid_t spawn(std::vector<std::string>& args, int out_fd, int* err) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -89,81 +84,82 @@ Result ExecCheck::run(Deadline deadline) {
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   std::vector<char*> argv;
-  for (auto& a : argv_) argv.push_back(a.data());
+  for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   char* envp[] = {nullptr};
 
-  SteadyTime start = SteadyClock::now();
-  Duration grace = std::min<Duration>(kKillGrace, (deadline - start) / 4);
-  SteadyTime term_at = deadline - grace;
   pid_t pid = -1;
-  int err = 0;
   spawn_probe_child([&] {
-    err = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp);
-    return err == 0 ? pid : -1;
+    *err = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp);
+    return *err == 0 ? pid : -1;
   });
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  ::close(pipefd[1]);
-  if (err != 0) {
-    ::close(pipefd[0]);
-    return Result::fail(Outcome::kFailed,
-                        "cannot run " + argv_[0] + ": " + std::strerror(err));
-  }
+  return pid;
+}
 
-  int pfd = pidfd_open(pid);
-  std::string output;
-  bool exited = false, timed_out = false, pipe_open = true;
-  int status = 0;
-  while (!exited) {
+// Reads the command's output from `out_fd` until it exits or `term_at` comes; `pfd`
+// (a pidfd, or -1) wakes the wait when it exits.
+Ended collect(pid_t pid, int out_fd, int pfd, SteadyTime term_at) {
+  Ended e;
+  bool pipe_open = true;
+  while (!e.exited) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(term_at - SteadyClock::now());
     if (left.count() <= 0) {
-      timed_out = true;
+      e.timed_out = true;
       break;
     }
     struct pollfd fds[2];
     int n = 0;
-    if (pipe_open) fds[n++] = {pipefd[0], POLLIN, 0};
+    if (pipe_open) fds[n++] = {out_fd, POLLIN, 0};
     if (pfd >= 0) fds[n++] = {pfd, POLLIN, 0};
     int wait_ms = static_cast<int>(std::min<long long>(left.count() + 1, pfd >= 0 ? 1 << 30 : 5));
     int r = ::poll(fds, n, wait_ms);
     if (r < 0 && errno != EINTR) break;
     if (pipe_open) {
       char buf[1024];
-      ssize_t got = ::read(pipefd[0], buf, sizeof buf);
+      ssize_t got = ::read(out_fd, buf, sizeof buf);
       if (got > 0) {
-        if (output.size() < kMaxOutput)
-          output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - output.size()));
+        if (e.output.size() < kMaxOutput)
+          e.output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - e.output.size()));
       } else if (got == 0) {
         pipe_open = false;
       }
     }
-    if (::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    if (::waitpid(pid, &e.status, WNOHANG) == pid) e.exited = true;
   }
-  if (exited) {
+  if (e.exited) {
     char buf[1024];
     ssize_t got;
-    while (output.size() < kMaxOutput && (got = ::read(pipefd[0], buf, sizeof buf)) > 0)
-      output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - output.size()));
+    while (e.output.size() < kMaxOutput && (got = ::read(out_fd, buf, sizeof buf)) > 0)
+      e.output.append(buf, std::min(static_cast<size_t>(got), kMaxOutput - e.output.size()));
   }
-  if (!exited) {
+  return e;
+}
+
+// Ends the command if it still runs (SIGTERM to its group, SIGKILL at the deadline),
+// then whatever it left behind, in its group or reparented to us.
+void end_group(pid_t pid, Deadline deadline, Ended* e) {
+  if (!e->exited) {
     ::kill(-pid, SIGTERM);
-    if (!wait_until(pid, &status, deadline)) {
+    if (!wait_until(pid, &e->status, deadline)) {
       ::kill(-pid, SIGKILL);
       // Never block here: a process in uninterruptible sleep ignores SIGKILL until
       // its I/O ends. Such a one is left to the sweeps, which reap and count it.
-      wait_until(pid, &status, SteadyClock::now() + kReapWait);
+      wait_until(pid, &e->status, SteadyClock::now() + kReapWait);
     }
   }
   ::kill(-pid, SIGKILL);  // whatever the command left behind in its group
   release_probe_child(pid);
   // And whatever left the group (setsid, double fork): reparented to us, the subreaper.
   sweep_leftover_children();
-  ::close(pipefd[0]);
-  if (pfd >= 0) ::close(pfd);
+}
 
-  std::string line = first_line(output);
-  if (timed_out) {
+// The probe's result: exit 0 passes; the first line of output is the reason.
+Result judge(const Ended& e) {
+  int status = e.status;
+  std::string line = first_line(e.output);
+  if (e.timed_out) {
     Result r = Result::fail(Outcome::kTimeout, "timed out");
     if (!line.empty()) r.details["output"] = line;
     return r;
@@ -183,6 +179,42 @@ Result ExecCheck::run(Deadline deadline) {
   }
   if (WIFEXITED(status)) r.details["exit_status"] = WEXITSTATUS(status);
   return r;
+}
+
+}  // namespace
+
+ExecCheck::ExecCheck(std::vector<std::string> argv) : argv_(std::move(argv)) {}
+
+std::string ExecCheck::target() const {
+  std::string s;
+  for (const auto& a : argv_) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+Result ExecCheck::run(Deadline deadline) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    return Result::fail(Outcome::kFailed, std::string("pipe: ") + std::strerror(errno));
+  ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);  // only our end; the command writes blocking
+
+  SteadyTime start = SteadyClock::now();
+  Duration grace = std::min<Duration>(kKillGrace, (deadline - start) / 4);
+  SteadyTime term_at = deadline - grace;
+  int err = 0;
+  pid_t pid = spawn(argv_, pipefd[1], &err);
+  ::close(pipefd[1]);
+  if (err != 0) {
+    ::close(pipefd[0]);
+    return Result::fail(Outcome::kFailed,
+                        "cannot run " + argv_[0] + ": " + std::strerror(err));
+  }
+
+  int pfd = pidfd_open(pid);
+  Ended ended = collect(pid, pipefd[0], pfd, term_at);
+  end_group(pid, deadline, &ended);
+  ::close(pipefd[0]);
+  if (pfd >= 0) ::close(pfd);
+  return judge(ended);
 }
 
 std::unique_ptr<Check> make_exec_check(TableReader& reader) {

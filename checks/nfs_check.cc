@@ -44,6 +44,39 @@ int poll_ms(Deadline deadline) {
   return static_cast<int>(std::min(left, kMaxPoll).count()) + 1;
 }
 
+// Copies what the probe needs out of libnfs's COMPOUND reply (it is freed after the
+// callback). May throw (out of memory).
+void copy_compound(const COMPOUND4res& res, int root_getfh, nfs4::CompoundReply& out) {
+  out.status = res.status;
+  out.ops = res.resarray.resarray_len;
+  for (u_int i = 0; i < res.resarray.resarray_len; ++i) {
+    // libnfs's decoder may lay the results out at 4-byte alignment (seen with UBSan);
+    // read each through an aligned shallow copy (its pointers still point into the reply).
+    nfs_resop4 r;
+    std::memcpy(static_cast<void*>(&r),
+                reinterpret_cast<const char*>(res.resarray.resarray_val) + i * sizeof(nfs_resop4), sizeof r);
+    // Every result union starts with its nfsstat4.
+    int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
+    if (st != NFS4_OK) {
+      out.failed_op = static_cast<int>(i);
+      out.failed_status = st;
+      break;
+    }
+    if (r.resop == OP_GETFH) {
+      auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+      (static_cast<int>(i) == root_getfh ? out.root_fh : out.fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
+    } else if (r.resop == OP_GETATTR) {
+      auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
+      out.attrs = nfs4::decode_fattr(fa.attrmask.bitmap4_val, fa.attrmask.bitmap4_len,
+                                     std::string_view(fa.attr_vals.attrlist4_val, fa.attr_vals.attrlist4_len));
+    } else if (r.resop == OP_READ) {
+      auto& ok = r.nfs_resop4_u.opread.READ4res_u.resok4;
+      out.data.assign(ok.data.data_val, ok.data.data_len);
+      out.eof = ok.eof;
+    }
+  }
+}
+
 }  // namespace
 
 // What a callback left behind. Owned by the check (not the stack), because a
@@ -62,6 +95,37 @@ struct NfsCheck::Pending {
     error.clear();
     reply.clear();
     file = nullptr;
+  }
+
+  // The callbacks libnfs's C code calls with a Pending as `priv`: nothing may throw
+  // out of them. An RPC call's: its status and error text, and for a COMPOUND the
+  // reply copied out (out of memory copying it: a failed probe, not a crash).
+  template <bool kCompound>
+  static void on_rpc(rpc_context*, int status, void* data, void* priv) noexcept {
+    auto* p = static_cast<Pending*>(priv);
+    p->done = true;
+    p->status = status;
+    try {
+      if (status != RPC_STATUS_SUCCESS) {
+        if (data) p->error = static_cast<const char*>(data);
+        return;
+      }
+      if constexpr (kCompound) copy_compound(*static_cast<COMPOUND4res*>(data), p->root_getfh, p->reply);
+    } catch (...) {
+      p->status = RPC_STATUS_ERROR;
+    }
+  }
+  // A high-level (nfs_*) call's: its status and error text, and for an open the file.
+  template <bool kOpen>
+  static void on_nfs(int err, nfs_context* nfs, void* data, void* priv) noexcept {
+    auto* p = static_cast<Pending*>(priv);
+    p->done = true;
+    p->status = err;
+    try {
+      if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
+      else if constexpr (kOpen) p->file = static_cast<struct nfsfh*>(data);
+    } catch (...) {
+    }
   }
 };
 
@@ -192,19 +256,8 @@ std::optional<Result> NfsCheck::connect40(Deadline deadline) {
   rpc_ = rpc_init_context();
   if (!rpc_) return Result::fail(Outcome::kFailed, "cannot create an RPC context");
   pending_->reset();
-  // libnfs's C code calls these callbacks: nothing may throw out of them.
-  auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
-    auto* p = static_cast<Pending*>(priv);
-    p->done = true;
-    p->status = status;
-    try {
-      if (status != RPC_STATUS_SUCCESS && data) p->error = static_cast<const char*>(data);
-    } catch (...) {
-      p->status = RPC_STATUS_ERROR;
-    }
-  };
   std::optional<Result> fail;
-  if (rpc_connect_port_async(rpc_, o_.server.c_str(), o_.port, NFS4_PROGRAM, NFS_V4, cb,
+  if (rpc_connect_port_async(rpc_, o_.server.c_str(), o_.port, NFS4_PROGRAM, NFS_V4, Pending::on_rpc<false>,
                              pending_.get()) != 0)
     fail = Result::fail(Outcome::kNetworkError, short_error(rpc_get_error(rpc_)));
   else if (!service_rpc(rpc_, pending_->done, deadline))
@@ -299,51 +352,8 @@ Result NfsCheck::run40(Deadline deadline) {
   args.argarray.argarray_val = ops_.data();
 
   pending_->reset();
-  auto cb = [](rpc_context*, int status, void* data, void* priv) noexcept {
-    auto* p = static_cast<Pending*>(priv);
-    p->done = true;
-    p->status = status;
-    try {
-      if (status != RPC_STATUS_SUCCESS) {
-        if (data) p->error = static_cast<const char*>(data);
-        return;
-      }
-      auto* res = static_cast<COMPOUND4res*>(data);
-      nfs4::CompoundReply& out = p->reply;
-      out.status = res->status;
-      out.ops = res->resarray.resarray_len;
-      for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
-        // libnfs's decoder may lay the results out at 4-byte alignment (seen with UBSan);
-        // read each through an aligned shallow copy (its pointers still point into the reply).
-        nfs_resop4 r;
-        std::memcpy(static_cast<void*>(&r),
-                    reinterpret_cast<const char*>(res->resarray.resarray_val) + i * sizeof(nfs_resop4), sizeof r);
-        // Every result union starts with its nfsstat4.
-        int st = *reinterpret_cast<const int*>(&r.nfs_resop4_u);
-        if (st != NFS4_OK) {
-          out.failed_op = static_cast<int>(i);
-          out.failed_status = st;
-          break;
-        }
-        if (r.resop == OP_GETFH) {
-          auto& obj = r.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-          (static_cast<int>(i) == p->root_getfh ? out.root_fh : out.fh).assign(obj.nfs_fh4_val, obj.nfs_fh4_len);
-        } else if (r.resop == OP_GETATTR) {
-          auto& fa = r.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
-          out.attrs = nfs4::decode_fattr(fa.attrmask.bitmap4_val, fa.attrmask.bitmap4_len,
-                                         std::string_view(fa.attr_vals.attrlist4_val, fa.attr_vals.attrlist4_len));
-        } else if (r.resop == OP_READ) {
-          auto& ok = r.nfs_resop4_u.opread.READ4res_u.resok4;
-          out.data.assign(ok.data.data_val, ok.data.data_len);
-          out.eof = ok.eof;
-        }
-      }
-    } catch (...) {  // out of memory copying the reply: a failed probe, not a crash
-      p->status = RPC_STATUS_ERROR;
-    }
-  };
   ++counters_.compounds;
-  if (rpc_nfs4_compound_async(rpc_, cb, &args, pending_.get()) != 0) {
+  if (rpc_nfs4_compound_async(rpc_, Pending::on_rpc<true>, &args, pending_.get()) != 0) {
     std::string e = short_error(rpc_get_error(rpc_));
     disconnect();
     return Result::fail(Outcome::kNetworkError, e);
@@ -511,26 +521,8 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
     dir = o_.path.substr(0, slash);
     file = o_.path.substr(slash);
   }
-  // Called from libnfs's C code: nothing may throw out of them.
-  auto cb = [](int err, nfs_context* nfs, void* data, void* priv) noexcept {
-    auto* p = static_cast<Pending*>(priv);
-    p->done = true;
-    p->status = err;
-    try {
-      if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
-    } catch (...) {
-    }
-  };
-  auto open_cb = [](int err, nfs_context* nfs, void* data, void* priv) noexcept {
-    auto* p = static_cast<Pending*>(priv);
-    p->done = true;
-    p->status = err;
-    try {
-      if (err < 0) p->error = data ? static_cast<const char*>(data) : nfs_get_error(nfs);
-      else p->file = static_cast<struct nfsfh*>(data);
-    } catch (...) {
-    }
-  };
+  auto cb = Pending::on_nfs<false>;
+  auto open_cb = Pending::on_nfs<true>;
   auto fail_from = [&](const char* what) -> Result {
     std::string e = pending_->done ? pending_->error : "timed out";
     Outcome o = pending_->done ? Outcome::kFailed : Outcome::kTimeout;

@@ -3,6 +3,8 @@
 #include "agent/base/utf8.h"
 #include "agent/base/net.h"
 
+#include <type_traits>
+
 namespace poolkeeper {
 
 namespace {
@@ -24,20 +26,37 @@ std::string trim_line(std::string_view s) {
   return std::string(s);
 }
 
+// Reads more of the daemon's reply into *buf (at most `max` bytes). When the read
+// fails, what it makes of the probe: "timed out <waiting><what>", the socket's error,
+// or `closed` (a message, or a function making one) when the daemon just closed.
+template <class Closed>
+std::optional<Result> read_more(TcpConn& c, std::string* buf, size_t max, Deadline deadline,
+                                std::string_view waiting, std::string_view what, Closed closed) {
+  bool timeout = false;
+  std::string err;
+  if (c.read_some(buf, max, deadline, &timeout, &err)) return std::nullopt;
+  if (timeout) return Result::fail(Outcome::kTimeout, "timed out " + std::string(waiting) + std::string(what));
+  if (!err.empty()) return Result::fail(Outcome::kNetworkError, err);
+  if constexpr (std::is_invocable_v<Closed>) return closed();
+  else return Result::fail(Outcome::kNetworkError, std::string(closed));
+}
+
 // Reads until `buf` holds a full line; returns false (with *fail set) otherwise.
 bool read_line(TcpConn& c, std::string* buf, Deadline deadline, Result* fail, const char* what) {
+  auto garbage = [&] {
+    return Result::fail(Outcome::kNetworkError, std::string("garbage ") + what + ": \"" + printable(*buf) + "\"");
+  };
   while (buf->find('\n') == std::string::npos) {
     if (buf->size() > 4096) {
-      *fail = Result::fail(Outcome::kNetworkError, std::string("garbage ") + what + ": \"" + printable(*buf) + "\"");
+      *fail = garbage();
       return false;
     }
-    bool timeout = false;
-    std::string err;
-    if (!c.read_some(buf, 4096, deadline, &timeout, &err)) {
-      if (timeout) *fail = Result::fail(Outcome::kTimeout, std::string("timed out waiting for ") + what);
-      else if (!err.empty()) *fail = Result::fail(Outcome::kNetworkError, err);
-      else if (buf->empty()) *fail = Result::fail(Outcome::kNetworkError, std::string("connection closed before ") + what);
-      else *fail = Result::fail(Outcome::kNetworkError, std::string("garbage ") + what + ": \"" + printable(*buf) + "\"");
+    auto closed = [&] {
+      return buf->empty() ? Result::fail(Outcome::kNetworkError, std::string("connection closed before ") + what)
+                          : garbage();
+    };
+    if (auto f = read_more(c, buf, 4096, deadline, "waiting for ", what, closed)) {
+      *fail = std::move(*f);
       return false;
     }
   }
@@ -151,12 +170,7 @@ Result RsyncCheck::run(Deadline deadline) {
     listing = parse_rsync_listing(buf);
     if (listing.complete || !listing.error.empty()) break;
     if (buf.size() > kMaxReply) return Result::fail(Outcome::kNetworkError, "module list too long");
-    bool timeout = false;
-    std::string err;
-    if (!c.read_some(&buf, 65536, deadline, &timeout, &err)) {
-      if (timeout) return Result::fail(Outcome::kTimeout, "timed out reading the module list");
-      return Result::fail(Outcome::kNetworkError, err.empty() ? "module list cut short" : err);
-    }
+    if (auto f = read_more(c, &buf, 65536, deadline, "reading the module list", "", "module list cut short")) return *f;
   }
   if (!listing.error.empty()) return Result::fail(Outcome::kFailed, "daemon error: " + printable(listing.error, 120));
   bool found = false;
@@ -199,12 +213,8 @@ Result RsyncCheck::list_path(Deadline deadline) {
   if (auto f = c.write_all(args, deadline)) return *f;
   // 4-byte checksum seed, then the empty filter list from us, then multiplexed frames.
   while (buf.size() < 4) {
-    bool timeout = false;
-    std::string err;
-    if (!c.read_some(&buf, 4096, deadline, &timeout, &err)) {
-      if (timeout) return Result::fail(Outcome::kTimeout, "timed out waiting for the file list");
-      return Result::fail(Outcome::kNetworkError, err.empty() ? "daemon closed before the file list" : err);
-    }
+    if (auto f = read_more(c, &buf, 4096, deadline, "waiting for the file list", "", "daemon closed before the file list"))
+      return *f;
   }
   buf.erase(0, 4);
   if (auto f = c.write_all(std::string(4, '\0'), deadline)) return *f;
@@ -223,13 +233,11 @@ Result RsyncCheck::list_path(Deadline deadline) {
       }
       if (f.tag == 1 || f.tag == 3) errors += trim_line(f.payload);
     }
-    bool timeout = false;
-    std::string err;
     if (buf.size() > kMaxReply) return Result::fail(Outcome::kNetworkError, "file list frame too long");
-    if (!c.read_some(&buf, 65536, deadline, &timeout, &err)) {
-      if (timeout) return Result::fail(Outcome::kTimeout, "timed out reading the file list");
-      if (!errors.empty()) return Result::fail(Outcome::kFailed, printable(errors, 160));
-      return Result::fail(Outcome::kNetworkError, err.empty() ? "daemon closed during the file list" : err);
+    if (auto f = read_more(c, &buf, 65536, deadline, "reading the file list", "", "daemon closed during the file list")) {
+      // What the daemon said before it went says more than how it went.
+      if (f->outcome != Outcome::kTimeout && !errors.empty()) return Result::fail(Outcome::kFailed, printable(errors, 160));
+      return *f;
     }
   }
 }

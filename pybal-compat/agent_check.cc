@@ -3,7 +3,6 @@
 #include "agent/base/net.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -71,39 +70,19 @@ AgentCheckResponder::AgentCheckResponder(std::string listen, Source source)
 AgentCheckResponder::~AgentCheckResponder() { stop(); }
 
 void AgentCheckResponder::start() {
+  int fd = -1;
   try {
-    fd_ = listen_tcp(listen_, 128, &port_);
+    fd = listen_tcp(listen_, 128, &port_);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string(e.what()) + " (haproxy_agent)");
   }
-  if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  thread_ = std::thread([this] { loop(); });
-}
-
-void AgentCheckResponder::stop() {
-  if (!thread_.joinable()) return;
-  stop_ = true;
-  char c = 0;
-  ssize_t ignored = ::write(wake_[1], &c, 1);
-  (void)ignored;
-  thread_.join();
-  ::close(fd_);
-  ::close(wake_[0]);
-  ::close(wake_[1]);
-  fd_ = -1;
-}
-
-void AgentCheckResponder::loop() {
-  while (!stop_) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (::poll(fds, 2, 1000) <= 0) continue;
-    if (fds[1].revents) break;
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (c < 0) continue;
+  listener_.start(fd, [this](int c) {
     serve(c);
     ::close(c);
-  }
+  });
 }
+
+void AgentCheckResponder::stop() { listener_.stop(); }
 
 void AgentCheckResponder::serve(int fd) {
   // agent-send arrives right after the connect; without it HAProxy sends nothing.

@@ -6,12 +6,12 @@
 // gives any client at most 100 ms to say what it wants.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
+
+#include "agent/base/listener.h"
 
 namespace poolkeeper {
 
@@ -37,14 +37,11 @@ class AgentCheckResponder {
   int port() const { return port_; }
 
  private:
-  void loop();
   void serve(int fd);
   std::string listen_;
   Source source_;
-  int fd_ = -1, port_ = 0;
-  int wake_[2] = {-1, -1};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  int port_ = 0;
+  Listener listener_;
 };
 
 }  // namespace poolkeeper

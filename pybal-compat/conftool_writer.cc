@@ -197,7 +197,6 @@ void ConftoolWriter::load_seen() {
   ss << in.rdbuf();
   auto j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (!j.is_object()) return;
-  have_seen_file_ = true;
   for (const auto& [svc, v] : j.items())
     if (v.is_object()) seen_[svc] = {v.value("written", uint64_t{0}), v.value("seen", uint64_t{0})};
 }
@@ -212,7 +211,6 @@ void ConftoolWriter::save_seen() {
   ::close(fd);
   if (ok) ::rename(tmp.c_str(), state_path_.c_str());
   else ::unlink(tmp.c_str());
-  have_seen_file_ = true;
 }
 
 uint32_t ConftoolWriter::random_below(uint32_t bound) {

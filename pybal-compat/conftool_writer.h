@@ -161,7 +161,6 @@ class ConftoolWriter {
   bool dirty_ = true, stop_ = false;
   bool etcd_back_ = false;  // the liveness thread reached etcd again after failing
   std::map<std::string, ConftoolSeen> seen_;
-  bool have_seen_file_ = false;
   // Sync thread only: the peers' liveness between rounds, the hosts whose liveness key
   // the last sync saw, and the services whose own key is missing (logged once per
   // disappearance).

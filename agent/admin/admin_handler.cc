@@ -119,59 +119,73 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
   auto req = parse_admin_request(line, &error);
   if (!req) return admin_error(error);
   auto snap = d_.snapshot();
-  std::vector<std::string> services = req->services;
-  if (services.empty())
-    for (const auto& s : snap->services) services.push_back(s.name);
-  for (const auto& name : services) {
-    if (!snap->find_service(name)) {
-      std::string known;
-      for (const auto& s : snap->services) known += (known.empty() ? "" : ", ") + s.name;
-      return admin_error("unknown service \"" + name + "\" (known: " + known + ")");
-    }
-  }
-  if (req->cmd == "status") return json_text(nlohmann::json{{"ok", true}, {"status", status_json(*snap)}}) + "\n";
-  if (req->cmd == "ispooled") {
-    const ServiceView* s = snap->find_service(services[0]);
-    return json_text(nlohmann::json{{"ok", true},
-                                    {"pooled", s->effective.state == Effective::kPooled},
-                                    {"effective", effective_name(s->effective.state)},
-                                    {"reason", s->effective.reason}}) + "\n";
-  }
+  std::vector<std::string> services;
+  if (!resolve_services(*req, *snap, &services, &error)) return admin_error(error);
+  if (!req->mutating()) return read_reply(*req, *snap, services);
   std::string who;
   if (!authorised(cred, &who, &error)) return admin_error(error);
   if (d_.stopping()) return admin_error(kAdminStoppingMessage);
   if (!req->sudo_user.empty() && req->sudo_user != who) who += " (sudo from " + req->sudo_user + ")";
 
+  nlohmann::json result = nlohmann::json::object();
+  std::string reply = change(*req, services, who, *snap, &result);
+  if (!reply.empty()) return reply;
+  if (d_.conftool && req->cmd == AdminCmd::kPool) report_conftool(services, &result);
+  std::string names;
+  for (const auto& n : services) names += (names.empty() ? "" : ",") + n;
+  log_info(std::string("admin ") + admin_cmd_name(req->cmd), {{"services", names}, {"who", who}, {"reason", req->reason}});
+  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
+}
+
+bool AdminHandler::resolve_services(const AdminRequest& req, const Snapshot& snap, std::vector<std::string>* services,
+                                    std::string* error) const {
+  *services = req.services;
+  if (services->empty())
+    for (const auto& s : snap.services) services->push_back(s.name);
+  for (const auto& name : *services) {
+    if (!snap.find_service(name)) {
+      std::string known;
+      for (const auto& s : snap.services) known += (known.empty() ? "" : ", ") + s.name;
+      *error = "unknown service \"" + name + "\" (known: " + known + ")";
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string AdminHandler::read_reply(const AdminRequest& req, const Snapshot& snap,
+                                     const std::vector<std::string>& services) const {
+  if (req.cmd == AdminCmd::kStatus) return json_text(nlohmann::json{{"ok", true}, {"status", status_json(snap)}}) + "\n";
+  const ServiceView* s = snap.find_service(services[0]);  // ispooled: exactly one
+  return json_text(nlohmann::json{{"ok", true},
+                                  {"pooled", s->effective.state == Effective::kPooled},
+                                  {"effective", effective_name(s->effective.state)},
+                                  {"reason", s->effective.reason}}) + "\n";
+}
+
+std::string AdminHandler::change(const AdminRequest& req, const std::vector<std::string>& services,
+                                 const std::string& who, const Snapshot& snap, nlohmann::json* result) {
   // The floor: taking a pooled service out must leave min_pooled others pooled and
   // healthy, judged from every host's key under the etcd lock (with conftool up), or
   // from a fresh look at the peers. The conftool sync waits until the intent is
   // applied, so it cannot write back a "yes" decided before the depool.
   ModelConfig cfg = d_.config();
   std::vector<ConftoolWriter::TakeOutRequest> floor;
-  if ((req->cmd == "depool" || req->cmd == "drain") && !req->force) {
+  if (req.takes_out() && !req.force) {
     for (const auto& name : services) {
       auto it = cfg.services.find(name);
       if (it == cfg.services.end()) continue;
-      if (it->second.hold_on_reboot && req->until_boot) continue;  // held: stays in
+      if (it->second.hold_on_reboot && req.until_boot) continue;  // held: stays in
       floor.push_back({name, it->second.min_pooled});
     }
   }
-
-  WallTime now = d_.clock->wall();
-  AdminIntent intent;
-  intent.intent = req->cmd == "pool" ? Intent::kPooled : req->cmd == "drain" ? Intent::kDrained : Intent::kDepooled;
-  intent.reason = req->reason;
-  intent.who = who;
-  intent.when = now;
-  if (req->for_seconds) intent.expires = now + std::chrono::seconds(*req->for_seconds);
-  intent.until_boot = req->until_boot;
+  AdminIntent intent = intent_for(req, who);
   std::string reply;  // set when the change is refused or fails
-  nlohmann::json result = nlohmann::json::object();
   auto decide_and_apply = [&](const std::vector<ConftoolWriter::TakeOutAnswer>& answers) {
     std::vector<std::string> floor_names;
     for (const auto& f : floor) floor_names.push_back(f.service);
     std::optional<std::string> refused;
-    std::vector<std::string> leaving = by_peers(floor_names, cfg, *snap, answers, &refused);
+    std::vector<std::string> leaving = by_peers(floor_names, cfg, snap, answers, &refused);
     if (!refused) refused = peers_leave(leaving, cfg);
     else leaving.clear();
     if (refused) {
@@ -179,58 +193,73 @@ std::string AdminHandler::handle(const std::string& line, const PeerCred& cred) 
                                                 : admin_error(*refused + " — use --force to depool anyway");
       return;
     }
-    std::string save_error;
-    bool ran = d_.run_on_owner([&](HealthModel& e) {
-      auto before = e.intents();
-      intent.boot_id = req->until_boot ? e.boot_id() : "";
-      for (const auto& name : services) e.set_intent(name, intent);
-      save_error = d_.persist(e);
-      if (!save_error.empty()) {  // not acknowledged: put everything back
-        for (const auto& [name, i] : before) e.set_intent(name, i);
-      }
-      // Out of the pool (or back as it was): the announcement has done its work.
-      for (const auto& name : leaving) e.set_leaving(name, false);
-      if (!save_error.empty()) {
-        d_.publish();
-        return;
-      }
-      auto s = e.snapshot();
-      for (const auto& name : services) {
-        const ServiceView* v = s->find_service(name);
-        if (!v) {  // a reload removed it while this request was on its way
-          result[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
-          continue;
-        }
-        result[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
-                        {"port", v->port}};
-      }
-      d_.publish();
-    });
-    if (!ran) {
-      reply = admin_error(kAdminStoppingMessage);
-    } else if (!save_error.empty()) {
-      log_error("cannot save state; change not applied", {{"error", save_error}});
-      reply = admin_error("cannot save state, nothing changed: " + save_error);
-    }
+    reply = apply(req, services, intent, leaving, result);
   };
-  if (req->cmd == "pool") decide_and_apply({});  // a pool needs no hold: the sync writes "yes" anyway
+  if (req.cmd == AdminCmd::kPool) decide_and_apply({});  // a pool needs no hold: the sync writes "yes" anyway
   else through_conftool(floor, decide_and_apply);
-  if (!reply.empty()) return reply;
+  return reply;
+}
 
-  if (d_.conftool && req->cmd == "pool") {
-    // Say what the load balancer will do: the key as a sync after this pool left it.
-    bool synced = d_.conftool->wait_synced(std::chrono::seconds(3));
-    nlohmann::json keys = d_.conftool->keys();
-    for (const auto& name : services) {
-      PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
-                                          d_.conftool->last_error(), result[name]["effective"] == "pooled");
-      result[name]["conftool"] = {{"key", d_.conftool->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+AdminIntent AdminHandler::intent_for(const AdminRequest& req, const std::string& who) const {
+  WallTime now = d_.clock->wall();
+  AdminIntent intent;
+  intent.intent = req.cmd == AdminCmd::kPool    ? Intent::kPooled
+                  : req.cmd == AdminCmd::kDrain ? Intent::kDrained
+                                                : Intent::kDepooled;
+  intent.reason = req.reason;
+  intent.who = who;
+  intent.when = now;
+  if (req.for_seconds) intent.expires = now + std::chrono::seconds(*req.for_seconds);
+  intent.until_boot = req.until_boot;
+  return intent;
+}
+
+std::string AdminHandler::apply(const AdminRequest& req, const std::vector<std::string>& services, AdminIntent intent,
+                                const std::vector<std::string>& leaving, nlohmann::json* result) {
+  std::string save_error;
+  bool ran = d_.run_on_owner([&](HealthModel& e) {
+    auto before = e.intents();
+    intent.boot_id = req.until_boot ? e.boot_id() : "";
+    for (const auto& name : services) e.set_intent(name, intent);
+    save_error = d_.persist(e);
+    if (!save_error.empty()) {  // not acknowledged: put everything back
+      for (const auto& [name, i] : before) e.set_intent(name, i);
     }
+    // Out of the pool (or back as it was): the announcement has done its work.
+    for (const auto& name : leaving) e.set_leaving(name, false);
+    if (!save_error.empty()) {
+      d_.publish();
+      return;
+    }
+    auto s = e.snapshot();
+    for (const auto& name : services) {
+      const ServiceView* v = s->find_service(name);
+      if (!v) {  // a reload removed it while this request was on its way
+        (*result)[name] = {{"effective", "unknown"}, {"reason", "removed by a config reload"}, {"port", 0}};
+        continue;
+      }
+      (*result)[name] = {{"effective", effective_name(v->effective.state)}, {"reason", v->effective.reason},
+                         {"port", v->port}};
+    }
+    d_.publish();
+  });
+  if (!ran) return admin_error(kAdminStoppingMessage);
+  if (!save_error.empty()) {
+    log_error("cannot save state; change not applied", {{"error", save_error}});
+    return admin_error("cannot save state, nothing changed: " + save_error);
   }
-  std::string names;
-  for (const auto& n : services) names += (names.empty() ? "" : ",") + n;
-  log_info("admin " + req->cmd, {{"services", names}, {"who", who}, {"reason", req->reason}});
-  return json_text(nlohmann::json{{"ok", true}, {"services", result}}) + "\n";
+  return "";
+}
+
+void AdminHandler::report_conftool(const std::vector<std::string>& services, nlohmann::json* result) {
+  // Say what the load balancer will do: the key as a sync after this pool left it.
+  bool synced = d_.conftool->wait_synced(std::chrono::seconds(3));
+  nlohmann::json keys = d_.conftool->keys();
+  for (const auto& name : services) {
+    PoolAnswer a = conftool_pool_answer(keys.contains(name) ? keys[name] : nlohmann::json(), synced,
+                                        d_.conftool->last_error(), (*result)[name]["effective"] == "pooled");
+    (*result)[name]["conftool"] = {{"key", d_.conftool->key(name)}, {"will_pool", a.will_pool}, {"message", a.message}};
+  }
 }
 
 void AdminHandler::drain_through_floor(const std::vector<std::string>& services, const Snapshot& snap) {

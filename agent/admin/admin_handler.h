@@ -80,6 +80,22 @@ class AdminHandler {
   void through_conftool(const std::vector<ConftoolWriter::TakeOutRequest>& requests,
                         const std::function<void(const std::vector<ConftoolWriter::TakeOutAnswer>&)>& decide_and_apply);
 
+  // The steps of handle(): which services a request names (all when none; false with
+  // *error for an unknown one); the reply to a request that only reads; for a change,
+  // floor → apply (the reply when refused or failed, else "" with *result filled);
+  // and after a pool, what conftool will make of it.
+  bool resolve_services(const AdminRequest& req, const Snapshot& snap, std::vector<std::string>* services,
+                        std::string* error) const;
+  std::string read_reply(const AdminRequest& req, const Snapshot& snap,
+                         const std::vector<std::string>& services) const;
+  std::string change(const AdminRequest& req, const std::vector<std::string>& services, const std::string& who,
+                     const Snapshot& snap, nlohmann::json* result);
+  AdminIntent intent_for(const AdminRequest& req, const std::string& who) const;
+  // Sets the intent on the owner and persists it (a failed save puts every intent back).
+  std::string apply(const AdminRequest& req, const std::vector<std::string>& services, AdminIntent intent,
+                    const std::vector<std::string>& leaving, nlohmann::json* result);
+  void report_conftool(const std::vector<std::string>& services, nlohmann::json* result);
+
   Deps d_;
 };
 

@@ -1,5 +1,6 @@
 #include "agent/admin/admin_protocol.h"
 
+#include "agent/base/enum_names.h"
 #include "agent/base/utf8.h"
 
 namespace poolkeeper {
@@ -7,6 +8,16 @@ namespace poolkeeper {
 std::string admin_error(const std::string& message) {
   return json_text(nlohmann::json{{"ok", false}, {"error", message}}) + "\n";
 }
+
+namespace {
+constexpr EnumNames<AdminCmd, 5> kAdminCmdNames{{{AdminCmd::kStatus, "status"},
+                                                 {AdminCmd::kIsPooled, "ispooled"},
+                                                 {AdminCmd::kPool, "pool"},
+                                                 {AdminCmd::kDepool, "depool"},
+                                                 {AdminCmd::kDrain, "drain"}}};
+}  // namespace
+
+const char* admin_cmd_name(AdminCmd c) { return kAdminCmdNames.name(c, "?"); }
 
 std::optional<AdminRequest> parse_admin_request(const std::string& line, std::string* error) {
   auto fail = [&](const std::string& e) -> std::optional<AdminRequest> {
@@ -18,10 +29,11 @@ std::optional<AdminRequest> parse_admin_request(const std::string& line, std::st
   if (j.is_discarded()) return fail("request is not JSON");
   if (!j.is_object()) return fail("request must be a JSON object");
   AdminRequest r;
+  std::string cmd;
   for (const auto& [k, v] : j.items()) {
     if (k == "cmd") {
       if (!v.is_string()) return fail("cmd must be a string");
-      r.cmd = v.get<std::string>();
+      cmd = v.get<std::string>();
     } else if (k == "services") {
       if (!v.is_array()) return fail("services must be a list of names");
       for (const auto& s : v) {
@@ -52,12 +64,12 @@ std::optional<AdminRequest> parse_admin_request(const std::string& line, std::st
       return fail("unknown field \"" + cut_utf8(k, 40) + "\"");
     }
   }
-  if (r.cmd != "status" && r.cmd != "ispooled" && r.cmd != "pool" && r.cmd != "depool" &&
-      r.cmd != "drain")
-    return fail(r.cmd.empty() ? "cmd is required" : "unknown cmd \"" + cut_utf8(r.cmd, 40) + "\"");
-  if (r.cmd == "ispooled" && r.services.size() != 1) return fail("ispooled takes exactly one service");
+  auto known = kAdminCmdNames.parse(cmd);
+  if (!known) return fail(cmd.empty() ? "cmd is required" : "unknown cmd \"" + cut_utf8(cmd, 40) + "\"");
+  r.cmd = *known;
+  if (r.cmd == AdminCmd::kIsPooled && r.services.size() != 1) return fail("ispooled takes exactly one service");
   if (r.for_seconds && r.until_boot) return fail("for_seconds and until_boot exclude each other");
-  if ((r.for_seconds || r.until_boot) && r.cmd != "depool" && r.cmd != "drain")
+  if ((r.for_seconds || r.until_boot) && !r.takes_out())
     return fail("for_seconds and until_boot go with depool or drain");
   return r;
 }

@@ -1,6 +1,5 @@
 #include "agent/admin/admin_server.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,89 +49,72 @@ void AdminServer::start() {
   // The directory (e.g. /run/poolkeeper) may not exist yet outside systemd.
   std::string dir = path_.substr(0, path_.rfind('/'));
   if (!dir.empty()) ::mkdir(dir.c_str(), 0755);
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("admin socket: " + std::string(std::strerror(errno)));
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("admin socket: " + std::string(std::strerror(errno)));
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
   ::unlink(path_.c_str());  // a stale socket from a previous run
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 64) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
     int e = errno;
-    ::close(listen_fd_);
-    listen_fd_ = -1;
+    ::close(fd);
     throw std::runtime_error("cannot listen on admin socket " + path_ + ": " + std::strerror(e));
   }
   ::chmod(path_.c_str(), 0666);
-  if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-  thread_ = std::thread([this] { accept_loop(); });
+  listener_.start(fd, [this](int c) { on_connection(c); });
 }
 
 void AdminServer::stop() {
-  if (!thread_.joinable()) return;
+  if (!listener_.running()) return;
   stopping_ = true;
-  char c = 0;
-  ssize_t ignored = ::write(wake_[1], &c, 1);
-  (void)ignored;
-  thread_.join();
+  listener_.stop();
   {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& t : workers_)
       if (t.joinable()) t.join();
     workers_.clear();
   }
-  ::close(listen_fd_);
-  ::close(wake_[0]);
-  ::close(wake_[1]);
   ::unlink(path_.c_str());
-  listen_fd_ = -1;
 }
 
-void AdminServer::accept_loop() {
-  while (!stopping_) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (::poll(fds, 2, 1000) <= 0) continue;
-    if (fds[1].revents) break;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;
-    ucred uc{};
-    socklen_t len = sizeof uc;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
-      send_all(fd, admin_error("cannot read peer credentials"));
-      ::close(fd);
-      continue;
-    }
-    PeerCred cred{uc.pid, uc.uid, uc.gid};
-    bool reserved = false;
-    if (!admit(cred, &reserved)) {
-      send_all(fd, admin_error("busy: too many admin connections from uid " + std::to_string(cred.uid)));
-      ::close(fd);
-      continue;
-    }
-    ++active_;
-    std::lock_guard<std::mutex> lk(mu_);
-    // Join the workers that have finished, so the list stays short (never waits).
-    std::erase_if(workers_, [](Worker& w) {
-      if (!w.done->load()) return false;
-      w.join();
-      return true;
-    });
-    try {
-      auto done = std::make_shared<std::atomic<bool>>(false);
-      workers_.reserve(workers_.size() + 1);  // push_back below cannot throw then
-      workers_.push_back({std::thread([this, fd, cred, reserved, done] {
-                            serve(fd, cred);
-                            ::close(fd);
-                            release(cred, reserved);
-                            --active_;
-                            *done = true;
-                          }),
-                          done});
-    } catch (const std::exception& e) {  // no thread (resource limits): refuse, stay up
-      send_all(fd, admin_error(std::string("busy: ") + e.what()));
-      ::close(fd);
-      release(cred, reserved);
-      --active_;
-    }
+void AdminServer::on_connection(int fd) {
+  ucred uc{};
+  socklen_t len = sizeof uc;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
+    send_all(fd, admin_error("cannot read peer credentials"));
+    ::close(fd);
+    return;
+  }
+  PeerCred cred{uc.pid, uc.uid, uc.gid};
+  bool reserved = false;
+  if (!admit(cred, &reserved)) {
+    send_all(fd, admin_error("busy: too many admin connections from uid " + std::to_string(cred.uid)));
+    ::close(fd);
+    return;
+  }
+  ++active_;
+  std::lock_guard<std::mutex> lk(mu_);
+  // Join the workers that have finished, so the list stays short (never waits).
+  std::erase_if(workers_, [](Worker& w) {
+    if (!w.done->load()) return false;
+    w.join();
+    return true;
+  });
+  try {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    workers_.reserve(workers_.size() + 1);  // push_back below cannot throw then
+    workers_.push_back({std::thread([this, fd, cred, reserved, done] {
+                          serve(fd, cred);
+                          ::close(fd);
+                          release(cred, reserved);
+                          --active_;
+                          *done = true;
+                        }),
+                        done});
+  } catch (const std::exception& e) {  // no thread (resource limits): refuse, stay up
+    send_all(fd, admin_error(std::string("busy: ") + e.what()));
+    ::close(fd);
+    release(cred, reserved);
+    --active_;
   }
 }
 

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "agent/base/listener.h"
+
 namespace poolkeeper {
 
 struct PeerCred {
@@ -48,7 +50,8 @@ class AdminServer {
   void stop();
 
  private:
-  void accept_loop();
+  // Admits a connection (a slot for its peer) and serves it on a worker thread.
+  void on_connection(int fd);
   void serve(int fd, const PeerCred& cred);
   // Takes a slot for this peer; false when it may not have one now.
   bool admit(const PeerCred& cred, bool* reserved);
@@ -68,11 +71,9 @@ class AdminServer {
   std::mutex slots_mu_;  // guards the three below (workers release slots under it)
   std::map<uid_t, int> per_uid_;  // open slots held per non-root uid
   int shared_used_ = 0, reserved_used_ = 0;
-  int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};
   std::atomic<int> active_{0};
   std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  Listener listener_;
   std::mutex mu_;
   std::vector<Worker> workers_;
 };

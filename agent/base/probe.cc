@@ -1,7 +1,5 @@
 #include "agent/base/probe.h"
 
-#include <curl/curl.h>
-
 #include "agent/base/utf8.h"
 
 namespace poolkeeper {
@@ -30,12 +28,6 @@ Result run_guarded(Check& check, Deadline deadline) noexcept {
   } catch (...) {
     return Result::fail(Outcome::kFailed, "probe error");
   }
-}
-
-void* ProbeLoop::take_easy() { return curl_easy_init(); }
-
-void ProbeLoop::release_easy(void* easy) {
-  if (easy) curl_easy_cleanup(static_cast<CURL*>(easy));
 }
 
 void Check::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {

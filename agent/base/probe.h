@@ -58,8 +58,8 @@ class ProbeLoop {
   // release_easy() once its transfer has ended, or was never added. Loop thread only.
   // The loop keeps a few for the next transfers: a probe does not pay for a handle and
   // its buffers each time, and an idle loop holds none for long.
-  virtual void* take_easy();
-  virtual void release_easy(void* easy);
+  virtual void* take_easy() = 0;
+  virtual void release_easy(void* easy) = 0;
   // Runs `fn` on a pool thread: for probes that block (a child process, a syscall).
   virtual void run_blocking(std::function<void()> fn) = 0;
 };

@@ -365,20 +365,19 @@ std::string base_name(const char* argv0) {
   return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+// What the command line asks for.
+struct Options {
   std::string verb;
-  std::string self = base_name(argv[0]);
-  if (self == "pool" || self == "depool" || self == "drain" || self == "ispooled") verb = self;
-
   std::string socket_path = kDefaultSocket, config, reason, format;
-  if (const char* env = std::getenv("POOLKEEPER_SOCKET")) socket_path = env;
   bool json = false, force = false, until_boot = false, wait = false;
   std::optional<Duration> for_duration;
   Duration wait_limit = std::chrono::minutes(5);
   std::vector<std::string> services;
+};
+
+// Reads the options and words; an exit code when there is nothing more to do (help, a
+// bad option).
+std::optional<int> parse_args(const std::vector<std::string>& args, Options* o) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {
@@ -391,28 +390,30 @@ int main(int argc, char** argv) {
       if (!d || d->count() <= 0) die(a + ": " + (d ? "must be positive" : err));
       return *d;
     };
-    if (a == "--socket") socket_path = value();
-    else if (a == "--config") config = value();
-    else if (a == "--json") json = true;
-    else if (a == "--format") format = value();
-    else if (a == "--reason") reason = value();
-    else if (a == "--for") for_duration = duration(value());
-    else if (a == "--until-boot") until_boot = true;
-    else if (a == "--force") force = true;
+    if (a == "--socket") o->socket_path = value();
+    else if (a == "--config") o->config = value();
+    else if (a == "--json") o->json = true;
+    else if (a == "--format") o->format = value();
+    else if (a == "--reason") o->reason = value();
+    else if (a == "--for") o->for_duration = duration(value());
+    else if (a == "--until-boot") o->until_boot = true;
+    else if (a == "--force") o->force = true;
     else if (a == "--wait") {
-      wait = true;
+      o->wait = true;
       std::string err;
-      if (i + 1 < args.size() && parse_duration(args[i + 1], &err)) wait_limit = duration(args[++i]);
+      if (i + 1 < args.size() && parse_duration(args[i + 1], &err)) o->wait_limit = duration(args[++i]);
     } else if (a == "-h" || a == "--help") return usage(std::cout, 0);
     else if (!a.empty() && a[0] == '-') {
       std::cerr << "poolctl: unknown option \"" << a << "\"\n";
       return usage(std::cerr, 2);
-    } else if (verb.empty()) verb = a;
-    else services.push_back(a);
+    } else if (o->verb.empty()) o->verb = a;
+    else o->services.push_back(a);
   }
-  if (verb.empty()) return usage(std::cerr, 2);
-  if (for_duration && until_boot) die("--for and --until-boot exclude each other");
+  return std::nullopt;
+}
 
+// The verbs that read only the config (no agent needed); nullopt for the others.
+std::optional<int> run_offline(const std::string& verb, const std::string& config, std::string format) {
   if (verb == "check") {
     if (config.empty()) {
       std::cout << "POOLKEEPER UNKNOWN - check needs --config FILE\n";
@@ -447,56 +448,78 @@ int main(int argc, char** argv) {
       die(e.what());
     }
   }
-  if (!config.empty()) {
+  return std::nullopt;
+}
+
+// pool, depool, drain: ask the agent, say what each service is now (and, after a
+// pool, what the load balancer will do), then wait for the clients when asked to.
+int cmd_change(const Options& o) {
+  const std::string& verb = o.verb;
+  if (verb == "pool" && (o.for_duration || o.until_boot || o.wait)) die("pool takes no --for, --until-boot or --wait");
+  if (verb == "drain" && o.until_boot) die("--until-boot goes with depool");
+  nlohmann::json req = {{"cmd", verb}, {"services", o.services}, {"reason", o.reason}, {"force", o.force}};
+  if (o.for_duration)
+    req["for_seconds"] = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(*o.for_duration).count());
+  if (o.until_boot) req["until_boot"] = true;
+  if (const char* sudo = std::getenv("SUDO_USER")) req["sudo_user"] = sudo;
+  auto j = call(o.socket_path, req);
+  int rc = 0;
+  for (auto& [name, s] : j["services"].items()) {
+    // After pool, the load balancer's view decides: an inactive or missing conftool
+    // key means PyBal will not route here, whatever the agent says (exit 1).
+    if (s.contains("conftool") && !s["conftool"].value("will_pool", true)) {
+      std::cout << name << ": " << s["conftool"].value("message", "") << "\n";
+      rc = 1;
+      continue;
+    }
+    // "http: drained (disk swap)", not "http: drained (drained: disk swap)".
+    std::string eff = s.value("effective", ""), r = s.value("reason", "");
+    if (r == eff) r.clear();
+    else if (r.rfind(eff + ": ", 0) == 0) r = r.substr(eff.size() + 2);
+    std::cout << name << ": " << eff;
+    if (!r.empty()) std::cout << " (" << r << ")";
+    std::cout << "\n";
+    if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";
+  }
+  if (o.wait && verb != "pool") return wait_for_clients(j["services"], o.wait_limit);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Options o;
+  std::string self = base_name(argv[0]);
+  if (self == "pool" || self == "depool" || self == "drain" || self == "ispooled") o.verb = self;
+  if (const char* env = std::getenv("POOLKEEPER_SOCKET")) o.socket_path = env;
+  if (auto rc = parse_args(args, &o)) return *rc;
+  const std::string& verb = o.verb;
+  if (verb.empty()) return usage(std::cerr, 2);
+  if (o.for_duration && o.until_boot) die("--for and --until-boot exclude each other");
+
+  if (auto rc = run_offline(verb, o.config, o.format)) return *rc;
+  if (!o.config.empty()) {
     try {
-      socket_path = load_config(config, Secrets::kSkip).agent.admin_socket;
+      o.socket_path = load_config(o.config, Secrets::kSkip).agent.admin_socket;
     } catch (const ConfigError& e) {
       die(e.what());
     }
   }
   if (verb == "status") {
-    auto j = call(socket_path, {{"cmd", "status"}});
-    if (json) std::cout << json_text(j["status"], 2) << "\n";
+    auto j = call(o.socket_path, {{"cmd", "status"}});
+    if (o.json) std::cout << json_text(j["status"], 2) << "\n";
     else print_status(j["status"]);
     return 0;
   }
   if (verb == "ispooled") {
-    if (services.size() != 1) die("ispooled takes exactly one SERVICE");
-    auto j = call(socket_path, {{"cmd", "ispooled"}, {"services", services}});
+    if (o.services.size() != 1) die("ispooled takes exactly one SERVICE");
+    auto j = call(o.socket_path, {{"cmd", "ispooled"}, {"services", o.services}});
     bool pooled = j.value("pooled", false);
-    std::cout << services[0] << " " << (pooled ? "pooled" : "not pooled: " + j.value("reason", "")) << "\n";
+    std::cout << o.services[0] << " " << (pooled ? "pooled" : "not pooled: " + j.value("reason", "")) << "\n";
     return pooled ? 0 : 1;
   }
-  if (verb == "pool" || verb == "depool" || verb == "drain") {
-    if (verb == "pool" && (for_duration || until_boot || wait)) die("pool takes no --for, --until-boot or --wait");
-    if (verb == "drain" && until_boot) die("--until-boot goes with depool");
-    nlohmann::json req = {{"cmd", verb}, {"services", services}, {"reason", reason}, {"force", force}};
-    if (for_duration)
-      req["for_seconds"] = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(*for_duration).count());
-    if (until_boot) req["until_boot"] = true;
-    if (const char* sudo = std::getenv("SUDO_USER")) req["sudo_user"] = sudo;
-    auto j = call(socket_path, req);
-    int rc = 0;
-    for (auto& [name, s] : j["services"].items()) {
-      // After pool, the load balancer's view decides: an inactive or missing conftool
-      // key means PyBal will not route here, whatever the agent says (exit 1).
-      if (s.contains("conftool") && !s["conftool"].value("will_pool", true)) {
-        std::cout << name << ": " << s["conftool"].value("message", "") << "\n";
-        rc = 1;
-        continue;
-      }
-      // "http: drained (disk swap)", not "http: drained (drained: disk swap)".
-      std::string eff = s.value("effective", ""), r = s.value("reason", "");
-      if (r == eff) r.clear();
-      else if (r.rfind(eff + ": ", 0) == 0) r = r.substr(eff.size() + 2);
-      std::cout << name << ": " << eff;
-      if (!r.empty()) std::cout << " (" << r << ")";
-      std::cout << "\n";
-      if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";
-    }
-    if (wait && verb != "pool") return wait_for_clients(j["services"], wait_limit);
-    return rc;
-  }
+  if (verb == "pool" || verb == "depool" || verb == "drain") return cmd_change(o);
   std::cerr << "poolctl: unknown command \"" << verb << "\"\n";
   return usage(std::cerr, 2);
 }

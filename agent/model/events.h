@@ -13,9 +13,14 @@
 
 namespace poolkeeper {
 
+// What an event is about. Its name (event_kind_name) is the event log's `event=` and
+// the JSON's "kind": part of the interface, never renamed.
+enum class EventKind { kCheck, kService, kIntent, kLifecycle, kConfig, kUnit, kConftool };
+const char* event_kind_name(EventKind k);
+
 struct Event {
   WallTime when{};
-  std::string kind;  // "check", "service", "intent", "lifecycle", "config"
+  EventKind kind = EventKind::kCheck;
   std::string name;  // check or service name; "" for the host
   std::string from;
   std::string to;

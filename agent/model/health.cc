@@ -1,35 +1,31 @@
 #include "agent/model/health.h"
 
+#include "agent/base/enum_names.h"
+
 namespace poolkeeper {
 
-const char* check_health_name(CheckHealth h) {
-  switch (h) {
-    case CheckHealth::kUnknown: return "unknown";
-    case CheckHealth::kHealthy: return "healthy";
-    case CheckHealth::kUnhealthy: return "unhealthy";
-  }
-  return "unknown";
-}
+namespace {
+constexpr EnumNames<CheckHealth, 3> kCheckHealthNames{
+    {{CheckHealth::kUnknown, "unknown"}, {CheckHealth::kHealthy, "healthy"}, {CheckHealth::kUnhealthy, "unhealthy"}}};
+constexpr EnumNames<Lifecycle, 3> kLifecycleNames{
+    {{Lifecycle::kStarting, "starting"}, {Lifecycle::kRunning, "running"}, {Lifecycle::kStopping, "stopping"}}};
+constexpr EnumNames<Effective, 3> kEffectiveNames{
+    {{Effective::kPooled, "pooled"}, {Effective::kDrained, "drained"}, {Effective::kNotPooled, "not_pooled"}}};
+}  // namespace
+
+const char* check_health_name(CheckHealth h) { return kCheckHealthNames.name(h, "unknown"); }
 
 Change CheckState::submit(bool ok) {
-  if (ok) {
-    ++successes_;
-    failures_ = 0;
-    if (health_ == CheckHealth::kHealthy) return Change::kUnchanged;
-    if (successes_ >= rise_) {
-      health_ = CheckHealth::kHealthy;
-      return Change::kChanged;
-    }
-    return Change::kPending;
-  }
-  ++failures_;
-  successes_ = 0;
-  if (health_ == CheckHealth::kUnhealthy) return Change::kUnchanged;
-  if (failures_ >= fall_) {
-    health_ = CheckHealth::kUnhealthy;
-    return Change::kChanged;
-  }
-  return Change::kPending;
+  // A result extends its own streak and ends the other; the streak moves the check to
+  // its side once it reaches that side's threshold (rise for passes, fall for failures).
+  int& streak = ok ? successes_ : failures_;
+  (ok ? failures_ : successes_) = 0;
+  ++streak;
+  CheckHealth side = ok ? CheckHealth::kHealthy : CheckHealth::kUnhealthy;
+  if (health_ == side) return Change::kUnchanged;
+  if (streak < (ok ? rise_ : fall_)) return Change::kPending;
+  health_ = side;
+  return Change::kChanged;
 }
 
 bool CheckState::changing() const {
@@ -43,41 +39,20 @@ void CheckState::set_thresholds(int rise, int fall) {
   // A streak that already meets a lowered threshold completes on the next result.
 }
 
-const char* intent_name(Intent i) {
-  switch (i) {
-    case Intent::kPooled: return "pooled";
-    case Intent::kDepooled: return "depooled";
-    case Intent::kDrained: return "drained";
-    case Intent::kInactive: return "inactive";
-  }
-  return "pooled";
-}
+namespace {
+constexpr EnumNames<Intent, 4> kIntentNames{{{Intent::kPooled, "pooled"},
+                                             {Intent::kDepooled, "depooled"},
+                                             {Intent::kDrained, "drained"},
+                                             {Intent::kInactive, "inactive"}}};
+}  // namespace
 
-std::optional<Intent> parse_intent(const std::string& s) {
-  if (s == "pooled") return Intent::kPooled;
-  if (s == "depooled") return Intent::kDepooled;
-  if (s == "drained") return Intent::kDrained;
-  if (s == "inactive") return Intent::kInactive;
-  return std::nullopt;
-}
+const char* intent_name(Intent i) { return kIntentNames.name(i, "pooled"); }
 
-const char* lifecycle_name(Lifecycle l) {
-  switch (l) {
-    case Lifecycle::kStarting: return "starting";
-    case Lifecycle::kRunning: return "running";
-    case Lifecycle::kStopping: return "stopping";
-  }
-  return "starting";
-}
+std::optional<Intent> parse_intent(const std::string& s) { return kIntentNames.parse(s); }
 
-const char* effective_name(Effective e) {
-  switch (e) {
-    case Effective::kPooled: return "pooled";
-    case Effective::kDrained: return "drained";
-    case Effective::kNotPooled: return "not_pooled";
-  }
-  return "not_pooled";
-}
+const char* lifecycle_name(Lifecycle l) { return kLifecycleNames.name(l, "starting"); }
+
+const char* effective_name(Effective e) { return kEffectiveNames.name(e, "not_pooled"); }
 
 EffectiveState decide_effective(Lifecycle lifecycle, const AdminIntent& intent,
                                 const std::string& unhealthy_reason, bool floor_keeps) {

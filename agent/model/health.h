@@ -1,6 +1,6 @@
 // The pure parts of the state model: a check's rise/fall state, admin intent,
 // lifecycle and the effective-state rule. No I/O, no threads, no clock reads: callers
-// pass time in. Tested exhaustively in tests/tests/agent/model/health_test.cc.
+// pass time in. Tested exhaustively in tests/agent/model/health_test.cc.
 #pragma once
 
 #include <map>

@@ -113,7 +113,7 @@ void HealthModel::submit(const std::string& check, CheckRuntime& rt, const Resul
   for (Observer* o : observers_) o->on_result(check, r, wall);
   if (ch == Change::kChanged) {
     rt.since = wall;
-    emit({wall, "check", check, check_health_name(before), check_health_name(rt.state.health()),
+    emit({wall, EventKind::kCheck, check, check_health_name(before), check_health_name(rt.state.health()),
           r.reason});
   }
   check_changed(check, rt);
@@ -147,7 +147,7 @@ void HealthModel::set_lifecycle(Lifecycle l) {
   Lifecycle before = lifecycle_;
   lifecycle_ = l;
   lifecycle_since_ = wall;
-  emit({wall, "lifecycle", "", lifecycle_name(before), lifecycle_name(l), ""});
+  emit({wall, EventKind::kLifecycle, "", lifecycle_name(before), lifecycle_name(l), ""});
   ++version_;
   recompute_services();
 }
@@ -198,7 +198,7 @@ void HealthModel::change_intent(ServiceRuntime& svc, const std::string& name, co
   std::string why = intent.reason;
   // "disk swap (by alice)", or "by root" for a pool with no --reason.
   if (!intent.who.empty()) why += why.empty() ? "by " + intent.who : " (by " + intent.who + ")";
-  Event e{clock_.wall(), "intent", name, before, intent_name(intent.intent), why};
+  Event e{clock_.wall(), EventKind::kIntent, name, before, intent_name(intent.intent), why};
   e.automatic = automatic;
   emit(std::move(e));
   dirty_services_.insert(name);
@@ -313,7 +313,7 @@ void HealthModel::on_unit(const UnitState& s, bool resync) {
   if (moved && had) {
     std::string why = unit_text(s);
     if (s.job_id) why += "; " + unit_job_asker(s);
-    emit({wall, "unit", s.unit, word(before), word(s), why});
+    emit({wall, EventKind::kUnit, s.unit, word(before), word(s), why});
   }
   // The first state seen is where things stand, not an event.
   bool trigger = moved && unit_away(s) && (had || !resync);
@@ -354,7 +354,7 @@ void HealthModel::set_conftool_status(bool up, const std::string& error, const n
   conftool_liveness_ = liveness;
   conftool_endpoints_ = endpoints;
   if (up != conftool_up_)
-    emit({clock_.wall(), "conftool", "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
+    emit({clock_.wall(), EventKind::kConftool, "", conftool_up_ ? "up" : "down", up ? "up" : "down", error});
   conftool_up_ = up;
   conftool_error_ = error;
   if (up) conftool_keys_ = keys;
@@ -467,7 +467,7 @@ void HealthModel::reconfigure(const ModelConfig& config) {
     if (!rt.cfg.unit.empty()) named.insert(rt.cfg.unit);
   std::erase_if(units_, [&](const auto& kv) { return !named.count(kv.first); });
   config_ = config;
-  emit({wall, "config", "", "", "reloaded", config.file});
+  emit({wall, EventKind::kConfig, "", "", "reloaded", config.file});
   all_dirty_ = true;
   ++version_;
   recompute_services();
@@ -535,7 +535,7 @@ void HealthModel::recompute_service(const std::string& name, ServiceRuntime& svc
       svc.intent.boot_id != boot_id_ && lc == Lifecycle::kRunning)
     eff.reason += " (returns once healthy: rebooted since)";
   if (eff.state != svc.effective.state) {
-    emit({wall, "service", name, effective_name(svc.effective.state), effective_name(eff.state), eff.reason});
+    emit({wall, EventKind::kService, name, effective_name(svc.effective.state), effective_name(eff.state), eff.reason});
     svc.since = wall;
   }
   if (!(eff == svc.effective)) ++version_;

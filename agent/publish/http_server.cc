@@ -16,7 +16,6 @@
 #include <new>
 #include <stdexcept>
 
-#include "agent/config/config.h"
 #include "agent/base/net.h"
 
 namespace poolkeeper {

@@ -17,122 +17,73 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
-      check_up_(prometheus::BuildGauge()
-                    .Name("poolkeeper_check_up")
-                    .Help("1 when the check is healthy (risen), 0 when unhealthy or unknown")
-                    .Register(*registry_)),
-      check_duration_(prometheus::BuildHistogram()
-                          .Name("poolkeeper_check_duration_seconds")
-                          .Help("Latency of each probe")
-                          .Register(*registry_)),
-      check_results_(prometheus::BuildCounter()
-                         .Name("poolkeeper_check_results_total")
-                         .Help("Probe results by outcome")
-                         .Register(*registry_)),
-      check_transitions_(prometheus::BuildCounter()
-                             .Name("poolkeeper_check_transitions_total")
-                             .Help("Check state changes by new state")
-                             .Register(*registry_)),
-      check_last_success_(prometheus::BuildGauge()
-                              .Name("poolkeeper_check_last_success_timestamp_seconds")
-                              .Help("Unix time of the check's last passing probe")
-                              .Register(*registry_)),
-      service_pooled_(prometheus::BuildGauge()
-                          .Name("poolkeeper_service_pooled")
-                          .Help("1 when the service is effectively pooled (/health/<service> 200)")
-                          .Register(*registry_)),
-      service_healthy_(prometheus::BuildGauge()
-                           .Name("poolkeeper_service_healthy")
-                           .Help("1 when every critical check of the service is healthy")
-                           .Register(*registry_)),
-      service_intent_(prometheus::BuildGauge()
-                          .Name("poolkeeper_service_intent")
-                          .Help("The operator's intent for the service (1 for the current one)")
-                          .Register(*registry_)),
-      config_reload_(prometheus::BuildGauge()
-                         .Name("poolkeeper_config_last_reload_successful")
-                         .Help("1 when the last config (re)load succeeded")
-                         .Register(*registry_)),
-      http_requests_(prometheus::BuildCounter()
-                         .Name("poolkeeper_http_requests_total")
-                         .Help("HTTP requests served by path and status code")
-                         .Register(*registry_)),
-      build_info_(prometheus::BuildGauge()
-                      .Name("poolkeeper_build_info")
-                      .Help("Always 1; the version label names the build")
-                      .Register(*registry_)),
-      nfs_handles_match_(prometheus::BuildGauge()
-                             .Name("poolkeeper_nfs_handles_match")
-                             .Help("1 when the peer's NFS root and canary file handles equal ours "
-                                   "(a client moved there keeps working), 0 when they differ (ESTALE)")
-                             .Register(*registry_)),
-      state_file_(prometheus::BuildGauge()
-                      .Name("poolkeeper_state_file_readable")
-                      .Help("0 when the persisted intent could not be read at start (every service "
-                            "was depooled)")
-                      .Register(*registry_)),
-      conftool_up_(prometheus::BuildGauge()
-                       .Name("poolkeeper_conftool_up")
-                       .Help("1 when etcd (conftool) answered the last sync, 0 when not; absent "
-                             "without a [conftool] section")
-                       .Register(*registry_)),
-      check_stuck_(prometheus::BuildGauge()
-                       .Name("poolkeeper_check_probe_stuck")
-                       .Help("1 while the check's probe is in flight past its timeout (counted as "
-                             "failing until it returns)")
-                       .Register(*registry_)),
-      exec_leftovers_(prometheus::BuildGauge()
-                          .Name("poolkeeper_exec_leftover_processes")
-                          .Help("Processes exec probes left behind that were killed but are not gone "
-                                "yet (e.g. in uninterruptible sleep on a hung mount)")
-                          .Register(*registry_)),
-      exec_leftovers_killed_(prometheus::BuildCounter()
-                                 .Name("poolkeeper_exec_leftover_processes_killed_total")
-                                 .Help("Processes exec probes left behind (escaped their process "
-                                       "group, or outlived their probe), found and killed")
-                                 .Register(*registry_)),
-      service_kept_by_floor_(prometheus::BuildGauge()
-                                 .Name("poolkeeper_service_kept_by_floor")
-                                 .Help("1 while the service is failing but kept pooled by the safety floor "
-                                       "(too few other hosts pooled and healthy)")
-                                 .Register(*registry_)),
-      peer_up_(prometheus::BuildGauge()
-                   .Name("poolkeeper_peer_up")
-                   .Help("1 when the peer's agent answered its last /status poll")
-                   .Register(*registry_)),
-      peer_service_pooled_(prometheus::BuildGauge()
-                               .Name("poolkeeper_peer_service_pooled")
-                               .Help("1 when the peer reported the service effectively pooled at its last "
-                                     "answered poll")
-                               .Register(*registry_)),
-      conftool_key_pooled_(prometheus::BuildGauge()
-                               .Name("poolkeeper_conftool_key_pooled")
-                               .Help("This host's conftool key per service: 1 for its current state (pooled = "
-                                     "yes, no, inactive, missing, unreadable), 0 for the others")
-                               .Register(*registry_)),
-      check_data_age_(prometheus::BuildGauge()
-                          .Name("poolkeeper_check_data_age_seconds")
-                          .Help("Age of the data the check reads (the nfs check's canary mtime), as of its "
-                                "last probe that saw it")
-                          .Register(*registry_)),
-      check_data_max_age_(prometheus::BuildGauge()
-                              .Name("poolkeeper_check_data_max_age_seconds")
-                              .Help("The check's max_age: older data fails it; absent without max_age")
-                              .Register(*registry_)),
-      liveness_up_(prometheus::BuildGauge()
-                       .Name("poolkeeper_liveness_up")
-                       .Help("1 when the last conftool sync saw this host's own liveness key in etcd; "
-                             "absent without a [conftool] section")
-                       .Register(*registry_)),
-      takeover_waiting_(prometheus::BuildGauge()
-                            .Name("poolkeeper_takeover_waiting")
-                            .Help("1 while this agent would take a dead peer's conftool key out but the "
-                                  "floor keeps it pooled (too few other hosts pooled=yes); absent otherwise")
-                            .Register(*registry_)) {
+      check_up_(gauge("poolkeeper_check_up", "1 when the check is healthy (risen), 0 when unhealthy or unknown")),
+      check_duration_(histogram("poolkeeper_check_duration_seconds", "Latency of each probe")),
+      check_results_(counter("poolkeeper_check_results_total", "Probe results by outcome")),
+      check_transitions_(counter("poolkeeper_check_transitions_total", "Check state changes by new state")),
+      check_last_success_(gauge("poolkeeper_check_last_success_timestamp_seconds",
+                                "Unix time of the check's last passing probe")),
+      service_pooled_(gauge("poolkeeper_service_pooled",
+                            "1 when the service is effectively pooled (/health/<service> 200)")),
+      service_healthy_(gauge("poolkeeper_service_healthy", "1 when every critical check of the service is healthy")),
+      service_intent_(gauge("poolkeeper_service_intent",
+                            "The operator's intent for the service (1 for the current one)")),
+      config_reload_(gauge("poolkeeper_config_last_reload_successful", "1 when the last config (re)load succeeded")),
+      http_requests_(counter("poolkeeper_http_requests_total", "HTTP requests served by path and status code")),
+      build_info_(gauge("poolkeeper_build_info", "Always 1; the version label names the build")),
+      nfs_handles_match_(gauge("poolkeeper_nfs_handles_match",
+                               "1 when the peer's NFS root and canary file handles equal ours (a client moved there "
+                               "keeps working), 0 when they differ (ESTALE)")),
+      state_file_(gauge("poolkeeper_state_file_readable",
+                        "0 when the persisted intent could not be read at start (every service was depooled)")),
+      conftool_up_(gauge("poolkeeper_conftool_up",
+                         "1 when etcd (conftool) answered the last sync, 0 when not; absent without a [conftool] "
+                         "section")),
+      check_stuck_(gauge("poolkeeper_check_probe_stuck",
+                         "1 while the check's probe is in flight past its timeout (counted as failing until it "
+                         "returns)")),
+      exec_leftovers_(gauge("poolkeeper_exec_leftover_processes",
+                            "Processes exec probes left behind that were killed but are not gone yet (e.g. in "
+                            "uninterruptible sleep on a hung mount)")),
+      exec_leftovers_killed_(counter("poolkeeper_exec_leftover_processes_killed_total",
+                                     "Processes exec probes left behind (escaped their process group, or outlived "
+                                     "their probe), found and killed")),
+      service_kept_by_floor_(gauge("poolkeeper_service_kept_by_floor",
+                                   "1 while the service is failing but kept pooled by the safety floor (too few other "
+                                   "hosts pooled and healthy)")),
+      peer_up_(gauge("poolkeeper_peer_up", "1 when the peer's agent answered its last /status poll")),
+      peer_service_pooled_(gauge("poolkeeper_peer_service_pooled",
+                                 "1 when the peer reported the service effectively pooled at its last answered poll")),
+      conftool_key_pooled_(gauge("poolkeeper_conftool_key_pooled",
+                                 "This host's conftool key per service: 1 for its current state (pooled = yes, no, "
+                                 "inactive, missing, unreadable), 0 for the others")),
+      check_data_age_(gauge("poolkeeper_check_data_age_seconds",
+                            "Age of the data the check reads (the nfs check's canary mtime), as of its last probe that "
+                            "saw it")),
+      check_data_max_age_(gauge("poolkeeper_check_data_max_age_seconds",
+                                "The check's max_age: older data fails it; absent without max_age")),
+      liveness_up_(gauge("poolkeeper_liveness_up",
+                         "1 when the last conftool sync saw this host's own liveness key in etcd; absent without a "
+                         "[conftool] section")),
+      takeover_waiting_(gauge("poolkeeper_takeover_waiting",
+                              "1 while this agent would take a dead peer's conftool key out but the floor keeps it "
+                              "pooled (too few other hosts pooled=yes); absent otherwise")) {
   build_info_.Add({{"version", POOLKEEPER_VERSION}}).Set(1);
   config_reload_.Add({}).Set(1);
   exec_leftovers_.Add({}).Set(0);
   exec_leftovers_killed_.Add({});
+}
+
+prometheus::Family<prometheus::Gauge>& Metrics::gauge(const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+}
+
+prometheus::Family<prometheus::Counter>& Metrics::counter(const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+}
+
+prometheus::Family<prometheus::Histogram>& Metrics::histogram(const char* name, const char* help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
 }
 
 template <typename T, typename... Args>
@@ -175,7 +126,7 @@ void Metrics::on_result(const std::string& check, const Result& r, WallTime when
 }
 
 void Metrics::on_event(const Event& e) {
-  if (e.kind == "check") series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
+  if (e.kind == EventKind::kCheck) series(by_check_, e.name, check_transitions_, {{"check", e.name}, {"to", e.to}}).Increment();
 }
 
 void Metrics::check_series(const CheckView& c) {

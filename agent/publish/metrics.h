@@ -73,6 +73,10 @@ class Metrics final : public Observer {
     if (!slot) slot = &series(by_check_, check, family, labels, std::forward<Args>(args)...);
     return *slot;
   }
+  // A family registered in registry_ (the constructor's, which makes them all).
+  prometheus::Family<prometheus::Gauge>& gauge(const char* name, const char* help);
+  prometheus::Family<prometheus::Counter>& counter(const char* name, const char* help);
+  prometheus::Family<prometheus::Histogram>& histogram(const char* name, const char* help);
   static void prune(Owned& owners, const std::set<std::string>& keep);
   void check_series(const CheckView& c);
   void service_series(const ServiceView& sv, const nlohmann::json& conftool);

@@ -9,22 +9,30 @@
 
 namespace poolkeeper {
 
+namespace {
+// The entity a character is written as in HTML text and attribute values; null for one
+// written as itself.
+const char* html_entity(char c) {
+  switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&#39;";
+    default: return nullptr;
+  }
+}
+}  // namespace
+
 std::string html_escape(std::string_view text) {
   std::string in = is_valid_utf8(text) ? std::string(text) : valid_utf8(text);
   std::string out;
   out.reserve(in.size() + 16);
   for (char c : in) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default:
-        // Control characters other than tab and newline are shown as a space.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') out += ' ';
-        else out += c;
-    }
+    if (const char* entity = html_entity(c)) out += entity;
+    // Control characters other than tab and newline are shown as a space.
+    else if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') out += ' ';
+    else out += c;
   }
   return out;
 }
@@ -371,7 +379,7 @@ void events_table(std::string& out, const Snapshot& s) {
   size_t n = 0;
   for (auto it = s.events.rbegin(); it != s.events.rend() && n < kShown; ++it, ++n) {
     const Event& e = *it;
-    out += "<tr><td class=\"nowrap\">" + when_text(e.when, now) + "</td><td>" + html_escape(e.kind) +
+    out += "<tr><td class=\"nowrap\">" + when_text(e.when, now) + "</td><td>" + html_escape(event_kind_name(e.kind)) +
            (e.name.empty() ? "" : " <b>" + html_escape(e.name) + "</b>") + "</td><td class=\"nowrap\">" +
            html_escape(e.from) + " &rarr; " + html_escape(e.to) + "</td><td class=\"why\">" + html_escape(e.reason) +
            "</td></tr>";

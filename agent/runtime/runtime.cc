@@ -55,7 +55,7 @@ class IntentSaver final : public Observer {
  public:
   explicit IntentSaver(std::function<void()> save) : save_(std::move(save)) {}
   void on_event(const Event& e) override {
-    if (e.kind == "intent" && e.automatic) save_();
+    if (e.kind == EventKind::kIntent && e.automatic) save_();
   }
 
  private:
@@ -160,7 +160,18 @@ void Runtime::refresh_probes() {
   for (const auto& [name, cc] : model_->config().checks) probes_[name] = cc.check;
 }
 
+// Starting: the state as it was (persisted intents, checks carried over), what
+// publishes it (HTTP, conftool), what answers requests (the admin socket, HAProxy's
+// agent check), then the loops that keep it current (probes, peers, units, the floor
+// and the owner).
 void Runtime::start() {
+  restore_state();
+  start_publishers();
+  start_responders();
+  start_loops();
+}
+
+void Runtime::restore_state() {
   // Every process an exec probe leaves behind becomes ours, to be found and killed.
   if (!become_child_subreaper()) log_warn("cannot become a child subreaper: exec probes' escaped processes go to init");
   LoadedState st = store_.load();
@@ -197,7 +208,9 @@ void Runtime::start() {
     log_info("cold start: checks rise from unknown", {{"why", why}});
   }
   snapshot_.store(model_->snapshot());  // what HTTP answers from its first request on
+}
 
+void Runtime::start_publishers() {
   HttpServerOptions opts;
   opts.listen = config_.agent.listen;
   opts.listen_fd = inherited_listen_socket(config_.agent.listen);
@@ -235,6 +248,9 @@ void Runtime::start() {
     conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
     conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
+}
+
+void Runtime::start_responders() {
   AdminHandler::Deps deps;
   deps.clock = &clock_;
   deps.snapshot = [this] { return snapshot_.load(); };
@@ -268,6 +284,9 @@ void Runtime::start() {
     });
     agent_check_->start();
   }
+}
+
+void Runtime::start_loops() {
   refresh_probes();
   auto urls = all_peer_urls(config_);
   peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),

@@ -74,6 +74,11 @@ class Runtime {
   // it was built).
   void publish();
   void refresh_probes();
+  // The steps of start(), in order.
+  void restore_state();
+  void start_publishers();
+  void start_responders();
+  void start_loops();
   std::string persist(HealthModel& e);
   // The leave attempts of failing services (HealthModel::LeavePoll): each gets a fresh
   // poll of the peers, after its announcement was published, on the floor thread;

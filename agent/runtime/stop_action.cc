@@ -10,23 +10,18 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/base/enum_names.h"
+
 namespace poolkeeper {
 
-const char* stop_action_name(StopAction a) {
-  switch (a) {
-    case StopAction::kAuto: return "auto";
-    case StopAction::kDrain: return "drain";
-    case StopAction::kKeep: return "keep";
-  }
-  return "auto";
-}
+namespace {
+constexpr EnumNames<StopAction, 3> kStopActionNames{
+    {{StopAction::kAuto, "auto"}, {StopAction::kDrain, "drain"}, {StopAction::kKeep, "keep"}}};
+}  // namespace
 
-std::optional<StopAction> parse_stop_action(const std::string& s) {
-  if (s == "auto") return StopAction::kAuto;
-  if (s == "drain") return StopAction::kDrain;
-  if (s == "keep") return StopAction::kKeep;
-  return std::nullopt;
-}
+const char* stop_action_name(StopAction a) { return kStopActionNames.name(a, "auto"); }
+
+std::optional<StopAction> parse_stop_action(const std::string& s) { return kStopActionNames.parse(s); }
 
 std::string stop_action_file(const std::string& admin_socket) {
   auto slash = admin_socket.rfind('/');

@@ -13,6 +13,7 @@
 #include "agent/publish/http_api.h"
 #include "agent/publish/status_page.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/snapshot_builders.h"
 
 using namespace poolkeeper;
 using namespace pk_test;
@@ -35,20 +36,14 @@ Snapshot ten_checks() {
     s.services.push_back(v);
   }
   for (int i = 0; i < 10; ++i) {
-    CheckView c;
-    c.name = "c" + std::to_string(i);
-    c.kind = "http";
-    c.target = "GET http://127.0.0.1/";
-    c.health = CheckHealth::kHealthy;
-    c.rise = 3;
-    c.fall = 2;
-    c.last = Result::pass("status 200");
+    CheckView c = check_view("c" + std::to_string(i), "http", "GET http://127.0.0.1/", CheckHealth::kHealthy,
+                             Result::pass("status 200"), 3, 2);
     auto h = std::make_shared<std::vector<ResultPoint>>();
     for (int k = 0; k < 60; ++k) h->push_back({s.generated, static_cast<float>(0.0001 * k), k % 7 ? Outcome::kPassed : Outcome::kTimeout});
     c.history = h;
     s.checks.push_back(c);
   }
-  for (int i = 0; i < 100; ++i) s.events.push_back({s.generated, "check", "c1", "healthy", "unhealthy", "status 500"});
+  for (int i = 0; i < 100; ++i) s.events.push_back({s.generated, EventKind::kCheck, "c1", "healthy", "unhealthy", "status 500"});
   return s;
 }
 

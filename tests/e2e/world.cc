@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "tests/e2e/clients.h"
+#include "tests/harness/haproxy.h"
 #include "tests/harness/servers.h"
 
 extern char** environ;
@@ -57,18 +58,8 @@ bool etcd_put(const std::string& base, const std::string& key, const std::string
 
 DirectorView parse_state(const std::string& text) {
   DirectorView v;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || !std::isdigit(static_cast<unsigned char>(line[0]))) continue;
-    std::istringstream f(line);
-    std::vector<std::string> w;
-    std::string x;
-    while (f >> x) w.push_back(x);
-    // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
-    if (w.size() < 8) continue;
-    v[w[1]][w[3]] = {std::stoi(w[5]), std::stoi(w[6])};
-  }
+  for (const auto& [backend, servers] : pk_test::parse_servers_state(text))
+    for (const auto& [server, s] : servers) v[backend][server] = {s.op, s.admin};
   return v;
 }
 

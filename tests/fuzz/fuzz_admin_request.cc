@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_ASSERT(line.size() <= kMaxAdminRequest);
-  const std::string& c = req->cmd;
+  const std::string c = admin_cmd_name(req->cmd);
   FUZZ_ASSERT(c == "status" || c == "ispooled" || c == "pool" || c == "depool" || c == "drain");
   FUZZ_ASSERT(c != "ispooled" || req->services.size() == 1);
   FUZZ_ASSERT(!(req->for_seconds && req->until_boot));

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/publish/http_api.h"
-#include "tests/agent/publish/sample_snapshot.h"
+#include "tests/harness/snapshot_builders.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace poolkeeper;
@@ -20,7 +20,7 @@ namespace {
 Snapshot sample(std::string_view extra) {
   std::string reason;
   for (char c : extra.substr(0, 200)) reason += static_cast<unsigned char>(c) < 0x80 ? c : '?';
-  Snapshot s = sample_snapshot(reason);
+  Snapshot s = pk_test::sample_snapshot(reason);
   ServiceView rsync;  // a third service, drained
   rsync.name = "rsync";
   rsync.effective = {Effective::kDrained, reason};

@@ -10,13 +10,9 @@ ConftoolEtcd::ConftoolEtcd() : etcd_(std::make_unique<Etcd>(dir_.path())) {
       poolkeeper::EtcdOptions{{etcd_->url()}, "", "", "", "", "", std::chrono::milliseconds(2000)});
 }
 
-std::string ConftoolEtcd::key(const std::string& svc, const std::string& host) {
-  return std::string(kPrefix) + "/" + svc + "/" + host;
-}
+std::string ConftoolEtcd::key(const std::string& svc, const std::string& host) { return ConftoolPool::key(svc, host); }
 
-void ConftoolEtcd::seed(const std::string& host, const std::string& value) {
-  for (const char* svc : {"nfs", "http"}) ASSERT_TRUE(client_->put(key(svc, host), value).ok()) << key(svc, host);
-}
+void ConftoolEtcd::seed(const std::string& host, const std::string& value) { ConftoolPool::seed(*client_, host, value); }
 
 nlohmann::json ConftoolEtcd::value(const std::string& svc, const std::string& host) {
   auto r = client_->get(key(svc, host));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pybal-compat/etcd_client.h"
+#include "tests/harness/conftool_pool.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/servers.h"
 
@@ -17,9 +18,8 @@ namespace pk_test {
 
 class ConftoolEtcd {
  public:
-  static constexpr const char* kPrefix = "/conftool/v1/pools/eqiad/dumps";
-  // A key as conftool-sync creates it, pooled.
-  static constexpr const char* kPooledYes = R"({"pooled": "yes", "weight": 10})";
+  static constexpr const char* kPrefix = ConftoolPool::kPrefix;
+  static constexpr const char* kPooledYes = ConftoolPool::kPooledYes;
 
   ConftoolEtcd();  // etcd is up when this returns (throws when it does not start)
 

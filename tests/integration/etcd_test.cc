@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "tests/harness/agent_proc.h"
+#include "tests/harness/conftool_pool.h"
 #include "tests/harness/etcd_cluster.h"
 #include "tests/harness/servers.h"
 #include "tests/harness/tcp_proxy.h"
@@ -29,10 +30,10 @@ using poolkeeper::EtcdPut;
 
 namespace {
 
-constexpr const char* kPrefix = "/conftool/v1/pools/eqiad/dumps";
+constexpr const char* kPrefix = ConftoolPool::kPrefix;
 constexpr const char* kUser = "pool-eqiad-dumps";
 constexpr const char* kPassword = "eqiad-dumps-secret";
-constexpr const char* kYes = R"({"pooled": "yes", "weight": 10})";
+constexpr const char* kYes = ConftoolPool::kPooledYes;
 // The agents' etcd timeout in these tests (per request and endpoint).
 // (etcd's v2 auth checks a bcrypt hash on every request: on a busy 2-core machine one
 // can take a second.)
@@ -114,12 +115,8 @@ class EtcdTest : public ::testing::Test {
 
   static EtcdCluster& cluster() { return *cluster_; }
   static EtcdClient& root() { return cluster_->root(); }
-  static std::string key(const std::string& svc, const std::string& host) {
-    return std::string(kPrefix) + "/" + svc + "/" + host;
-  }
-  void seed(const std::string& host, const std::string& value = kYes) {
-    for (const char* svc : {"nfs", "http"}) ASSERT_TRUE(root().put(key(svc, host), value).ok()) << key(svc, host);
-  }
+  static std::string key(const std::string& svc, const std::string& host) { return ConftoolPool::key(svc, host); }
+  void seed(const std::string& host, const std::string& value = kYes) { ConftoolPool::seed(root(), host, value); }
   std::string pooled(const std::string& svc, const std::string& host) {
     auto r = root().get(key(svc, host));
     if (!r.ok()) return "(" + r.describe() + ")";

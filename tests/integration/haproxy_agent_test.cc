@@ -9,31 +9,16 @@
 #include <signal.h>
 
 #include "tests/harness/agent_proc.h"
+#include "tests/harness/haproxy.h"
 #include "tests/harness/servers.h"
 
 using namespace pk_test;
 
 namespace {
 
-// From `show servers state`: server name → {op_state, admin_state, uweight, last check}.
-struct ServerState {
-  int op = -1, admin = -1, uweight = -1;
-};
-std::map<std::string, ServerState> servers_state(const std::string& sock) {
-  std::map<std::string, ServerState> out;
-  std::istringstream in(unix_socket_request(sock, "show servers state dumps"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || std::isdigit(static_cast<unsigned char>(line[0])) == 0) continue;
-    std::istringstream f(line);
-    std::vector<std::string> w;
-    std::string x;
-    while (f >> x) w.push_back(x);
-    // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight ...
-    if (w.size() < 8) continue;
-    out[w[3]] = {std::stoi(w[5]), std::stoi(w[6]), std::stoi(w[7])};
-  }
-  return out;
+// From `show servers state`: the dumps backend's servers by name.
+std::map<std::string, HaproxyServer> servers_state(const std::string& sock) {
+  return parse_servers_state(unix_socket_request(sock, "show servers state dumps"))["dumps"];
 }
 
 // From `show stat` (CSV, columns named by its "# pxname,svname,..." header): the

@@ -12,7 +12,7 @@ TEST(AdminProtocolTest, ParsesRequests) {
       R"({"cmd":"depool","services":["nfs","http"],"reason":"disk swap","for_seconds":7200,"force":true,"sudo_user":"alice"})",
       &err);
   ASSERT_TRUE(r) << err;
-  EXPECT_EQ(r->cmd, "depool");
+  EXPECT_EQ(r->cmd, AdminCmd::kDepool);
   EXPECT_EQ(r->services, (std::vector<std::string>{"nfs", "http"}));
   EXPECT_EQ(r->reason, "disk swap");
   EXPECT_EQ(r->for_seconds, 7200);
@@ -20,6 +20,15 @@ TEST(AdminProtocolTest, ParsesRequests) {
   EXPECT_TRUE(r->mutating());
   ASSERT_TRUE(parse_admin_request(R"({"cmd":"status"})", &err));
   EXPECT_FALSE(parse_admin_request(R"({"cmd":"status"})", &err)->mutating());
+  // Each wire name is parsed to its command, and named back the same.
+  for (AdminCmd c : {AdminCmd::kStatus, AdminCmd::kIsPooled, AdminCmd::kPool, AdminCmd::kDepool, AdminCmd::kDrain}) {
+    auto req = parse_admin_request(std::string(R"({"services":["nfs"],"cmd":")") + admin_cmd_name(c) + "\"}", &err);
+    ASSERT_TRUE(req) << admin_cmd_name(c) << ": " << err;
+    EXPECT_EQ(req->cmd, c);
+    EXPECT_EQ(req->mutating(), c == AdminCmd::kPool || c == AdminCmd::kDepool || c == AdminCmd::kDrain);
+    EXPECT_EQ(req->takes_out(), c == AdminCmd::kDepool || c == AdminCmd::kDrain);
+  }
+  EXPECT_EQ(std::string(admin_cmd_name(AdminCmd::kIsPooled)), "ispooled");
 }
 
 TEST(AdminProtocolTest, RejectsWithOneLineErrors) {
@@ -51,8 +60,8 @@ TEST(AdminProtocolTest, SurvivesRandomBytes) {
     std::string err;
     auto req = parse_admin_request(s, &err);
     if (req) {
-      ASSERT_TRUE(req->cmd == "status" || req->cmd == "ispooled" || req->cmd == "pool" ||
-                  req->cmd == "depool" || req->cmd == "drain") << s;
+      const std::string c = admin_cmd_name(req->cmd);
+      ASSERT_TRUE(c == "status" || c == "ispooled" || c == "pool" || c == "depool" || c == "drain") << s;
       continue;
     }
     ASSERT_FALSE(err.empty()) << s;

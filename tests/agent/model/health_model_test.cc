@@ -84,7 +84,7 @@ class EngineTest : public ::testing::Test {
   // Intent changes the model made by itself (the owner persists each).
   int automatic_intents() const {
     return static_cast<int>(std::count_if(rec_.events.begin(), rec_.events.end(), [](const Event& e) {
-      return e.kind == "intent" && e.automatic;
+      return e.kind == EventKind::kIntent && e.automatic;
     }));
   }
 
@@ -407,7 +407,7 @@ TEST_F(EngineTest, IntentAndLifecycle) {
 
   // Every kind of transition became an event, in order.
   std::vector<std::string> kinds;
-  for (const auto& e : rec_.events) kinds.push_back(e.kind + ":" + e.name + ":" + e.to);
+  for (const auto& e : rec_.events) kinds.push_back(event_kind_name(e.kind) + (":" + e.name) + ":" + e.to);
   auto has = [&](const std::string& k) {
     return std::find(kinds.begin(), kinds.end(), k) != kinds.end();
   };

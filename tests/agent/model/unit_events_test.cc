@@ -233,7 +233,7 @@ TEST_F(UnitEventsTest, AStopJobIsInStatusAndTheEventLogWithWhoAskedAsFarAsSystem
   model_->on_unit(unit("active", "running", 4242, "stop"), false);
   auto events = model_->snapshot()->events;
   auto it =
-      std::find_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "unit"; });
+      std::find_if(events.begin(), events.end(), [](const Event& e) { return e.kind == EventKind::kUnit; });
   ASSERT_NE(it, events.end());
   EXPECT_EQ(it->name, "nginx.service");
   EXPECT_EQ(it->from, "active/running");

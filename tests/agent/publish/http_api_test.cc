@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/agent/publish/sample_snapshot.h"
+#include "tests/harness/snapshot_builders.h"
 
 using namespace poolkeeper;
 
@@ -13,7 +13,7 @@ std::string metrics() { return "# metrics\n"; }
 }  // namespace
 
 TEST(HttpApiTest, HealthOfOneService) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   HttpReply r = handle_http("GET", "/health/nfs", s, metrics);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "pooled\n");
@@ -24,7 +24,7 @@ TEST(HttpApiTest, HealthOfOneService) {
 }
 
 TEST(HttpApiTest, HealthOfAll) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   HttpReply r = handle_http("GET", "/health", s, metrics);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body, "http not pooled: check web unhealthy: status 500\nnfs pooled\n");
@@ -33,7 +33,7 @@ TEST(HttpApiTest, HealthOfAll) {
 }
 
 TEST(HttpApiTest, KeptByFloorIsOkAndSaysSo) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   s.services[1].effective = {Effective::kPooled, "kept by floor: check export unhealthy: timed out"};
   s.services[1].kept_by_floor = true;
   HttpReply r = handle_http("GET", "/health/nfs", s, metrics);
@@ -44,7 +44,7 @@ TEST(HttpApiTest, KeptByFloorIsOkAndSaysSo) {
 }
 
 TEST(HttpApiTest, DrainedIsNotOk) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   s.services[1].effective = {Effective::kDrained, "drained: maintenance"};
   HttpReply r = handle_http("GET", "/health/nfs", s, metrics);
   EXPECT_EQ(r.status, 503);
@@ -52,7 +52,7 @@ TEST(HttpApiTest, DrainedIsNotOk) {
 }
 
 TEST(HttpApiTest, UnknownPathsAndMethods) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   EXPECT_EQ(handle_http("GET", "/health/nope", s, metrics).status, 404);
   EXPECT_EQ(handle_http("GET", "/health/nope", s, metrics).route, "other");
   EXPECT_EQ(handle_http("GET", "/health/", s, metrics).status, 404);
@@ -69,7 +69,7 @@ TEST(HttpApiTest, UnknownPathsAndMethods) {
 }
 
 TEST(HttpApiTest, StatusAndEventsAreJson) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   HttpReply r = handle_http("GET", "/status", s, metrics);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "application/json");
@@ -86,14 +86,14 @@ TEST(HttpApiTest, StatusAndEventsAreJson) {
 }
 
 TEST(HttpApiTest, MetricsComeFromTheCallback) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   HttpReply r = handle_http("GET", "/metrics", s, metrics);
   EXPECT_EQ(r.body, "# metrics\n");
   EXPECT_NE(r.content_type.find("version=0.0.4"), std::string::npos);
 }
 
 TEST(HttpApiTest, ControlCharactersInThePathAreRefused) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   for (std::string_view path : {std::string_view("/health/nfs\0junk", 16), std::string_view("/health/nfs\r\n"),
                                 std::string_view("/health/n\tfs"), std::string_view("/status\x7f")}) {
     HttpReply r = handle_http("GET", path, s, metrics);
@@ -106,10 +106,10 @@ TEST(HttpApiTest, ControlCharactersInThePathAreRefused) {
 TEST(HttpApiTest, StatusAndEventsStayValidJsonWhateverBytesTheyCarry) {
   // Bytes a probe or a peer might bring, had they slipped past the repair where they
   // enter: the answer is still 200 with valid UTF-8 JSON.
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   s.checks[0].last->reason = "redirect to http://x/\xff\xfe";
   s.checks[0].last->details["output"] = "caf\xc3";
-  s.events.push_back({WallTime{}, "check", "web", "healthy", "unhealthy", "exit \377"});
+  s.events.push_back({WallTime{}, EventKind::kCheck, "web", "healthy", "unhealthy", "exit \377"});
   for (const char* path : {"/status", "/events"}) {
     HttpReply r;
     ASSERT_NO_THROW(r = handle_http("GET", path, s, metrics)) << path;
@@ -120,7 +120,7 @@ TEST(HttpApiTest, StatusAndEventsStayValidJsonWhateverBytesTheyCarry) {
 }
 
 TEST(HttpApiTest, StatusPageAtRootIsHtmlFromTheSnapshot) {
-  Snapshot s = sample_snapshot();
+  Snapshot s = pk_test::sample_snapshot();
   HttpReply r = handle_http("GET", "/", s, metrics);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.route, "/");

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/model/snapshot.h"
+#include "tests/harness/snapshot_builders.h"
 
 using namespace poolkeeper;
 
@@ -13,13 +14,8 @@ namespace {
 bool has(const std::string& text, const std::string& line) { return text.find("\n" + line + "\n") != std::string::npos; }
 
 Snapshot sample() {
-  Snapshot s;
+  Snapshot s = pk_test::snapshot_of({}, {"nfs", "http", "rsync"});
   s.host = "h1";
-  for (const char* name : {"nfs", "http", "rsync"}) {
-    ServiceView v;
-    v.name = name;
-    s.services.push_back(v);
-  }
   s.services[0].kept_by_floor = true;
   PeerView p;
   p.state.url = "http://h2:9473";
@@ -104,12 +100,7 @@ TEST(MetricsTest, DataAgeAndMaxAgeFromTheProbesDetails) {
 // the views that did, and a list with a check gone takes that check's series away.
 TEST(MetricsTest, SeriesFollowTheViewsThatChanged) {
   Metrics m;
-  Snapshot s;
-  for (const char* name : {"web", "export", "disk"}) {
-    CheckView c;
-    c.name = name;
-    s.checks.push_back(c);
-  }
+  Snapshot s = pk_test::snapshot_of({"web", "export", "disk"});
   m.on_snapshot(s);
   EXPECT_TRUE(has(m.serialize(), "poolkeeper_check_up{check=\"export\"} 0"));
   Snapshot next = s;  // shares every view
@@ -143,15 +134,7 @@ TEST(MetricsTest, HttpRequestsCountedPerRouteAndCode) {
 // removes them, and a check of that name added back later starts new ones.
 TEST(MetricsTest, CachedCheckSeriesGoWithTheCheck) {
   Metrics m;
-  auto with = [](std::initializer_list<const char*> names) {
-    Snapshot s;
-    for (const char* name : names) {
-      CheckView c;
-      c.name = name;
-      s.checks.push_back(c);
-    }
-    return s;
-  };
+  auto with = [](std::initializer_list<const char*> names) { return pk_test::snapshot_of(names); };
   m.on_snapshot(with({"web", "export"}));
   Result ok = Result::pass();
   ok.latency = std::chrono::milliseconds(2);

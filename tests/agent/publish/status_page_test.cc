@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/base/utf8.h"
+#include "tests/harness/snapshot_builders.h"
 
 using namespace poolkeeper;
 using namespace std::chrono_literals;
@@ -45,16 +46,10 @@ Snapshot sample() {
   rsync.healthy = true;
   rsync.intent = {Intent::kDepooled, "disk swap", "alice", kNow - 10min, kNow + 50min};
   s.services = {web, nfs, rsync};
-  CheckView c;
-  c.name = "web";
-  c.kind = "http";
-  c.target = "GET http://127.0.0.1/";
-  c.health = CheckHealth::kUnhealthy;
+  CheckView c = pk_test::check_view("web", "http", "GET http://127.0.0.1/", CheckHealth::kUnhealthy,
+                                    Result::fail(Outcome::kFailed, "status 500"), 3, 2);
   c.successes = 1;
   c.failures = 0;
-  c.rise = 3;
-  c.fall = 2;
-  c.last = Result::fail(Outcome::kFailed, "status 500");
   c.last_time = kNow - 1s;
   auto h = std::make_shared<std::vector<ResultPoint>>();
   for (int i = 0; i < 7; ++i)
@@ -75,7 +70,7 @@ Snapshot sample() {
   p.state.error = "connection refused";
   p.state.unreachable_since = kNow - 40s;
   s.peers = {p};
-  s.events.push_back({kNow - 5s, "check", "web", "healthy", "unhealthy", "status 500"});
+  s.events.push_back({kNow - 5s, EventKind::kCheck, "web", "healthy", "unhealthy", "status 500"});
   return s;
 }
 
@@ -167,14 +162,13 @@ TEST(StatusPageTest, EscapesEverythingFromOutsideAndLoadsNothing) {
   s.checks[0].last->reason = "bad \xff\xfe bytes </td>";
   s.peers[0].state.host = "\"><img src=x onerror=alert(1)>";
   s.peers[0].state.services["nfs"] = {"<em>pooled</em>", true, false, ""};
-  s.events.push_back({kNow, "<k>", "<n>", "<f>", "<t>", "<r>"});
+  s.events.push_back({kNow, EventKind::kCheck, "<n>", "<f>", "<t>", "<r>"});  // the kind is ours, not outside text
   std::string page = render_status_page(s);
   EXPECT_EQ(page.find("<script"), std::string::npos);
   EXPECT_EQ(page.find("<img"), std::string::npos);
   EXPECT_EQ(page.find("<i>"), std::string::npos);
   EXPECT_EQ(page.find("<b>mallory"), std::string::npos);
   EXPECT_EQ(page.find("<em>"), std::string::npos);
-  EXPECT_EQ(page.find("<k>"), std::string::npos);
   EXPECT_EQ(page.find("<r>"), std::string::npos);
   EXPECT_NE(page.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;"), std::string::npos);
   EXPECT_NE(page.find("&lt;/td&gt;"), std::string::npos);
@@ -191,7 +185,7 @@ TEST(StatusPageTest, ShowsOnlyTheLastTwentyEventsNewestFirst) {
   Snapshot s = sample();
   s.events.clear();
   for (int i = 0; i < 30; ++i)
-    s.events.push_back({kNow - std::chrono::seconds(30 - i), "check", "c" + std::to_string(i), "a", "b", "r"});
+    s.events.push_back({kNow - std::chrono::seconds(30 - i), EventKind::kCheck, "c" + std::to_string(i), "a", "b", "r"});
   std::string page = render_status_page(s);
   EXPECT_EQ(page.find("<b>c9</b>"), std::string::npos);
   ASSERT_NE(page.find("<b>c10</b>"), std::string::npos);
