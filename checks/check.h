@@ -1,6 +1,7 @@
-// The factory that builds a probe kind from its config table (the interface every kind
-// implements, Check, is in agent/base/probe.h). Each kind lives in <kind>_check.{h,cc},
-// parses its own config keys, and registers itself in check.cc (one line per kind).
+// The registry of probe kinds: how each is built from its config table and what it tells
+// the rest of the agent (CheckTraits; the interface every kind implements, Check, is in
+// agent/base/probe.h). Each kind lives in <kind>_check.{h,cc}, parses its own config
+// keys, and registers itself in check.cc (one line per kind).
 #pragma once
 
 #include <functional>
@@ -17,8 +18,14 @@ namespace poolkeeper {
 // reads its own keys through `reader` (which rejects unknown ones afterwards).
 using CheckFactory = std::function<std::unique_ptr<Check>(TableReader& reader)>;
 
+// A kind as registered: how to build one, and what the rest of the agent knows of it.
+struct CheckKind {
+  CheckFactory make;
+  CheckTraits traits;
+};
+
 // Returns nullptr for an unknown kind.
-const CheckFactory* find_check_factory(const std::string& kind);
+const CheckKind* find_check_kind(const std::string& kind);
 std::string known_check_kinds();  // "exec, http, nfs, rsync, vip"
 
 // Runs check.run() and fills in latency; converts a stray exception into a failure so

@@ -112,7 +112,7 @@ Metrics::Metrics()
                                .Register(*registry_)),
       check_data_age_(prometheus::BuildGauge()
                           .Name("poolkeeper_check_data_age_seconds")
-                          .Help("Age of the data the check reads (the nfs check's canary mtime), as of its "
+                          .Help("Age of the data the check reads (a canary file's mtime), as of its "
                                 "last probe that saw it")
                           .Register(*registry_)),
       check_data_max_age_(prometheus::BuildGauge()
