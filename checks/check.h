@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/base/probe.h"
 #include "agent/base/toml_reader.h"
@@ -22,10 +23,18 @@ using CheckFactory = std::function<std::unique_ptr<Check>(TableReader& reader)>;
 struct CheckKind {
   CheckFactory make;
   CheckTraits traits;
+  // It speaks a service's own protocol, as the service's clients do, so it can be the
+  // service's kind (service_kind). An address or a command does not.
+  bool speaks_protocol = false;
 };
 
 // Returns nullptr for an unknown kind.
 const CheckKind* find_check_kind(const std::string& kind);
+
+// A service's kind: that of the first of its checks (`check_kinds`, in the service's
+// order) whose kind speaks a protocol; nullptr when none does (plain TCP, no note). Its
+// traits' balancing and clients_note are the service's. Never its name or port.
+const CheckKind* service_kind(const std::vector<std::string>& check_kinds);
 std::string known_check_kinds();  // "exec, http, nfs, rsync, vip"
 
 // Runs check.run() and fills in latency; converts a stray exception into a failure so

@@ -3,11 +3,12 @@
 // '%%'; monitors and ProxyFetch.url as Python list literals), a service-catalog entry
 // in the shape of operations-puppet's hieradata/common/service.yaml (read by PyBal's
 // puppet templates and by Liberica), and HAProxy backends with agent-check.
-// What a service gets follows from the kinds of its checks (Balancing), never from its
-// name or port: a web server (kHttp) is watched by ProxyFetch through its health
-// location; pinned clients (kPinned) get no monitor at all (a TCP monitor would depool
-// a holding host mid-reboot) and a source-sticky scheduler so they stay on their host;
-// anything else gets IdleConnection.
+// What a service gets follows from its service kind (the first of its checks that
+// speaks its protocol: service_kind in checks/check.h), never from its name or port: a
+// web server (kHttp) is watched by ProxyFetch through its health location; pinned
+// clients (kPinned) get no monitor at all (a TCP monitor would depool a holding host
+// mid-reboot) and a source-sticky scheduler so they stay on their host; anything else
+// gets IdleConnection.
 // Pure and secret-free: unit-tested, and each format parsed by its own reader in a test.
 #pragma once
 
@@ -25,7 +26,7 @@ struct PybalService {
   std::string health_host;  // Host for the ProxyFetch URL (the http check's host)
   bool hold_on_reboot = false;
   std::vector<std::string> peer_hosts;  // the other hosts serving it: the hosts of `peers`' URLs
-  Balancing balancing = Balancing::kTcp;  // the highest its checks' kinds ask for
+  Balancing balancing = Balancing::kTcp;  // its service kind's
 };
 
 struct PybalInput {

@@ -67,7 +67,7 @@ class ProbeLoop {
 using ProbeDone = std::function<void(Result)>;
 
 // What a load balancer must know of a service's traffic, as the kinds of its checks say
-// (poolctl lvs-config): a service takes the highest that one of its checks asks for.
+// (poolctl lvs-config): a service takes its service kind's (checks/check.h service_kind).
 enum class Balancing {
   kTcp,     // spread freely, watched by an idle connection (the default)
   kHttp,    // a web server: watched through its health location (PyBal's ProxyFetch)

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -249,12 +248,14 @@ std::string render_lvs_config(const Config& cfg, const std::string& format) {
   }
   for (const auto& [name, sc] : cfg.services) {
     PybalService ps{name, "", sc.port, "", sc.hold_on_reboot, {}};
+    std::vector<std::string> kinds;
     for (const auto& c : sc.checks) {
       const CheckConfig& cc = cfg.checks.at(c);
       if (ps.ip.empty()) ps.ip = cc.check->service_address();
       if (ps.health_host.empty()) ps.health_host = cc.check->health_host();
-      ps.balancing = std::max(ps.balancing, cc.traits.balancing);  // the kinds of its checks say
+      kinds.push_back(cc.kind);
     }
+    if (const CheckKind* kind = service_kind(kinds)) ps.balancing = kind->traits.balancing;
     for (const auto& url : sc.peers) ps.peer_hosts.push_back(url_host(url));  // http://host:9473 → host
     in.services.push_back(ps);
   }
@@ -305,19 +306,18 @@ int cmd_check(const std::string& file) {
   return code;
 }
 
-// What the kinds of a service's checks say of its clients (CheckTraits::clients_note),
-// from the agent's /status: each note once.
-std::set<std::string> clients_notes(const nlohmann::json& status, const std::string& service) {
-  std::set<std::string> notes;
+// What a service's kind (service_kind) says of its clients (CheckTraits::clients_note),
+// from the agent's /status; "" for none.
+std::string clients_note(const nlohmann::json& status, const std::string& service) {
   auto checks = status.value("checks", nlohmann::json::object());
   auto svc = status.value("services", nlohmann::json::object()).value(service, nlohmann::json::object());
+  std::vector<std::string> kinds;
   for (const auto& check : svc.value("checks", nlohmann::json::array())) {
     if (!check.is_string()) continue;
-    auto c = checks.value(check.get<std::string>(), nlohmann::json::object());
-    const CheckKind* kind = find_check_kind(c.value("kind", ""));
-    if (kind && !kind->traits.clients_note.empty()) notes.insert(kind->traits.clients_note);
+    kinds.push_back(checks.value(check.get<std::string>(), nlohmann::json::object()).value("kind", ""));
   }
-  return notes;
+  const CheckKind* kind = service_kind(kinds);
+  return kind ? kind->traits.clients_note : "";
 }
 
 // Waits until the services' established client connections are gone or `limit` passes.
@@ -367,7 +367,7 @@ int wait_for_clients(const nlohmann::json& services, Duration limit, const std::
       std::cout << "gave up after " << format_duration(limit) << ": " << total << " client connection"
                 << (total == 1 ? "" : "s") << " remain (" << line << ")\n";
       for (const auto& [name, port] : ports)
-        for (const auto& note : clients_notes(status, name)) std::cout << "note: " << note << "\n";
+        if (std::string note = clients_note(status, name); !note.empty()) std::cout << "note: " << note << "\n";
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
