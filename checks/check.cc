@@ -11,21 +11,27 @@
 namespace poolkeeper {
 
 namespace {
-const std::map<std::string, CheckFactory>& registry() {
-  static const std::map<std::string, CheckFactory> kinds = {
-      {"exec", make_exec_check},
-      {"http", make_http_check},
-      {"nfs", make_nfs_check},
-      {"rsync", make_rsync_check},
-      {"vip", make_vip_check},
+const std::map<std::string, CheckKind>& registry() {
+  static const std::map<std::string, CheckKind> kinds = {
+      {"exec", {make_exec_check, {}}},
+      {"http", {make_http_check, http_check_traits(), true}},
+      {"nfs", {make_nfs_check, nfs_check_traits(), true}},
+      {"rsync", {make_rsync_check, {}, true}},
+      {"vip", {make_vip_check, {}}},
   };
   return kinds;
 }
 }  // namespace
 
-const CheckFactory* find_check_factory(const std::string& kind) {
+const CheckKind* find_check_kind(const std::string& kind) {
   auto it = registry().find(kind);
   return it == registry().end() ? nullptr : &it->second;
+}
+
+const CheckKind* service_kind(const std::vector<std::string>& check_kinds) {
+  for (const auto& k : check_kinds)
+    if (const CheckKind* kind = find_check_kind(k); kind && kind->speaks_protocol) return kind;
+  return nullptr;
 }
 
 std::string known_check_kinds() {

@@ -122,6 +122,12 @@ Result HttpCheck::evaluate(Request& req, int curl_code) {
   return r;
 }
 
+CheckTraits http_check_traits() {
+  CheckTraits t;
+  t.balancing = Balancing::kHttp;
+  return t;
+}
+
 std::unique_ptr<Check> make_http_check(TableReader& reader) {
   HttpCheckOptions o;
   o.url = reader.require_string("url");

@@ -30,7 +30,7 @@ class HttpCheck final : public Check {
   // The same request as a transfer on the loop: no thread waits for the server.
   void start(ProbeLoop& loop, Deadline deadline, ProbeDone done) override;
   std::string target() const override { return "GET " + o_.url; }
-  const std::string& host_header() const { return o_.host; }
+  std::string health_host() const override { return o_.host; }
 
  private:
   struct Request;
@@ -44,5 +44,7 @@ class HttpCheck final : public Check {
 };
 
 std::unique_ptr<Check> make_http_check(TableReader& reader);
+// A web server: the load balancer watches it through its health location (kHttp).
+CheckTraits http_check_traits();
 
 }  // namespace poolkeeper

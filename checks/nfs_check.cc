@@ -576,6 +576,29 @@ Result NfsCheck::run(Deadline deadline) {
   return r;
 }
 
+namespace {
+// "<root_fh>/<fh>" (hex) when the details carry the canary's handle; a moved client
+// keeps working only where both handles are the same.
+std::string handles_identity(const nlohmann::json& details) {
+  auto text = [&](const char* key) {
+    auto it = details.find(key);
+    return it != details.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::string fh = text("fh");
+  return fh.empty() ? "" : text("root_fh") + "/" + fh;
+}
+}  // namespace
+
+CheckTraits nfs_check_traits() {
+  CheckTraits t;
+  t.balancing = Balancing::kPinned;
+  t.identity = handles_identity;
+  t.clients_note =
+      "NFS clients stay connected while they have the export mounted; they stall until this host is back (or "
+      "they remount elsewhere).";
+  return t;
+}
+
 std::unique_ptr<Check> make_nfs_check(TableReader& reader) {
   NfsCheckOptions o;
   o.server = reader.string("server").value_or(o.server);

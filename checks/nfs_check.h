@@ -96,5 +96,8 @@ class NfsCheck final : public Check {
 };
 
 std::unique_ptr<Check> make_nfs_check(TableReader& reader);
+// Clients stay on their host (balancing kPinned); peers compare the root and canary
+// file handles (identity), which must be equal for a client to move unharmed.
+CheckTraits nfs_check_traits();
 
 }  // namespace poolkeeper

@@ -24,7 +24,7 @@ class VipCheck final : public Check {
   explicit VipCheck(VipCheckOptions o) : o_(std::move(o)) {}
   Result run(Deadline deadline) override;
   std::string target() const override;
-  std::string first_address() const { return o_.addresses.empty() ? "" : o_.addresses.front(); }
+  std::string service_address() const override { return o_.addresses.empty() ? "" : o_.addresses.front(); }
 
  private:
   VipCheckOptions o_;

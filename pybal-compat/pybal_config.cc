@@ -35,15 +35,6 @@ std::string yaml_str(const std::string& s) {
   return out + "\"";
 }
 
-enum class Kind { kNfs, kHttp, kTcp };
-
-// NFS by name or port 2049; HTTP by name or port 80/443; anything else is watched as TCP.
-Kind kind_of(const PybalService& s) {
-  if (s.name.find("nfs") != std::string::npos || s.port == 2049) return Kind::kNfs;
-  if (s.port == 80 || s.port == 443 || s.name.find("http") != std::string::npos) return Kind::kHttp;
-  return Kind::kTcp;
-}
-
 std::string proxyfetch_url(const PybalInput& in, const PybalService& s) {
   std::string host = s.health_host.empty() ? in.hostname : s.health_host;
   return std::string(s.port == 443 ? "https" : "http") + "://" + host + "/pybal-health/" + s.name;
@@ -92,8 +83,8 @@ std::string render_pybal_config(const PybalInput& in) {
     out += "config = etcd://" + pybal_escape(etcd_host) + pybal_escape(in.prefix) + "/" + pybal_escape(s.name) + "\n";
     out += "bgp = yes\n";
     out += "depool-threshold = .5\n";
-    switch (kind_of(s)) {
-      case Kind::kNfs:
+    switch (s.balancing) {
+      case Balancing::kPinned:
         out += "# NFS: clients must stay on their host (file handles are per server), and no\n";
         out += "# monitor: a TCP monitor would depool a host holding its clients through a reboot.\n";
         out += "# On the directors set net.ipv4.vs.expire_nodest_conn = 1: a depooled host's NFS\n";
@@ -101,12 +92,12 @@ std::string render_pybal_config(const PybalInput& in) {
         out += "scheduler = sh\n";
         out += "monitors = [ ]\n";
         break;
-      case Kind::kHttp:
+      case Balancing::kHttp:
         out += "scheduler = wrr\n";
         out += "monitors = [ 'ProxyFetch' ]\n";
         out += "ProxyFetch.url = [ " + pybal_escape(py_str(proxyfetch_url(in, s))) + " ]\n";
         break;
-      case Kind::kTcp:
+      case Balancing::kTcp:
         out += "scheduler = wrr\n";
         out += "monitors = [ 'IdleConnection' ]\n";
         out += "IdleConnection.timeout-clean-reconnect = 3\n";
@@ -136,7 +127,6 @@ std::string render_service_catalog(const PybalInput& in) {
                     "service::catalog:\n";
   for (const auto& s : in.services) {
     require_ip_port(s);
-    Kind kind = kind_of(s);
     out += "  " + cluster + "-" + s.name + ":\n";
     out += "    description: " + yaml_str(cluster + " " + s.name + ", served by " + in.hostname + " and its peers") + "\n";
     out += "    encryption: " + std::string(s.port == 443 ? "true" : "false") + "\n";
@@ -146,8 +136,8 @@ std::string render_service_catalog(const PybalInput& in) {
     out += "      conftool:\n        cluster: " + yaml_str(cluster) + "\n        service: " + yaml_str(s.name) + "\n";
     out += "      depool_threshold: \".5\"\n";
     out += "      enabled: true\n";
-    switch (kind) {
-      case Kind::kNfs:
+    switch (s.balancing) {
+      case Balancing::kPinned:
         out += "      # No monitor: a TCP monitor (IdleConnection) would depool a host holding its\n"
                "      # NFS clients through a reboot; pool state comes from conftool alone.\n"
                "      monitors: {}\n"
@@ -158,11 +148,11 @@ std::string render_service_catalog(const PybalInput& in) {
                "      # move at once (0.02 s) instead of stalling ~18 s.\n"
                "      scheduler: mh\n";
         break;
-      case Kind::kHttp:
+      case Balancing::kHttp:
         out += "      monitors:\n        ProxyFetch:\n          url:\n            - " + yaml_str(proxyfetch_url(in, s)) + "\n";
         out += "      scheduler: wrr\n";
         break;
-      case Kind::kTcp:
+      case Balancing::kTcp:
         out += "      monitors:\n        IdleConnection:\n          max-delay: 300\n          timeout-clean-reconnect: 3\n";
         out += "      scheduler: wrr\n";
         break;
@@ -195,14 +185,14 @@ std::string render_haproxy_config(const PybalInput& in) {
                     "# host's name does not resolve.\n";
   for (const auto& s : in.services) {
     if (s.port == 0) throw std::runtime_error("service " + s.name + ": no port (set services." + s.name + ".port)");
-    // HAProxy listens on the service IP (the vip check's) when there is one.
+    // HAProxy listens on the service IP when there is one.
     out += "\nfrontend " + s.name + "\n    mode tcp\n    timeout client 1h\n";
     out += std::string(s.ip.empty() ? "    # bind SERVICE_IP:" : "    bind " + (s.ip.find(':') != std::string::npos ? "[" + s.ip + "]" : s.ip) + ":") +
            std::to_string(s.port) + "\n";
     out += "    default_backend " + s.name + "\n";
     out += "\nbackend " + s.name + "\n";
     out += "    mode tcp\n";
-    if (kind_of(s) == Kind::kNfs) {
+    if (s.balancing == Balancing::kPinned) {
       out += "    # NFS: clients stay on their host (file handles are per server; a moved\n"
              "    # client gets ESTALE), so the source address picks the server.\n"
              "    balance source\n"

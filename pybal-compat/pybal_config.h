@@ -3,24 +3,30 @@
 // '%%'; monitors and ProxyFetch.url as Python list literals), a service-catalog entry
 // in the shape of operations-puppet's hieradata/common/service.yaml (read by PyBal's
 // puppet templates and by Liberica), and HAProxy backends with agent-check.
-// HTTP is watched by ProxyFetch through the web server's health location; NFS gets no
-// monitor at all (a TCP monitor would depool a holding host mid-reboot) and a
-// source-sticky scheduler so clients stay on their host; rsync gets IdleConnection.
+// What a service gets follows from its service kind (the first of its checks that
+// speaks its protocol: service_kind in checks/check.h), never from its name or port: a
+// web server (kHttp) is watched by ProxyFetch through its health location; pinned
+// clients (kPinned) get no monitor at all (a TCP monitor would depool a holding host
+// mid-reboot) and a source-sticky scheduler so they stay on their host; anything else
+// gets IdleConnection.
 // Pure and secret-free: unit-tested, and each format parsed by its own reader in a test.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "agent/base/probe.h"
+
 namespace poolkeeper {
 
 struct PybalService {
   std::string name;
-  std::string ip;           // the LVS service IP (from the service's vip check)
+  std::string ip;           // the LVS service IP (a check's service_address())
   int port = 0;
   std::string health_host;  // Host for the ProxyFetch URL (the http check's host)
   bool hold_on_reboot = false;
   std::vector<std::string> peer_hosts;  // the other hosts serving it: the hosts of `peers`' URLs
+  Balancing balancing = Balancing::kTcp;  // its service kind's
 };
 
 struct PybalInput {

@@ -66,6 +66,32 @@ class ProbeLoop {
 
 using ProbeDone = std::function<void(Result)>;
 
+// What a load balancer must know of a service's traffic, as the kinds of its checks say
+// (poolctl lvs-config): a service takes its service kind's (checks/check.h service_kind).
+enum class Balancing {
+  kTcp,     // spread freely, watched by an idle connection (the default)
+  kHttp,    // a web server: watched through its health location (PyBal's ProxyFetch)
+  kPinned,  // a client must stay on one host (it holds per-server state such as file
+            // handles): source hashing, and no monitor, which would depool a host that
+            // holds its clients through a reboot
+};
+
+// What the rest of the agent knows of a check kind beyond running it, so that nothing
+// outside checks/ names a kind. Each kind states its own in its registry line
+// (checks/check.cc); the defaults suit a kind with nothing to add.
+struct CheckTraits {
+  Balancing balancing = Balancing::kTcp;
+  // What must be equal on two hosts for a client to move between them unharmed, read
+  // from a result's details (ours, or a peer's as its /status reported them); "" when
+  // the details do not show it. Null for a kind that has nothing of the sort. Checks of
+  // the same name and kind are compared with each peer's (/status
+  // peers[].nfs_handles_match, the metric poolkeeper_nfs_handles_match). Never throws.
+  std::string (*identity)(const nlohmann::json& details) = nullptr;
+  // What `poolctl depool --wait` adds when it gives up waiting for the clients of a
+  // service this kind checks ("" = nothing).
+  std::string clients_note;
+};
+
 // Thread-safety: the scheduler never runs two probes of one Check at once, but probes
 // of different checks run concurrently on different threads.
 class Check {
@@ -80,6 +106,12 @@ class Check {
   virtual void start(ProbeLoop& loop, Deadline deadline, ProbeDone done);
   // A short human description of the target ("GET http://127.0.0.1/").
   virtual std::string target() const = 0;
+  // The address the load balancer sends the service's clients to, when the check
+  // watches it (the service IP); "" otherwise.
+  virtual std::string service_address() const { return ""; }
+  // The Host the load balancer's HTTP health request should name, when the check knows
+  // it; "" otherwise (the host's own name is used).
+  virtual std::string health_host() const { return ""; }
 };
 
 // Fills in the latency (now - started) and makes the reason and details valid UTF-8:

@@ -16,13 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "checks/check.h"
 #include "checks/child_reaper.h"
 #include "agent/config/config.h"
 #include "agent/cli/conn_count.h"
 #include "agent/base/duration.h"
 #include "agent/base/utf8.h"
-#include "checks/http_check.h"
-#include "checks/vip_check.h"
 #include "pybal-compat/etcd_role.h"
 #include "pybal-compat/pybal_config.h"
 
@@ -249,11 +248,14 @@ std::string render_lvs_config(const Config& cfg, const std::string& format) {
   }
   for (const auto& [name, sc] : cfg.services) {
     PybalService ps{name, "", sc.port, "", sc.hold_on_reboot, {}};
+    std::vector<std::string> kinds;
     for (const auto& c : sc.checks) {
       const CheckConfig& cc = cfg.checks.at(c);
-      if (auto* vip = dynamic_cast<VipCheck*>(cc.check.get()); vip && ps.ip.empty()) ps.ip = vip->first_address();
-      if (auto* http = dynamic_cast<HttpCheck*>(cc.check.get()); http && ps.health_host.empty()) ps.health_host = http->host_header();
+      if (ps.ip.empty()) ps.ip = cc.check->service_address();
+      if (ps.health_host.empty()) ps.health_host = cc.check->health_host();
+      kinds.push_back(cc.kind);
     }
+    if (const CheckKind* kind = service_kind(kinds)) ps.balancing = kind->traits.balancing;
     for (const auto& url : sc.peers) ps.peer_hosts.push_back(url_host(url));  // http://host:9473 → host
     in.services.push_back(ps);
   }
@@ -304,8 +306,22 @@ int cmd_check(const std::string& file) {
   return code;
 }
 
+// What a service's kind (service_kind) says of its clients (CheckTraits::clients_note),
+// from the agent's /status; "" for none.
+std::string clients_note(const nlohmann::json& status, const std::string& service) {
+  auto checks = status.value("checks", nlohmann::json::object());
+  auto svc = status.value("services", nlohmann::json::object()).value(service, nlohmann::json::object());
+  std::vector<std::string> kinds;
+  for (const auto& check : svc.value("checks", nlohmann::json::array())) {
+    if (!check.is_string()) continue;
+    kinds.push_back(checks.value(check.get<std::string>(), nlohmann::json::object()).value("kind", ""));
+  }
+  const CheckKind* kind = service_kind(kinds);
+  return kind ? kind->traits.clients_note : "";
+}
+
 // Waits until the services' established client connections are gone or `limit` passes.
-int wait_for_clients(const nlohmann::json& services, Duration limit) {
+int wait_for_clients(const nlohmann::json& services, Duration limit, const std::string& socket_path) {
   bool tty = ::isatty(1);
   auto start = SteadyClock::now();
   std::map<std::string, int> ports;
@@ -318,6 +334,7 @@ int wait_for_clients(const nlohmann::json& services, Duration limit) {
     ports[name] = port;
   }
   if (ports.empty()) return 0;
+  nlohmann::json status = call(socket_path, {{"cmd", "status"}})["status"];  // for the notes, should it give up
   int last_total = -1;
   auto last_line = start;
   for (;;) {
@@ -350,9 +367,7 @@ int wait_for_clients(const nlohmann::json& services, Duration limit) {
       std::cout << "gave up after " << format_duration(limit) << ": " << total << " client connection"
                 << (total == 1 ? "" : "s") << " remain (" << line << ")\n";
       for (const auto& [name, port] : ports)
-        if (name.find("nfs") != std::string::npos || port == 2049)
-          std::cout << "note: NFS clients stay connected while they have the export mounted; they stall "
-                       "until this host is back (or they remount elsewhere).\n";
+        if (std::string note = clients_note(status, name); !note.empty()) std::cout << "note: " << note << "\n";
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -481,7 +496,7 @@ int cmd_change(const Options& o) {
     std::cout << "\n";
     if (s.contains("conftool")) std::cout << "  " << s["conftool"].value("message", "") << "\n";
   }
-  if (o.wait && verb != "pool") return wait_for_clients(j["services"], o.wait_limit);
+  if (o.wait && verb != "pool") return wait_for_clients(j["services"], o.wait_limit, o.socket_path);
   return rc;
 }
 

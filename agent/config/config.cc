@@ -51,9 +51,10 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   CheckConfig c;
   c.name = name;
   c.kind = r.require_string("kind");
-  const CheckFactory* factory = find_check_factory(c.kind);
-  if (!factory)
+  const CheckKind* kind = find_check_kind(c.kind);
+  if (!kind)
     r.fail("kind", "unknown kind \"" + c.kind + "\" (known: " + known_check_kinds() + ")");
+  c.traits = kind->traits;
   c.interval = r.duration("interval", 10ms, 24h).value_or(c.interval);
   c.timeout = r.duration("timeout", 1ms, kMaxCheckTimeout).value_or(c.timeout);
   c.fast_interval = r.duration("fast_interval", 10ms, 24h).value_or(c.fast_interval);
@@ -66,7 +67,7 @@ CheckConfig parse_check(const std::string& name, const toml::table& t, const std
   if (c.timeout > c.interval && r.has("timeout"))
     r.fail("timeout", "must not be longer than interval (" + format_duration(c.interval) + ")");
   if (c.timeout > c.interval) c.timeout = c.interval;  // a short interval clamps the default
-  c.check = std::shared_ptr<Check>((*factory)(r));
+  c.check = std::shared_ptr<Check>(kind->make(r));
   r.finish();
   // The probe's identity: the table without the keys that only time or weigh it.
   toml::table target = t;

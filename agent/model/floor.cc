@@ -31,11 +31,10 @@ std::optional<PeerState> parse_peer_status(const std::string& url, const std::st
     }
     if (j.contains("checks") && j["checks"].is_object()) {
       for (const auto& [name, c] : j["checks"].items()) {
-        if (!c.is_object() || c.value("kind", "") != "nfs") continue;
-        if (!c.contains("last") || !c["last"].is_object()) continue;
-        const auto& d = c["last"].value("details", nlohmann::json::object());
+        if (!c.is_object() || !c.contains("last") || !c["last"].is_object()) continue;
+        auto d = c["last"].value("details", nlohmann::json::object());
         if (!d.is_object()) continue;
-        p.nfs_handles[name] = {d.value("root_fh", ""), d.value("fh", "")};
+        p.checks[name] = {c.value("kind", ""), std::move(d)};
       }
     }
   } catch (const nlohmann::json::exception& e) {

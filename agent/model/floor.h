@@ -35,6 +35,13 @@ struct PeerService {
   bool leaving = false;    // still pooled, but announced it is about to leave (floor_leave)
 };
 
+// One check as a peer reported it: its kind and its last result's details, from which
+// the kind's identity (CheckTraits::identity) is read to compare it with ours.
+struct PeerCheck {
+  std::string kind;
+  nlohmann::json details;
+};
+
 // A peer agent as last polled (GET <url>/status).
 struct PeerState {
   std::string url;
@@ -45,8 +52,8 @@ struct PeerState {
   WallTime last_seen{};
   WallTime unreachable_since{};  // set while unreachable: since when (first failed poll)
   std::map<std::string, PeerService> services;
-  // check name → {root_fh, fh} for the peer's nfs checks
-  std::map<std::string, std::pair<std::string, std::string>> nfs_handles;
+  // check name → kind and details, for the peer's checks that have a last result
+  std::map<std::string, PeerCheck> checks;
 };
 
 // Parses a peer's /status body; nullopt with *error set when it is not one.

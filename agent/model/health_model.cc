@@ -91,7 +91,7 @@ void HealthModel::on_result(const std::string& check, uint64_t gen, uint64_t seq
 void HealthModel::check_changed(const std::string& name, const CheckRuntime& rt) {
   // The services' views read only what recompute_service() derives (it marks them).
   dirty_checks_.insert(name);
-  if (rt.cfg.kind == "nfs" && !peers_.empty()) peers_dirty_ = true;  // handles compared with the peers'
+  if (rt.cfg.traits.identity && !peers_.empty()) peers_dirty_ = true;  // identity compared with the peers'
 }
 
 void HealthModel::submit(const std::string& check, CheckRuntime& rt, const Result& r) {
@@ -250,6 +250,11 @@ void HealthModel::tick() {
 void HealthModel::set_peers(std::vector<PeerState> peers) {
   WallTime wall = clock_.wall();
   for (auto& p : peers) {
+    // Of the peer's checks, only those peer_views() compares with ours are kept.
+    std::erase_if(p.checks, [&](const auto& pc) {
+      auto ours = checks_.find(pc.first);
+      return ours == checks_.end() || !ours->second.cfg.traits.identity || ours->second.cfg.kind != pc.second.kind;
+    });
     if (p.reachable) continue;
     auto old = std::find_if(peers_.begin(), peers_.end(), [&](const PeerState& o) { return o.url == p.url; });
     if (old != peers_.end()) {
@@ -618,13 +623,13 @@ std::vector<PeerView> HealthModel::peer_views() const {
     PeerView pv;
     pv.state = p;
     for (const auto& [name, c] : checks_) {
-      if (c.cfg.kind != "nfs") continue;
+      auto identity = c.cfg.traits.identity;
+      if (!identity) continue;
       std::optional<bool> match;
-      auto theirs = p.nfs_handles.find(name);
-      if (p.reachable && theirs != p.nfs_handles.end() && c.last && c.last->details.contains("fh") &&
-          !theirs->second.second.empty()) {
-        match = c.last->details.value("root_fh", "") == theirs->second.first &&
-                c.last->details.value("fh", "") == theirs->second.second;
+      auto theirs = p.checks.find(name);
+      if (p.reachable && theirs != p.checks.end() && theirs->second.kind == c.cfg.kind && c.last) {
+        std::string ours = identity(c.last->details), their = identity(theirs->second.details);
+        if (!ours.empty() && !their.empty()) match = ours == their;
       }
       pv.handles_match[name] = match;
     }

@@ -16,6 +16,7 @@ namespace poolkeeper {
 struct CheckConfig {
   std::string name;
   std::string kind;
+  CheckTraits traits;  // what the kind tells the rest (its registry line, checks/check.cc)
   Duration interval = std::chrono::seconds(1);
   Duration timeout = std::chrono::milliseconds(500);
   Duration fast_interval = std::chrono::milliseconds(200);

@@ -202,7 +202,9 @@ struct ServiceView {
 
 struct PeerView {
   PeerState state;
-  std::map<std::string, std::optional<bool>> handles_match;  // our nfs check → match?
+  // Our checks whose kind has an identity (CheckTraits::identity) → is the peer's the
+  // same? (unknown until both sides show one)
+  std::map<std::string, std::optional<bool>> handles_match;
 };
 
 struct Snapshot {

@@ -58,8 +58,8 @@ Metrics::Metrics()
                                  "This host's conftool key per service: 1 for its current state (pooled = yes, no, "
                                  "inactive, missing, unreadable), 0 for the others")),
       check_data_age_(gauge("poolkeeper_check_data_age_seconds",
-                            "Age of the data the check reads (the nfs check's canary mtime), as of its last probe that "
-                            "saw it")),
+                            "Age of the data the check reads (a canary file's mtime), as of its last probe that saw "
+                            "it")),
       check_data_max_age_(gauge("poolkeeper_check_data_max_age_seconds",
                                 "The check's max_age: older data fails it; absent without max_age")),
       liveness_up_(gauge("poolkeeper_liveness_up",

@@ -365,7 +365,7 @@ void peers_table(std::string& out, const Snapshot& s) {
              (ps.healthy ? "" : ", unhealthy") + "</span> ";
     }
     for (const auto& [check, m] : pv.handles_match)
-      if (m) out += "<br><span class=\"muted\">nfs handles (" + html_escape(check) + "): " + (*m ? "match" : "<b>differ</b>") + "</span>";
+      if (m) out += "<br><span class=\"muted\">handles (" + html_escape(check) + "): " + (*m ? "match" : "<b>differ</b>") + "</span>";
     out += "</td></tr>";
   }
   out += "</tbody></table></div>";

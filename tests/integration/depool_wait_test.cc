@@ -182,8 +182,14 @@ TEST(DepoolWaitTest, GivesUpAndSaysSoForNfs) {
   Nginx nginx(d.file("nginx"), d.file("www"));
   nginx.set_extra("    listen " + net.here() + ":" + std::to_string(nginx.port()) + ";\n");
   nginx.start();
-  // Pretend nginx's port is the NFS service's: a client that never leaves.
+  // Pretend nginx's port is the NFS service's: a client that never leaves. The note
+  // comes from the kind of the service's checks (an nfs check; nothing need answer it).
   AgentProc a("a.example.org", "", "port = " + std::to_string(nginx.port()) + "\n");
+  std::string cfg = a.config_text();
+  cfg.replace(cfg.find("checks = [\"nfs_ok\"]"), std::string("checks = [\"nfs_ok\"]").size(),
+              "checks = [\"nfs_ok\", \"export\"]");
+  a.write_config(cfg + "\n[checks.export]\nkind = \"nfs\"\nserver = \"127.0.0.1\"\nport = " +
+                 std::to_string(free_port()) + "\npath = \"/export/canary.txt\"\n");
   a.start();
   int fd = net.keepalive_client(nginx.port());
   ASSERT_GE(fd, 0);

@@ -8,8 +8,8 @@ using namespace poolkeeper;
 
 TEST(PybalConfigTest, StanzasPerService) {
   PybalInput in{"clouddumps1001.example.org", "https://etcd1001.example.org:2379", "/conftool/v1/pools/eqiad/dumps",
-                {{"http", "198.51.100.10", 80, "dumps.example.org", false, {}},
-                 {"nfs", "198.51.100.10", 2049, "", true, {}},
+                {{"http", "198.51.100.10", 80, "dumps.example.org", false, {}, Balancing::kHttp},
+                 {"nfs", "198.51.100.10", 2049, "", true, {}, Balancing::kPinned},
                  {"rsync", "198.51.100.10", 873, "", false, {}}}};
   std::string out = render_pybal_config(in);
   EXPECT_NE(out.find("[dumps_http_80]\nprotocol = tcp\nip = 198.51.100.10\nport = 80\n"
@@ -26,9 +26,32 @@ TEST(PybalConfigTest, StanzasPerService) {
 
 TEST(PybalConfigTest, EscapesForConfigParser) {
   EXPECT_EQ(pybal_escape("a%b%%c"), "a%%b%%%%c");
-  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "192.0.2.1", 80, "d%ump's", false, {}}}};
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps", {{"http", "192.0.2.1", 80, "d%ump's", false, {}, Balancing::kHttp}}};
   std::string out = render_pybal_config(in);
   EXPECT_NE(out.find("ProxyFetch.url = [ 'http://d%%ump\\'s/pybal-health/http' ]"), std::string::npos) << out;
+}
+
+// What a service gets follows from the kinds of its checks (Balancing), never from its
+// name or port.
+TEST(PybalConfigTest, BalancingComesFromTheChecksNotTheName) {
+  PybalInput in{"h1", "http://e:2379", "/conftool/v1/pools/eqiad/dumps",
+                {{"nfs", "192.0.2.1", 2049, "", false, {}},
+                 {"files", "192.0.2.1", 3049, "", false, {}, Balancing::kPinned},
+                 {"web", "192.0.2.1", 8080, "", false, {}, Balancing::kHttp}}};
+  std::string out = render_pybal_config(in);
+  auto stanza = [&](const std::string& head) {
+    size_t at = out.find(head);
+    return at == std::string::npos ? std::string() : out.substr(at, out.find("\n\n", at) - at);
+  };
+  std::string nfs = stanza("[dumps_nfs_2049]"), files = stanza("[dumps_files_3049]"), web = stanza("[dumps_web_8080]");
+  EXPECT_NE(nfs.find("monitors = [ 'IdleConnection' ]"), std::string::npos) << out;
+  EXPECT_NE(nfs.find("scheduler = wrr"), std::string::npos) << out;
+  EXPECT_NE(files.find("scheduler = sh\nmonitors = [ ]"), std::string::npos) << out;
+  EXPECT_NE(web.find("ProxyFetch.url = [ 'http://h1/pybal-health/web' ]"), std::string::npos) << out;
+  in.agent_port = 9474;
+  std::string haproxy = render_haproxy_config(in);
+  EXPECT_NE(haproxy.find("backend files\n    mode tcp\n    # NFS"), std::string::npos) << haproxy;
+  EXPECT_NE(haproxy.find("backend nfs\n    mode tcp\n    balance leastconn\n"), std::string::npos) << haproxy;
 }
 
 TEST(PybalConfigTest, NamesWhatIsMissing) {
@@ -49,8 +72,8 @@ TEST(PybalConfigTest, NamesWhatIsMissing) {
 namespace {
 PybalInput dumps_pair() {
   return PybalInput{"clouddumps1001.example.org", "https://etcd1001.example.org:2379", "/conftool/v1/pools/eqiad/dumps",
-                    {{"http", "198.51.100.10", 443, "dumps.example.org", false, {"clouddumps1002.example.org"}},
-                     {"nfs", "198.51.100.10", 2049, "", true, {"clouddumps1002.example.org"}},
+                    {{"http", "198.51.100.10", 443, "dumps.example.org", false, {"clouddumps1002.example.org"}, Balancing::kHttp},
+                     {"nfs", "198.51.100.10", 2049, "", true, {"clouddumps1002.example.org"}, Balancing::kPinned},
                      {"rsync", "198.51.100.10", 873, "", false, {"clouddumps1002.example.org"}}},
                     9474};
 }

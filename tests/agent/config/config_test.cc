@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "checks/check.h"
+
 using namespace poolkeeper;
 using namespace std::chrono_literals;
 
@@ -66,6 +68,43 @@ TEST(ConfigTest, ParsesTheSchema) {
   EXPECT_EQ(disk.fall, 2);
   EXPECT_FALSE(disk.critical);
   ASSERT_TRUE(disk.check);
+}
+
+// A check carries its kind's traits from the registry; a service's kind is the first of
+// its checks that speaks a protocol, whatever the service is called.
+TEST(ConfigTest, ChecksCarryTheirKindsTraits) {
+  Config c = parse_config(R"(
+[services.http]
+checks = ["lvs", "export", "web"]
+[checks.lvs]
+kind = "vip"
+addresses = ["198.51.100.10"]
+[checks.export]
+kind = "nfs"
+path = "/dumps/canary.txt"
+[checks.web]
+kind = "http"
+url = "http://127.0.0.1/"
+host = "dumps.example.org"
+)", "test.toml");
+  EXPECT_EQ(c.checks.at("export").traits.balancing, Balancing::kPinned);
+  ASSERT_TRUE(c.checks.at("export").traits.identity);
+  EXPECT_EQ(c.checks.at("export").traits.identity({{"root_fh", "aa"}, {"fh", "bb"}}), "aa/bb");
+  EXPECT_EQ(c.checks.at("export").traits.identity({{"root_fh", "aa"}}), "");  // no canary handle: unknown
+  EXPECT_EQ(c.checks.at("export").traits.identity({{"fh", 3}}), "");         // a peer's garbage: unknown
+  EXPECT_FALSE(c.checks.at("web").traits.identity);
+  EXPECT_EQ(c.checks.at("lvs").check->service_address(), "198.51.100.10");
+  EXPECT_EQ(c.checks.at("web").check->health_host(), "dumps.example.org");
+  EXPECT_EQ(c.checks.at("export").check->service_address(), "");
+  const CheckKind* kind = service_kind({"vip", "nfs", "http"});
+  ASSERT_TRUE(kind);
+  EXPECT_EQ(kind->traits.balancing, Balancing::kPinned);
+  EXPECT_FALSE(kind->traits.clients_note.empty());
+  kind = service_kind({"exec", "http", "nfs"});
+  ASSERT_TRUE(kind);
+  EXPECT_EQ(kind->traits.balancing, Balancing::kHttp);
+  EXPECT_FALSE(service_kind({"vip", "exec"}));
+  EXPECT_EQ(service_kind({"rsync", "nfs"})->traits.balancing, Balancing::kTcp);
 }
 
 TEST(ConfigTest, TypoedKeyNamesFileLineAndKey) {

@@ -98,7 +98,9 @@ TEST(FloorTest, ParsesPeerStatus) {
   EXPECT_EQ(p->host, "b.example.org");
   EXPECT_EQ(p->services["nfs"].effective, "pooled");
   EXPECT_TRUE(p->services["nfs"].healthy);
-  EXPECT_EQ(p->nfs_handles["export"], std::make_pair(std::string("aa"), std::string("bb")));
+  EXPECT_EQ(p->checks["export"].kind, "nfs");
+  EXPECT_EQ(p->checks["export"].details, nlohmann::json({{"root_fh", "aa"}, {"fh", "bb"}}));
+  EXPECT_FALSE(p->checks.contains("web"));  // no last result: nothing to compare
   EXPECT_FALSE(parse_peer_status("u", "<html>", &err));
   EXPECT_FALSE(parse_peer_status("u", "[]", &err));
   EXPECT_FALSE(parse_peer_status("u", R"({"host":1,"services":{}})", &err));

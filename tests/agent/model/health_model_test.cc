@@ -561,6 +561,66 @@ TEST_F(EngineTest, FloorKeepsTheLastHostPooled) {
   EXPECT_EQ(svc("nfs").effective.state, Effective::kNotPooled);
 }
 
+// A check kind with an identity (CheckTraits::identity) is compared with each peer's
+// check of the same name and kind; the model knows nothing else of the kind.
+TEST_F(EngineTest, ComparesACheckKindsIdentityWithThePeers) {
+  config_.checks["export"].traits.identity = [](const nlohmann::json& d) {
+    auto it = d.find("id");
+    return it != d.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  make();
+  std::string answer = "A";
+  auto with_id = [&](const std::string& name) {
+    Result r = Result::pass();
+    if (name == "export" && !answer.empty()) r.details["id"] = answer;
+    return r;
+  };
+  auto run_for = [&](Duration d) {  // every probe due within `d` answered (export's interval: 2 s)
+    for (SteadyTime until = clock_.now() + d; model_->next_due() <= until;) {
+      clock_.advance_to(model_->next_due());
+      for (const auto& due : model_->take_due()) model_->on_result(due.name, due.gen, due.seq, with_id(due.name));
+    }
+  };
+  auto peer = [](const std::string& kind, nlohmann::json details) {
+    PeerState b;
+    b.url = "http://b.example.org:9473";
+    b.host = "b.example.org";
+    b.reachable = true;
+    b.checks["export"] = {kind, std::move(details)};
+    b.checks["web"] = {"exec", {{"id", "A"}}};  // a kind without identity: never compared
+    return b;
+  };
+  auto match = [&]() -> std::optional<std::optional<bool>> {
+    snap_ = model_->snapshot();
+    if (snap_->peers.size() != 1) return std::nullopt;
+    const auto& hm = snap_->peers.begin()->handles_match;
+    EXPECT_FALSE(hm.contains("web"));
+    auto it = hm.find("export");
+    if (it == hm.end()) return std::nullopt;
+    return it->second;
+  };
+  model_->set_peers({peer("exec", {{"id", "A"}})});
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(std::optional<bool>()));  // no result of ours yet
+  run_for(3s);
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(true));
+  model_->set_peers({peer("exec", {{"id", "B"}})});
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(false));
+  model_->set_peers({peer("exec", nlohmann::json::object())});  // theirs shows none
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(std::optional<bool>()));
+  model_->set_peers({peer("other", {{"id", "A"}})});  // another kind of the same name
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(std::optional<bool>()));
+  // Our identity changes: the comparison follows without a new poll.
+  model_->set_peers({peer("exec", {{"id", "B"}})});
+  answer = "B";
+  run_for(3s);
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(true));
+  PeerState gone = peer("exec", {{"id", "B"}});
+  gone.reachable = false;
+  gone.checks.clear();
+  model_->set_peers({gone});
+  EXPECT_EQ(match(), std::optional<std::optional<bool>>(std::optional<bool>()));
+}
+
 TEST_F(EngineTest, ReloadKeepsStreaksOfUnchangedChecks) {
   make();
   model_->set_lifecycle(Lifecycle::kRunning);
