@@ -232,7 +232,8 @@ void Runtime::start() {
         e.set_conftool_status(up, error, k, l, ep);
       });
     };
-    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb,
+                                                 clock_);
     conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
   AdminHandler::Deps deps;
@@ -270,7 +271,7 @@ void Runtime::start() {
   }
   refresh_probes();
   auto urls = all_peer_urls(config_);
-  peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
+  peers_ = std::make_unique<PeerWatcher>(urls, kPeerPollInterval, kPeerPollTimeout,
                                          [this](std::vector<PeerState> p) {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
                                          });
@@ -399,7 +400,8 @@ void Runtime::post_result(const std::string& check, uint64_t gen, uint64_t seq, 
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (owner_done_) return;
-    wake = results_.push({check, gen, seq, std::move(r), clock_.now()}, SteadyClock::now());
+    SteadyTime now = clock_.now();
+    wake = results_.push({check, gen, seq, std::move(r), now}, now);
   }
   if (wake) cv_.notify_all();
 }
@@ -470,7 +472,7 @@ void Runtime::owner_loop() {
   uint64_t watchdog_usec = 0;
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
   auto watchdog_every = std::chrono::microseconds(watchdog_usec / 2);
-  SteadyTime next_ping = SteadyClock::now();
+  SteadyTime next_ping = clock_.now();
   std::vector<ProbeResult> results;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
@@ -491,7 +493,7 @@ void Runtime::owner_loop() {
     LeftoverStats left = leftover_stats();
     if (left.alive > 0) left = sweep_leftover_children();
     model_->set_leftover_processes(left.alive, left.killed_total);
-    SteadyTime now = SteadyClock::now();
+    SteadyTime now = clock_.now();
     if (watchdog && now >= next_ping) {
       sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted
       next_ping = now + watchdog_every;

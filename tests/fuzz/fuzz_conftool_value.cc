@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (long http : {200L, 201L, 404L, 412L}) {
     EtcdResult r = parse_etcd_response(http, value, 7);
     auto j = nlohmann::json::parse(value, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) FUZZ_ASSERT(r.error_code == -1 && !r.ok());
+    if (j.is_discarded() || !j.is_object()) FUZZ_ASSERT(r.error_code == EtcdError::kMalformed && !r.ok());
     if (!r.ok()) FUZZ_ASSERT(!r.describe().empty());
     if (http >= 400) FUZZ_ASSERT(!r.ok());
   }

@@ -21,6 +21,7 @@
 #include "tests/harness/tcp_proxy.h"
 
 using namespace pk_test;
+using poolkeeper::EtcdError;
 using poolkeeper::EtcdPut;
 
 namespace {
@@ -340,7 +341,7 @@ TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
   for (const auto& [k, idx] : pool_indexes()) EXPECT_NE(k.find(".example.org"), std::string::npos) << k;
   // Killed: the key expires by its TTL.
   a.stop_kill9();
-  EXPECT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").error_code == 100; }, 5000ms));
+  EXPECT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").error_code == EtcdError::kKeyNotFound; }, 5000ms));
 }
 
 TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
@@ -448,7 +449,7 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
     return v == R"({"pooled": "yes", "weight": 10})";
   }, 3000ms, 100ms)) << v;
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
-  EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).error_code == 100; }, 5000ms));  // done with: removed
+  EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).error_code == EtcdError::kKeyNotFound; }, 5000ms));  // done with: removed
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
 }
 

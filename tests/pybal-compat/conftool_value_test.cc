@@ -100,13 +100,13 @@ TEST(EtcdResponseTest, Parses) {
   EXPECT_EQ(r.node.nodes[0].modified_index, 7u);
   r = parse_etcd_response(412, R"({"errorCode":101,"message":"Compare failed","cause":"[1 != 4]","index":4})", 0);
   EXPECT_FALSE(r.ok());
-  EXPECT_EQ(r.error_code, 101);
+  EXPECT_EQ(r.error_code, EtcdError::kCompareFailed);
   EXPECT_EQ(r.etcd_index, 4u);
   EXPECT_EQ(r.describe(), "etcd: Compare failed (101)");
   r = parse_etcd_response(404, "404 page not found\n", 0);
   EXPECT_EQ(r.describe(), "etcd: v2 API not enabled (start etcd with --enable-v2=true) (-1)");
   r = parse_etcd_response(400, R"({"errorCode":401,"message":"The event in requested index is outdated and cleared"})", 0);
-  EXPECT_EQ(r.error_code, 401);
+  EXPECT_EQ(r.error_code, EtcdError::kIndexCleared);
 }
 
 TEST(EtcdResponseTest, SurvivesRandomBytes) {
@@ -119,7 +119,7 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
     auto j = nlohmann::json::parse(s, nullptr, false);
     // Anything but a JSON object is an error, and an error always explains itself.
     if (j.is_discarded() || !j.is_object()) {
-      ASSERT_EQ(r.error_code, -1) << s;
+      ASSERT_EQ(r.error_code, EtcdError::kMalformed) << s;
     }
     if (!r.ok()) {
       ASSERT_FALSE(r.describe().empty()) << s;
