@@ -310,14 +310,14 @@ std::optional<ConftoolPools> ConftoolWriter::read_tree(const std::string& prefix
 }
 
 bool ConftoolWriter::write(const std::string& service, const std::string& host, const EtcdNode& node,
-                           const std::string& pooled, std::string* error, uint64_t* index) {
+                           ConftoolPooled pooled, std::string* error, uint64_t* index) {
   std::string err;
   auto v = parse_conftool_value(node.value, &err);
   if (!v) {
     *error = "key " + node.key + ": " + err + " (left alone)";
     return false;
   }
-  if (v->pooled == "inactive") return true;  // only operators set or clear inactive
+  if (v->pooled == ConftoolPooled::kInactive) return true;  // only operators set or clear inactive
   std::string value = merge_conftool_value(v->raw, pooled);
   auto r = etcd_.put(cfg_.prefix + "/" + service + "/" + host, value,
                      EtcdPut{.prev_exist = true, .prev_index = node.modified_index});
@@ -338,7 +338,7 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
     seen_[service].seen = r.node.modified_index;
     save_seen();
   }
-  log_info("conftool write", {{"key", node.key}, {"pooled", pooled},
+  log_info("conftool write", {{"key", node.key}, {"pooled", conftool_pooled_name(pooled)},
                               {"index", std::to_string(r.node.modified_index)}});
   return true;
 }
@@ -380,7 +380,7 @@ std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
     } else {
       f = conftool_floor(service, leaving, min_pooled, *hosts);
       if (f->outcome == ConftoolFloor::Outcome::kTakeOut &&
-          !write(service, leaving, hosts->at(leaving), "no", error, &f->written_index))
+          !write(service, leaving, hosts->at(leaving), ConftoolPooled::kNo, error, &f->written_index))
         f.reset();
     }
   }
@@ -495,7 +495,7 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
         seen_[svc] = {r.node.modified_index, r.node.modified_index};
         save_seen();
         log_info("conftool key created", {{"key", this->key(svc)}, {"value", value}});
-        *key = {{"key", this->key(svc)}, {"pooled", step.pooled}, {"weight", 10},
+        *key = {{"key", this->key(svc)}, {"pooled", conftool_pooled_name(step.pooled)}, {"weight", 10},
                 {"modified_index", r.node.modified_index}};
         created = true;
       } else if (r.error_code != EtcdError::kNodeExists) {  // someone created it meanwhile; the next sync sees it
@@ -505,13 +505,14 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       break;
     }
     case ConftoolKeyStep::Action::kAdopt:
-      log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")}, {"pooled", step.pooled},
+      log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")},
+                                                      {"pooled", conftool_pooled_name(step.pooled)},
                                                       {"index", std::to_string(step.node.modified_index)}});
       cb_.adopt(svc, step.pooled);  // the agent's next update reflects it
       break;
     case ConftoolKeyStep::Action::kWrite:
       if (!write(svc, host_, step.node, step.pooled, error)) return false;
-      (*key)["pooled"] = step.pooled;
+      (*key)["pooled"] = conftool_pooled_name(step.pooled);
       break;
     case ConftoolKeyStep::Action::kFloor: {
       auto f = floor_under_lock(svc, host_, step.min_pooled, error);
@@ -531,7 +532,7 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
           verdict = FloorVerdict::kKeep;
           break;
         case ConftoolFloor::Outcome::kTakeOut:
-          (*key)["pooled"] = "no";
+          (*key)["pooled"] = conftool_pooled_name(ConftoolPooled::kNo);
           verdict = FloorVerdict::kRelease;
           break;
       }

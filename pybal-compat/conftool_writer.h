@@ -52,8 +52,8 @@ namespace poolkeeper {
 class ConftoolWriter {
  public:
   struct Callbacks {
-    // An operator changed our key: adopt "yes"/"no"/"inactive" as intent.
-    std::function<void(const std::string& service, const std::string& pooled)> adopt;
+    // An operator changed our key: adopt its "pooled" as intent.
+    std::function<void(const std::string& service, ConftoolPooled pooled)> adopt;
     std::function<void(const std::string& service, FloorVerdict v)> verdict;
     // After every sync: keys as in keys(), and this agent's and its peers' liveness.
     std::function<void(bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& liveness)>
@@ -151,7 +151,7 @@ class ConftoolWriter {
   std::optional<ConftoolPools> read_tree(const std::string& prefix, std::string* error);
   // Merges `pooled` into the key's value as confctl would (merge_conftool_value) and
   // writes it on the key's modifiedIndex; *index (when given) gets the new one.
-  bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
+  bool write(const std::string& service, const std::string& host, const EtcdNode& node, ConftoolPooled pooled,
              std::string* error, uint64_t* index = nullptr);
   // Takeovers and held takeovers of our peers, for /status (liveness.peers).
   void note_takeovers(const ConftoolView& view);

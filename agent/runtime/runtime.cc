@@ -207,10 +207,12 @@ void Runtime::start() {
     model_->set_conftool_enabled(true);
     std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
     ConftoolWriter::Callbacks cb;
-    cb.adopt = [this](const std::string& svc, const std::string& pooled) {
+    cb.adopt = [this](const std::string& svc, ConftoolPooled pooled) {
       post([this, svc, pooled](HealthModel& e) {
         AdminIntent i;
-        i.intent = pooled == "yes" ? Intent::kPooled : pooled == "inactive" ? Intent::kInactive : Intent::kDepooled;
+        i.intent = pooled == ConftoolPooled::kYes        ? Intent::kPooled
+                   : pooled == ConftoolPooled::kInactive ? Intent::kInactive
+                                                         : Intent::kDepooled;
         i.reason = "set via conftool";
         i.who = "conftool";
         i.when = clock_.wall();

@@ -27,10 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_ASSERT(!error.empty());
     return 0;
   }
-  FUZZ_ASSERT(v->pooled == "yes" || v->pooled == "no" || v->pooled == "inactive");
+  FUZZ_ASSERT(v->raw["pooled"] == conftool_pooled_name(v->pooled));
   FUZZ_ASSERT(v->raw.is_object());
   FUZZ_ASSERT(!v->raw.contains("weight") || v->raw["weight"].is_number_integer());
-  for (const char* pooled : {"yes", "no"}) {
+  for (ConftoolPooled pooled : {ConftoolPooled::kYes, ConftoolPooled::kNo}) {
     std::string merged = merge_conftool_value(v->raw, pooled);
     std::string err2;
     auto back = parse_conftool_value(merged, &err2);

@@ -34,7 +34,7 @@ class ConftoolTakeOutTest : public ::testing::Test {
   uint64_t index(const std::string& host) { return conftool_.index("nfs", host); }
   void start_writer(ConftoolWant::Kind kind) {
     ConftoolWriter::Callbacks cb;
-    cb.adopt = [](const std::string&, const std::string&) {};
+    cb.adopt = [](const std::string&, ConftoolPooled) {};
     cb.verdict = [](const std::string&, FloorVerdict) {};
     cb.status = [](bool, const std::string&, const nlohmann::json&, const nlohmann::json&) {};
     writer_ = std::make_unique<ConftoolWriter>(cfg_, "a.example.org", dir_.path() + "/conftool.json", cb, real_clock());

@@ -11,7 +11,7 @@ TEST(ConftoolValueTest, ParsesWhatConfctlWrites) {
   std::string err;
   auto v = parse_conftool_value(R"({"weight": 5, "pooled": "yes"})", &err);
   ASSERT_TRUE(v) << err;
-  EXPECT_EQ(v->pooled, "yes");
+  EXPECT_EQ(v->pooled, ConftoolPooled::kYes);
   EXPECT_FALSE(parse_conftool_value(R"({"weight": 5, "pooled": "maybe"})", &err));
   EXPECT_EQ(err, "unknown pooled \"maybe\"");
   EXPECT_FALSE(parse_conftool_value(R"({"weight": "5", "pooled": "yes"})", &err));
@@ -28,7 +28,7 @@ std::string merged(const std::string& value, const std::string& pooled) {
   std::string err;
   auto v = parse_conftool_value(value, &err);
   EXPECT_TRUE(v) << err;
-  return v ? merge_conftool_value(v->raw, pooled) : "";
+  return v ? merge_conftool_value(v->raw, pooled == "yes" ? ConftoolPooled::kYes : ConftoolPooled::kNo) : "";
 }
 
 TEST(ConftoolValueTest, MergeIsWhatConfctlWrites) {
@@ -64,8 +64,8 @@ TEST(ConftoolValueTest, OlderAgentsMarkersAreDroppedOnTheNextWrite) {
 }
 
 TEST(ConftoolValueTest, NewKeyInConfctlsSchemaOrder) {
-  EXPECT_EQ(new_conftool_value("yes", 10), R"({"weight": 10, "pooled": "yes"})");
-  EXPECT_EQ(new_conftool_value("no", 10), R"({"weight": 10, "pooled": "no"})");
+  EXPECT_EQ(new_conftool_value(ConftoolPooled::kYes, 10), R"({"weight": 10, "pooled": "yes"})");
+  EXPECT_EQ(new_conftool_value(ConftoolPooled::kNo, 10), R"({"weight": 10, "pooled": "no"})");
 }
 
 TEST(ConftoolValueTest, FloatsAsPythonsRepr) {
@@ -127,7 +127,7 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
     std::string err;
     auto v = parse_conftool_value(s, &err);
     if (v) {
-      ASSERT_TRUE(v->pooled == "yes" || v->pooled == "no" || v->pooled == "inactive") << s;
+      ASSERT_EQ(v->raw["pooled"], conftool_pooled_name(v->pooled)) << s;
       ASSERT_TRUE(!v->raw.contains("weight") || v->raw["weight"].is_number_integer()) << s;
     } else {
       ASSERT_FALSE(err.empty()) << s;

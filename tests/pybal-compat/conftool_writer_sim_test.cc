@@ -49,7 +49,7 @@ struct Host {
     cfg.liveness_ttl = kTtl;
     cfg.peer_dead_after = kDeadAfter;
     ConftoolWriter::Callbacks cb;
-    cb.adopt = [this](const std::string& svc, const std::string& pooled) { adopted.push_back(svc + "=" + pooled); };
+    cb.adopt = [this](const std::string& svc, ConftoolPooled p) { adopted.push_back(svc + "=" + conftool_pooled_name(p)); };
     cb.verdict = [](const std::string&, FloorVerdict) {};
     cb.status = [this](bool up, const std::string&, const nlohmann::json& k, const nlohmann::json& l) {
       this->up = up;
