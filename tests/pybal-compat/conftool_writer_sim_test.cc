@@ -119,6 +119,16 @@ class ConftoolWriterSim : public ::testing::Test {
   void seed(const std::string& svc, const std::string& h, const std::string& value = kYes) {
     ASSERT_TRUE(store_.put(key(svc, h), value, {}).ok());
   }
+  void seed_all(std::initializer_list<const char*> services, std::initializer_list<const char*> hosts) {
+    for (const char* svc : services)
+      for (const char* h : hosts) seed(svc, h);
+  }
+  // a and b, each the other's nfs peer and reachable, after a second of turns.
+  void peered(Host& a, Host& b) {
+    a.peer(b.name, true);
+    b.peer(a.name, true);
+    run({&a, &b}, 1s);
+  }
   static std::string key(const std::string& svc, const std::string& h) { return std::string(kPrefix) + "/" + svc + "/" + h; }
   std::string raw(const std::string& svc, const std::string& h) { return store_.get(key(svc, h), false).node.value; }
   std::string pooled(const std::string& svc, const std::string& h) {
@@ -198,14 +208,9 @@ TEST_F(ConftoolWriterSim, LivenessKeyIsRefreshedWithinItsTtlAndExpiresWithoutIt)
 
 // a and b reach etcd but not each other: for 3 × peer_dead_after not one key changes.
 TEST_F(ConftoolWriterSim, CutLinkBetweenLiveAgentsChangesNoKey) {
-  for (const char* h : {"a.example.org", "b.example.org"}) {
-    seed("nfs", h);
-    seed("http", h);
-  }
+  seed_all({"nfs", "http"}, {"a.example.org", "b.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");
-  a.peer("b.example.org", true);
-  b.peer("a.example.org", true);
-  run({&a, &b}, 1s);
+  peered(a, b);
   auto before = pool_indexes();
   ASSERT_EQ(before.size(), 4u);
   a.peer("b.example.org", false);
@@ -222,14 +227,9 @@ TEST_F(ConftoolWriterSim, CutLinkBetweenLiveAgentsChangesNoKey) {
 // else moves while b stays dead. b's agent comes back and puts itself in; a does not
 // take it out again, and the record goes.
 TEST_F(ConftoolWriterSim, DeadPeerIsTakenOutOnceAndComesBackByItself) {
-  for (const char* h : {"a.example.org", "b.example.org", "c.example.org"}) {
-    seed("nfs", h);
-    seed("http", h);
-  }
+  seed_all({"nfs", "http"}, {"a.example.org", "b.example.org", "c.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");
-  a.peer("b.example.org", true);
-  b.peer("a.example.org", true);
-  run({&a, &b}, 1s);
+  peered(a, b);
   uint64_t from = store_.index() + 1, http_idx = index("http", "b.example.org");
   SteadyTime died = clock_.now();
   a.peer("b.example.org", false);  // b killed: its HTTP goes at once, its liveness key by its TTL
@@ -276,13 +276,11 @@ TEST_F(ConftoolWriterSim, DeadPeerIsTakenOutOnceAndComesBackByItself) {
 // pooled. For 30 s nothing is written (no lock either), it is said once; when a is
 // pooled again the takeover goes ahead at once.
 TEST_F(ConftoolWriterSim, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
-  for (const char* h : {"a.example.org", "b.example.org"}) seed("nfs", h);
+  seed_all({"nfs"}, {"a.example.org", "b.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");
   a.want({{"nfs", ConftoolWant::Kind::kNo, 1}});
   b.want({{"nfs", ConftoolWant::Kind::kYes, 1}});
-  a.peer("b.example.org", true);
-  b.peer("a.example.org", true);
-  run({&a, &b}, 1s);
+  peered(a, b);
   ASSERT_EQ(pooled("nfs", "a.example.org"), "no");
   a.peer("b.example.org", false);  // b dies
   const std::string held = "takeover of b.example.org held by the floor";
@@ -316,11 +314,9 @@ TEST_F(ConftoolWriterSim, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
 // b loses etcd but its agent answers: its liveness key runs out, yet for 3 ×
 // peer_dead_after nothing changes; etcd back, its key returns, still nothing written.
 TEST_F(ConftoolWriterSim, EtcdUnreachableForOneAgentChangesNothing) {
-  for (const char* h : {"a.example.org", "b.example.org"}) seed("nfs", h);
+  seed_all({"nfs"}, {"a.example.org", "b.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");
-  a.peer("b.example.org", true);
-  b.peer("a.example.org", true);
-  run({&a, &b}, 1s);
+  peered(a, b);
   auto before = pool_indexes();
   b.link.cut = true;
   ASSERT_TRUE(run_until({&a, &b}, [&] { return a.liveness["peers"]["b.example.org"]["alive"] == false; }));
@@ -340,7 +336,7 @@ TEST_F(ConftoolWriterSim, EtcdUnreachableForOneAgentChangesNothing) {
 // confctl's change is adopted as intent, never written back over resyncs; a set that
 // changes nothing (a new index) is adopted again.
 TEST_F(ConftoolWriterSim, ConfctlWritesAreAdoptedNotFought) {
-  for (const char* h : {"a.example.org", "b.example.org"}) seed("nfs", h);
+  seed_all({"nfs"}, {"a.example.org", "b.example.org"});
   Host& a = host("a.example.org");
   a.want({{"nfs", ConftoolWant::Kind::kYes, 1}});
   run({&a}, 1s);
@@ -384,7 +380,7 @@ TEST_F(ConftoolWriterSim, AMissingKeyIsLoggedOnce) {
 // A lock another host holds: tried for the lock wait (5 s), then given up, naming
 // the holder; nothing written.
 TEST_F(ConftoolWriterSim, AHeldLockIsWaitedForThenGivenUp) {
-  for (const char* h : {"a.example.org", "b.example.org"}) seed("nfs", h);
+  seed_all({"nfs"}, {"a.example.org", "b.example.org"});
   Host& a = host("a.example.org");
   a.turn();
   ASSERT_TRUE(store_.put("/poolkeeper/locks/nfs", "b.example.org", EtcdPut{.ttl = 60}).ok());
