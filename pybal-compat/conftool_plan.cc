@@ -14,6 +14,15 @@ namespace {
 std::string host_of(const std::string& taken_out_key) { return taken_out_key.substr(taken_out_key.find('/') + 1); }
 }  // namespace
 
+const char* conftool_pooled_name(ConftoolPooled p) {
+  switch (p) {
+    case ConftoolPooled::kYes: return "yes";
+    case ConftoolPooled::kNo: return "no";
+    case ConftoolPooled::kInactive: return "inactive";
+  }
+  return "no";
+}
+
 std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error) {
   auto j = nlohmann::ordered_json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -25,9 +34,12 @@ std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std:
     return std::nullopt;
   }
   ConftoolValue v;
-  v.pooled = j["pooled"].get<std::string>();
-  if (v.pooled != "yes" && v.pooled != "no" && v.pooled != "inactive") {
-    *error = "unknown pooled \"" + cut_utf8(v.pooled, 20) + "\"";
+  std::string pooled = j["pooled"].get<std::string>();
+  if (pooled == "yes") v.pooled = ConftoolPooled::kYes;
+  else if (pooled == "no") v.pooled = ConftoolPooled::kNo;
+  else if (pooled == "inactive") v.pooled = ConftoolPooled::kInactive;
+  else {
+    *error = "unknown pooled \"" + cut_utf8(pooled, 20) + "\"";
     return std::nullopt;
   }
   if (j.contains("weight") && !j["weight"].is_number_integer()) {
@@ -38,18 +50,18 @@ std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std:
   return v;
 }
 
-std::string merge_conftool_value(const nlohmann::ordered_json& raw, const std::string& pooled) {
+std::string merge_conftool_value(const nlohmann::ordered_json& raw, ConftoolPooled pooled) {
   nlohmann::ordered_json j = raw.is_object() ? raw : nlohmann::ordered_json::object();
-  j["pooled"] = pooled;  // in its place when it has one, else last (as Python's dict.update)
+  j["pooled"] = conftool_pooled_name(pooled);  // in its place when it has one, else last (as Python's dict.update)
   j.erase(kConftoolLegacyMarkBy);
   j.erase(kConftoolLegacyMarkReason);
   return python_json_dumps(j);
 }
 
-std::string new_conftool_value(const std::string& pooled, int64_t weight) {
+std::string new_conftool_value(ConftoolPooled pooled, int64_t weight) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   j["weight"] = weight;
-  j["pooled"] = pooled;
+  j["pooled"] = conftool_pooled_name(pooled);
   return python_json_dumps(j);
 }
 
@@ -270,7 +282,7 @@ ConftoolKeyStep plan_key(const ConftoolView& view, const ConftoolWant& w) {
     step.key = {{"key", key}, {"state", "missing"}};
     if (view.create_missing && (w.kind == ConftoolWant::Kind::kYes || w.kind == ConftoolWant::Kind::kNo)) {
       step.action = ConftoolKeyStep::Action::kCreate;
-      step.pooled = w.kind == ConftoolWant::Kind::kYes ? "yes" : "no";
+      step.pooled = w.kind == ConftoolWant::Kind::kYes ? ConftoolPooled::kYes : ConftoolPooled::kNo;
     }
     return step;
   }
@@ -281,7 +293,7 @@ ConftoolKeyStep plan_key(const ConftoolView& view, const ConftoolWant& w) {
     return step;
   }
   step.node = *node;
-  step.key = {{"key", node->key}, {"pooled", v->pooled}, {"weight", v->raw.value("weight", nlohmann::json(nullptr))},
+  step.key = {{"key", node->key}, {"pooled", conftool_pooled_name(v->pooled)}, {"weight", v->raw.value("weight", nlohmann::json(nullptr))},
               {"modified_index", node->modified_index}};
   ConftoolSeen seen;
   if (auto it = view.seen.find(w.service); it != view.seen.end()) seen = it->second;
@@ -301,24 +313,24 @@ ConftoolKeyStep plan_key(const ConftoolView& view, const ConftoolWant& w) {
       return step;
     }
   }
-  if (v->pooled == "inactive") return step;  // only operators set or clear inactive
+  if (v->pooled == ConftoolPooled::kInactive) return step;  // only operators set or clear inactive
   switch (w.kind) {
     case ConftoolWant::Kind::kSkip:
       break;
     case ConftoolWant::Kind::kYes:
-      if (v->pooled != "yes" || marked) {
+      if (v->pooled != ConftoolPooled::kYes || marked) {
         step.action = ConftoolKeyStep::Action::kWrite;
-        step.pooled = "yes";
+        step.pooled = ConftoolPooled::kYes;
       }
       break;
     case ConftoolWant::Kind::kNo:
-      if (v->pooled != "no") {
+      if (v->pooled != ConftoolPooled::kNo) {
         step.action = ConftoolKeyStep::Action::kWrite;
-        step.pooled = "no";
+        step.pooled = ConftoolPooled::kNo;
       }
       break;
     case ConftoolWant::Kind::kNoUnderFloor:
-      if (v->pooled != "yes") step.verdict = FloorVerdict::kRelease;  // already out
+      if (v->pooled != ConftoolPooled::kYes) step.verdict = FloorVerdict::kRelease;  // already out
       else step.action = ConftoolKeyStep::Action::kFloor;
       break;
   }
@@ -349,7 +361,7 @@ void plan_takeovers(const ConftoolView& view, ConftoolPlan* plan) {
       if (it == pool->second.end() || view.liveness.taken_out.count(svc + "/" + p.host)) continue;
       std::string e;
       auto v = parse_conftool_value(it->second.value, &e);
-      if (!v || v->pooled != "yes") continue;
+      if (!v || v->pooled != ConftoolPooled::kYes) continue;
       bool lowest = std::none_of(view.peers.begin(), view.peers.end(), [&](const ConftoolPeer& q) {
         return q.host < view.self && q.host != p.host && (q.reachable || view.alive.count(q.host)) &&
                std::find(q.services.begin(), q.services.end(), svc) != q.services.end();
@@ -399,7 +411,7 @@ ConftoolFloor conftool_floor(const std::string& service, const std::string& leav
   if (it == hosts.end()) return out;
   std::string e;
   auto v = parse_conftool_value(it->second.value, &e);
-  if (!v || v->pooled != "yes") {
+  if (!v || v->pooled != ConftoolPooled::kYes) {
     out.outcome = ConftoolFloor::Outcome::kNotPooled;
     return out;
   }
@@ -409,8 +421,8 @@ ConftoolFloor conftool_floor(const std::string& service, const std::string& leav
     FloorHost h;
     h.name = host;
     h.known = hv.has_value();
-    h.pooled = h.healthy = hv && hv->pooled == "yes";  // the load balancer's view: "yes" carries
-    h.description = host + " pooled=" + (hv ? hv->pooled : "?");
+    h.pooled = h.healthy = hv && hv->pooled == ConftoolPooled::kYes;  // the load balancer's view: "yes" carries
+    h.description = host + " pooled=" + (hv ? conftool_pooled_name(hv->pooled) : "?");
     others.push_back(std::move(h));
   }
   if (auto refusal = floor_refusal(service, leaving, min_pooled, others, "pooled=yes in conftool")) {

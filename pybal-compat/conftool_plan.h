@@ -46,9 +46,15 @@ struct ConftoolPeer {
   bool operator==(const ConftoolPeer&) const = default;
 };
 
+// conftool's "pooled", the field PyBal acts on: read once where a value is parsed,
+// written by its name.
+enum class ConftoolPooled { kYes, kNo, kInactive };
+// "yes" | "no" | "inactive", as conftool spells them.
+const char* conftool_pooled_name(ConftoolPooled p);
+
 // The value of a conftool key, parsed defensively (fuzzed).
 struct ConftoolValue {
-  std::string pooled;          // yes | no | inactive
+  ConftoolPooled pooled = ConftoolPooled::kNo;
   nlohmann::ordered_json raw;  // everything, in the order it was written, for merging
 };
 std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std::string* error);
@@ -56,9 +62,9 @@ std::optional<ConftoolValue> parse_conftool_value(const std::string& value, std:
 // updates it (a field it has keeps its place, every other field stays), and writes it
 // back with Python's json.dumps. The agent changes nothing but "pooled", and drops the
 // two marker fields older agents wrote into the pools tree (kConftoolLegacyMark*).
-std::string merge_conftool_value(const nlohmann::ordered_json& raw, const std::string& pooled);
+std::string merge_conftool_value(const nlohmann::ordered_json& raw, ConftoolPooled pooled);
 // A new key as confctl creates one: its schema's order, {"weight": …, "pooled": …}.
-std::string new_conftool_value(const std::string& pooled, int64_t weight);
+std::string new_conftool_value(ConftoolPooled pooled, int64_t weight);
 // Python's json.dumps(v) with its defaults: ", " and ": " between items, keys in their
 // order, strings ASCII with \uXXXX escapes (ensure_ascii), floats as Python's repr.
 std::string python_json_dumps(const nlohmann::ordered_json& v);
@@ -148,7 +154,7 @@ struct ConftoolKeyStep {
   };
   std::string service;
   Action action = Action::kNone;
-  std::string pooled;
+  ConftoolPooled pooled = ConftoolPooled::kNo;
   int min_pooled = 1;  // kFloor
   EtcdNode node;       // the key as read (kWrite)
   // Reported to the agent after the step (kFloor: replaced by the lock's decision).

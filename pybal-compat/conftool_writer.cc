@@ -16,22 +16,43 @@
 namespace poolkeeper {
 
 namespace {
+// The sync loop's backoff while etcd fails: from kMinBackoff, doubling, at most kMaxBackoff.
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kMinBackoff = std::chrono::milliseconds(250);
+// With nothing changed, a sync this often (the watch wakes it sooner on a change).
 constexpr auto kResync = std::chrono::seconds(2);
 // While a peer looks dead (unreachable, or its liveness key gone), sync this often, so
 // it is taken out within moments of peer_dead_after, not up to kResync later.
 constexpr auto kSuspectResync = std::chrono::milliseconds(200);
+// How long lock() tries for a held lock, pausing kLockRetry plus up to kLockJitter
+// between tries, before it gives up.
+constexpr auto kLockWait = std::chrono::seconds(5);
+constexpr auto kLockRetry = std::chrono::milliseconds(10);
+constexpr uint32_t kLockJitterMs = 40;
+// The liveness key is refreshed every liveness_ttl/3, never more often than
+// kLivenessMinEvery, and after a failure again within kLivenessRetry.
+constexpr auto kLivenessMinEvery = std::chrono::milliseconds(200);
+constexpr auto kLivenessRetry = std::chrono::seconds(1);
+// The watch's long poll, and its pause after etcd failed it.
+constexpr auto kWatchPoll = std::chrono::seconds(10);
+constexpr auto kWatchRetry = std::chrono::seconds(1);
 }  // namespace
 
-ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb)
+ConftoolWriter::ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb,
+                               const Clock& clock, EtcdKeys* etcd)
     : cfg_(std::move(cfg)),
       host_(std::move(hostname)),
       state_path_(std::move(state_path)),
       cb_(std::move(cb)),
-      etcd_(EtcdOptions{cfg_.endpoints, cfg_.ca_file, cfg_.cert_file, cfg_.key_file, cfg_.username,
-                        cfg_.password, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeout)}) {
-  etcd_.set_abort_flag(&abort_);
+      clock_(clock),
+      client_(etcd ? nullptr
+                   : std::make_unique<EtcdClient>(
+                         EtcdOptions{cfg_.endpoints, cfg_.ca_file, cfg_.cert_file, cfg_.key_file, cfg_.username,
+                                     cfg_.password, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeout)},
+                         clock)),
+      etcd_(etcd ? *etcd : *client_),
+      started_(clock.wall()) {
+  if (client_) client_->set_abort_flag(&abort_);
   load_seen();
 }
 
@@ -84,7 +105,7 @@ bool ConftoolWriter::refresh_liveness(std::string* error) {
   if (live_index_ != 0) {
     auto r = etcd_.put(liveness_key(), "", EtcdPut{.prev_exist = true, .ttl = ttl, .refresh = true});
     if (r.ok()) return true;
-    if (r.error_code != 100) {
+    if (r.error_code != EtcdError::kKeyNotFound) {
       *error = r.describe();
       return false;
     }
@@ -95,7 +116,7 @@ bool ConftoolWriter::refresh_liveness(std::string* error) {
                       {"boot_id", boot_id_},
                       {"version", POOLKEEPER_VERSION},
                       {"started", format_wall(started_)},
-                      {"written", format_wall(std::chrono::system_clock::now())},
+                      {"written", format_wall(clock_.wall())},
                       {"ttl_seconds", ttl}};
   auto r = etcd_.put(liveness_key(), v.dump(), EtcdPut{.ttl = ttl});
   if (!r.ok()) {
@@ -106,20 +127,23 @@ bool ConftoolWriter::refresh_liveness(std::string* error) {
   return true;
 }
 
+bool ConftoolWriter::liveness_round(std::string* error) {
+  bool ok = refresh_liveness(error);
+  std::lock_guard<std::mutex> g(live_mu_);
+  live_ok_ = ok;
+  live_error_ = *error;
+  if (ok) live_refreshed_ = clock_.wall();
+  return ok;
+}
+
 void ConftoolWriter::liveness_loop() {
-  Duration every = std::max<Duration>(cfg_.liveness_ttl / 3, std::chrono::milliseconds(200));
+  Duration every = std::max<Duration>(cfg_.liveness_ttl / 3, kLivenessMinEvery);
   bool failing = false;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
     lk.unlock();
     std::string error;
-    bool ok = refresh_liveness(&error);
-    {
-      std::lock_guard<std::mutex> g(live_mu_);
-      live_ok_ = ok;
-      live_error_ = error;
-      if (ok) live_refreshed_ = std::chrono::system_clock::now();
-    }
+    bool ok = liveness_round(&error);
     if (!ok && !failing) log_warn("conftool liveness key not refreshed", {{"key", liveness_key()}, {"error", error}});
     if (ok && failing) log_info("conftool liveness key refreshed again", {{"key", liveness_key()}});
     lk.lock();
@@ -132,15 +156,15 @@ void ConftoolWriter::liveness_loop() {
       live_tried_ = true;  // the sync loop waits for this: our key first, then our writes
       cv_.notify_all();
     }
-    // After a failure, try again sooner, but never busier than every 200 ms.
-    cv_.wait_for(lk, ok ? every : std::min<Duration>(every, std::chrono::seconds(1)), [this] { return stop_; });
+    // After a failure, try again sooner, but never busier than every kLivenessMinEvery.
+    cv_.wait_for(lk, ok ? every : std::min<Duration>(every, kLivenessRetry), [this] { return stop_; });
   }
 }
 
 std::optional<std::set<std::string>> ConftoolWriter::read_liveness(std::string* error) {
   auto r = etcd_.get(cfg_.liveness_prefix + "/", true, true);
   std::set<std::string> out;
-  if (r.error_code == 100) return out;  // nobody alive yet
+  if (r.error_code == EtcdError::kKeyNotFound) return out;  // nobody alive yet
   if (!r.ok()) {
     *error = r.describe();
     return std::nullopt;
@@ -162,8 +186,8 @@ nlohmann::json ConftoolWriter::liveness_status(const std::set<std::string>* aliv
   }
   if (alive) j["self_seen"] = alive->count(host_) > 0;
   nlohmann::json peers = nlohmann::json::object();
-  WallTime wall = std::chrono::system_clock::now();
-  SteadyTime steady = SteadyClock::now();
+  WallTime wall = clock_.wall();
+  SteadyTime steady = clock_.now();
   for (const auto& host : alive_) {
     if (host == host_) continue;
     peers[host] = {{"alive", true}};
@@ -220,14 +244,15 @@ uint32_t ConftoolWriter::random_below(uint32_t bound) {
 
 bool ConftoolWriter::lock(const std::string& service, std::string* error) {
   lock_denied_ = false;
-  auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  auto deadline = clock_.now() + kLockWait;
   int64_t ttl = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.lock_ttl).count());
   std::string holder;
-  while (SteadyClock::now() < deadline) {
+  while (clock_.now() < deadline) {
     auto r = etcd_.put(lock_key(service), host_, EtcdPut{.prev_exist = false, .ttl = ttl});
     if (r.ok()) return true;
-    if (r.error_code == 110) lock_denied_ = true;  // the role lacks the lock prefix
-    if (!r.transport_error.empty() || (r.error_code != 105 && r.error_code != 101)) {
+    if (r.error_code == EtcdError::kUnauthorized) lock_denied_ = true;  // the role lacks the lock prefix
+    if (!r.transport_error.empty() ||
+        (r.error_code != EtcdError::kNodeExists && r.error_code != EtcdError::kCompareFailed)) {
       *error = "cannot take the etcd lock " + lock_key(service) + ": " + r.describe();
       return false;
     }
@@ -239,7 +264,7 @@ bool ConftoolWriter::lock(const std::string& service, std::string* error) {
     if (held.ok() && held.node.value == host_ &&
         etcd_.put(lock_key(service), host_, EtcdPut{.prev_value = host_, .ttl = ttl}).ok())
       return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10 + random_below(40)));
+    clock_.sleep_for(kLockRetry + std::chrono::milliseconds(random_below(kLockJitterMs)));
   }
   *error = "cannot take the etcd lock " + lock_key(service) + (holder.empty() ? "" : ": held by " + holder);
   return false;
@@ -251,7 +276,7 @@ std::optional<std::map<std::string, EtcdNode>> ConftoolWriter::read_hosts(const 
                                                                           std::string* error) {
   auto r = etcd_.get(cfg_.prefix + "/" + service + "/", true, true);
   std::map<std::string, EtcdNode> out;
-  if (r.error_code == 100) return out;  // no such service directory
+  if (r.error_code == EtcdError::kKeyNotFound) return out;  // no such service directory
   if (!r.ok()) {
     *error = r.describe();
     return std::nullopt;
@@ -268,7 +293,7 @@ std::optional<ConftoolPools> ConftoolWriter::read_tree(const std::string& prefix
   // "<prefix>/" recursively, but not "<prefix>" (its grants match by string prefix).
   auto r = etcd_.get(prefix + "/", true, true);
   ConftoolPools out;
-  if (r.error_code == 100) return out;  // nothing there yet
+  if (r.error_code == EtcdError::kKeyNotFound) return out;  // nothing there yet
   if (!r.ok()) {
     *error = r.describe();
     return std::nullopt;
@@ -283,18 +308,18 @@ std::optional<ConftoolPools> ConftoolWriter::read_tree(const std::string& prefix
 }
 
 bool ConftoolWriter::write(const std::string& service, const std::string& host, const EtcdNode& node,
-                           const std::string& pooled, std::string* error, uint64_t* index) {
+                           ConftoolPooled pooled, std::string* error, uint64_t* index) {
   std::string err;
   auto v = parse_conftool_value(node.value, &err);
   if (!v) {
     *error = "key " + node.key + ": " + err + " (left alone)";
     return false;
   }
-  if (v->pooled == "inactive") return true;  // only operators set or clear inactive
+  if (v->pooled == ConftoolPooled::kInactive) return true;  // only operators set or clear inactive
   std::string value = merge_conftool_value(v->raw, pooled);
   auto r = etcd_.put(cfg_.prefix + "/" + service + "/" + host, value,
                      EtcdPut{.prev_exist = true, .prev_index = node.modified_index});
-  if (r.error_code == 101) {
+  if (r.error_code == EtcdError::kCompareFailed) {
     // Compare failed: someone wrote meanwhile — or this very write did, on a member whose
     // answer was lost before the client tried the next one. Ours when the key now holds
     // exactly our value, one write later: counted as written, never written again.
@@ -311,7 +336,7 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
     seen_[service].seen = r.node.modified_index;
     save_seen();
   }
-  log_info("conftool write", {{"key", node.key}, {"pooled", pooled},
+  log_info("conftool write", {{"key", node.key}, {"pooled", conftool_pooled_name(pooled)},
                               {"index", std::to_string(r.node.modified_index)}});
   return true;
 }
@@ -353,7 +378,7 @@ std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
     } else {
       f = conftool_floor(service, leaving, min_pooled, *hosts);
       if (f->outcome == ConftoolFloor::Outcome::kTakeOut &&
-          !write(service, leaving, hosts->at(leaving), "no", error, &f->written_index))
+          !write(service, leaving, hosts->at(leaving), ConftoolPooled::kNo, error, &f->written_index))
         f.reset();
     }
   }
@@ -372,7 +397,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
   // One read of the whole prefix and one of the liveness keys per sync; the floor
   // re-reads its service under the lock.
   for (auto it = pending_records_.begin(); it != pending_records_.end();) {
-    auto r = etcd_.put(it->first, it->second);
+    auto r = etcd_.put(it->first, it->second, {});
     if (!r.ok()) {
       *error = "takeover record " + it->first + " not written: " + r.describe();
       return false;
@@ -389,8 +414,8 @@ bool ConftoolWriter::sync_once(std::string* error) {
       if (auto rec = parse_takeover_record(n.value)) records[svc][host] = *rec;
   auto alive = read_liveness(error);
   if (!alive) return false;
-  view.steady_now = SteadyClock::now();
-  view.wall_now = std::chrono::system_clock::now();
+  view.steady_now = clock_.now();
+  view.wall_now = clock_.wall();
   for (const auto& c : track_liveness(liveness_, *alive, view.peers, view.steady_now)) {
     if (c.back) log_info("conftool liveness key of a peer is back", {{"peer", c.peer}});
     else log_info("conftool liveness key of a peer is missing",
@@ -468,23 +493,24 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
         seen_[svc] = {r.node.modified_index, r.node.modified_index};
         save_seen();
         log_info("conftool key created", {{"key", this->key(svc)}, {"value", value}});
-        *key = {{"key", this->key(svc)}, {"pooled", step.pooled}, {"weight", 10},
+        *key = {{"key", this->key(svc)}, {"pooled", conftool_pooled_name(step.pooled)}, {"weight", 10},
                 {"modified_index", r.node.modified_index}};
         created = true;
-      } else if (r.error_code != 105) {  // 105: someone created it meanwhile; the next sync sees it
+      } else if (r.error_code != EtcdError::kNodeExists) {  // someone created it meanwhile; the next sync sees it
         *error = r.describe();
         return false;
       }
       break;
     }
     case ConftoolKeyStep::Action::kAdopt:
-      log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")}, {"pooled", step.pooled},
+      log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")},
+                                                      {"pooled", conftool_pooled_name(step.pooled)},
                                                       {"index", std::to_string(step.node.modified_index)}});
       cb_.adopt(svc, step.pooled);  // the agent's next update reflects it
       break;
     case ConftoolKeyStep::Action::kWrite:
       if (!write(svc, host_, step.node, step.pooled, error)) return false;
-      (*key)["pooled"] = step.pooled;
+      (*key)["pooled"] = conftool_pooled_name(step.pooled);
       break;
     case ConftoolKeyStep::Action::kFloor: {
       auto f = floor_under_lock(svc, host_, step.min_pooled, error);
@@ -504,7 +530,7 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
           verdict = FloorVerdict::kKeep;
           break;
         case ConftoolFloor::Outcome::kTakeOut:
-          (*key)["pooled"] = "no";
+          (*key)["pooled"] = conftool_pooled_name(ConftoolPooled::kNo);
           verdict = FloorVerdict::kRelease;
           break;
       }
@@ -513,7 +539,8 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
   }
   if (step.drop_record) {  // done with: the key moved on from that takeover (or we wrote over it)
     auto r = etcd_.del(depooled_key(svc, host_), *step.drop_record);
-    if (!r.ok() && r.error_code != 100 && r.error_code != 101) {  // gone, or a newer one: leave it
+    if (!r.ok() && r.error_code != EtcdError::kKeyNotFound &&
+        r.error_code != EtcdError::kCompareFailed) {  // gone, or a newer one: leave it
       *error = r.describe();
       return false;
     }
@@ -534,8 +561,8 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
 bool ConftoolWriter::execute(const ConftoolTakeover& t, std::optional<std::string>* refused, std::string* error) {
   auto still_dead = [&](std::string* why) {
     auto live = etcd_.get(cfg_.liveness_prefix + "/" + t.peer, false, true);
-    if (live.error_code != 100 && !live.ok()) *why = live.describe();
-    return live.error_code == 100;  // no liveness key: still gone
+    if (live.error_code != EtcdError::kKeyNotFound && !live.ok()) *why = live.describe();
+    return live.error_code == EtcdError::kKeyNotFound;  // no liveness key: still gone
   };
   auto f = floor_under_lock(t.service, t.peer, t.min_pooled, error, still_dead);
   if (!f) return false;
@@ -546,9 +573,9 @@ bool ConftoolWriter::execute(const ConftoolTakeover& t, std::optional<std::strin
   if (liveness_.waiting.count(key))
     log_info("takeover of " + t.peer + " proceeds: the floor allows it now", {{"service", t.service}, {"peer", t.peer}});
   log_warn("took a dead peer out", {{"service", t.service}, {"peer", t.peer}, {"reason", t.why}});
-  ConftoolTakeoverRecord rec{host_, t.why, format_wall(std::chrono::system_clock::now()), f->written_index, ""};
+  ConftoolTakeoverRecord rec{host_, t.why, format_wall(clock_.wall()), f->written_index, ""};
   std::string at = depooled_key(t.service, t.peer), value = takeover_record_value(rec);
-  auto r = etcd_.put(at, value);
+  auto r = etcd_.put(at, value, {});
   if (!r.ok()) {
     pending_records_[at] = value;  // the key is out: the record follows on the next sync
     *error = "takeover record " + at + " not written: " + r.describe();
@@ -624,17 +651,17 @@ void ConftoolWriter::watch_loop() {
     bool changed = false, failed = false;
     if (index == 0) {
       auto r = etcd_.get(cfg_.prefix + "/", true, false);
-      if (r.ok() || r.error_code == 100) index = r.etcd_index + 1;
+      if (r.ok() || r.error_code == EtcdError::kKeyNotFound) index = r.etcd_index + 1;
       else failed = true;
     } else {
-      auto w = etcd_.watch(cfg_.prefix + "/", true, index, std::chrono::seconds(10));
-      if (w.error_code == 401) {
+      auto w = etcd_.watch(cfg_.prefix + "/", true, index, kWatchPoll);
+      if (w.error_code == EtcdError::kIndexCleared) {
         index = 0;  // the index was cleared: read everything again
         changed = true;
       } else if (w.ok()) {
         index = w.node.modified_index + 1;
         changed = true;
-      } else if (w.error_code != -2) {
+      } else if (w.error_code != EtcdError::kWatchTimedOut) {
         failed = true;
       }
     }
@@ -643,7 +670,7 @@ void ConftoolWriter::watch_loop() {
       dirty_ = true;
       cv_.notify_all();
     }
-    if (failed) cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stop_; });
+    if (failed) cv_.wait_for(lk, kWatchRetry, [this] { return stop_; });
   }
 }
 

@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -51,14 +52,17 @@ namespace poolkeeper {
 class ConftoolWriter {
  public:
   struct Callbacks {
-    // An operator changed our key: adopt "yes"/"no"/"inactive" as intent.
-    std::function<void(const std::string& service, const std::string& pooled)> adopt;
+    // An operator changed our key: adopt its "pooled" as intent.
+    std::function<void(const std::string& service, ConftoolPooled pooled)> adopt;
     std::function<void(const std::string& service, FloorVerdict v)> verdict;
     // After every sync: keys as in keys(), and this agent's and its peers' liveness.
     std::function<void(bool up, const std::string& error, const nlohmann::json& keys, const nlohmann::json& liveness)>
         status;
   };
-  ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb);
+  // Time comes from `clock`; etcd is `etcd` when given (the simulated-time tests keep
+  // the keys in memory), otherwise a client of cfg's endpoints.
+  ConftoolWriter(ConftoolConfig cfg, std::string hostname, std::string state_path, Callbacks cb, const Clock& clock,
+                 EtcdKeys* etcd = nullptr);
   ~ConftoolWriter();
   void start();
   void stop();
@@ -96,6 +100,13 @@ class ConftoolWriter {
   // modified_index} or {key, state: missing|unparseable}.
   nlohmann::json keys() const;
   std::string last_error() const;
+
+  // One sync round (read, plan, execute) and one refresh of our liveness key, on the
+  // caller's thread, as the sync and liveness threads make them: for tests that drive
+  // the writer's decisions in simulated time without start(). False with *error when
+  // etcd failed it.
+  bool sync_round(std::string* error) { return sync_once(error); }
+  bool liveness_round(std::string* error);
 
   bool up() const { return up_; }
   // Each etcd endpoint: which one is in use, why the others are not (EtcdClient::endpoints).
@@ -140,7 +151,7 @@ class ConftoolWriter {
   std::optional<ConftoolPools> read_tree(const std::string& prefix, std::string* error);
   // Merges `pooled` into the key's value as confctl would (merge_conftool_value) and
   // writes it on the key's modifiedIndex; *index (when given) gets the new one.
-  bool write(const std::string& service, const std::string& host, const EtcdNode& node, const std::string& pooled,
+  bool write(const std::string& service, const std::string& host, const EtcdNode& node, ConftoolPooled pooled,
              std::string* error, uint64_t* index = nullptr);
   // Takeovers and held takeovers of our peers, for /status (liveness.peers).
   void note_takeovers(const ConftoolView& view);
@@ -151,7 +162,9 @@ class ConftoolWriter {
   std::string host_;
   std::string state_path_;
   Callbacks cb_;
-  EtcdClient etcd_;
+  const Clock& clock_;
+  std::unique_ptr<EtcdClient> client_;  // when no EtcdKeys was handed in
+  EtcdKeys& etcd_;
   std::mutex op_mu_;  // one etcd conversation at a time (sync loop vs take_out); never handed out
   bool lock_denied_ = false;  // under op_mu_: the last lock() was refused for want of a grant
   mutable std::mutex mu_;
@@ -179,7 +192,7 @@ class ConftoolWriter {
   std::string live_error_;
   uint64_t live_index_ = 0;
   std::string boot_id_;
-  WallTime started_ = std::chrono::system_clock::now();
+  WallTime started_;
   // Under mu_: sync rounds begun and finished, the last one's outcome and keys.
   bool live_tried_ = false;
   uint64_t syncs_started_ = 0, syncs_done_ = 0;

@@ -62,11 +62,11 @@ std::string EtcdResult::describe() const {
   std::string at = "etcd" + (endpoint.empty() ? std::string() : " at " + endpoint) + ": ";
   // etcd's v2 auth answers a wrong password, an unknown user and a path the role does not
   // grant alike (401, errorCode 110): name the user and the key so an operator can tell.
-  if (error_code == 110)
+  if (error_code == EtcdError::kUnauthorized)
     return at + (username.empty() ? std::string("no user given") : "user " + username) + " may not access " +
            (key.empty() ? std::string("/") : key) +
            ": wrong password, unknown user, or the role grants no such path (110)";
-  if (error_code) return at + message + " (" + std::to_string(error_code) + ")";
+  if (error_code != EtcdError::kNone) return at + message + " (" + std::to_string(static_cast<int>(error_code)) + ")";
   if (http < 200 || http >= 300) return at + "HTTP " + std::to_string(http);
   return "ok";
 }
@@ -78,17 +78,18 @@ EtcdResult parse_etcd_response(long http, const std::string& body, uint64_t etcd
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     if (http < 200 || http >= 300) {
-      r.error_code = -1;
+      r.error_code = EtcdError::kMalformed;
       r.message = http == 404 ? "v2 API not enabled (start etcd with --enable-v2=true)" : "not an etcd reply";
       return r;
     }
-    r.error_code = -1;
+    r.error_code = EtcdError::kMalformed;
     r.message = "not an etcd reply";
     return r;
   }
   try {
     if (j.contains("errorCode")) {
-      r.error_code = j["errorCode"].is_number_integer() ? j["errorCode"].get<int>() : -1;
+      r.error_code = j["errorCode"].is_number_integer() ? static_cast<EtcdError>(j["errorCode"].get<int>())
+                                                        : EtcdError::kMalformed;
       r.message = j.value("message", "error");
       if (j.contains("index") && j["index"].is_number_unsigned()) r.etcd_index = j["index"].get<uint64_t>();
       return r;
@@ -97,19 +98,20 @@ EtcdResult parse_etcd_response(long http, const std::string& body, uint64_t etcd
     if (j.contains("node") && j["node"].is_object()) r.node = parse_node(j["node"]);
     if (j.contains("prevNode") && j["prevNode"].is_object()) r.prev_node = parse_node(j["prevNode"]);
   } catch (const nlohmann::json::exception& e) {
-    r.error_code = -1;
+    r.error_code = EtcdError::kMalformed;
     r.message = std::string("bad etcd reply: ") + e.what();
   }
   return r;
 }
 
-EtcdClient::EtcdClient(EtcdOptions o) : o_(std::move(o)), states_(o_.endpoints.size()) {}
+EtcdClient::EtcdClient(EtcdOptions o, const Clock& clock)
+    : o_(std::move(o)), clock_(clock), states_(o_.endpoints.size()) {}
 
 void EtcdClient::note(size_t idx, const std::string& error) {
   std::lock_guard<std::mutex> lk(mu_);
   auto& st = states_[idx];
   st.error = error;
-  (error.empty() ? st.last_ok : st.last_error) = std::chrono::system_clock::now();
+  (error.empty() ? st.last_ok : st.last_error) = clock_.wall();
   if (error.empty()) preferred_ = idx;
 }
 
@@ -156,7 +158,7 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
     }
     uint64_t index = 0;
     CurlTransfer t(16u << 20);
-    t.setup(c, url, SteadyClock::now() + std::max(timeout, std::chrono::milliseconds(1)),
+    t.setup(c, url, real_clock().now() + std::max(timeout, std::chrono::milliseconds(1)),
             std::min(o_.timeout, std::chrono::milliseconds(2000)));
     // etcd 3.4 serves gRPC and HTTP on one TLS port; libcurl's HTTP/2 there fails with a
     // broken pipe before any answer. The v2 API is plain HTTP/1.1.
@@ -207,7 +209,7 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
         last = EtcdResult();
         last.endpoint = ep;
         last.http = 0;
-        last.error_code = -2;
+        last.error_code = EtcdError::kWatchTimedOut;
         last.message = "watch timed out";
         return last;  // a long poll that saw nothing
       }
@@ -223,8 +225,9 @@ EtcdResult EtcdClient::request(const std::string& method, const std::string& key
     r.key = key;
     r.username = o_.username;
     if (http >= 500) {  // a member without a leader or quorum: another may do better
-      std::string cause = r.error_code > 0 ? r.message + " (" + std::to_string(r.error_code) + ")"
-                                           : "HTTP " + std::to_string(http);
+      std::string cause = static_cast<int>(r.error_code) > 0
+                              ? r.message + " (" + std::to_string(static_cast<int>(r.error_code)) + ")"
+                              : "HTTP " + std::to_string(http);
       note(idx, cause);
       failures += (failures.empty() ? "etcd at " : "; at ") + ep + ": " + cause;
       last = r;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace poolkeeper {
 
@@ -18,13 +19,24 @@ class Clock {
   virtual ~Clock() = default;
   virtual SteadyTime now() const = 0;
   virtual WallTime wall() const = 0;
+  // A pause between retries (not a wait for an event, which needs a condition
+  // variable): real for SystemClock, a step forward in simulated time for FakeClock.
+  virtual void sleep_for(Duration d) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   SteadyTime now() const override { return SteadyClock::now(); }
   WallTime wall() const override { return std::chrono::system_clock::now(); }
+  void sleep_for(Duration d) const override { std::this_thread::sleep_for(d); }
 };
+
+// The real clock, for waits the kernel measures (a socket's or a transfer's deadline
+// meets poll()'s real timeout) and for code no Clock is handed to.
+inline const Clock& real_clock() {
+  static const SystemClock clock;
+  return clock;
+}
 
 // Simulated time: starts at an arbitrary fixed point and moves only when told.
 // Thread-safe for reads while one thread advances it.
@@ -36,13 +48,14 @@ class FakeClock final : public Clock {
     return WallTime(std::chrono::duration_cast<WallTime::duration>(
         std::chrono::seconds(1'800'000'000) + Duration(ns_.load())));
   }
+  void sleep_for(Duration d) const override { ns_ += d.count(); }
   void advance(Duration d) { ns_ += d.count(); }
   void advance_to(SteadyTime t) {
     if (t > now()) ns_ = t.time_since_epoch().count();
   }
 
  private:
-  std::atomic<long long> ns_{1'000'000'000'000LL};
+  mutable std::atomic<long long> ns_{1'000'000'000'000LL};
 };
 
 inline double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }

@@ -15,6 +15,12 @@
 
 namespace poolkeeper {
 
+// The agent polls its peers' /status this often, each request bounded by the timeout:
+// a peer's death is seen within about a second and a half, while a slow peer never
+// holds two polls at once.
+inline constexpr Duration kPeerPollInterval = std::chrono::milliseconds(500);
+inline constexpr Duration kPeerPollTimeout = std::chrono::seconds(1);
+
 class PeerWatcher {
  public:
   using Callback = std::function<void(std::vector<PeerState>)>;

@@ -220,10 +220,12 @@ void Runtime::start_publishers() {
     model_->set_conftool_enabled(true);
     std::string host = config_.conftool->hostname.empty() ? config_.agent.hostname : config_.conftool->hostname;
     ConftoolWriter::Callbacks cb;
-    cb.adopt = [this](const std::string& svc, const std::string& pooled) {
+    cb.adopt = [this](const std::string& svc, ConftoolPooled pooled) {
       post([this, svc, pooled](HealthModel& e) {
         AdminIntent i;
-        i.intent = pooled == "yes" ? Intent::kPooled : pooled == "inactive" ? Intent::kInactive : Intent::kDepooled;
+        i.intent = pooled == ConftoolPooled::kYes        ? Intent::kPooled
+                   : pooled == ConftoolPooled::kInactive ? Intent::kInactive
+                                                         : Intent::kDepooled;
         i.reason = "set via conftool";
         i.who = "conftool";
         i.when = clock_.wall();
@@ -245,7 +247,8 @@ void Runtime::start_publishers() {
         e.set_conftool_status(up, error, k, l, ep);
       });
     };
-    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb);
+    conftool_ = std::make_unique<ConftoolWriter>(*config_.conftool, host, config_.agent.state_dir + "/conftool.json", cb,
+                                                 clock_);
     conftool_->set_boot_id(read_boot_id(config_.agent.boot_id_file));
   }
 }
@@ -289,7 +292,7 @@ void Runtime::start_responders() {
 void Runtime::start_loops() {
   refresh_probes();
   auto urls = all_peer_urls(config_);
-  peers_ = std::make_unique<PeerWatcher>(urls, std::chrono::milliseconds(500), std::chrono::seconds(1),
+  peers_ = std::make_unique<PeerWatcher>(urls, kPeerPollInterval, kPeerPollTimeout,
                                          [this](std::vector<PeerState> p) {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
                                          });
@@ -418,7 +421,8 @@ void Runtime::post_result(const std::string& check, uint64_t gen, uint64_t seq, 
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (owner_done_) return;
-    wake = results_.push({check, gen, seq, std::move(r), clock_.now()}, SteadyClock::now());
+    SteadyTime now = clock_.now();
+    wake = results_.push({check, gen, seq, std::move(r), now}, now);
   }
   if (wake) cv_.notify_all();
 }
@@ -489,7 +493,7 @@ void Runtime::owner_loop() {
   uint64_t watchdog_usec = 0;
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
   auto watchdog_every = std::chrono::microseconds(watchdog_usec / 2);
-  SteadyTime next_ping = SteadyClock::now();
+  SteadyTime next_ping = clock_.now();
   std::vector<ProbeResult> results;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
@@ -510,7 +514,7 @@ void Runtime::owner_loop() {
     LeftoverStats left = leftover_stats();
     if (left.alive > 0) left = sweep_leftover_children();
     model_->set_leftover_processes(left.alive, left.killed_total);
-    SteadyTime now = SteadyClock::now();
+    SteadyTime now = clock_.now();
     if (watchdog && now >= next_ping) {
       sd_notify(0, "WATCHDOG=1");  // only while this loop turns: a stuck owner gets restarted
       next_ping = now + watchdog_every;

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (long http : {200L, 201L, 404L, 412L}) {
     EtcdResult r = parse_etcd_response(http, value, 7);
     auto j = nlohmann::json::parse(value, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) FUZZ_ASSERT(r.error_code == -1 && !r.ok());
+    if (j.is_discarded() || !j.is_object()) FUZZ_ASSERT(r.error_code == EtcdError::kMalformed && !r.ok());
     if (!r.ok()) FUZZ_ASSERT(!r.describe().empty());
     if (http >= 400) FUZZ_ASSERT(!r.ok());
   }
@@ -27,10 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_ASSERT(!error.empty());
     return 0;
   }
-  FUZZ_ASSERT(v->pooled == "yes" || v->pooled == "no" || v->pooled == "inactive");
+  FUZZ_ASSERT(v->raw["pooled"] == conftool_pooled_name(v->pooled));
   FUZZ_ASSERT(v->raw.is_object());
   FUZZ_ASSERT(!v->raw.contains("weight") || v->raw["weight"].is_number_integer());
-  for (const char* pooled : {"yes", "no"}) {
+  for (ConftoolPooled pooled : {ConftoolPooled::kYes, ConftoolPooled::kNo}) {
     std::string merged = merge_conftool_value(v->raw, pooled);
     std::string err2;
     auto back = parse_conftool_value(merged, &err2);

@@ -3,11 +3,12 @@
 // inactive and missing keys are respected; an etcd outage flaps nothing; PyBal's
 // way of reading sees every change; the etcd lock makes two simultaneous failures
 // leave exactly one host pooled; liveness is judged through etcd (a cut link between
-// agents or one agent's etcd outage changes no key, a dead host is taken out exactly
-// once, with who and why beside the liveness keys; a takeover the floor refuses waits
-// without writing and says so once); every value the agent writes is what confctl
-// would write for the change; `pool` says what the load balancer will do; a hold
-// service keeps "yes" through a reboot.
+// agents changes no key, a dead host is taken out, with who and why beside the
+// liveness keys; a takeover the floor refuses waits and says so once); every value the
+// agent writes is what confctl would write for the change; `pool` says what the load
+// balancer will do; a hold service keeps "yes" through a reboot. What needs only time
+// to pass (a death, a held takeover or a cut link over many seconds, one agent's etcd
+// outage, resyncs) is tested in simulated time in conftool_writer_sim_test.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -21,6 +22,7 @@
 #include "tests/harness/tcp_proxy.h"
 
 using namespace pk_test;
+using poolkeeper::EtcdError;
 using poolkeeper::EtcdPut;
 
 namespace {
@@ -162,8 +164,8 @@ TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
   EXPECT_EQ(intent["reason"], "set via conftool");
   EXPECT_EQ(intent["who"], "conftool");
   uint64_t idx = index("nfs", "a.example.org");
-  // A resync or two: the agent must not write it back.
-  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 3000ms, 100ms));
+  // Not written back (over many resyncs: conftool_writer_sim_test).
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 500ms, 100ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "no");
   confctl_set("nfs", "a.example.org", "yes");
   ASSERT_TRUE(a.wait_health("nfs", 200));
@@ -273,7 +275,7 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
     p->write_config(p->config_text());
     p->start();
   }
-  int races = 50, one_left = 0, lock_events = 0;
+  int races = 20, one_left = 0, lock_events = 0;
   for (int i = 0; i < races; ++i) {
     ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes")) << "race " << i;
     ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes")) << "race " << i;
@@ -325,22 +327,24 @@ TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
   EXPECT_FALSE(v["version"].get<std::string>().empty());
   ASSERT_TRUE(r.node.ttl.has_value());
   EXPECT_LE(*r.node.ttl, 2);
-  // Refreshed well within its TTL: it is still there three TTLs later, with the same value.
-  std::this_thread::sleep_for(6s);
-  auto later = client().get("/poolkeeper/alive/a.example.org");
-  ASSERT_TRUE(later.ok()) << a.log();
-  EXPECT_EQ(later.node.value, r.node.value);
-  auto s = a.status()["conftool"]["liveness"];
+  // etcd takes the refresh (refresh=true): still there after its TTL, with the same value
+  // (for three TTLs in simulated time: conftool_writer_sim_test).
+  EXPECT_TRUE(holds_for([&] { return client().get("/poolkeeper/alive/a.example.org").node.value == r.node.value; },
+                        2500ms, 100ms)) << a.log();
+  nlohmann::json s;
+  EXPECT_TRUE(wait_for([&] {
+    s = a.status()["conftool"]["liveness"];
+    return s["self_seen"] == true;
+  }, 5000ms)) << s.dump();
   EXPECT_EQ(s["key"], "/poolkeeper/alive/a.example.org");
   EXPECT_EQ(s["ok"], true);
-  EXPECT_EQ(s["self_seen"], true);
   auto out = a.ctl({"status"}).out;
   EXPECT_NE(out.find("liveness key /poolkeeper/alive/a.example.org (ttl 2s) refreshed"), std::string::npos) << out;
   // Nothing but hosts under the pools tree.
   for (const auto& [k, idx] : pool_indexes()) EXPECT_NE(k.find(".example.org"), std::string::npos) << k;
   // Killed: the key expires by its TTL.
   a.stop_kill9();
-  EXPECT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").error_code == 100; }, 5000ms));
+  EXPECT_TRUE(wait_for([&] { return client().get("/poolkeeper/alive/a.example.org").error_code == EtcdError::kKeyNotFound; }, 5000ms));
 }
 
 TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
@@ -367,15 +371,8 @@ TEST_F(ConftoolTest, CutLinkBetweenLiveAgentsChangesNoKey) {
   to_b.stop();
   ASSERT_TRUE(wait_for([&] { return a.status()["peers"][0]["reachable"] == false; }, 5000ms));
   ASSERT_TRUE(wait_for([&] { return b.status()["peers"][0]["reachable"] == false; }, 5000ms));
-  // 3 × peer_dead_after with the link cut: not one key changes.
-  auto until = Clock::now() + 6s;
-  int samples = 0;
-  while (Clock::now() < until) {
-    ASSERT_EQ(pool_indexes(), before) << "a key changed while only the link was cut\n" << a.log() << b.log();
-    ++samples;
-    std::this_thread::sleep_for(200ms);
-  }
-  EXPECT_GT(samples, 20);
+  // No key changes (for 3 × peer_dead_after in simulated time: conftool_writer_sim_test).
+  EXPECT_EQ(pool_indexes(), before) << "a key changed while only the link was cut\n" << a.log() << b.log();
   EXPECT_EQ(a.status()["peers"][0]["reachable"], false);  // still cut, and still alive in etcd
   EXPECT_TRUE(peer_alive(a, "b.example.org"));
   EXPECT_TRUE(peer_alive(b, "a.example.org"));
@@ -430,8 +427,8 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   auto st = a.ctl({"status"}).out;
   EXPECT_NE(st.find("nfs taken out by a.example.org at "), std::string::npos) << st;
   EXPECT_NE(a.get("/").body.find("nfs taken out</span> by a.example.org"), std::string::npos);
-  // Still dead for 3 × peer_dead_after more: taken out exactly once, nothing else moves.
-  std::this_thread::sleep_for(6s);
+  // Taken out exactly once, nothing else moved (and nothing more while it stays dead,
+  // in simulated time: conftool_writer_sim_test).
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), from), 1) << a.log();
   EXPECT_EQ(index("http", "b.example.org"), http_idx);  // http does not list b as a peer
   EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
@@ -442,13 +439,11 @@ TEST_F(ConftoolTest, DeadPeerIsTakenOutOnceAndComesBackByItself) {
   b.start();
   ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes", 10000ms));
   ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
-  std::string v;
-  EXPECT_TRUE(holds_for([&] {
-    v = raw("nfs", "b.example.org");
-    return v == R"({"pooled": "yes", "weight": 10})";
-  }, 3000ms, 100ms)) << v;
+  EXPECT_TRUE(wait_for([&] {  // done with: removed
+    return client().get(record_key("nfs", "b.example.org")).error_code == EtcdError::kKeyNotFound;
+  }, 5000ms));
+  EXPECT_EQ(raw("nfs", "b.example.org"), R"({"pooled": "yes", "weight": 10})");
   EXPECT_EQ(writes_since(key("nfs", "b.example.org"), back_from), 1);  // b's own write, nothing more
-  EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).error_code == 100; }, 5000ms));  // done with: removed
   EXPECT_EQ(b.status()["services"]["nfs"]["intent"]["intent"], "pooled");
 }
 
@@ -502,8 +497,8 @@ TEST_F(ConftoolTest, ValuesKeepConfctlsShapeThroughAgentWrites) {
 }
 
 // The floor holds a dead peer in: a is depooled, so taking b out would leave no host
-// pooled. For 30 s nothing but the liveness refreshes is written; it is said once; and
-// when a is pooled again the takeover goes ahead at once.
+// pooled. It is said once, in the log, /status, the metrics, `poolctl status` and the
+// page; when a is pooled again the takeover goes ahead at once.
 TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
   seed("a.example.org");
   seed("b.example.org");
@@ -526,28 +521,7 @@ TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
             std::string::npos);
   EXPECT_NE(a.ctl({"status"}).out.find("nfs TAKEOVER HELD BY THE FLOOR since "), std::string::npos);
   EXPECT_NE(a.get("/").body.find("Takeover of b.example.org (nfs) held by the floor"), std::string::npos);
-  // 30 s held: count etcd's index, and replay what watchers see (every write but the
-  // liveness refreshes, which refresh=true keeps from watchers).
-  uint64_t from = etcd_index();
-  auto t0 = Clock::now();
-  std::this_thread::sleep_for(30s);
-  uint64_t to = etcd_index();
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<std::string> others;
-  for (uint64_t idx = from + 1; idx <= to && others.size() < 100;) {
-    auto ev = client().watch("/", true, idx, std::chrono::milliseconds(300));
-    if (!ev.ok() || ev.node.modified_index > to) break;
-    others.push_back(ev.node.key + " (" + ev.action + ")");
-    idx = ev.node.modified_index + 1;
-  }
-  // a alone refreshes (b is dead): every liveness_ttl/3 = 667 ms.
-  double refreshes = secs / (2.0 / 3.0) + 1;
-  std::printf("held takeover: etcd index +%llu in %.1f s (liveness refreshes ~%.0f), %zu other writes\n",
-              static_cast<unsigned long long>(to - from), secs, refreshes, others.size());
-  std::string list;
-  for (const auto& o : others) list += o + "\n";
-  EXPECT_LE(others.size(), static_cast<size_t>(secs / 10.0)) << "writes while held (lock_ttl 10s):\n" << list;
-  EXPECT_LE(static_cast<double>(to - from), refreshes + secs / 10.0) << list;
+  // (Held for 30 s without a write: conftool_writer_sim_test.)
   EXPECT_EQ(count_of(a.log(), held), 1) << a.log();
   EXPECT_EQ(pooled("nfs", "b.example.org"), "yes");
   // a pooled again: the watch wakes the sync, the floor allows, b goes out at once.
@@ -560,45 +534,6 @@ TEST_F(ConftoolTest, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
   }, 5000ms));
   EXPECT_EQ(count_of(a.log(), held), 1);
   EXPECT_TRUE(wait_for([&] { return client().get(record_key("nfs", "b.example.org")).ok(); }, 5000ms));  // follows the write
-}
-
-TEST_F(ConftoolTest, EtcdUnreachableForOneAgentChangesNothing) {
-  seed("a.example.org");
-  seed("b.example.org");
-  TcpProxy etcd_link(port_of(etcd().url()));
-  etcd_link.start();
-  AgentProc a("a.example.org", conftool_section(kLive));
-  AgentProc b("b.example.org", "\n[conftool]\nendpoints = [\"" + etcd_link.url() + "\"]\nprefix = \"" + kPrefix +
-                                   "\"\n" + kLive);
-  a.nfs_extra = "peers = [\"" + b.url() + "\"]\n";
-  b.nfs_extra = "peers = [\"" + a.url() + "\"]\n";
-  for (AgentProc* p : {&a, &b}) p->write_config(p->config_text());
-  a.start();
-  b.start();
-  for (AgentProc* p : {&a, &b}) ASSERT_TRUE(p->wait_health("nfs", 200));
-  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
-  ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes"));
-  ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org") && peer_alive(b, "a.example.org"); }, 5000ms))
-      << "a: " << a.status()["conftool"].dump() << "\nb: " << b.status()["conftool"].dump() << "\n" << b.log();
-  auto before = pool_indexes();
-  etcd_link.stop();
-  ASSERT_TRUE(wait_for([&] { return b.status()["conftool"]["up"] == false; }, 10000ms));
-  ASSERT_TRUE(wait_for([&] { return peer_gone(a, "b.example.org"); }, 10000ms)) << a.status()["conftool"].dump();
-  // b's liveness key is gone, but its agent answers: for 3 × peer_dead_after, no change.
-  auto until = Clock::now() + 6s;
-  while (Clock::now() < until) {
-    ASSERT_EQ(pool_indexes(), before) << "a key changed while one agent lost etcd\n" << a.log() << b.log();
-    std::this_thread::sleep_for(200ms);
-  }
-  EXPECT_EQ(a.health("nfs"), 200);
-  EXPECT_EQ(b.health("nfs"), 200);
-  EXPECT_EQ(b.status()["conftool"]["liveness"]["ok"], false);
-  EXPECT_EQ(a.log().find("took a dead peer out"), std::string::npos);
-  // etcd back for b: its liveness key returns, still nothing written.
-  etcd_link.start();
-  ASSERT_TRUE(wait_for([&] { return b.status()["conftool"]["up"] == true; }, 15000ms));
-  ASSERT_TRUE(wait_for([&] { return peer_alive(a, "b.example.org"); }, 5000ms));
-  EXPECT_EQ(pool_indexes(), before);
 }
 
 TEST_F(ConftoolTest, PoolSaysWhatTheLoadBalancerWillDo) {
@@ -633,7 +568,7 @@ TEST_F(ConftoolTest, PoolSaysWhatTheLoadBalancerWillDo) {
   // conftool-sync removes the key under the running agent: logged once, shown, and pool says so.
   ASSERT_TRUE(client().del(key("nfs", "a.example.org")).ok());
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["keys"]["nfs"]["state"] == "missing"; }, 5000ms));
-  std::this_thread::sleep_for(4500ms);  // two resyncs more: still one log line
+  // Once (over many resyncs: conftool_writer_sim_test).
   std::string log = a.log();
   const std::string line = "conftool key missing";
   size_t first = log.find(line);

@@ -25,6 +25,7 @@
 
 using namespace pk_test;
 using poolkeeper::EtcdClient;
+using poolkeeper::EtcdError;
 using poolkeeper::EtcdOptions;
 using poolkeeper::EtcdPut;
 
@@ -295,9 +296,9 @@ TEST_F(EtcdTest, LeastPrivilegeUserOverTlsKeysFollowHealthConfctlFloorLiveness) 
   // The least-privilege user can do nothing else: not another cluster's keys, not
   // another tree.
   EtcdClient user(EtcdOptions{cluster().urls(), cluster().pki().ca(), "", "", kUser, kPassword, 3000ms});
-  EXPECT_EQ(user.put("/conftool/v1/pools/codfw/dumps/nfs/x.example.org", kYes).error_code, 110);
-  EXPECT_EQ(user.put("/elsewhere/key", "x").error_code, 110);
-  EXPECT_EQ(user.get("/conftool/v1/pools/eqiad/", true).error_code, 110);
+  EXPECT_EQ(user.put("/conftool/v1/pools/codfw/dumps/nfs/x.example.org", kYes).error_code, EtcdError::kUnauthorized);
+  EXPECT_EQ(user.put("/elsewhere/key", "x").error_code, EtcdError::kUnauthorized);
+  EXPECT_EQ(user.get("/conftool/v1/pools/eqiad/", true).error_code, EtcdError::kUnauthorized);
   EXPECT_TRUE(user.get(std::string(kPrefix) + "/", true).ok());
   // poolctl status says which endpoint is in use.
   auto out = a.ctl({"status"}).out;
@@ -348,7 +349,7 @@ TEST_F(EtcdTest, EtcdRoleCommandsMakeAWorkingLeastPrivilegeUser) {
     return r.ok() && nlohmann::json::parse(r.node.value).value("pooled", "") == "no";
   }, 10000ms)) << a.log();
   EtcdClient user(EtcdOptions{cluster().urls(), cluster().pki().ca(), "", "", "pool-codfw-dumps", "codfw-secret", 3000ms});
-  EXPECT_EQ(user.put(key("nfs", "x.example.org"), kYes).error_code, 110);  // eqiad's: not its own
+  EXPECT_EQ(user.put(key("nfs", "x.example.org"), kYes).error_code, EtcdError::kUnauthorized);  // eqiad's: not its own
   EXPECT_TRUE(user.put("/poolkeeper/locks/probe", "x").ok());
 }
 

@@ -48,11 +48,11 @@ ConftoolView with_own_key(const std::string& p, uint64_t index, K kind) {
 TEST(ConftoolPlanTest, WritesOnlyWhatDiffers) {
   auto step = plan_sync(with_own_key("no", 7, K::kYes)).keys.at(0);
   EXPECT_EQ(step.action, A::kWrite);
-  EXPECT_EQ(step.pooled, "yes");
+  EXPECT_EQ(step.pooled, ConftoolPooled::kYes);
   EXPECT_EQ(step.node.modified_index, 7u);
   EXPECT_EQ(step.key["pooled"], "no");  // as read: the executor updates it after the write
   EXPECT_EQ(plan_sync(with_own_key("yes", 7, K::kYes)).keys.at(0).action, A::kNone);
-  EXPECT_EQ(plan_sync(with_own_key("yes", 7, K::kNo)).keys.at(0).pooled, "no");
+  EXPECT_EQ(plan_sync(with_own_key("yes", 7, K::kNo)).keys.at(0).pooled, ConftoolPooled::kNo);
   EXPECT_EQ(plan_sync(with_own_key("no", 7, K::kNo)).keys.at(0).action, A::kNone);
   EXPECT_EQ(plan_sync(with_own_key("yes", 7, K::kSkip)).keys.at(0).action, A::kNone);
   // Inactive is the operator's: never written, whatever the agent wants.
@@ -74,7 +74,7 @@ TEST(ConftoolPlanTest, SomeoneElsesChangeIsAdoptedOnce) {
   v.seen["nfs"] = {7, 7};  // we wrote 7; 9 is confctl's
   auto step = plan_sync(v).keys.at(0);
   EXPECT_EQ(step.action, A::kAdopt);
-  EXPECT_EQ(step.pooled, "no");
+  EXPECT_EQ(step.pooled, ConftoolPooled::kNo);
   EXPECT_EQ(step.looked_at, 9u);
   // Looked at once: from then on the agent's wants (which now reflect it) rule.
   v.seen["nfs"].seen = 9;
@@ -84,7 +84,7 @@ TEST(ConftoolPlanTest, SomeoneElsesChangeIsAdoptedOnce) {
   v.pools["nfs"]["a"].value = R"({"pooled":"no","poolkeeper_depooled_by":"b","weight":10})";
   step = plan_sync(v).keys.at(0);
   EXPECT_EQ(step.action, A::kWrite);
-  EXPECT_EQ(step.pooled, "yes");
+  EXPECT_EQ(step.pooled, ConftoolPooled::kYes);
   EXPECT_EQ(step.looked_at, 9u);
   // Even when it already says "yes": an older agent's marker goes.
   v.pools["nfs"]["a"].value = R"({"pooled":"yes","poolkeeper_depooled_by":"b"})";
@@ -100,7 +100,7 @@ TEST(ConftoolPlanTest, APeersTakeoverIsKnownByItsRecordNotByTheValue) {
   // back, and the record goes once the write is done.
   auto step = plan_sync(v).keys.at(0);
   EXPECT_EQ(step.action, A::kWrite);
-  EXPECT_EQ(step.pooled, "yes");
+  EXPECT_EQ(step.pooled, ConftoolPooled::kYes);
   EXPECT_EQ(step.drop_record, rec.raw);
   // The key changed after the takeover (index 11, an operator's confctl): adopted,
   // and the record, describing a write that is no longer there, goes too.
@@ -127,7 +127,7 @@ TEST(ConftoolPlanTest, MissingAndUnparseableKeys) {
   v.create_missing = true;
   plan = plan_sync(v);
   EXPECT_EQ(plan.keys.at(0).action, A::kCreate);
-  EXPECT_EQ(plan.keys.at(0).pooled, "yes");
+  EXPECT_EQ(plan.keys.at(0).pooled, ConftoolPooled::kYes);
   EXPECT_EQ(plan.keys.at(1).action, A::kNone);  // skip: not even created
   v.pools["nfs"]["a"] = node("nfs", "a", "{not json", 4);
   plan = plan_sync(v);

@@ -34,10 +34,10 @@ class ConftoolTakeOutTest : public ::testing::Test {
   uint64_t index(const std::string& host) { return conftool_.index("nfs", host); }
   void start_writer(ConftoolWant::Kind kind) {
     ConftoolWriter::Callbacks cb;
-    cb.adopt = [](const std::string&, const std::string&) {};
+    cb.adopt = [](const std::string&, ConftoolPooled) {};
     cb.verdict = [](const std::string&, FloorVerdict) {};
     cb.status = [](bool, const std::string&, const nlohmann::json&, const nlohmann::json&) {};
-    writer_ = std::make_unique<ConftoolWriter>(cfg_, "a.example.org", dir_.path() + "/conftool.json", cb);
+    writer_ = std::make_unique<ConftoolWriter>(cfg_, "a.example.org", dir_.path() + "/conftool.json", cb, real_clock());
     writer_->update({{"nfs", kind, 1}}, {});
     writer_->start();
     ASSERT_TRUE(writer_->wait_synced(std::chrono::seconds(10)));

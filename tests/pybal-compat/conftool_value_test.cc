@@ -11,7 +11,7 @@ TEST(ConftoolValueTest, ParsesWhatConfctlWrites) {
   std::string err;
   auto v = parse_conftool_value(R"({"weight": 5, "pooled": "yes"})", &err);
   ASSERT_TRUE(v) << err;
-  EXPECT_EQ(v->pooled, "yes");
+  EXPECT_EQ(v->pooled, ConftoolPooled::kYes);
   EXPECT_FALSE(parse_conftool_value(R"({"weight": 5, "pooled": "maybe"})", &err));
   EXPECT_EQ(err, "unknown pooled \"maybe\"");
   EXPECT_FALSE(parse_conftool_value(R"({"weight": "5", "pooled": "yes"})", &err));
@@ -28,7 +28,7 @@ std::string merged(const std::string& value, const std::string& pooled) {
   std::string err;
   auto v = parse_conftool_value(value, &err);
   EXPECT_TRUE(v) << err;
-  return v ? merge_conftool_value(v->raw, pooled) : "";
+  return v ? merge_conftool_value(v->raw, pooled == "yes" ? ConftoolPooled::kYes : ConftoolPooled::kNo) : "";
 }
 
 TEST(ConftoolValueTest, MergeIsWhatConfctlWrites) {
@@ -64,8 +64,8 @@ TEST(ConftoolValueTest, OlderAgentsMarkersAreDroppedOnTheNextWrite) {
 }
 
 TEST(ConftoolValueTest, NewKeyInConfctlsSchemaOrder) {
-  EXPECT_EQ(new_conftool_value("yes", 10), R"({"weight": 10, "pooled": "yes"})");
-  EXPECT_EQ(new_conftool_value("no", 10), R"({"weight": 10, "pooled": "no"})");
+  EXPECT_EQ(new_conftool_value(ConftoolPooled::kYes, 10), R"({"weight": 10, "pooled": "yes"})");
+  EXPECT_EQ(new_conftool_value(ConftoolPooled::kNo, 10), R"({"weight": 10, "pooled": "no"})");
 }
 
 TEST(ConftoolValueTest, FloatsAsPythonsRepr) {
@@ -100,13 +100,13 @@ TEST(EtcdResponseTest, Parses) {
   EXPECT_EQ(r.node.nodes[0].modified_index, 7u);
   r = parse_etcd_response(412, R"({"errorCode":101,"message":"Compare failed","cause":"[1 != 4]","index":4})", 0);
   EXPECT_FALSE(r.ok());
-  EXPECT_EQ(r.error_code, 101);
+  EXPECT_EQ(r.error_code, EtcdError::kCompareFailed);
   EXPECT_EQ(r.etcd_index, 4u);
   EXPECT_EQ(r.describe(), "etcd: Compare failed (101)");
   r = parse_etcd_response(404, "404 page not found\n", 0);
   EXPECT_EQ(r.describe(), "etcd: v2 API not enabled (start etcd with --enable-v2=true) (-1)");
   r = parse_etcd_response(400, R"({"errorCode":401,"message":"The event in requested index is outdated and cleared"})", 0);
-  EXPECT_EQ(r.error_code, 401);
+  EXPECT_EQ(r.error_code, EtcdError::kIndexCleared);
 }
 
 TEST(EtcdResponseTest, SurvivesRandomBytes) {
@@ -119,7 +119,7 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
     auto j = nlohmann::json::parse(s, nullptr, false);
     // Anything but a JSON object is an error, and an error always explains itself.
     if (j.is_discarded() || !j.is_object()) {
-      ASSERT_EQ(r.error_code, -1) << s;
+      ASSERT_EQ(r.error_code, EtcdError::kMalformed) << s;
     }
     if (!r.ok()) {
       ASSERT_FALSE(r.describe().empty()) << s;
@@ -127,7 +127,7 @@ TEST(EtcdResponseTest, SurvivesRandomBytes) {
     std::string err;
     auto v = parse_conftool_value(s, &err);
     if (v) {
-      ASSERT_TRUE(v->pooled == "yes" || v->pooled == "no" || v->pooled == "inactive") << s;
+      ASSERT_EQ(v->raw["pooled"], conftool_pooled_name(v->pooled)) << s;
       ASSERT_TRUE(!v->raw.contains("weight") || v->raw["weight"].is_number_integer()) << s;
     } else {
       ASSERT_FALSE(err.empty()) << s;
