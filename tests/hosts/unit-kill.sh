@@ -5,7 +5,7 @@
 #
 # One realserver VM booting systemd (tests/hosts/host.sh), 192.0.2.11, with a tmpfs
 # upper layer: nginx and the rsync daemon under their own Debian units (rsync's with a
-# drop-in RestartSec=3s, so its automatic restart does not race the measurement),
+# drop-in RestartSec=8s, so its automatic restart does not race the measurement),
 # etcd 3.4 (--enable-v2) on 127.0.0.1 inside it holding the conftool keys, and
 # poolkeeper installed with `dpkg -i`, its shipped units unmodified. Checks with
 # interval = "5s", fast_interval = "200ms", fall = 2.
@@ -134,7 +134,7 @@ $mirror_unit
 
 [checks.ghost]
 kind = "http"
-url = "http://127.0.0.1/canary.txt"
+url = "http://127.0.0.1/ghost.txt"
 host = "dumps.example.org"
 interval = "5s"
 timeout = "1s"
@@ -158,6 +158,7 @@ config 0 > "$OUT/without-unit.toml"
   done; done
   mkdir -p /srv/dumps
   echo 'poolkeeper canary' > /srv/dumps/canary.txt
+  echo 'poolkeeper canary' > /srv/dumps/ghost.txt
   chmod 644 /srv/dumps/*
   cp $ROOT/deploy/examples/nginx-health.conf /etc/nginx/snippets/poolkeeper-health.conf
   rm -f /etc/nginx/sites-enabled/*
@@ -167,17 +168,20 @@ server {
   server_name dumps.example.org;
   root /srv/dumps;
   access_log off;
+  # The web check's probes, and only they: the rounds start just after one.
+  location = /canary.txt { access_log /var/log/nginx/canary.log; }
   include /etc/nginx/snippets/poolkeeper-health.conf;
 }
 EOF
   cat > /etc/rsyncd.conf <<'EOF'
 reverse lookup = no
+log file = /var/log/rsyncd-probes.log
 [dumps]
   path = /srv/dumps
   read only = true
 EOF
   mkdir -p /etc/systemd/system/rsync.service.d
-  printf '[Service]\nRestartSec=3s\n' > /etc/systemd/system/rsync.service.d/restart.conf
+  printf '[Service]\nRestartSec=8s\n' > /etc/systemd/system/rsync.service.d/restart.conf
   systemctl daemon-reload
   systemctl restart nginx rsync
   sync; echo 3 > /proc/sys/vm/drop_caches
@@ -204,10 +208,11 @@ rows() {
 }
 : > "$OUT/rounds.jsonl"
 AGENT_START=$("$H" exec $VM "systemctl show -P ExecMainStartTimestampMonotonic poolkeeper.service")
-rows nginx-unit --unit nginx.service --check web --service http --rounds "$ROUNDS"
-rows rsync-unit-key --unit rsync.service --check mirror --service rsync \
+WEB="--unit nginx.service --check web --service http --probe-log /var/log/nginx/canary.log"
+rows nginx-unit $WEB --rounds "$ROUNDS"
+rows rsync-unit-key --unit rsync.service --check mirror --service rsync --probe-log /var/log/rsyncd-probes.log \
   --key "$ETCD/v2/keys$PREFIX/rsync/rs1.example.org" --rounds "$ROUNDS" --restart auto
-rows nginx-hung --unit nginx.service --check web --service http --signal STOP --restart cont --rounds 1
+rows nginx-hung $WEB --signal STOP --restart cont --rounds 1
 
 # The unit that does not exist: warnings in this agent's run, and the check polling.
 "$H" exec $VM "journalctl -u poolkeeper.service --no-pager -o cat _PID=\$(systemctl show -P MainPID poolkeeper.service)" > "$OUT/journal-with-unit.log" 2>&1 || true
@@ -226,7 +231,7 @@ log "ghost check: $GHOST_WARNINGS warning line(s) naming $GHOST; /status before 
 # Without unit: the same config less `unit`, the agent restarted.
 "$H" exec $VM "cp $OUT/without-unit.toml /etc/poolkeeper/poolkeeper.toml && systemctl restart poolkeeper.service" \
   > "$OUT/restart.log" 2>&1 || die "agent restart: $(cat "$OUT/restart.log")"
-rows nginx-nounit --unit nginx.service --check web --service http --rounds "$NOUNIT_ROUNDS"
+rows nginx-nounit $WEB --rounds "$NOUNIT_ROUNDS"
 "$H" exec $VM "journalctl -u poolkeeper.service --no-pager -o short-monotonic" > "$OUT/journal.log" 2>&1 || true
 log "qemu RSS $("$H" rss $VM) KiB"
 

@@ -2,23 +2,25 @@
 """Rounds of `systemctl kill` timed inside the guest (run by tests/hosts/unit-kill.sh).
 
     unit-round.py --row NAME --unit U --check C --service S [--key URL] [--signal SIG]
-                  [--rounds N] [--restart start|auto|cont]
+                  [--rounds N] [--restart start|auto|cont] [--probe-log FILE]
+                  [--via cgroup|systemctl]
 
 Each round: wait until the service is back (/health/S 200 and, with --key, the conftool
 key pooled=yes) and the check has had a probe pass since; wait for the check's next probe
-result (/status checks.C.last.time changes) so the kill lands just after a probe, the
-worst case for polling; then `systemctl kill -s SIG U` and poll /health/S (and the key)
-every 20 ms until it turns 503 (and `no`). The elapsed time runs from the signal's
-effect on the unit's main process (gone, a zombie or stopped, seen every 5 ms) to the
-first answer seen out, on the guest's CLOCK_MONOTONIC; signal_s is the time from the
-start of systemctl to that effect (its own start-up: up to seconds under emulation). Then
-the server is brought back: `systemctl start U` (start), its own Restart= (auto), or
+(the --probe-log file, which the server writes at the end of each of the check's
+requests, grows; else /status checks.C.last.time changes) so the kill lands just after
+a probe, the worst case for polling; then SIG to every process of U's cgroup (what
+`systemctl kill -s SIG U` does; --via systemctl runs systemctl, whose own start-up takes
+up to seconds under emulation) and poll /health/S (and the key) every 20 ms until it
+turns 503 (and `no`). The elapsed time runs from the signal's effect on the unit's main
+process (gone, a zombie or stopped, seen every 5 ms) to the first answer seen out, on
+the guest's CLOCK_MONOTONIC; since_probe_s is how long after the probe that effect came.
+Then the server is brought back: `systemctl start U` (start), its own Restart= (auto), or
 `systemctl kill -s CONT U` (cont). One JSON line per round on stdout.
 
 Every wait has a deadline; a missed one prints {"error": ...} and exits 1.
 """
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -82,9 +84,11 @@ def check_status(check):
         return {}
 
 
-def iso_seconds(stamp):
-    """Seconds since the epoch of an ISO 8601 UTC time ("2026-12-07T07:00:41.123Z")."""
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+def file_size(path):
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return -1
 
 
 def proc_state(pid):
@@ -119,6 +123,7 @@ def main():
     ap.add_argument("--signal", default="KILL")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--restart", choices=["start", "auto", "cont"], default="start")
+    ap.add_argument("--probe-log", default="", help="a file that grows with each probe")
     ap.add_argument("--via", choices=["cgroup", "systemctl"], default="cgroup")
     ap.add_argument("--deadline", type=float, default=60.0, help="per detection")
     a = ap.parse_args()
@@ -133,16 +138,33 @@ def main():
         # A passing probe since the service came back, then the next probe's result.
         wait_for(a.row, f"check {a.check} passing",
                  lambda: check_status(a.check).get("last", {}).get("result") == "passed", 60)
-        before = check_status(a.check).get("last", {}).get("time")
-        wait_for(a.row, f"check {a.check} probed again",
-                 lambda: check_status(a.check).get("last", {}).get("time") != before, 60)
-        last_probe = check_status(a.check).get("last", {}).get("time", "")
         unit_before = subprocess.run(["systemctl", "show", "-P", "ActiveState", a.unit],
                                      capture_output=True, text=True).stdout.strip()
         pid = subprocess.run(["systemctl", "show", "-P", "MainPID", a.unit],
                              capture_output=True, text=True).stdout.strip()
         if pid in ("", "0"):
             fail(a.row, f"round {n}: {a.unit} has no main process")
+        procs = f"/sys/fs/cgroup/system.slice/{a.unit}/cgroup.procs"
+        try:
+            with open(procs) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError as e:
+            fail(a.row, f"round {n}: {procs}: {e}")
+        if a.probe_log:
+            # The server logs each of the check's probes (and only those) at its end:
+            # its log growing is the probe just done, seen every 5 ms.
+            size = file_size(a.probe_log)
+            end = time.monotonic() + 60
+            while file_size(a.probe_log) == size:
+                if time.monotonic() > end:
+                    fail(a.row, f"round {n}: no probe in {a.probe_log} within 60 s")
+                time.sleep(0.005)
+            t_probe = time.monotonic()
+        else:
+            before = check_status(a.check).get("last", {}).get("time")
+            wait_for(a.row, f"check {a.check} probed again",
+                     lambda: check_status(a.check).get("last", {}).get("time") != before, 60)
+            t_probe = time.monotonic()
         t_start = time.monotonic()
         if a.via == "systemctl":
             kill = subprocess.Popen(["systemctl", "kill", "-s", a.signal, a.unit])
@@ -152,12 +174,6 @@ def main():
             # connection: up to seconds under emulation), so that the kill lands just
             # after the probe.
             kill = None
-            procs = f"/sys/fs/cgroup/system.slice/{a.unit}/cgroup.procs"
-            try:
-                with open(procs) as f:
-                    pids = [int(p) for p in f.read().split()]
-            except OSError as e:
-                fail(a.row, f"round {n}: {procs}: {e}")
             for p in pids:
                 try:
                     os.kill(p, getattr(signal, "SIG" + a.signal))
@@ -175,7 +191,6 @@ def main():
                             f"{a.deadline} s after systemctl kill")
             time.sleep(0.005)
         t0 = time.monotonic()
-        wall0 = time.time()
         t_health = t_key = None
         end = t0 + a.deadline
         while t_health is None or (a.key and t_key is None):
@@ -203,7 +218,7 @@ def main():
             "row": a.row, "round": n, "health_s": round(t_health, 3),
             "key_s": round(t_key, 3) if t_key is not None else None,
             "systemctl_s": round(t_kill - t_start, 3), "signal_s": round(t0 - t_start, 3),
-            "since_probe_s": round(wall0 - iso_seconds(last_probe), 3) if last_probe else None,
+            "since_probe_s": round(t0 - t_probe, 3),
             "unit_before": unit_before,
             "unit_after": unit_during, "reason": st.get("last", {}).get("reason", ""),
             "unit_text": unit.get("text", ""),
