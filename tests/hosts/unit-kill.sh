@@ -9,9 +9,9 @@
 # etcd 3.4 (--enable-v2) on 127.0.0.1 inside it holding the conftool keys, and
 # poolkeeper installed with `dpkg -i`, its shipped units unmodified. Checks with
 # interval = "5s", fast_interval = "200ms", fall = 2.
-# The package: the .deb in $POOLKEEPER_DEB_DIR if set (deb_package_test leaves one in
-# the build tree for this test in ctest), else built here into build/hosts/deb
-# (DEB_BUILD_OPTIONS default: nocheck).
+# The package: the .deb in $POOLKEEPER_DEB_DIR if set, else in $HOSTS_DEB_DIR (ctest
+# sets it: deb_package_test leaves the package in the build tree), else built here into
+# build/hosts/deb (DEB_BUILD_OPTIONS default: nocheck).
 #
 # Each round runs inside the guest (tests/hosts/unit-round.py, its CLOCK_MONOTONIC): the
 # signal goes to every process of the unit's cgroup (what `systemctl kill -s SIG U`
@@ -56,7 +56,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the package (before the VM: a build is long and the VM would idle) ------------
-DEB_DIR=${POOLKEEPER_DEB_DIR:-}
+DEB_DIR=${POOLKEEPER_DEB_DIR:-${HOSTS_DEB_DIR:-}}
 if [ -z "$DEB_DIR" ]; then
   DEB_DIR=$HOSTS_DIR/deb
   log "building the package (deploy/build-deb.sh $DEB_DIR)"
@@ -236,6 +236,7 @@ rows nginx-nounit $WEB --rounds "$NOUNIT_ROUNDS"
 log "qemu RSS $("$H" rss $VM) KiB"
 
 python3 "$HERE/unit-table.py" "$OUT/rounds.jsonl" "$GHOST" "$GHOST_WARNINGS" "$G1" "$G2" "$GUEST_LOOP" "$HOST_LOOP" \
+  "$OUT/journal.log" \
   || die "a row is outside its bound"
 log "scenario wall time $(since "$T0") s"
 log "PASS"

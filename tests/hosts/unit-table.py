@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The table of tests/hosts/unit-kill.sh.
 
-  unit-table.py ROUNDS_JSONL GHOST_UNIT GHOST_WARNINGS GHOST_BEFORE GHOST_AFTER
+  unit-table.py ROUNDS_JSONL GHOST_UNIT GHOST_WARNINGS GHOST_BEFORE GHOST_AFTER GUEST_LOOP
+                HOST_LOOP [AGENT_JOURNAL]
 
 ROUNDS_JSONL: one line per round from unit-round.py (times on the guest's clock, from
 the signal's effect on the server's main process, seen every 5 ms, to the first answer
@@ -100,6 +101,50 @@ if ghost_warnings != "1":
     broken.append("%s warning lines for the missing unit, not 1" % ghost_warnings)
 if not polls or w2 != "false":
     broken.append("the check naming a missing unit is not polling unwatched")
+
+def breakdown(journal):
+    """From the agent's own log (its ts= stamps): for each way out of a check with a
+    unit, the unit's event to the check unhealthy, and the check unhealthy to the service
+    out (which waits for the conftool write under the etcd lock: the floor)."""
+    import datetime
+    import re
+
+    def stamp(line):
+        m = re.search(r"\bts=(\S+)", line)
+        return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp() if m else None
+
+    svc_of = {"web": "http", "mirror": "rsync"}
+    unit_t = None
+    pending = {}  # service -> time its check went unhealthy
+    ev_check, check_out = [], []
+    for line in open(journal, errors="replace"):
+        t = stamp(line)
+        if t is None:
+            continue
+        if "event=unit" in line and "from=active/running to=" in line and "+" not in line.split("to=")[1].split()[0]:
+            unit_t = t
+        m = re.search(r"event=check name=(\w+) from=healthy to=unhealthy", line)
+        if m and m.group(1) in svc_of:
+            if unit_t is not None and "service:" in line:
+                ev_check.append(t - unit_t)
+            pending[svc_of[m.group(1)]] = t
+            unit_t = None
+        m = re.search(r"event=service name=(\w+) from=pooled to=not_pooled", line)
+        if m and m.group(1) in pending:
+            check_out.append(t - pending.pop(m.group(1)))
+    def span(xs):
+        xs = sorted(xs)
+        if not xs:
+            return "-"
+        return "%.2f / %.2f / %.2f s (%d)" % (xs[0], xs[len(xs) // 2], xs[-1], len(xs))
+    print("  the agent's own log, min / median / max (count):")
+    print("    the unit's event to the check unhealthy (probe at once, fall 2):  " + span(ev_check))
+    print("    the check unhealthy to the service out (the floor's etcd lock, read and write): "
+          + span(check_out))
+
+
+if len(sys.argv) > 8:
+    breakdown(sys.argv[8])
 if broken:
     print("  BROKEN: " + "; ".join(broken))
     sys.exit(1)
