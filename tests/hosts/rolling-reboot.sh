@@ -122,27 +122,9 @@ log "package $DEB"
 # --- the realservers ----------------------------------------------------------------
 for rs in rs1 rs2; do
   "$H" exec $rs "set -e
-    mkdir -p /srv/dumps
-    echo 'poolkeeper canary' > /srv/dumps/canary.txt
+    sh $HERE/servers.sh
     cp $HOSTS_DIR/shared/data.bin /srv/dumps/data.bin
-    chmod 644 /srv/dumps/*
-    cp $ROOT/deploy/examples/nginx-health.conf /etc/nginx/snippets/poolkeeper-health.conf
-    rm -f /etc/nginx/sites-enabled/*
-    cat > /etc/nginx/sites-enabled/dumps <<'EOF'
-server {
-  listen 80 default_server;
-  server_name dumps.example.org;
-  root /srv/dumps;
-  access_log off;
-  include /etc/nginx/snippets/poolkeeper-health.conf;
-}
-EOF
-    cat > /etc/rsyncd.conf <<'EOF'
-reverse lookup = no
-[dumps]
-  path = /srv/dumps
-  read only = true
-EOF
+    chmod 644 /srv/dumps/data.bin
     systemctl restart nginx
     systemctl start rsync
     # The machine's root is shared (9p, cached): forget what this guest saw of it, so
