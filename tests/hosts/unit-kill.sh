@@ -156,30 +156,9 @@ config 0 > "$OUT/without-unit.toml"
     curl -sf --max-time 5 -o /dev/null -X PUT $ETCD/v2/keys$PREFIX/\$s/\$rs.example.org \
       --data-urlencode 'value={\"pooled\": \"yes\", \"weight\": 10}'
   done; done
-  mkdir -p /srv/dumps
-  echo 'poolkeeper canary' > /srv/dumps/canary.txt
+  sh $HERE/servers.sh --probe-logs
   echo 'poolkeeper canary' > /srv/dumps/ghost.txt
-  chmod 644 /srv/dumps/*
-  cp $ROOT/deploy/examples/nginx-health.conf /etc/nginx/snippets/poolkeeper-health.conf
-  rm -f /etc/nginx/sites-enabled/*
-  cat > /etc/nginx/sites-enabled/dumps <<'EOF'
-server {
-  listen 80 default_server;
-  server_name dumps.example.org;
-  root /srv/dumps;
-  access_log off;
-  # The web check's probes, and only they: the rounds start just after one.
-  location = /canary.txt { access_log /var/log/nginx/canary.log; }
-  include /etc/nginx/snippets/poolkeeper-health.conf;
-}
-EOF
-  cat > /etc/rsyncd.conf <<'EOF'
-reverse lookup = no
-log file = /var/log/rsyncd-probes.log
-[dumps]
-  path = /srv/dumps
-  read only = true
-EOF
+  chmod 644 /srv/dumps/ghost.txt
   mkdir -p /etc/systemd/system/rsync.service.d
   printf '[Service]\nRestartSec=8s\n' > /etc/systemd/system/rsync.service.d/restart.conf
   systemctl daemon-reload
