@@ -9,9 +9,9 @@
 # etcd 3.4 (--enable-v2) on 127.0.0.1 inside it holding the conftool keys, and
 # poolkeeper installed with `dpkg -i`, its shipped units unmodified. Checks with
 # interval = "5s", fast_interval = "200ms", fall = 2.
-# The package: the .deb in $POOLKEEPER_DEB_DIR if set, else in $HOSTS_DEB_DIR (ctest
-# sets it: deb_package_test leaves the package in the build tree), else built here into
-# build/hosts/deb (DEB_BUILD_OPTIONS default: nocheck).
+# The package (`host.sh package`): the .deb in $POOLKEEPER_DEB_DIR if set, else in
+# $HOSTS_DEB_DIR (ctest sets it: deb_package_test leaves the package in the build
+# tree), else built into build/hosts/deb (DEB_BUILD_OPTIONS default: nocheck).
 #
 # Each round runs inside the guest (tests/hosts/unit-round.py, its CLOCK_MONOTONIC): the
 # signal goes to every process of the unit's cgroup (what `systemctl kill -s SIG U`
@@ -56,18 +56,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the package (before the VM: a build is long and the VM would idle) ------------
-DEB_DIR=${POOLKEEPER_DEB_DIR:-${HOSTS_DEB_DIR:-}}
-if [ -z "$DEB_DIR" ]; then
-  DEB_DIR=$HOSTS_DIR/deb
-  log "building the package (deploy/build-deb.sh $DEB_DIR)"
-  rm -rf "$DEB_DIR"
-  mkdir -p "$HOSTS_DIR"
-  DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck} "$ROOT/deploy/build-deb.sh" "$DEB_DIR" > "$HOSTS_DIR.build-deb.log" 2>&1 \
-    || die "deploy/build-deb.sh failed: $(tail -n 20 "$HOSTS_DIR.build-deb.log")"
-fi
-DEB=$(ls "$DEB_DIR"/poolkeeper_*.deb 2>/dev/null | grep -v dbgsym | head -n 1 || true)
-[ -n "$DEB" ] || die "no poolkeeper_*.deb in $DEB_DIR"
-DEB=$(cd "$(dirname "$DEB")" && pwd)/$(basename "$DEB")
+DEB=$("$H" package) || die "no package"
 log "package $DEB"
 
 # --- the host -----------------------------------------------------------------------
