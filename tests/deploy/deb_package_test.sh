@@ -10,14 +10,19 @@
 # shipped config's pointer, the README's installed files) and the commands are on a
 # normal user's PATH; the README's first run (the installed agent started as the unit
 # starts it, then `poolctl status`) works; then purged. Prints the build time.
+#   deb_package_test.sh SRC [DEB_DIR]
+# With DEB_DIR the built .deb files are left there (emptied first) for the tests that
+# install the package in VMs (tests/hosts), so that a run builds the package once.
 set -eu
 src=$1
+keep=${2:-}
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i)"; exit 1; }
 tmp=$(mktemp -d)
 cleanup() { dpkg --purge poolkeeper >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
+[ -z "$keep" ] || rm -rf "$keep"                     # never a stale package for the VMs
 
 start=$(date +%s)
 if [ "${CI:-}" = true ]; then
@@ -32,6 +37,12 @@ else
 fi
 echo "package built $how in $(( $(date +%s) - start )) s"
 deb=$(ls "$tmp"/out/poolkeeper_*.deb)
+if [ -n "$keep" ]; then
+  rm -rf "$keep"
+  mkdir -p "$keep"
+  cp "$tmp"/out/*.deb "$keep/"
+  echo "left in $keep: $(cd "$keep" && echo *.deb)"
+fi
 
 lintian --fail-on error "$deb" > "$tmp/lintian.log" 2>&1 ||
   { cat "$tmp/lintian.log"; echo "lintian found errors"; exit 1; }

@@ -15,6 +15,10 @@
 #   host.sh kill NAME                  power NAME off (its qemu killed, by pid file)
 #   host.sh killall                    kill every qemu this state directory started
 #   host.sh rss NAME                   the qemu's resident set (KiB)
+#   host.sh package                    the path of the poolkeeper .deb to install: in
+#                                      $POOLKEEPER_DEB_DIR if set, else in $HOSTS_DEB_DIR
+#                                      (ctest's, from deb_package_test), else built into
+#                                      HOSTS_DIR/deb (DEB_BUILD_OPTIONS default: nocheck)
 #
 # Each host: the host machine's root read-only over 9p under an overlay, Debian's udev
 # package (the container has none) as a read-only layer above it, and the overlay's
@@ -222,6 +226,23 @@ kill_host() {
   rm -f "$HOSTS_DIR/$name/qemu.pid"
 }
 
+package() {
+  local dir=${POOLKEEPER_DEB_DIR:-${HOSTS_DEB_DIR:-}} deb
+  if [ -z "$dir" ]; then
+    dir=$HOSTS_DIR/deb
+    echo "host.sh: building the package (deploy/build-deb.sh $dir)" >&2
+    rm -rf "$dir"
+    mkdir -p "$HOSTS_DIR"
+    # Without the package's own unit tests (nocheck) unless told otherwise: the suite
+    # runs them anyway.
+    DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck} "$ROOT/deploy/build-deb.sh" "$dir" > "$HOSTS_DIR.build-deb.log" 2>&1 \
+      || fail "deploy/build-deb.sh failed: $(tail -n 20 "$HOSTS_DIR.build-deb.log")"
+  fi
+  deb=$(ls "$dir"/poolkeeper_*.deb 2>/dev/null | grep -v dbgsym | head -n 1 || true)
+  [ -n "$deb" ] || fail "no poolkeeper_*.deb in $dir"
+  echo "$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")"
+}
+
 cmd=${1:-}
 shift || true
 case $cmd in
@@ -238,5 +259,6 @@ case $cmd in
       kill_host "$(basename "$(dirname "$f")")"
     done ;;
   rss) ps -o rss= -p "$(pid_of "$1")" | tr -d ' ' ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  package) package ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

@@ -113,45 +113,15 @@ log "booted (qemu start to multi-user.target): lb ${BOOT[lb]} s, rs1 ${BOOT[rs1]
 log "director up: etcd, keys, IPVS, lbdriver"
 
 # --- the package --------------------------------------------------------------------
-DEB_DIR=${POOLKEEPER_DEB_DIR:-}
-if [ -z "$DEB_DIR" ]; then
-  DEB_DIR=$HOSTS_DIR/deb
-  log "building the package (deploy/build-deb.sh $DEB_DIR)"
-  rm -rf "$DEB_DIR"
-  # Without the package's own unit tests (nocheck) unless told otherwise: the suite
-  # runs them anyway.
-  DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck} "$ROOT/deploy/build-deb.sh" "$DEB_DIR" > "$HOSTS_DIR.build-deb.log" 2>&1 \
-    || die "deploy/build-deb.sh failed: $(tail -n 20 "$HOSTS_DIR.build-deb.log")"
-fi
-DEB=$(ls "$DEB_DIR"/poolkeeper_*.deb 2>/dev/null | grep -v dbgsym | head -n 1 || true)
-[ -n "$DEB" ] || die "no poolkeeper_*.deb in $DEB_DIR"
-DEB=$(cd "$(dirname "$DEB")" && pwd)/$(basename "$DEB")
+DEB=$("$H" package) || die "no package"
 log "package $DEB"
 
 # --- the realservers ----------------------------------------------------------------
 for rs in rs1 rs2; do
   "$H" exec $rs "set -e
-    mkdir -p /srv/dumps
-    echo 'poolkeeper canary' > /srv/dumps/canary.txt
+    sh $HERE/servers.sh
     cp $HOSTS_DIR/shared/data.bin /srv/dumps/data.bin
-    chmod 644 /srv/dumps/*
-    cp $ROOT/deploy/examples/nginx-health.conf /etc/nginx/snippets/poolkeeper-health.conf
-    rm -f /etc/nginx/sites-enabled/*
-    cat > /etc/nginx/sites-enabled/dumps <<'EOF'
-server {
-  listen 80 default_server;
-  server_name dumps.example.org;
-  root /srv/dumps;
-  access_log off;
-  include /etc/nginx/snippets/poolkeeper-health.conf;
-}
-EOF
-    cat > /etc/rsyncd.conf <<'EOF'
-reverse lookup = no
-[dumps]
-  path = /srv/dumps
-  read only = true
-EOF
+    chmod 644 /srv/dumps/data.bin
     systemctl restart nginx
     systemctl start rsync
     # The machine's root is shared (9p, cached): forget what this guest saw of it, so
