@@ -8,10 +8,13 @@ and the clients); REBOOT_S is the host's wall clock from the request to the gues
 multi-user.target again. Exits 1 when the reboot broke a promise: a failed HTTP or
 rsync request, a journal that does not say the agent drained because systemd was taking
 the host down, a depool that failed, an --until-boot intent still there after the boot,
-or a service whose pool was empty at some moment.
+or a service whose pool was empty at some moment from the depool on. The director's log
+is read by events.py's director_view, as for the other scenarios.
 """
 import json
 import sys
+
+from events import client_rows, director_view
 
 rs, t_dep, t_boot, t_back, reboot_s, cjson, dlog, journal, depool_out, status = sys.argv[1:11]
 t_dep, t_boot, t_back = float(t_dep), float(t_boot), float(t_back)
@@ -20,42 +23,25 @@ broken = []
 print("=== rolling reboot of %s: poolctl depool --until-boot --reason reboot && systemctl reboot ===" % rs)
 print("  steps (s after the depool): booted again +%.1f (systemctl reboot to multi-user.target: %s s "
       "wall clock), back in every service +%.1f" % (t_boot - t_dep, reboot_s, t_back - t_dep))
-s = json.load(open(cjson))
-print("  client      ok  failed  longest stall  longest op  failures (first .. last)")
-for c in s["clients"]:
-    span = "-" if not c["failed"] else "+%.1f .. +%.1f s" % (c["first_fail"] - t_dep, c["last_fail"] - t_dep)
-    print("  %-8s %5d  %6d  %11.2f s  %8.2f s  %s" % (
-        c["name"], c["ok"], c["failed"], c["longest_gap"], c["longest_op"], span))
+rows, failed = client_rows(cjson, t_dep, longest_op=True)
+print("\n".join(rows))
+for c in json.load(open(cjson))["clients"]:
     if c["failed"]:
         broken.append("%d %s requests failed" % (c["failed"], c["name"]))
 
-# The director's table replayed from the start: who is in each service when.
-inn = {"http": set(), "rsync": set()}
-emptied = []
-moves = {"http": [], "rsync": []}
-keys = {"http": [], "rsync": []}
-fetch = []
-for line in open(dlog):
-    w = line.split()
-    t = float(w[0])
-    if w[1] == "ipvs" and w[2] in inn:
-        (inn[w[2]].add if w[4] == "in" else inn[w[2]].discard)(w[3])
-        if not inn[w[2]]:
-            emptied.append("%s at +%.1f" % (w[2], t - t_dep))
-        if t >= t_dep - 1 and w[3] == rs:
-            moves[w[2]].append("%s +%.1f" % (w[4], t - t_dep))
-    elif w[1] == "key" and w[2] in keys and t >= t_dep - 1 and w[3] == rs:
-        keys[w[2]].append("%s +%.1f" % (w[4], t - t_dep))
-    elif w[1] == "fetch" and t >= t_dep - 1 and w[2] == rs:
-        fetch.append("%s +%.1f" % (w[3], t - t_dep))
+# The director's table replayed from the start: what it did about rs from the depool on.
+moves, keys, fetch, emptied = director_view(dlog, rs, t_dep - 1)
 for svc in ("http", "rsync"):
-    print("  director %-6s %s" % (svc + ":", ", ".join(moves[svc]) or "no change"))
+    print("  director %-6s %s" % (svc + ":", ", ".join(
+        "%s +%.1f" % (st, t - t_dep) for t, s, st in moves if s == svc) or "no change"))
 for svc in ("http", "rsync"):
-    print("  conftool %-6s %s" % (svc + ":", ", ".join(keys[svc]) or "no change"))
-print("  proxyfetch:     %s" % (", ".join(fetch) or "no change"))
-print("  pool never empty: %s" % ("no: " + ", ".join(emptied) if emptied else "yes"))
+    print("  conftool %-6s %s" % (svc + ":", ", ".join(
+        "%s +%.1f" % (st, t - t_dep) for t, s, st in keys if s == svc) or "no change"))
+print("  proxyfetch:     %s" % (", ".join("%s +%.1f" % (st, t - t_dep) for t, st in fetch) or "no change"))
+empties = ", ".join("%s at +%.1f" % (s, t - t_dep) for t, s in emptied)
+print("  pool never empty: %s" % ("no: " + empties if emptied else "yes"))
 if emptied:
-    broken.append("a pool was empty (%s)" % ", ".join(emptied))
+    broken.append("a pool was empty (%s)" % empties)
 
 dep = open(depool_out, errors="replace").read().strip()
 print("  depool: %s" % (dep.replace("\n", " | ") or "(no output)"))
