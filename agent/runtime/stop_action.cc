@@ -32,10 +32,11 @@ std::string stop_action_file(const std::string& admin_socket) {
 namespace {
 
 // How long each question to systemd may take. They are asked once, at SIGTERM, while
-// the agent still serves, and inside the stop's own bound (drain_seconds + 2 s; the
-// first unanswered question ends the asking). During a shutdown systemd and dbus-daemon
-// are busy with the shutdown transaction: a real reboot on a loaded host saw 1 s run
-// out (the agent then drains, the safe side, but cannot say why).
+// the agent still serves, inside the stop's own bound (drain_seconds + 2 s): an
+// unanswered SystemState ends the asking (drain); the two shutdown.target questions
+// after it are asked only of a systemd that just answered. During a shutdown systemd
+// and dbus-daemon are busy with the shutdown transaction: a real reboot on a loaded
+// host saw 1 s run out (the agent then drains, the safe side, but cannot say why).
 constexpr uint64_t kSystemdCallTimeoutUsec = 3'000'000;
 
 struct Bus {
