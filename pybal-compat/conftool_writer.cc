@@ -336,6 +336,13 @@ bool ConftoolWriter::write(const std::string& service, const std::string& host, 
     seen_[service].seen = r.node.modified_index;
     save_seen();
   }
+  if (last_read_) {  // what the next sync's early floor steps plan from knows this write
+    auto svc = last_read_->pools.find(service);
+    if (svc != last_read_->pools.end() && svc->second.count(host)) {
+      svc->second[host].value = value;
+      svc->second[host].modified_index = r.node.modified_index;
+    }
+  }
   log_info("conftool write", {{"key", node.key}, {"pooled", conftool_pooled_name(pooled)},
                               {"index", std::to_string(r.node.modified_index)}});
   return true;
@@ -365,7 +372,7 @@ void ConftoolWriter::take_out_one(const TakeOutRequest& r, TakeOutAnswer* a) {
 
 std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
     const std::string& service, const std::string& leaving, int min_pooled, std::string* error,
-    const std::function<bool(std::string*)>& go_on) {
+    const std::function<bool(std::string*)>& go_on, const std::function<void(const ConftoolFloor&)>& decided) {
   if (!lock(service, error)) return std::nullopt;
   std::optional<ConftoolFloor> f;
   if (auto hosts = read_hosts(service, error)) {
@@ -382,6 +389,7 @@ std::optional<ConftoolFloor> ConftoolWriter::floor_under_lock(
         f.reset();
     }
   }
+  if (f && decided) decided(*f);
   unlock(service);
   return f;
 }
@@ -394,6 +402,8 @@ bool ConftoolWriter::sync_once(std::string* error) {
     view.wants = wants_;
     view.peers = peers_;
   }
+  std::map<std::string, FloorVerdict> early;
+  if (!early_floor_steps(view, &early, error)) return false;
   // One read of the whole prefix and one of the liveness keys per sync; the floor
   // re-reads its service under the lock.
   for (auto it = pending_records_.begin(); it != pending_records_.end();) {
@@ -440,10 +450,16 @@ bool ConftoolWriter::sync_once(std::string* error) {
   view.seen = seen_;
   view.liveness = liveness_;
   ConftoolPlan plan = plan_sync(view);
+  last_read_ = view;
 
   nlohmann::json keys = nlohmann::json::object();
-  for (const auto& step : plan.keys) {
+  for (ConftoolKeyStep step : plan.keys) {
     keys[step.service] = step.key;
+    auto e = early.find(step.service);
+    if (step.action == ConftoolKeyStep::Action::kFloor && e != early.end()) {
+      step.action = ConftoolKeyStep::Action::kNone;  // the floor was asked once this sync: its answer stands
+      step.verdict = e->second;
+    }
     if (!execute(step, &keys[step.service], error)) return false;
   }
   std::vector<ConftoolHeld> held = plan.held;
@@ -512,30 +528,9 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       if (!write(svc, host_, step.node, step.pooled, error)) return false;
       (*key)["pooled"] = conftool_pooled_name(step.pooled);
       break;
-    case ConftoolKeyStep::Action::kFloor: {
-      auto f = floor_under_lock(svc, host_, step.min_pooled, error);
-      if (!f && lock_denied_) {
-        // Not a silent skip of the floor: stay in, and say why, until the grant is there.
-        *error += "; staying pooled for " + svc + ": without the lock this host does not take itself out";
-        cb_.verdict(svc, FloorVerdict::kLockDenied);
-      }
-      if (!f) return false;
-      switch (f->outcome) {
-        case ConftoolFloor::Outcome::kGone:
-          break;
-        case ConftoolFloor::Outcome::kNotPooled:
-          verdict = FloorVerdict::kRelease;  // out already
-          break;
-        case ConftoolFloor::Outcome::kRefused:
-          verdict = FloorVerdict::kKeep;
-          break;
-        case ConftoolFloor::Outcome::kTakeOut:
-          (*key)["pooled"] = conftool_pooled_name(ConftoolPooled::kNo);
-          verdict = FloorVerdict::kRelease;
-          break;
-      }
+    case ConftoolKeyStep::Action::kFloor:
+      if (!floor_step(step, key, &verdict, error)) return false;
       break;
-    }
   }
   if (step.drop_record) {  // done with: the key moved on from that takeover (or we wrote over it)
     auto r = etcd_.del(depooled_key(svc, host_), *step.drop_record);
@@ -551,6 +546,54 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
     log_warn("conftool key missing: the load balancer does not know this host for the service",
              {{"service", svc}, {"key", this->key(svc)}});
   cb_.verdict(svc, verdict);
+  return true;
+}
+
+bool ConftoolWriter::floor_step(const ConftoolKeyStep& step, nlohmann::json* key, FloorVerdict* verdict,
+                                std::string* error) {
+  const std::string& svc = step.service;
+  auto verdict_of = [&](const ConftoolFloor& f) {
+    switch (f.outcome) {
+      case ConftoolFloor::Outcome::kGone:
+        return step.verdict;
+      case ConftoolFloor::Outcome::kRefused:
+        return FloorVerdict::kKeep;
+      case ConftoolFloor::Outcome::kNotPooled:  // out already
+      case ConftoolFloor::Outcome::kTakeOut:
+        break;
+    }
+    return FloorVerdict::kRelease;
+  };
+  // The agent hears the answer before the lock's release, one round trip sooner.
+  auto f = floor_under_lock(svc, host_, step.min_pooled, error, nullptr,
+                            [&](const ConftoolFloor& d) { cb_.verdict(svc, verdict_of(d)); });
+  if (!f && lock_denied_) {
+    // Not a silent skip of the floor: stay in, and say why, until the grant is there.
+    *error += "; staying pooled for " + svc + ": without the lock this host does not take itself out";
+    cb_.verdict(svc, FloorVerdict::kLockDenied);
+  }
+  if (!f) return false;
+  if (f->outcome == ConftoolFloor::Outcome::kTakeOut) (*key)["pooled"] = conftool_pooled_name(ConftoolPooled::kNo);
+  *verdict = verdict_of(*f);
+  return true;
+}
+
+bool ConftoolWriter::early_floor_steps(const ConftoolView& now, std::map<std::string, FloorVerdict>* given,
+                                       std::string* error) {
+  if (!last_read_) return true;  // the first sync: nothing read yet to plan from
+  ConftoolView view = *last_read_;
+  view.wants = now.wants;
+  view.peers = now.peers;
+  view.seen = seen_;
+  view.steady_now = clock_.now();
+  view.wall_now = clock_.wall();
+  for (const auto& step : plan_sync(view).keys) {
+    if (step.action != ConftoolKeyStep::Action::kFloor) continue;
+    nlohmann::json key = step.key;  // /status gets the sync's own read of it
+    FloorVerdict v = step.verdict;
+    if (!floor_step(step, &key, &v, error)) return false;
+    (*given)[step.service] = v;
+  }
   return true;
 }
 

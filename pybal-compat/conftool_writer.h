@@ -137,10 +137,20 @@ class ConftoolWriter {
   // under the service's etcd lock, re-reads its keys, decides whether `leaving` may go
   // and, when it may, writes its key "no". `go_on`, also under the lock, may call it off
   // (false: nothing written, outcome kGone). nullopt with *error when etcd failed (no
-  // lock, no read, no write).
+  // lock, no read, no write). `decided`, when given, hears the outcome as soon as it is
+  // settled (after the write), before the lock is released.
   std::optional<ConftoolFloor> floor_under_lock(const std::string& service, const std::string& leaving, int min_pooled,
                                                 std::string* error,
-                                                const std::function<bool(std::string* error)>& go_on = nullptr);
+                                                const std::function<bool(std::string* error)>& go_on = nullptr,
+                                                const std::function<void(const ConftoolFloor&)>& decided = nullptr);
+  // The floor step for our own key (a failing service): the verdict goes to the agent
+  // as soon as the floor has decided. False (with *error) when etcd failed it.
+  bool floor_step(const ConftoolKeyStep& step, nlohmann::json* key, FloorVerdict* verdict, std::string* error);
+  // Floor steps planned from the last sync's read, run before this sync reads anything:
+  // a failing service does not wait for the reads of the whole prefix, the records and
+  // the liveness keys (the floor re-reads its service under the lock anyway). Returns
+  // the verdicts given, by service; false (with *error) when etcd failed.
+  bool early_floor_steps(const ConftoolView& now, std::map<std::string, FloorVerdict>* given, std::string* error);
   // False with *error when the lock cannot be had (lock_denied_: etcd refused our user
   // the lock key, a missing grant rather than a busy lock).
   bool lock(const std::string& service, std::string* error);
@@ -179,6 +189,7 @@ class ConftoolWriter {
   // disappearance).
   PeerLiveness liveness_;
   std::set<std::string> alive_;
+  std::optional<ConftoolView> last_read_;  // the last successful sync's view of etcd
   std::atomic<bool> peer_suspect_{false};  // a peer is unreachable or its liveness key gone
   std::set<std::string> missing_logged_;
   // Records a takeover wrote its key for but could not write yet (key → value): tried

@@ -50,7 +50,7 @@ struct Host {
     cfg.peer_dead_after = kDeadAfter;
     ConftoolWriter::Callbacks cb;
     cb.adopt = [this](const std::string& svc, ConftoolPooled p) { adopted.push_back(svc + "=" + conftool_pooled_name(p)); };
-    cb.verdict = [](const std::string&, FloorVerdict) {};
+    cb.verdict = [this](const std::string& svc, FloorVerdict v) { verdicts.push_back({svc, v, link.ops.size()}); };
     cb.status = [this](bool up, const std::string&, const nlohmann::json& k, const nlohmann::json& l) {
       this->up = up;
       keys = k;
@@ -93,6 +93,12 @@ struct Host {
   std::unique_ptr<ConftoolWriter> writer;
   SteadyTime next_refresh{};
   std::vector<std::string> adopted;
+  struct Verdict {
+    std::string service;
+    FloorVerdict verdict;
+    size_t after_ops;  // how many etcd requests the writer had made when it was given
+  };
+  std::vector<Verdict> verdicts;
   bool up = false, synced = false;
   std::string last_error;
   nlohmann::json keys, liveness;
@@ -207,6 +213,48 @@ TEST_F(ConftoolWriterSim, LivenessKeyIsRefreshedWithinItsTtlAndExpiresWithoutIt)
 }
 
 // a and b reach etcd but not each other: for 3 × peer_dead_after not one key changes.
+// A service that starts failing leaves through the floor before the sync reads the
+// whole prefix, the takeover records and the liveness keys: the lock, its service's keys,
+// the write, then the verdict, which does not wait for the lock's release.
+TEST_F(ConftoolWriterSim, AFailingServiceLeavesBeforeTheSyncReadsEverything) {
+  seed_all({"nfs", "http"}, {"a", "b"});
+  Host& a = host("a");
+  Host& b = host("b");
+  run({&a, &b}, 1s);
+  a.link.ops.clear();
+  a.verdicts.clear();
+  a.want({{"nfs", ConftoolWant::Kind::kNoUnderFloor, 1}, {"http", ConftoolWant::Kind::kYes, 1}});
+  std::string error;
+  ASSERT_TRUE(a.writer->sync_round(&error)) << error;
+  EXPECT_EQ(pooled("nfs", "a"), "no");
+  EXPECT_EQ(pooled("nfs", "b"), "yes");
+  ASSERT_FALSE(a.verdicts.empty());
+  const auto& v = a.verdicts.front();
+  EXPECT_EQ(v.service, "nfs");
+  EXPECT_EQ(v.verdict, FloorVerdict::kRelease);
+  std::vector<std::string> before(a.link.ops.begin(), a.link.ops.begin() + static_cast<long>(v.after_ops));
+  EXPECT_EQ(before, (std::vector<std::string>{"PUT /poolkeeper/locks/nfs", "GET " + std::string(kPrefix) + "/nfs/",
+                                              "PUT " + key("nfs", "a")}));
+  EXPECT_EQ(count_of(testing::PrintToString(a.link.ops), "PUT /poolkeeper/locks/nfs"), 1);  // asked once
+  EXPECT_EQ(count_of(testing::PrintToString(a.link.ops), "DEL /poolkeeper/locks/nfs"), 1);  // and released
+
+  // b failing too: the floor keeps it in, asked once in the sync, and the sync's own
+  // plan does not ask again.
+  b.link.ops.clear();
+  b.verdicts.clear();
+  b.want({{"nfs", ConftoolWant::Kind::kNoUnderFloor, 1}, {"http", ConftoolWant::Kind::kYes, 1}});
+  ASSERT_TRUE(b.writer->sync_round(&error)) << error;
+  EXPECT_EQ(pooled("nfs", "b"), "yes");
+  ASSERT_FALSE(b.verdicts.empty());
+  EXPECT_EQ(b.verdicts.front().verdict, FloorVerdict::kKeep);
+  EXPECT_EQ(count_of(testing::PrintToString(b.link.ops), "PUT /poolkeeper/locks/nfs"), 1);
+  for (const auto& w : b.verdicts) {
+    if (w.service == "nfs") {
+      EXPECT_EQ(w.verdict, FloorVerdict::kKeep);
+    }
+  }
+}
+
 TEST_F(ConftoolWriterSim, CutLinkBetweenLiveAgentsChangesNoKey) {
   seed_all({"nfs", "http"}, {"a.example.org", "b.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");

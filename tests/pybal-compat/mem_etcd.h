@@ -29,18 +29,22 @@ class MemEtcd {
    public:
     explicit Link(MemEtcd& store) : store_(store) {}
     bool cut = false;
-    int requests = 0;  // answered or refused, every kind
+    int requests = 0;               // answered or refused, every kind
+    std::vector<std::string> ops;  // "GET key", "PUT key", "DEL key", in order
     poolkeeper::EtcdResult get(const std::string& key, bool recursive, bool quorum) override {
+      ops.push_back("GET " + key);
       if (auto r = refused(key)) return *r;
       (void)quorum;  // one member: every read is a quorum read
       return store_.get(key, recursive);
     }
     poolkeeper::EtcdResult put(const std::string& key, const std::string& value,
                                const poolkeeper::EtcdPut& cond) override {
+      ops.push_back("PUT " + key);
       if (auto r = refused(key)) return *r;
       return store_.put(key, value, cond);
     }
     poolkeeper::EtcdResult del(const std::string& key, const std::optional<std::string>& prev_value) override {
+      ops.push_back("DEL " + key);
       if (auto r = refused(key)) return *r;
       return store_.del(key, prev_value);
     }
