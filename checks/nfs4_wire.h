@@ -23,18 +23,17 @@ namespace poolkeeper::nfs4 {
 
 // Operation numbers (RFC 8881 section 16.2.1) the probe sends.
 enum Op : uint32_t {
-  kOpClose = 4,
-  kOpGetattr = 9,
-  kOpGetfh = 10,
-  kOpLookup = 15,
-  kOpOpen = 18,
-  kOpPutrootfh = 24,
-  kOpRead = 25,
-  kOpExchangeId = 42,
-  kOpCreateSession = 43,
-  kOpSequence = 53,
-  kOpReclaimComplete = 58,
-  kOpIllegal = 10044,
+  kOpClose = 4,             // closes what OPEN opened
+  kOpGetattr = 9,           // the file's attributes
+  kOpGetfh = 10,            // a file handle (peers compare the export's)
+  kOpLookup = 15,           // each component of the path
+  kOpOpen = 18,             // the file opened for reading
+  kOpPutrootfh = 24,        // every probe compound starts at the pseudo-root
+  kOpRead = 25,             // the file's first bytes
+  kOpExchangeId = 42,       // the client's identity (4.1)
+  kOpCreateSession = 43,    // one session per connection
+  kOpSequence = 53,         // first in every compound of the session
+  kOpReclaimComplete = 58,  // nothing to reclaim: OPEN is answered outside grace
 };
 
 // Status codes of NFSv4.1 that libnfs's 4.0 headers do not have.

@@ -554,45 +554,48 @@ void HealthModel::emit(Event e) {
 }
 
 CheckView HealthModel::check_view(const std::string& name, const CheckRuntime& c) const {
-  CheckView v;
-  v.name = name;
-  v.kind = c.cfg.kind;
-  v.target = c.cfg.check ? c.cfg.check->target() : "";
-  v.critical = c.cfg.critical;
-  v.health = c.state.health();
-  v.successes = c.state.successes();
-  v.failures = c.state.failures();
-  v.rise = c.state.rise();
-  v.fall = c.state.fall();
-  v.last = c.last;
-  v.last_time = c.last_time;
-  v.since = c.since;
-  v.last_success = c.last_success;
-  v.services = c.services;
-  v.history = c.history;
+  std::optional<WallTime> stuck_since;
   if (auto started = scheduler_.stuck_since(name))
-    v.stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - *started);
-  if (!c.cfg.unit.empty()) {
-    UnitView u;
-    u.name = c.cfg.unit;
-    u.hurried = c.hurry_seq != 0;
-    auto it = units_.find(c.cfg.unit);
-    if (it != units_.end()) {
-      const UnitTrack& t = it->second;
-      u.watched = t.known;
-      u.error = t.error;
-      u.last_job = t.last_job;
-      if (t.known) {
-        u.active_state = t.state.active_state;
-        u.sub_state = t.state.sub_state;
-        u.text = unit_text(t.state);
-      }
-    } else {
-      u.error = "not watched yet";
-    }
-    v.unit = std::move(u);
+    stuck_since = clock_.wall() - std::chrono::duration_cast<WallTime::duration>(clock_.now() - *started);
+  return CheckView{.name = name,
+                   .kind = c.cfg.kind,
+                   .target = c.cfg.check ? c.cfg.check->target() : "",
+                   .critical = c.cfg.critical,
+                   .health = c.state.health(),
+                   .successes = c.state.successes(),
+                   .failures = c.state.failures(),
+                   .rise = c.state.rise(),
+                   .fall = c.state.fall(),
+                   .last = c.last,
+                   .last_time = c.last_time,
+                   .since = c.since,
+                   .last_success = c.last_success,
+                   .services = c.services,
+                   .stuck_since = stuck_since,
+                   .unit = unit_view(c),
+                   .history = c.history};
+}
+
+std::optional<UnitView> HealthModel::unit_view(const CheckRuntime& c) const {
+  if (c.cfg.unit.empty()) return std::nullopt;
+  UnitView u;
+  u.name = c.cfg.unit;
+  u.hurried = c.hurry_seq != 0;
+  auto it = units_.find(c.cfg.unit);
+  if (it == units_.end()) {
+    u.error = "not watched yet";
+    return u;
   }
-  return v;
+  const UnitTrack& t = it->second;
+  u.watched = t.known;
+  u.error = t.error;
+  u.last_job = t.last_job;
+  if (t.known) {
+    u.active_state = t.state.active_state;
+    u.sub_state = t.state.sub_state;
+    u.text = unit_text(t.state);
+  }
+  return u;
 }
 
 ServiceView HealthModel::service_view(const std::string& name, const ServiceRuntime& svc) const {

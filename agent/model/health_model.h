@@ -229,6 +229,7 @@ class HealthModel {
                      bool automatic = false);
   std::vector<PeerState> peers_for(const ServiceConfig& sc) const;
   CheckView check_view(const std::string& name, const CheckRuntime& c) const;
+  std::optional<UnitView> unit_view(const CheckRuntime& c) const;  // set when the check names a unit
   ServiceView service_view(const std::string& name, const ServiceRuntime& svc) const;
   std::vector<PeerView> peer_views() const;
   void set_all_views(SnapshotBuilder& b) const;
