@@ -7,10 +7,11 @@
 
 Each round: wait until the service is back (/health/S 200 and, with --key, the conftool
 key pooled=yes) and the check has had a probe pass since; wait for the check's next probe
-(the --probe-log file, which the server writes at the end of each of the check's
-requests, grows; else /status checks.C.last.time changes) so the kill lands just after
-a probe, the worst case for polling; then SIG to every process of U's cgroup (what
-`systemctl kill -s SIG U` does; --via systemctl runs systemctl, whose own start-up takes
+(the --probe-log file, where the server logs the check's requests, grows by the line
+--probe-end names, the one a probe's end writes; else /status checks.C.last.time
+changes) so the kill lands just after a probe, the worst case for polling; then SIG to
+every process of U's cgroup, read again until no new one appears (what `systemctl kill
+-s SIG U` does; --via systemctl runs systemctl, whose own start-up takes
 up to seconds under emulation) and poll /health/S (and the key) every 20 ms until it
 turns 503 (and `no`). The elapsed time runs from the signal's effect on the unit's main
 process (gone, a zombie or stopped, seen every 5 ms) to the first answer seen out, on
@@ -100,6 +101,38 @@ def proc_state(pid):
         return "gone"
 
 
+def probe_ended(path, size, end_text):
+    """Whether `path` grew past `size` by a line containing `end_text` (any growth when
+    it is empty)."""
+    if file_size(path) <= size:
+        return False
+    if not end_text:
+        return True
+    with open(path, "rb") as f:
+        f.seek(size)
+        return end_text.encode() in f.read()
+
+
+def cgroup_kill(procs, sig):
+    """The signal to every process in the cgroup, read again until no new one appears
+    (as systemd's cg_kill does): a child a server forks meanwhile is not missed."""
+    done = set()
+    for _ in range(20):
+        try:
+            with open(procs) as f:
+                pids = {int(p) for p in f.read().split()} - done
+        except OSError:
+            return
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        done |= pids
+
+
 def fail(row, what):
     print(json.dumps({"row": row, "error": what}), flush=True)
     sys.exit(1)
@@ -124,6 +157,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--restart", choices=["start", "auto", "cont"], default="start")
     ap.add_argument("--probe-log", default="", help="a file that grows with each probe")
+    ap.add_argument("--probe-end", default="",
+                    help="with --probe-log: the text of the line a probe's end writes there "
+                         "(default: any growth)")
     ap.add_argument("--via", choices=["cgroup", "systemctl"], default="cgroup")
     ap.add_argument("--deadline", type=float, default=60.0, help="per detection")
     a = ap.parse_args()
@@ -145,19 +181,17 @@ def main():
         if pid in ("", "0"):
             fail(a.row, f"round {n}: {a.unit} has no main process")
         procs = f"/sys/fs/cgroup/system.slice/{a.unit}/cgroup.procs"
-        try:
-            with open(procs) as f:
-                pids = [int(p) for p in f.read().split()]
-        except OSError as e:
-            fail(a.row, f"round {n}: {procs}: {e}")
+        if not os.path.exists(procs):
+            fail(a.row, f"round {n}: no {procs}")
         if a.probe_log:
-            # The server logs each of the check's probes (and only those) at its end:
-            # its log growing is the probe just done, seen every 5 ms.
+            # The server logs each of the check's probes (and only those): nginx one line
+            # at its end, rsyncd several, of which --probe-end marks the end (the agent
+            # has closed the connection). Seen every 5 ms.
             size = file_size(a.probe_log)
             end = time.monotonic() + 60
-            while file_size(a.probe_log) == size:
+            while not probe_ended(a.probe_log, size, a.probe_end):
                 if time.monotonic() > end:
-                    fail(a.row, f"round {n}: no probe in {a.probe_log} within 60 s")
+                    fail(a.row, f"round {n}: no probe's end in {a.probe_log} within 60 s")
                 time.sleep(0.005)
             t_probe = time.monotonic()
         else:
@@ -174,11 +208,7 @@ def main():
             # connection: up to seconds under emulation), so that the kill lands just
             # after the probe.
             kill = None
-            for p in pids:
-                try:
-                    os.kill(p, getattr(signal, "SIG" + a.signal))
-                except ProcessLookupError:
-                    pass
+            cgroup_kill(procs, getattr(signal, "SIG" + a.signal))
         # The signal's effect on the main process (dead, a zombie or stopped), seen
         # every 5 ms: the clock of the rows starts there.
         end = t_start + a.deadline
