@@ -178,7 +178,7 @@ rows() {
 AGENT_START=$("$H" exec $VM "systemctl show -P ExecMainStartTimestampMonotonic poolkeeper.service")
 WEB="--unit nginx.service --check web --service http --probe-log /var/log/nginx/canary.log"
 rows nginx-unit $WEB --rounds "$ROUNDS"
-rows rsync-unit-key --unit rsync.service --check mirror --service rsync --probe-log /var/log/rsyncd-probes.log --probe-end 'total size' \
+rows rsync-unit-key --unit rsync.service --check mirror --service rsync --probe-log /var/log/rsyncd-probes.log --probe-end total \
   --key "$ETCD/v2/keys$PREFIX/rsync/rs1.example.org" --rounds "$ROUNDS" --restart auto
 rows nginx-hung $WEB --signal STOP --restart cont --rounds 1
 
