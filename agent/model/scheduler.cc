@@ -57,6 +57,7 @@ void ProbeScheduler::retime(const std::string& name, const CheckConfig& timing, 
     s.timeout = timing.timeout;
     s.fast_interval = timing.fast_interval;
     s.base = changing ? timing.fast_interval : timing.interval;
+    s.fast = changing;
     s.window = window_for(s.base);
     if (s.in_flight)
       s.overdue_at = s.overdue_counted == 0
@@ -101,7 +102,7 @@ std::vector<ProbeScheduler::Due> ProbeScheduler::take_due() {
   for (const auto& name : names) {
     Slot& s = slots_.at(name);
     start(name, s, now);
-    due.push_back({name, s.gen, s.seq, s.timeout});
+    due.push_back({name, s.gen, s.seq, s.timeout, s.fast});
   }
   return due;
 }
@@ -153,6 +154,7 @@ void ProbeScheduler::reschedule(const std::string& name, bool changing, std::opt
   move(name, it->second, [&](Slot& s) {
     s.next_due = s.again ? from : from + next;
     s.base = base;
+    s.fast = changing || s.again;
     s.window = s.again ? Duration::zero() : window_for(base);
     s.again = false;
   });
@@ -163,6 +165,7 @@ void ProbeScheduler::probe_now(const std::string& name, uint64_t since_seq) {
   if (it == slots_.end() || it->second.seq >= since_seq) return;  // already probed since
   SteadyTime now = clock_.now();
   move(name, it->second, [&](Slot& s) {
+    s.fast = true;
     if (s.in_flight) {
       s.again = true;
       return;

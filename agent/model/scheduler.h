@@ -29,6 +29,7 @@ class ProbeScheduler {
     uint64_t gen;
     uint64_t seq;      // this probe's sequence number, handed back with its result
     Duration timeout;  // the check's timeout now (a reload may change it)
+    bool fast;         // at fast_interval (changing, or hurried by its unit): its result is awaited
   };
   struct Overdue {
     std::string name;
@@ -108,6 +109,7 @@ class ProbeScheduler {
     SteadyTime overdue_at{};  // next deadline at which a stuck probe counts as a failure
     int overdue_counted = 0;  // deadlines counted for the probe in flight
     bool again = false;       // probe_now() while in flight: the next one is due when this one returns
+    bool fast = false;        // changing, or hurried by probe_now()
     SteadyTime at() const { return in_flight ? overdue_at : next_due + window; }
   };
   Duration jittered(Duration base);

@@ -3,8 +3,9 @@
 namespace poolkeeper {
 
 bool ResultBatch::push(ProbeResult r, SteadyTime now) {
+  bool awaited = r.awaited;
   queued_.push_back(std::move(r));
-  if (busy_ || woken_ || wake_ - now <= max_delay_) return false;
+  if (busy_ || woken_ || (!awaited && wake_ - now <= max_delay_)) return false;
   woken_ = true;
   return true;
 }

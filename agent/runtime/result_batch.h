@@ -3,7 +3,9 @@
 // turns; a result wakes it only when it is waiting and its next turn (a probe falling
 // due, a timer) is more than `max_delay` away, and no wake-up is on its way already.
 // With many checks the owner turns every few milliseconds anyway, so results ride along
-// and cost no wake-up of their own; with few, each result still wakes it at once.
+// and cost no wake-up of their own; with few, each result still wakes it at once. A
+// result its check awaits (falling, rising, or hurried by its unit's event) wakes it at
+// once whatever: a crash must not wait up to `max_delay` per probe on its way out.
 // Results are handed over in the order they came, so in order per check.
 //
 // Not locked: the caller holds the lock that also guards the owner's other queue.
@@ -24,6 +26,7 @@ struct ProbeResult {
   uint64_t seq = 0;
   Result result;
   SteadyTime at{};  // when it came: the check's next probe counts from then
+  bool awaited = false;  // its check is at fast_interval (changing or hurried): no riding along
 };
 
 class ResultBatch {

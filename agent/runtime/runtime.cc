@@ -422,7 +422,10 @@ void Runtime::post_result(const std::string& check, uint64_t gen, uint64_t seq, 
     std::lock_guard<std::mutex> lk(mu_);
     if (owner_done_) return;
     SteadyTime now = clock_.now();
-    wake = results_.push({check, gen, seq, std::move(r), now}, now);
+    auto a = awaited_.find(check);
+    bool awaited = a != awaited_.end() && a->second == seq;
+    if (awaited) awaited_.erase(a);
+    wake = results_.push({check, gen, seq, std::move(r), now, awaited}, now);
   }
   if (wake) cv_.notify_all();
 }
@@ -508,7 +511,13 @@ void Runtime::owner_loop() {
     queue_leave_polls(model_->take_leave_polls());  // their announcements are published now
     for (const auto& d : model_->take_due()) {
       auto it = probes_.find(d.name);
-      if (it != probes_.end()) prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
+      if (it == probes_.end()) continue;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        if (d.fast) awaited_[d.name] = d.seq;  // the latest fast probe per check
+        else awaited_.erase(d.name);
+      }
+      prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
     }
     // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
     LeftoverStats left = leftover_stats();

@@ -109,6 +109,7 @@ class Runtime {
   std::condition_variable cv_;
   std::deque<std::function<void(HealthModel&)>> inbox_;
   ResultBatch results_;
+  std::map<std::string, uint64_t> awaited_;  // check → the seq of its fast probe in flight
   bool stop_ = false;
   bool owner_done_ = false;  // the owner loop has taken its last inbox: post() refuses
   bool shut_down_ = false;

@@ -112,6 +112,7 @@ TEST_F(UnitEventsTest, ACrashIsOutInAboutFallTimesFastIntervalWhateverTheInterva
     clock_.advance_to(model_->next_due());
     auto due = model_->take_due();
     ASSERT_EQ(due.size(), 1u);
+    EXPECT_TRUE(due[0].fast);  // awaited: its result does not wait for the owner's next turn
     model_->on_result("web", due[0].gen, due[0].seq, kRefused);
     out = clock_.now();
   }
@@ -202,7 +203,10 @@ TEST_F(UnitEventsTest, FastUntilSettledThenTheIntervalAgain) {
   SteadyTime settled = clock_.now() - 50ms;  // the last probe
   EXPECT_EQ(model_->next_due(), settled + 5s);
   EXPECT_EQ(drive(settled + 4999ms, Result::pass()), 0);
-  EXPECT_EQ(drive(settled + 5s, Result::pass()), 1);
+  clock_.advance_to(settled + 5s);
+  auto due = model_->take_due();
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_FALSE(due[0].fast);  // steady again: its result rides along with the next turn
 }
 
 TEST_F(UnitEventsTest, AStoppedUnitSettlesOnceTheCheckHasFallen) {

@@ -47,6 +47,26 @@ TEST(ResultBatchTest, WakesOnlyAWaitingOwnerWhoseTurnIsFarOff) {
   EXPECT_TRUE(b.push(result("a", 6), clock.now()));
 }
 
+// A check falling, rising or hurried by its unit awaits its result: it does not ride
+// along with the next turn, however near.
+TEST(ResultBatchTest, AnAwaitedResultWakesAWaitingOwnerAtOnce) {
+  FakeClock clock;
+  ResultBatch b(50ms);
+  std::vector<ProbeResult> out;
+  b.take(out);
+  b.waiting_until(clock.now() + 10ms);
+  EXPECT_FALSE(b.push(result("steady", 1), clock.now()));  // rides along
+  ProbeResult r = result("falling", 1);
+  r.awaited = true;
+  EXPECT_TRUE(b.push(r, clock.now()));
+  r.seq = 2;
+  EXPECT_FALSE(b.push(r, clock.now()));  // a wake-up is on its way already
+  b.take(out);
+  EXPECT_EQ(out.size(), 3u);
+  r.seq = 3;
+  EXPECT_FALSE(b.push(r, clock.now()));  // in a turn: it looks at the queue before it waits
+}
+
 TEST(ResultBatchTest, HandsOverEveryResultInOrderPerCheck) {
   FakeClock clock;
   ResultBatch b(25ms);
