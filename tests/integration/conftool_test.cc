@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
 #include "pybal-compat/conftool_plan.h"
+#include "pybal-compat/conftool_writer.h"
 #include "tests/harness/agent_proc.h"
 #include "tests/harness/conftool_etcd.h"
 #include "tests/harness/servers.h"
@@ -85,6 +87,29 @@ class ConftoolTest : public ::testing::Test, protected ConftoolEtcd {
     return n;
   }
   uint64_t etcd_index() { return client().get("/", false, true).etcd_index; }
+  int pooled_nfs_hosts() { return (pooled("nfs", "a.example.org") == "yes") + (pooled("nfs", "b.example.org") == "yes"); }
+  // Replays every etcd event (locks too) from index `from` to now: a's and b's nfs keys,
+  // both "yes" at `from`, must never both be "no"; nothing but hosts under the pools
+  // tree. Returns how many of the events were on lock keys.
+  int replay_never_both_out(uint64_t from, const std::string& what) {
+    std::map<std::string, std::string> state = {{key("nfs", "a.example.org"), "yes"}, {key("nfs", "b.example.org"), "yes"}};
+    int lock_events = 0;
+    uint64_t end = etcd_index();
+    for (uint64_t idx = from; idx <= end;) {
+      auto w = client().watch("/", true, idx, std::chrono::milliseconds(2000));
+      EXPECT_TRUE(w.ok()) << what << ": " << w.describe();
+      if (!w.ok()) break;
+      if (state.count(w.node.key)) state[w.node.key] = nlohmann::json::parse(w.node.value).value("pooled", "?");
+      if (w.node.key.rfind("/poolkeeper/locks/", 0) == 0) ++lock_events;
+      EXPECT_TRUE(w.node.key.rfind(kPrefix, 0) != 0 || w.node.key.find(".example.org") != std::string::npos)
+          << "not a host under the pools tree: " << w.node.key;
+      int yes = 0;
+      for (auto& [k, v] : state) yes += v == "yes";
+      EXPECT_GE(yes, 1) << what << ": both hosts out at index " << w.node.modified_index;
+      idx = w.node.modified_index + 1;
+    }
+    return lock_events;
+  }
   static int port_of(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
   static bool peer_alive(const AgentProc& p, const std::string& host) {
     auto l = p.status()["conftool"]["liveness"]["peers"];
@@ -275,36 +300,23 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
     p->write_config(p->config_text());
     p->start();
   }
-  int races = 20, one_left = 0, lock_events = 0;
+  // Through health checks and the runtime; the many races at the same instant are
+  // TwoWritersDecidingAtOnceLeaveExactlyOnePooled's.
+  int races = 3, one_left = 0, lock_events = 0;
   for (int i = 0; i < races; ++i) {
     ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes")) << "race " << i;
     ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes")) << "race " << i;
-    uint64_t start = client().get(kPrefix, true, false).etcd_index + 1;
+    uint64_t start = etcd_index() + 1;
     a.set_ok("nfs", false);
     b.set_ok("nfs", false);
     // Settles with exactly one "yes" ...
     ASSERT_TRUE(wait_for([&] {
-      return (pooled("nfs", "a.example.org") == "yes") + (pooled("nfs", "b.example.org") == "yes") == 1 &&
-             a.status()["services"]["nfs"]["failing"] == true && b.status()["services"]["nfs"]["failing"] == true;
+      return pooled_nfs_hosts() == 1 && a.status()["services"]["nfs"]["failing"] == true &&
+             b.status()["services"]["nfs"]["failing"] == true;
     }, 5000ms, 20ms)) << "race " << i;
-    EXPECT_TRUE(holds_for([&] {
-      return (pooled("nfs", "a.example.org") == "yes") + (pooled("nfs", "b.example.org") == "yes") == 1;
-    }, 300ms)) << "race " << i;
-    // ... and the history never had both "no": replay every change since the start.
-    std::map<std::string, std::string> state = {{key("nfs", "a.example.org"), "yes"}, {key("nfs", "b.example.org"), "yes"}};
-    uint64_t end = client().get(kPrefix, true, false).etcd_index;
-    for (uint64_t idx = start; idx <= end;) {
-      auto w = client().watch("/", true, idx, std::chrono::milliseconds(2000));  // every event, locks too
-      ASSERT_TRUE(w.ok()) << w.describe();
-      if (state.count(w.node.key)) state[w.node.key] = nlohmann::json::parse(w.node.value).value("pooled", "?");
-      if (w.node.key.rfind("/poolkeeper/locks/", 0) == 0) ++lock_events;
-      EXPECT_TRUE(w.node.key.rfind(kPrefix, 0) != 0 || w.node.key.find(".example.org") != std::string::npos)
-          << "not a host under the pools tree: " << w.node.key;
-      int yes = 0;
-      for (auto& [k, v] : state) yes += v == "yes";
-      EXPECT_GE(yes, 1) << "race " << i << ": both hosts out at index " << w.node.modified_index;
-      idx = w.node.modified_index + 1;
-    }
+    EXPECT_TRUE(holds_for([&] { return pooled_nfs_hosts() == 1; }, 300ms)) << "race " << i;
+    // ... and the history never had both "no".
+    lock_events += replay_never_both_out(start, "race " + std::to_string(i));
     ++one_left;
     a.set_ok("nfs", true);
     b.set_ok("nfs", true);
@@ -312,6 +324,61 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
   EXPECT_EQ(one_left, races);
   EXPECT_GT(lock_events, races);  // the decisions went through the lock
   std::printf("%d races, each left exactly one host pooled (%d lock events)\n", one_left, lock_events);
+}
+
+// The lock under contention: the writers of a and b, each on a thread and a connection
+// of its own, decide at the same instant that their host leaves (failing health, under
+// the floor). etcd's compare-and-swap on the lock key lets one decide at a time, so the
+// second reads the first's "no" under the lock and stays. A race takes milliseconds,
+// so many run here.
+TEST_F(ConftoolTest, TwoWritersDecidingAtOnceLeaveExactlyOnePooled) {
+  seed("a.example.org");
+  seed("b.example.org");
+  TempDir dir;
+  poolkeeper::ConftoolConfig cfg;
+  cfg.endpoints = {etcd().url()};
+  cfg.prefix = kPrefix;
+  cfg.liveness_prefix = "/poolkeeper/alive";
+  cfg.depooled_prefix = "/poolkeeper/depooled";
+  poolkeeper::ConftoolWriter::Callbacks cb;
+  cb.adopt = [](const std::string&, poolkeeper::ConftoolPooled) {};
+  cb.verdict = [](const std::string&, poolkeeper::FloorVerdict) {};
+  cb.status = [](bool, const std::string&, const nlohmann::json&, const nlohmann::json&) {};
+  std::vector<std::unique_ptr<poolkeeper::ConftoolWriter>> writers;
+  for (const char* h : {"a.example.org", "b.example.org"})
+    writers.push_back(std::make_unique<poolkeeper::ConftoolWriter>(cfg, h, dir.file(std::string(h) + ".json"), cb,
+                                                                   poolkeeper::real_clock()));
+  auto want_all = [&](poolkeeper::ConftoolWant::Kind k) {
+    for (auto& w : writers) w->update({{"nfs", k, 1}}, {});
+  };
+  int races = 20, lock_events = 0;
+  for (int i = 0; i < races; ++i) {
+    // Both healthy again: the one that left writes "yes" back.
+    want_all(poolkeeper::ConftoolWant::Kind::kYes);
+    for (auto& w : writers) {
+      std::string error;
+      ASSERT_TRUE(w->sync_round(&error)) << error;
+    }
+    ASSERT_EQ(pooled_nfs_hosts(), 2) << "race " << i;
+    uint64_t start = etcd_index() + 1;
+    want_all(poolkeeper::ConftoolWant::Kind::kNoUnderFloor);
+    std::atomic<int> ready{0};
+    bool ok[2] = {false, false};
+    std::string error[2];
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+      threads.emplace_back([&, t] {
+        ++ready;
+        while (ready.load() < 2) std::this_thread::yield();
+        ok[t] = writers[t]->sync_round(&error[t]);
+      });
+    for (auto& t : threads) t.join();
+    ASSERT_TRUE(ok[0] && ok[1]) << error[0] << " / " << error[1];
+    ASSERT_EQ(pooled_nfs_hosts(), 1) << "race " << i;
+    lock_events += replay_never_both_out(start, "race " + std::to_string(i));
+  }
+  EXPECT_GE(lock_events, 4 * races);  // each race: two takes and two releases of the lock, at least
+  std::printf("%d races, each left exactly one host pooled (%d lock events)\n", races, lock_events);
 }
 
 TEST_F(ConftoolTest, LivenessKeyIsKeptOutsideThePoolsTree) {
