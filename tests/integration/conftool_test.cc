@@ -161,14 +161,13 @@ TEST_F(ConftoolTest, KeyFollowsHealthAndIntentKeepingOperatorFields) {
   ASSERT_EQ(a.ctl({"pool", "nfs"}).rc, 0);
   ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
   // Health: b is pooled, so a may leave; and comes back when healthy.
+  // Written under the floor as by confctl: "pooled" alone changes, in its place.
   a.set_ok("nfs", false);
   ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "no"));
+  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"pooled": "no", "weight": 7, "note": "rack b4"})");
   a.set_ok("nfs", true);
   ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
-  v = value("nfs", "a.example.org");
-  EXPECT_EQ(v["weight"], 7);
-  EXPECT_EQ(v["note"], "rack b4");
-  EXPECT_TRUE(v["weight"].is_number_integer());
+  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"pooled": "yes", "weight": 7, "note": "rack b4"})");
   // The agent's copy of the keys follows etcd through its watch: wait for it.
   nlohmann::json s;
   EXPECT_TRUE(wait_for([&] {
@@ -192,13 +191,13 @@ TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
   EXPECT_EQ(intent["who"], "conftool");
   uint64_t idx = index("nfs", "a.example.org");
   // Not written back (over many resyncs: conftool_writer_sim_test).
-  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 500ms, 100ms));
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 300ms, 50ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "no");
   confctl_set("nfs", "a.example.org", "yes");
   ASSERT_TRUE(a.wait_health("nfs", 200));
   // A set that changes nothing still bumps the index: adopted again, no write back.
   confctl_set("nfs", "a.example.org", "yes");
-  EXPECT_TRUE(holds_for([&] { return a.health("nfs") == 200; }, 500ms));
+  EXPECT_TRUE(holds_for([&] { return a.health("nfs") == 200; }, 300ms));
   // The intent survives a restart: never 200 from the start until the checks have run
   // and the first sync has read the key again.
   confctl_set("http", "a.example.org", "no");
@@ -231,7 +230,7 @@ TEST_F(ConftoolTest, InactiveAndMissingKeys) {
   a.ctl({"depool", "nfs"});
   ASSERT_TRUE(wait_for([&] { return a.status()["services"]["nfs"]["intent"]["intent"] == "depooled"; }, 5000ms));
   // Never touched (whatever it wants, over many resyncs: conftool_writer_sim_test).
-  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 500ms, 100ms));
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 300ms, 50ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "inactive");
   EXPECT_EQ(pooled("http", "a.example.org"), "(missing)");  // not created
   EXPECT_EQ(a.status()["conftool"]["keys"]["http"]["state"], "missing");
@@ -265,7 +264,7 @@ TEST_F(ConftoolTest, EtcdOutageFlapsNothing) {
   etcd().start();
   ASSERT_TRUE(wait_for([&] { return a.status()["conftool"]["up"] == true; }, 15000ms));
   // Nothing written: nothing differed.
-  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 500ms, 100ms));
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 300ms, 50ms));
   EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
 }
 
@@ -315,7 +314,7 @@ TEST_F(ConftoolTest, TwoAgentsFailingAtOnceLeaveExactlyOnePooled) {
   }
   // Through health checks and the runtime; the many races at the same instant are
   // TwoWritersDecidingAtOnceLeaveExactlyOnePooled's.
-  int races = 3, one_left = 0, lock_events = 0;
+  int races = 2, one_left = 0, lock_events = 0;
   for (int i = 0; i < races; ++i) {
     ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes")) << "race " << i;
     ASSERT_TRUE(wait_pooled("nfs", "b.example.org", "yes")) << "race " << i;
@@ -587,12 +586,7 @@ TEST_F(ConftoolTest, ValuesKeepConfctlsShapeThroughAgentWrites) {
   ASSERT_EQ(a.ctl({"pool", "http"}).rc, 0);
   ASSERT_TRUE(wait_pooled("http", "a.example.org", "yes"));
   EXPECT_EQ(raw("http", "a.example.org"), a_http);
-  // Failing health, under the floor: the same.
-  a.set_ok("nfs", false);
-  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "no"));
-  EXPECT_EQ(raw("nfs", "a.example.org"), R"({"weight": 7, "pooled": "no", "note": "rack b4 caf\u00e9"})");
-  a.set_ok("nfs", true);
-  ASSERT_TRUE(wait_pooled("nfs", "a.example.org", "yes"));
+  // (Failing health, under the floor, writes the same way: KeyFollowsHealth… above.)
   // A value an older agent marked (its takeover while we were away): the markers go with
   // the next write, the rest stays as it was.
   a.sigterm_and_wait();
