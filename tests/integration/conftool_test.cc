@@ -363,7 +363,7 @@ TEST_F(ConftoolTest, TwoWritersDecidingAtOnceLeaveExactlyOnePooled) {
   auto want_all = [&](poolkeeper::ConftoolWant::Kind k) {
     for (auto& w : writers) w->update({{"nfs", k, 1}}, {});
   };
-  int races = 20, lock_events = 0;
+  int races = 10, lock_events = 0;
   for (int i = 0; i < races; ++i) {
     // Both healthy again: the one that left writes "yes" back.
     want_all(poolkeeper::ConftoolWant::Kind::kYes);
@@ -663,7 +663,7 @@ TEST_F(ConftoolTest, HoldServiceKeepsYesThroughAReboot) {
   ASSERT_EQ(r.rc, 0) << r.out;
   ASSERT_TRUE(wait_pooled("http", "a.example.org", "no"));
   // Held: NFS clients stall, then resume here.
-  EXPECT_TRUE(holds_for([&] { return pooled("nfs", "a.example.org") == "yes"; }, 500ms));
+  EXPECT_TRUE(holds_for([&] { return pooled("nfs", "a.example.org") == "yes"; }, 300ms));
   a.sigterm_and_wait();                                // the shutdown drain holds it too
   EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
   write_file(a.dir().file("boot_id"), "boot-2\n");
