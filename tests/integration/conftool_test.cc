@@ -191,7 +191,7 @@ TEST_F(ConftoolTest, ConfctlWritesAreAdoptedNotFought) {
   EXPECT_EQ(intent["who"], "conftool");
   uint64_t idx = index("nfs", "a.example.org");
   // Not written back (over many resyncs: conftool_writer_sim_test).
-  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 300ms, 50ms));
+  EXPECT_TRUE(holds_for([&] { return index("nfs", "a.example.org") == idx; }, 300ms, 50ms)) << raw("nfs", "a.example.org") << "\n" << a.log();
   EXPECT_EQ(pooled("nfs", "a.example.org"), "no");
   confctl_set("nfs", "a.example.org", "yes");
   ASSERT_TRUE(a.wait_health("nfs", 200));
