@@ -447,3 +447,30 @@ TEST_F(ConftoolWriterSim, AHeldLockIsWaitedForThenGivenUp) {
   EXPECT_EQ(pooled("nfs", "a.example.org"), "no");
   EXPECT_EQ(store_.get("/poolkeeper/locks/nfs", false).error_code, EtcdError::kKeyNotFound);  // released
 }
+
+// An operator's "inactive" is theirs alone: adopted, and never written over, whatever
+// the agent wants (pooled, depooled, failing) and however many resyncs follow, nor by
+// a depool.
+TEST_F(ConftoolWriterSim, AnInactiveKeyIsNeverWritten) {
+  seed("nfs", "a.example.org", R"({"pooled": "inactive", "weight": 0})");
+  seed("nfs", "b.example.org");
+  Host& a = host("a.example.org");
+  a.want({{"nfs", ConftoolWant::Kind::kYes, 1}});
+  run({&a}, 1s);
+  ASSERT_EQ(a.adopted, std::vector<std::string>{"nfs=inactive"});
+  uint64_t idx = index("nfs", "a.example.org");
+  for (auto k : {ConftoolWant::Kind::kYes, ConftoolWant::Kind::kNoUnderFloor, ConftoolWant::Kind::kNo}) {
+    a.want({{"nfs", k, 1}});
+    run({&a}, 5s);
+    EXPECT_EQ(index("nfs", "a.example.org"), idx) << "wanted " << static_cast<int>(k);
+  }
+  std::vector<ConftoolWriter::TakeOutAnswer> answers;
+  a.writer->take_out({{"nfs", 1}}, [&](const std::vector<ConftoolWriter::TakeOutAnswer>& got) { answers = got; });
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_FALSE(answers[0].unavailable);
+  EXPECT_FALSE(answers[0].refusal) << *answers[0].refusal;
+  EXPECT_EQ(index("nfs", "a.example.org"), idx);
+  EXPECT_EQ(pooled("nfs", "a.example.org"), "inactive");
+  EXPECT_EQ(a.keys["nfs"]["pooled"], "inactive");
+  EXPECT_EQ(a.adopted.size(), 1u);
+}
