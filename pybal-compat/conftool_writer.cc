@@ -27,6 +27,10 @@ constexpr auto kSuspectResync = std::chrono::milliseconds(200);
 // How long lock() tries for a held lock, pausing kLockRetry plus up to kLockJitter
 // between tries, before it gives up.
 constexpr auto kLockWait = std::chrono::seconds(5);
+// How long an operator's change handed to the agent holds our writes of that key back
+// while the agent's wants do not show it yet (the agent takes it in within a turn; this
+// only bounds a change the agent never took in, e.g. while it stopped).
+constexpr auto kAdoptWait = std::chrono::seconds(30);
 constexpr auto kLockRetry = std::chrono::milliseconds(10);
 constexpr uint32_t kLockJitterMs = 40;
 // The liveness key is refreshed every liveness_ttl/3, never more often than
@@ -402,6 +406,7 @@ bool ConftoolWriter::sync_once(std::string* error) {
     view.wants = wants_;
     view.peers = peers_;
   }
+  hold_adopted(&view.wants);
   std::map<std::string, FloorVerdict> early;
   if (!early_floor_steps(view, &early, error)) return false;
   // One read of the whole prefix and one of the liveness keys per sync; the floor
@@ -522,6 +527,7 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
       log_info("conftool change adopted as intent", {{"key", step.key.value("key", "")},
                                                       {"pooled", conftool_pooled_name(step.pooled)},
                                                       {"index", std::to_string(step.node.modified_index)}});
+      adopting_[svc] = {step.pooled, clock_.now()};
       cb_.adopt(svc, step.pooled);  // the agent's next update reflects it
       break;
     case ConftoolKeyStep::Action::kWrite:
@@ -547,6 +553,22 @@ bool ConftoolWriter::execute(const ConftoolKeyStep& step, nlohmann::json* key, s
              {{"service", svc}, {"key", this->key(svc)}});
   cb_.verdict(svc, verdict);
   return true;
+}
+
+void ConftoolWriter::hold_adopted(std::vector<ConftoolWant>* wants) {
+  for (auto& w : *wants) {
+    auto a = adopting_.find(w.service);
+    if (a == adopting_.end()) continue;
+    using K = ConftoolWant::Kind;
+    bool agrees = a->second.pooled == ConftoolPooled::kNo    ? w.kind == K::kNo || w.kind == K::kSkip
+                  : a->second.pooled == ConftoolPooled::kYes ? w.kind != K::kNo
+                                                             : true;
+    if (agrees || clock_.now() - a->second.at >= kAdoptWait) {
+      adopting_.erase(a);
+      continue;
+    }
+    w.kind = K::kSkip;  // wants from before the agent took the operator's change in
+  }
 }
 
 bool ConftoolWriter::floor_step(const ConftoolKeyStep& step, nlohmann::json* key, FloorVerdict* verdict,

@@ -151,6 +151,10 @@ class ConftoolWriter {
   // the liveness keys (the floor re-reads its service under the lock anyway). Returns
   // the verdicts given, by service; false (with *error) when etcd failed.
   bool early_floor_steps(const ConftoolView& now, std::map<std::string, FloorVerdict>* given, std::string* error);
+  // An operator's change handed to the agent (cb_.adopt) reaches its wants a moment
+  // later: until they agree with it (or kAdoptWait passed), that key's want is kSkip,
+  // so no sync writes over the operator with wants from before the adoption.
+  void hold_adopted(std::vector<ConftoolWant>* wants);
   // False with *error when the lock cannot be had (lock_denied_: etcd refused our user
   // the lock key, a missing grant rather than a busy lock).
   bool lock(const std::string& service, std::string* error);
@@ -190,6 +194,11 @@ class ConftoolWriter {
   PeerLiveness liveness_;
   std::set<std::string> alive_;
   std::optional<ConftoolView> last_read_;  // the last successful sync's view of etcd
+  struct Adopting {
+    ConftoolPooled pooled;
+    SteadyTime at;
+  };
+  std::map<std::string, Adopting> adopting_;  // service → the operator's change the agent was handed
   std::atomic<bool> peer_suspect_{false};  // a peer is unreachable or its liveness key gone
   std::set<std::string> missing_logged_;
   // Records a takeover wrote its key for but could not write yet (key → value): tried

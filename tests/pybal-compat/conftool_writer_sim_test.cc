@@ -255,6 +255,29 @@ TEST_F(ConftoolWriterSim, AFailingServiceLeavesBeforeTheSyncReadsEverything) {
   }
 }
 
+// confctl sets "no": the writer hands it to the agent, whose wants take it in a moment
+// later. Syncs in between must not write "yes" back over the operator with the wants
+// from before (PyBal would see "yes" for that moment).
+TEST_F(ConftoolWriterSim, AnAdoptedChangeIsNotWrittenOverBeforeTheAgentTookItIn) {
+  seed_all({"nfs", "http"}, {"a"});
+  Host& a = host("a");
+  run({&a}, 1s);
+  a.adopted.clear();
+  confctl_set("nfs", "a", "no");
+  uint64_t operators = index("nfs", "a");
+  a.turn();
+  EXPECT_EQ(a.adopted, std::vector<std::string>{"nfs=no"});
+  run({&a}, 2s);  // the agent has not taken it in: its wants still say yes
+  EXPECT_EQ(index("nfs", "a"), operators) << "written over the operator's change";
+  a.want({{"nfs", ConftoolWant::Kind::kNo, 1}, {"http", ConftoolWant::Kind::kYes, 1}});
+  run({&a}, 1s);
+  EXPECT_EQ(index("nfs", "a"), operators);
+  // Taken in: the agent's own decisions are written again (confctl pools, the agent agrees).
+  a.want({{"nfs", ConftoolWant::Kind::kYes, 1}, {"http", ConftoolWant::Kind::kYes, 1}});
+  run({&a}, 1s);
+  EXPECT_EQ(pooled("nfs", "a"), "yes");
+}
+
 TEST_F(ConftoolWriterSim, CutLinkBetweenLiveAgentsChangesNoKey) {
   seed_all({"nfs", "http"}, {"a.example.org", "b.example.org"});
   Host &a = host("a.example.org"), &b = host("b.example.org");
@@ -324,7 +347,8 @@ TEST_F(ConftoolWriterSim, DeadPeerIsTakenOutOnceAndComesBackByItself) {
 // pooled. For 30 s nothing is written (no lock either), it is said once; when a is
 // pooled again the takeover goes ahead at once.
 TEST_F(ConftoolWriterSim, ATakeoverTheFloorHoldsWaitsWithoutWriting) {
-  seed_all({"nfs"}, {"a.example.org", "b.example.org"});
+  seed("nfs", "a.example.org", R"({"pooled": "no", "weight": 10})");  // a's operator depooled it
+  seed("nfs", "b.example.org");
   Host &a = host("a.example.org"), &b = host("b.example.org");
   a.want({{"nfs", ConftoolWant::Kind::kNo, 1}});
   b.want({{"nfs", ConftoolWant::Kind::kYes, 1}});
