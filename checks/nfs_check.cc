@@ -25,7 +25,8 @@ namespace poolkeeper {
 
 namespace {
 
-constexpr auto kMaxPoll = std::chrono::milliseconds(100);
+// libnfs's event loop turns at least this often (poll_ms's one more included).
+constexpr int kMaxPollMs = 100 + 1;
 
 std::string hex(const char* p, size_t n) {
   static const char* digits = "0123456789abcdef";
@@ -36,12 +37,6 @@ std::string hex(const char* p, size_t n) {
     s += digits[c & 15];
   }
   return s;
-}
-
-int poll_ms(Deadline deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  if (left.count() <= 0) return 0;
-  return static_cast<int>(std::min(left, kMaxPoll).count()) + 1;
 }
 
 // Copies what the probe needs out of libnfs's COMPOUND reply (it is freed after the
@@ -182,7 +177,7 @@ template <typename Ctx>
 bool service_until(Ctx* ctx, int (*get_fd)(Ctx*), int (*which_events)(Ctx*), int (*service)(Ctx*, int),
                    const bool& done, Deadline deadline) {
   while (!done) {
-    int ms = poll_ms(deadline);
+    int ms = std::min(poll_ms(deadline), kMaxPollMs);
     if (ms <= 0) return false;
     pollfd p{get_fd(ctx), static_cast<short>(which_events(ctx)), 0};
     int r = ::poll(&p, 1, ms);
