@@ -191,7 +191,7 @@ std::string ExecCheck::target() const {
   return s;
 }
 
-Result ExecCheck::run(Deadline deadline) {
+Result ExecCheck::run(Deadline deadline, const Clock& /*clock*/) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0)
     return Result::fail(Outcome::kFailed, std::string("pipe: ") + std::strerror(errno));

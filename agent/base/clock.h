@@ -61,12 +61,15 @@ class FakeClock final : public Clock {
 };
 
 // Whole milliseconds from `now` to `deadline`, rounded down: 0 once less than one is
-// left. What a wait the kernel measures is given (a poll() timeout, libcurl's).
+// left, and INT_MAX - 1 at most (poll_ms adds one). What a wait the kernel measures is
+// given (a poll() timeout, libcurl's).
 inline int ms_left(SteadyTime deadline, SteadyTime now) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
   return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, std::numeric_limits<int>::max() - 1));
 }
-inline int ms_left(SteadyTime deadline, const Clock& clock = real_clock()) { return ms_left(deadline, clock.now()); }
+inline int ms_left(SteadyTime deadline, const Clock& clock = real_clock()) {
+  return ms_left(deadline, clock.now());
+}
 
 // A poll() timeout for a wait that must not end before `deadline`: ms_left plus one
 // (poll() would wake up to a millisecond early), and 0 once less than one is left.
