@@ -295,7 +295,8 @@ void Runtime::start_loops() {
   peers_ = std::make_unique<PeerWatcher>(urls, kPeerPollInterval, kPeerPollTimeout,
                                          [this](std::vector<PeerState> p) {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
-                                         });
+                                         },
+                                         clock_);
   if (!urls.empty()) peers_->start();
   unit_watcher_ = std::make_unique<UnitWatcher>(
       UnitWatcher::Options{},
