@@ -128,7 +128,7 @@ RsyncDaemon* ProberTest::hung_rsyncd_ = nullptr;
 // counts how many of its probes run at once.
 class BlockingCheck final : public Check {
  public:
-  Result run(Deadline deadline, const Clock&) override {
+  Result run(Deadline deadline, const poolkeeper::Clock&) override {
     int now = ++running_;
     int seen = max_seen_.load();
     while (now > seen && !max_seen_.compare_exchange_weak(seen, now)) {
@@ -155,7 +155,7 @@ class BlockingCheck final : public Check {
 
 class ThrowingCheck final : public Check {
  public:
-  Result run(Deadline, const Clock&) override { throw std::runtime_error("boom \xff"); }
+  Result run(Deadline, const poolkeeper::Clock&) override { throw std::runtime_error("boom \xff"); }
   std::string target() const override { return "throws"; }
 };
 
@@ -250,7 +250,7 @@ TEST_F(ProberTest, BlockingKindsRunOnThePoolOneAtATimePerCheck) {
 TEST_F(ProberTest, LatencyIsOnTheProbersClockAndTheDeadlineReal) {
   struct TimedCheck final : Check {
     explicit TimedCheck(FakeClock& f) : fake(f) {}
-    Result run(Deadline deadline, const Clock& clock) override {
+    Result run(Deadline deadline, const poolkeeper::Clock& clock) override {
       given = &clock;
       real_left = deadline - real_clock().now();
       fake.advance(1234ms);  // the probe takes 1.234 s of simulated time
@@ -258,7 +258,7 @@ TEST_F(ProberTest, LatencyIsOnTheProbersClockAndTheDeadlineReal) {
     }
     std::string target() const override { return "timed"; }
     FakeClock& fake;
-    const Clock* given = nullptr;  // read after the result is in
+    const poolkeeper::Clock* given = nullptr;  // read after the result is in
     Duration real_left{};
   };
   FakeClock fake;
@@ -323,7 +323,7 @@ TEST_F(ProberTest, StopIsBoundedWithAProbeStuckAndDropsItsResult) {
 TEST_F(ProberTest, EasyHandlesGivenBackAreReused) {
   struct HandleCheck : Check {
     std::vector<void*> seen;  // loop thread only until the results are in
-    Result run(Deadline, const Clock&) override { return Result::pass(); }
+    Result run(Deadline, const poolkeeper::Clock&) override { return Result::pass(); }
     void start(ProbeLoop& loop, Deadline, ProbeDone done) override {
       void* a = loop.take_easy();
       void* b = loop.take_easy();  // both in use at once: two handles
