@@ -40,10 +40,10 @@ std::string known_check_kinds() {
   return out;
 }
 
-Result run_probe(Check& check, Duration timeout) {
-  SteadyTime start = SteadyClock::now();
-  Result r = run_guarded(check, start + timeout);
-  finish_result(r, start);
+Result run_probe(Check& check, Duration timeout, const Clock& clock) {
+  SteadyTime start = clock.now();
+  Result r = run_guarded(check, real_clock().now() + timeout, clock);
+  finish_result(r, start, clock);
   return r;
 }
 

@@ -37,9 +37,10 @@ const CheckKind* find_check_kind(const std::string& kind);
 const CheckKind* service_kind(const std::vector<std::string>& check_kinds);
 std::string known_check_kinds();  // "exec, http, nfs, rsync, vip"
 
-// Runs check.run() and fills in latency; converts a stray exception into a failure so
-// a bug in one probe can never take the agent down. The reason and details it returns
-// are valid UTF-8 (ill-formed bytes replaced by U+FFFD).
-Result run_probe(Check& check, Duration timeout);
+// Runs check.run() and fills in latency (on `clock`, which the check is given too);
+// converts a stray exception into a failure so a bug in one probe can never take the
+// agent down. The reason and details it returns are valid UTF-8 (ill-formed bytes
+// replaced by U+FFFD). The deadline is `timeout` from now in real time (see Deadline).
+Result run_probe(Check& check, Duration timeout, const Clock& clock = real_clock());
 
 }  // namespace poolkeeper

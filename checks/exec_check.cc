@@ -49,7 +49,7 @@ bool wait_until(pid_t pid, int* status, SteadyTime until) {
     pid_t r = ::waitpid(pid, status, WNOHANG);
     if (r == pid) return true;
     if (r < 0 && errno != EINTR) return true;  // already gone
-    if (SteadyClock::now() >= until) return false;
+    if (real_clock().now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
@@ -104,8 +104,8 @@ Ended collect(pid_t pid, int out_fd, int pfd, SteadyTime term_at) {
   Ended e;
   bool pipe_open = true;
   while (!e.exited) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(term_at - SteadyClock::now());
-    if (left.count() <= 0) {
+    int left = poll_ms(term_at);
+    if (left == 0) {
       e.timed_out = true;
       break;
     }
@@ -113,7 +113,7 @@ Ended collect(pid_t pid, int out_fd, int pfd, SteadyTime term_at) {
     int n = 0;
     if (pipe_open) fds[n++] = {out_fd, POLLIN, 0};
     if (pfd >= 0) fds[n++] = {pfd, POLLIN, 0};
-    int wait_ms = static_cast<int>(std::min<long long>(left.count() + 1, pfd >= 0 ? 1 << 30 : 5));
+    int wait_ms = std::min(left, pfd >= 0 ? 1 << 30 : 5);
     int r = ::poll(fds, n, wait_ms);
     if (r < 0 && errno != EINTR) break;
     if (pipe_open) {
@@ -146,7 +146,7 @@ void end_group(pid_t pid, Deadline deadline, Ended* e) {
       ::kill(-pid, SIGKILL);
       // Never block here: a process in uninterruptible sleep ignores SIGKILL until
       // its I/O ends. Such a one is left to the sweeps, which reap and count it.
-      wait_until(pid, &e->status, SteadyClock::now() + kReapWait);
+      wait_until(pid, &e->status, real_clock().now() + kReapWait);
     }
   }
   ::kill(-pid, SIGKILL);  // whatever the command left behind in its group
@@ -191,13 +191,13 @@ std::string ExecCheck::target() const {
   return s;
 }
 
-Result ExecCheck::run(Deadline deadline) {
+Result ExecCheck::run(Deadline deadline, const Clock& /*clock*/) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0)
     return Result::fail(Outcome::kFailed, std::string("pipe: ") + std::strerror(errno));
   ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);  // only our end; the command writes blocking
 
-  SteadyTime start = SteadyClock::now();
+  SteadyTime start = real_clock().now();
   Duration grace = std::min<Duration>(kKillGrace, (deadline - start) / 4);
   SteadyTime term_at = deadline - grace;
   int err = 0;

@@ -15,7 +15,7 @@ namespace poolkeeper {
 class ExecCheck final : public Check {
  public:
   explicit ExecCheck(std::vector<std::string> argv);
-  Result run(Deadline deadline) override;
+  Result run(Deadline deadline, const Clock& clock) override;
   std::string target() const override;
 
  private:

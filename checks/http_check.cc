@@ -66,7 +66,7 @@ bool HttpCheck::prepare(Request& req, Deadline deadline, Result* r) {
   return true;
 }
 
-Result HttpCheck::run(Deadline deadline) {
+Result HttpCheck::run(Deadline deadline, const Clock& /*clock*/) {
   Request req;
   Result r;
   if (!prepare(req, deadline, &r)) return r;

@@ -26,7 +26,7 @@ class HttpCheck final : public Check {
  public:
   explicit HttpCheck(HttpCheckOptions o);
   ~HttpCheck() override;
-  Result run(Deadline deadline) override;
+  Result run(Deadline deadline, const Clock& clock) override;
   // The same request as a transfer on the loop: no thread waits for the server.
   void start(ProbeLoop& loop, Deadline deadline, ProbeDone done) override;
   std::string target() const override { return "GET " + o_.url; }

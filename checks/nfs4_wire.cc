@@ -352,7 +352,7 @@ bool decode_compound(std::string_view reply, unsigned skip, int root_getfh, Comp
 
 // ---- the session ----
 
-Nfs41Session::Nfs41Session(std::string owner, uint32_t minor_version, uint64_t* sessions)
+Nfs41Session::Nfs41Session(std::string owner, uint32_t minor_version, uint64_t* sessions, WallTime now)
     : owner_(std::move(owner)), minor_(minor_version), sessions_(sessions) {
   std::random_device rd;
   xid_ = rd();
@@ -361,7 +361,7 @@ Nfs41Session::Nfs41Session(std::string owner, uint32_t minor_version, uint64_t* 
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   XdrOut c;
-  c.u32(static_cast<uint32_t>(std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1)));
+  c.u32(static_cast<uint32_t>(now.time_since_epoch() / std::chrono::seconds(1)));
   c.opaque(std::string_view(host, ::strnlen(host, 255)));
   c.u32(::geteuid());
   c.u32(::getegid());

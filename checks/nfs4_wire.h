@@ -112,8 +112,9 @@ struct CompoundReply {
 class Nfs41Session {
  public:
   // owner: the client owner string (unique per check instance and process);
-  // *sessions is counted up for every session created.
-  Nfs41Session(std::string owner, uint32_t minor_version, uint64_t* sessions);
+  // *sessions is counted up for every session created; `now`, the time of day, stamps
+  // the AUTH_SYS credential.
+  Nfs41Session(std::string owner, uint32_t minor_version, uint64_t* sessions, WallTime now);
   ~Nfs41Session();
 
   // Connects and sets the session up. On failure returns what went wrong; when the

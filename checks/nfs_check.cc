@@ -25,7 +25,8 @@ namespace poolkeeper {
 
 namespace {
 
-constexpr auto kMaxPoll = std::chrono::milliseconds(100);
+// A wait in libnfs's event loop lasts 100 ms at most (and the one poll_ms adds).
+constexpr int kMaxPollMs = 100 + 1;
 
 std::string hex(const char* p, size_t n) {
   static const char* digits = "0123456789abcdef";
@@ -36,12 +37,6 @@ std::string hex(const char* p, size_t n) {
     s += digits[c & 15];
   }
   return s;
-}
-
-int poll_ms(Deadline deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  if (left.count() <= 0) return 0;
-  return static_cast<int>(std::min(left, kMaxPoll).count()) + 1;
 }
 
 // Copies what the probe needs out of libnfs's COMPOUND reply (it is freed after the
@@ -182,7 +177,7 @@ template <typename Ctx>
 bool service_until(Ctx* ctx, int (*get_fd)(Ctx*), int (*which_events)(Ctx*), int (*service)(Ctx*, int),
                    const bool& done, Deadline deadline) {
   while (!done) {
-    int ms = poll_ms(deadline);
+    int ms = std::min(poll_ms(deadline), kMaxPollMs);
     if (ms <= 0) return false;
     pollfd p{get_fd(ctx), static_cast<short>(which_events(ctx)), 0};
     int r = ::poll(&p, 1, ms);
@@ -221,13 +216,13 @@ std::string short_error(std::string e) {
 
 }  // namespace
 
-std::optional<Result> NfsCheck::connect(Deadline deadline) {
+std::optional<Result> NfsCheck::connect(Deadline deadline, const Clock& clock) {
   ++counters_.connects;
   need_open_ = true;  // a new connection may mean a restarted server: prove OPEN works
   since_open_ = 0;
   if (!o_.minor_version || *o_.minor_version >= 1) {
     uint32_t want = static_cast<uint32_t>(o_.minor_version.value_or(2));
-    s41_ = std::make_unique<nfs4::Nfs41Session>(owner_, want, &counters_.mounts);
+    s41_ = std::make_unique<nfs4::Nfs41Session>(owner_, want, &counters_.mounts, clock.wall());
     bool mismatch = false;
     auto fail = s41_->open(o_.server, o_.port, deadline, &mismatch);
     if (fail && mismatch && !o_.minor_version) fail = s41_->retry_minor(1, deadline, &mismatch);
@@ -344,7 +339,7 @@ void NfsCheck::build_ops() {
   open41_ = std::move(x.bytes());
 }
 
-Result NfsCheck::run40(Deadline deadline) {
+Result NfsCheck::run40(Deadline deadline, const Clock& clock) {
   COMPOUND4args args;
   std::memset(&args, 0, sizeof args);
   args.minorversion = 0;
@@ -377,7 +372,7 @@ Result NfsCheck::run40(Deadline deadline) {
                                                                  : Outcome::kNetworkError,
                         e);
   }
-  Result r = judge(pending_->reply, probe_ops_);
+  Result r = judge(pending_->reply, probe_ops_, clock.wall());
   if (!r.ok()) return r;
   if (need_open_ || ++since_open_ >= o_.open_every) {
     if (auto f = open_read_close(deadline)) {
@@ -392,7 +387,7 @@ Result NfsCheck::run40(Deadline deadline) {
   return r;
 }
 
-Result NfsCheck::run41(Deadline deadline) {
+Result NfsCheck::run41(Deadline deadline, const Clock& clock) {
   bool open_now = need_open_ || since_open_ + 1 >= o_.open_every;
   const std::vector<uint32_t>& ops = open_now ? open_ops_ : probe_ops_;
   ++counters_.compounds;
@@ -403,7 +398,7 @@ Result NfsCheck::run41(Deadline deadline) {
     disconnect();
     return *f;
   }
-  Result r = judge(reply, ops);
+  Result r = judge(reply, ops, clock.wall());
   if (open_now) {
     need_open_ = !r.ok();
     if (r.ok()) {
@@ -416,7 +411,7 @@ Result NfsCheck::run41(Deadline deadline) {
   return r;
 }
 
-Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops) {
+Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops, WallTime now) {
   Result r = Result::pass();
   // What the reply carried goes into the details whatever the verdict: the handles
   // during a grace period, the age of a stale canary. The handles are the same on
@@ -439,7 +434,7 @@ Result NfsCheck::judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>
     r.details["mtime"] = p.attrs.mtime_sec;
     WallTime mtime{std::chrono::duration_cast<WallTime::duration>(
         std::chrono::seconds(p.attrs.mtime_sec) + std::chrono::nanoseconds(p.attrs.mtime_nsec))};
-    age = std::chrono::system_clock::now() - mtime;
+    age = now - mtime;
     r.details["age_seconds"] = seconds(age);
     if (o_.max_age) r.details["max_age_seconds"] = seconds(*o_.max_age);
   }
@@ -567,10 +562,10 @@ std::optional<Result> NfsCheck::open_read_close(Deadline deadline) {
   return std::nullopt;
 }
 
-Result NfsCheck::run(Deadline deadline) {
+Result NfsCheck::run(Deadline deadline, const Clock& clock) {
   if (minor_ < 0)
-    if (auto f = connect(deadline)) return *f;
-  Result r = minor_ == 0 ? run40(deadline) : run41(deadline);
+    if (auto f = connect(deadline, clock)) return *f;
+  Result r = minor_ == 0 ? run40(deadline, clock) : run41(deadline, clock);
   r.details["connects"] = counters_.connects;
   r.details["compounds"] = counters_.compounds;
   return r;

@@ -59,20 +59,21 @@ class NfsCheck final : public Check {
  public:
   explicit NfsCheck(NfsCheckOptions o);
   ~NfsCheck() override;
-  Result run(Deadline deadline) override;
+  Result run(Deadline deadline, const Clock& clock) override;
   std::string target() const override;
   const NfsProbeCounters& counters() const { return counters_; }
 
  private:
   struct Pending;
-  std::optional<Result> connect(Deadline deadline);
+  std::optional<Result> connect(Deadline deadline, const Clock& clock);
   std::optional<Result> connect40(Deadline deadline);
   void disconnect();
   void build_ops();
-  Result run40(Deadline deadline);
-  Result run41(Deadline deadline);
-  // The verdict on a COMPOUND's results (either minor version); `ops` are the opcodes sent.
-  Result judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops);
+  Result run40(Deadline deadline, const Clock& clock);
+  Result run41(Deadline deadline, const Clock& clock);
+  // The verdict on a COMPOUND's results (either minor version); `ops` are the opcodes
+  // sent, `now` the time of day the file's age is judged at.
+  Result judge(const nfs4::CompoundReply& p, const std::vector<uint32_t>& ops, WallTime now);
   std::optional<Result> open_read_close(Deadline deadline);
   void drop_client();
 

@@ -157,7 +157,7 @@ std::string RsyncCheck::target() const {
          (o_.path ? "/" + *o_.path : "");
 }
 
-Result RsyncCheck::run(Deadline deadline) {
+Result RsyncCheck::run(Deadline deadline, const Clock& /*clock*/) {
   TcpConn c;
   std::string buf;
   Result fail;

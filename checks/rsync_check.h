@@ -50,7 +50,7 @@ struct RsyncCheckOptions {
 class RsyncCheck final : public Check {
  public:
   explicit RsyncCheck(RsyncCheckOptions o) : o_(std::move(o)) {}
-  Result run(Deadline deadline) override;
+  Result run(Deadline deadline, const Clock& clock) override;
   std::string target() const override;
 
  private:

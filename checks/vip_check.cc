@@ -50,7 +50,8 @@ std::string VipCheck::target() const {
   return s + " on " + o_.interface;
 }
 
-Result VipCheck::run(Deadline /*deadline: netlink dumps of the local kernel are bounded*/) {
+Result VipCheck::run(Deadline /*deadline: netlink dumps of the local kernel are bounded*/,
+                     const Clock& /*clock*/) {
   nl_sock* sock = nl_socket_alloc();
   if (!sock) return Result::fail(Outcome::kFailed, "cannot allocate a netlink socket");
   struct Cleanup {

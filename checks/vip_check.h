@@ -22,7 +22,7 @@ struct VipCheckOptions {
 class VipCheck final : public Check {
  public:
   explicit VipCheck(VipCheckOptions o) : o_(std::move(o)) {}
-  Result run(Deadline deadline) override;
+  Result run(Deadline deadline, const Clock& clock) override;
   std::string target() const override;
   std::string service_address() const override { return o_.addresses.empty() ? "" : o_.addresses.front(); }
 

@@ -1,5 +1,6 @@
 #include "pybal-compat/agent_check.h"
 
+#include "agent/base/clock.h"
 #include "agent/base/net.h"
 
 #include <arpa/inet.h>
@@ -87,12 +88,12 @@ void AgentCheckResponder::stop() { listener_.stop(); }
 void AgentCheckResponder::serve(int fd) {
   // agent-send arrives right after the connect; without it HAProxy sends nothing.
   std::string request;
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  auto end = real_clock().now() + std::chrono::milliseconds(100);
   while (request.find('\n') == std::string::npos && request.size() < 256) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
+    int left = ms_left(end);
+    if (left <= 0) break;
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    if (::poll(&p, 1, left) <= 0) break;
     char buf[256];
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;

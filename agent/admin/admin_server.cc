@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "agent/admin/admin_protocol.h"
+#include "agent/base/clock.h"
 #include "agent/base/log.h"
 
 namespace poolkeeper {
@@ -21,7 +22,7 @@ constexpr auto kRequestTimeout = std::chrono::seconds(2);
 
 void send_all(int fd, const std::string& s) {
   size_t off = 0;
-  auto end = std::chrono::steady_clock::now() + kRequestTimeout;
+  auto end = real_clock().now() + kRequestTimeout;
   while (off < s.size()) {
     ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -29,10 +30,10 @@ void send_all(int fd, const std::string& s) {
       continue;
     }
     if (n < 0 && errno != EAGAIN && errno != EINTR) return;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return;
+    int left = ms_left(end);
+    if (left <= 0) return;
     pollfd p{fd, POLLOUT, 0};
-    ::poll(&p, 1, static_cast<int>(left.count()));
+    ::poll(&p, 1, left);
   }
 }
 }  // namespace
@@ -160,7 +161,7 @@ void AdminServer::release(const PeerCred& cred, bool reserved) {
 
 void AdminServer::serve(int fd, const PeerCred& cred) {
   std::string line;
-  auto end = std::chrono::steady_clock::now() + kRequestTimeout;
+  auto end = real_clock().now() + kRequestTimeout;
   for (;;) {
     size_t nl = line.find('\n');
     if (nl != std::string::npos) {
@@ -171,13 +172,13 @@ void AdminServer::serve(int fd, const PeerCred& cred) {
       send_all(fd, admin_error("request too large (limit 16 KiB)"));
       return;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || stopping_) {
+    int left = ms_left(end);
+    if (left <= 0 || stopping_) {
       send_all(fd, admin_error("request incomplete after 2 s"));
       return;
     }
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 200))) <= 0) continue;
+    if (::poll(&p, 1, std::min(left, 200)) <= 0) continue;
     char buf[4096];
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n == 0) {

@@ -3,8 +3,10 @@
 // tests drive the agent in simulated time (FakeClock) and never sleep.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <thread>
 
 namespace poolkeeper {
@@ -57,6 +59,24 @@ class FakeClock final : public Clock {
  private:
   mutable std::atomic<long long> ns_{1'000'000'000'000LL};
 };
+
+// Whole milliseconds from `now` to `deadline`, rounded down: 0 once less than one is
+// left, and INT_MAX - 1 at most (poll_ms adds one). What a wait the kernel measures is
+// given (a poll() timeout, libcurl's).
+inline int ms_left(SteadyTime deadline, SteadyTime now) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, std::numeric_limits<int>::max() - 1));
+}
+inline int ms_left(SteadyTime deadline, const Clock& clock = real_clock()) {
+  return ms_left(deadline, clock.now());
+}
+
+// A poll() timeout for a wait that must not end before `deadline`: ms_left plus one
+// (poll() would wake up to a millisecond early), and 0 once less than one is left.
+inline int poll_ms(SteadyTime deadline, const Clock& clock = real_clock()) {
+  int left = ms_left(deadline, clock);
+  return left == 0 ? 0 : left + 1;
+}
 
 inline double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 inline double unix_seconds(WallTime t) {

@@ -31,8 +31,8 @@ size_t CurlTransfer::on_body(char* p, size_t size, size_t n, void* self) noexcep
 
 bool CurlTransfer::setup(CURL* c, const std::string& url, SteadyTime deadline,
                          std::chrono::milliseconds connect_timeout) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  if (left.count() <= 0) return false;
+  int left = ms_left(deadline);
+  if (left <= 0) return false;
   curl_global_setup();
   curl_easy_reset(c);
   body_.clear();
@@ -40,8 +40,8 @@ bool CurlTransfer::setup(CURL* c, const std::string& url, SteadyTime deadline,
   errbuf_[0] = '\0';
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<long long>(left.count(), 1)));
-  if (connect_timeout.count() > 0 && connect_timeout < left)
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(left));
+  if (connect_timeout.count() > 0 && connect_timeout.count() < left)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_PROXY, "");  // never through a proxy from the environment
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

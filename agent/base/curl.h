@@ -28,8 +28,9 @@ class CurlTransfer {
   CurlTransfer& operator=(const CurlTransfer&) = delete;
 
   // Resets `c` and applies the common options: URL, total timeout = what is left until
-  // `deadline` (at least 1 ms), connect timeout (if nonzero and shorter), NOSIGNAL, no
-  // proxy, http/https only (redirects too), the error buffer and the body callback.
+  // `deadline` (at least 1 ms; a time on real_clock(), as libcurl measures real time),
+  // connect timeout (if nonzero and shorter), NOSIGNAL, no proxy, http/https only
+  // (redirects too), the error buffer and the body callback.
   // Returns false, setting nothing, when the deadline has already passed.
   bool setup(CURL* c, const std::string& url, SteadyTime deadline,
              std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(0));

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "agent/base/clock.h"
 #include "agent/base/duration.h"
 #include "agent/base/utf8.h"
 
@@ -40,7 +41,7 @@ void log_raw(const std::string& line) {
 }
 
 void log_line(const char* level, const std::string& msg, LogFields fields) {
-  std::string s = "ts=" + format_wall(std::chrono::system_clock::now()) + " level=" + level +
+  std::string s = "ts=" + format_wall(real_clock().wall()) + " level=" + level +
                   " msg=" + logfmt_value(msg);
   for (const auto& [k, v] : fields) s += std::string(" ") + k + "=" + logfmt_value(v);
   log_raw(s);

@@ -14,13 +14,6 @@
 
 namespace poolkeeper {
 
-namespace {
-int ms_left(Deadline d) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(d - SteadyClock::now());
-  return left.count() <= 0 ? 0 : static_cast<int>(left.count()) + 1;
-}
-}  // namespace
-
 bool parse_address(const std::string& s, std::string* host, int* port, bool allow_port_zero) {
   std::string h, p;
   if (!s.empty() && s[0] == '[') {
@@ -112,7 +105,7 @@ TcpConn::~TcpConn() {
 namespace {
 // Binds fd to a free port in 512..1023, starting at a random one; false when none is free.
 bool bind_reserved(int fd, int family) {
-  int start = 512 + static_cast<int>(SteadyClock::now().time_since_epoch().count() % 512);
+  int start = 512 + static_cast<int>(real_clock().now().time_since_epoch().count() % 512);
   for (int i = 0; i < 512; ++i) {
     uint16_t port = static_cast<uint16_t>(512 + (start - 512 + i) % 512);
     sockaddr_storage ss{};
@@ -164,7 +157,7 @@ std::optional<Result> TcpConn::connect(const std::string& host_in, int port, Dea
     return Result::fail(Outcome::kNetworkError, e == ECONNREFUSED ? "connection refused" : std::strerror(e));
   }
   pollfd p{fd_, POLLOUT, 0};
-  int ms = ms_left(deadline);
+  int ms = poll_ms(deadline);
   int r = ms > 0 ? ::poll(&p, 1, ms) : 0;
   if (r <= 0) return Result::fail(Outcome::kTimeout, "timed out connecting");
   int err = 0;
@@ -188,7 +181,7 @@ std::optional<Result> TcpConn::write_all(const std::string& bytes, Deadline dead
                                                       ? "connection reset"
                                                       : std::strerror(errno));
     pollfd p{fd_, POLLOUT, 0};
-    int ms = ms_left(deadline);
+    int ms = poll_ms(deadline);
     if (ms <= 0 || ::poll(&p, 1, ms) <= 0) return Result::fail(Outcome::kTimeout, "timed out");
   }
   return std::nullopt;
@@ -210,7 +203,7 @@ bool TcpConn::read_some(std::string* out, size_t max, Deadline deadline, bool* t
       return false;
     }
     pollfd p{fd_, POLLIN, 0};
-    int ms = ms_left(deadline);
+    int ms = poll_ms(deadline);
     if (ms <= 0 || ::poll(&p, 1, ms) == 0) {
       *timeout = true;
       return false;

@@ -14,15 +14,15 @@ const char* outcome_name(Outcome o) {
   return "failed";
 }
 
-void finish_result(Result& r, SteadyTime started) {
-  r.latency = SteadyClock::now() - started;
+void finish_result(Result& r, SteadyTime started, const Clock& clock) {
+  r.latency = clock.now() - started;
   r.reason = valid_utf8(r.reason);
   make_valid_utf8(r.details);
 }
 
-Result run_guarded(Check& check, Deadline deadline) noexcept {
+Result run_guarded(Check& check, Deadline deadline, const Clock& clock) noexcept {
   try {
-    return check.run(deadline);
+    return check.run(deadline, clock);
   } catch (const std::exception& e) {
     return Result::fail(Outcome::kFailed, std::string("probe error: ") + e.what());
   } catch (...) {
@@ -31,7 +31,9 @@ Result run_guarded(Check& check, Deadline deadline) noexcept {
 }
 
 void Check::start(ProbeLoop& loop, Deadline deadline, ProbeDone done) {
-  loop.run_blocking([this, deadline, done = std::move(done)] { done(run_guarded(*this, deadline)); });
+  loop.run_blocking([this, deadline, &clock = loop.clock(), done = std::move(done)] {
+    done(run_guarded(*this, deadline, clock));
+  });
 }
 
 }  // namespace poolkeeper

@@ -19,6 +19,8 @@
 
 namespace poolkeeper {
 
+// When a probe must have ended: a time on real_clock(), because a probe waits in the
+// kernel (poll(), libcurl), which measures real time.
 using Deadline = SteadyTime;
 
 // Why a probe ended as it did. The operator's first question is "why is it out?".
@@ -33,7 +35,7 @@ const char* outcome_name(Outcome o);
 struct Result {
   Outcome outcome = Outcome::kFailed;
   std::string reason;            // a few words: "connection refused", "status 500"
-  Duration latency{0};           // wall time the probe took
+  Duration latency{0};           // time the probe took, on the agent's clock
   nlohmann::json details = nlohmann::json::object();  // kind-specific facts for /status
   bool ok() const { return outcome == Outcome::kPassed; }
 
@@ -62,6 +64,9 @@ class ProbeLoop {
   virtual void release_easy(void* easy) = 0;
   // Runs `fn` on a pool thread: for probes that block (a child process, a syscall).
   virtual void run_blocking(std::function<void()> fn) = 0;
+  // The agent's clock, which the loop's probes are given (Check::run) and their
+  // latency is measured on. Any thread.
+  virtual const Clock& clock() const = 0;
 };
 
 using ProbeDone = std::function<void(Result)>;
@@ -98,11 +103,12 @@ class Check {
  public:
   virtual ~Check() = default;
   // Must return by `deadline` (plus a small, bounded grace for cleanup) whatever the
-  // peer does. Never throws.
-  virtual Result run(Deadline deadline) = 0;
+  // peer does. A kind that judges by the time of day (a file's age) reads it from
+  // `clock`, the agent's (simulated in tests), not from the system. Never throws.
+  virtual Result run(Deadline deadline, const Clock& clock) = 0;
   // Begins one probe on `loop` (called on the loop thread) and calls `done` exactly
   // once, by `deadline` plus a small grace, on the loop thread or a pool thread. The
-  // default runs run() on the loop's pool. Never throws.
+  // default runs run() on the loop's pool, with the loop's clock. Never throws.
   virtual void start(ProbeLoop& loop, Deadline deadline, ProbeDone done);
   // A short human description of the target ("GET http://127.0.0.1/").
   virtual std::string target() const = 0;
@@ -114,11 +120,11 @@ class Check {
   virtual std::string health_host() const { return ""; }
 };
 
-// Fills in the latency (now - started) and makes the reason and details valid UTF-8:
-// they carry servers' and commands' bytes into /status, /events and the log.
-void finish_result(Result& r, SteadyTime started);
+// Fills in the latency (clock.now() - started) and makes the reason and details valid
+// UTF-8: they carry servers' and commands' bytes into /status, /events and the log.
+void finish_result(Result& r, SteadyTime started, const Clock& clock);
 
-// check.run(deadline) with any exception turned into a failed result.
-Result run_guarded(Check& check, Deadline deadline) noexcept;
+// check.run(deadline, clock) with any exception turned into a failed result.
+Result run_guarded(Check& check, Deadline deadline, const Clock& clock) noexcept;
 
 }  // namespace poolkeeper

@@ -16,6 +16,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "agent/base/clock.h"
 #include "agent/base/net.h"
 
 namespace poolkeeper {
@@ -227,8 +228,8 @@ void HttpServer::stop() {
     // shutting it down (a shutdown() would break a socket systemd shares with the next
     // process). Requests already accepted get up to 250 ms to be answered.
     MHD_socket s = MHD_quiesce_daemon(daemon_);
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
-    while (std::chrono::steady_clock::now() < end) {
+    auto end = real_clock().now() + std::chrono::milliseconds(250);
+    while (real_clock().now() < end) {
       const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
       if (!info || info->num_connections == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));

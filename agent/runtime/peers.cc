@@ -6,8 +6,9 @@
 
 namespace poolkeeper {
 
-PeerWatcher::PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb)
-    : urls_(std::move(urls)), interval_(interval), timeout_(timeout), cb_(std::move(cb)) {}
+PeerWatcher::PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb,
+                         const Clock& clock)
+    : urls_(std::move(urls)), interval_(interval), timeout_(timeout), cb_(std::move(cb)), clock_(clock) {}
 
 PeerWatcher::~PeerWatcher() { stop(); }
 
@@ -29,7 +30,7 @@ void PeerWatcher::set_urls(std::vector<std::string> urls) {
   urls_ = std::move(urls);
 }
 
-PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout) {
+PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout, const Clock& clock) {
   PeerState p;
   p.url = url;
   CURL* c = curl_easy_init();
@@ -39,7 +40,7 @@ PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout) {
   }
   std::string full = url + "/status";
   CurlTransfer t(4u << 20);
-  if (!t.setup(c, full, SteadyClock::now() + timeout)) {
+  if (!t.setup(c, full, real_clock().now() + timeout)) {
     curl_easy_cleanup(c);
     p.error = "timed out";
     return p;
@@ -61,7 +62,7 @@ PeerState PeerWatcher::poll_one(const std::string& url, Duration timeout) {
     p.error = err;
     return p;
   }
-  parsed->last_seen = std::chrono::system_clock::now();
+  parsed->last_seen = clock.wall();
   return *parsed;
 }
 
@@ -75,7 +76,7 @@ std::vector<PeerState> PeerWatcher::poll_now() const {
   }
   std::vector<std::future<PeerState>> futures;
   for (const auto& u : urls)
-    futures.push_back(std::async(std::launch::async, [u, timeout] { return poll_one(u, timeout); }));
+    futures.push_back(std::async(std::launch::async, [this, u, timeout] { return poll_one(u, timeout, clock_); }));
   std::vector<PeerState> out;
   for (auto& f : futures) out.push_back(f.get());
   return out;

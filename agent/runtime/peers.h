@@ -1,6 +1,8 @@
 // Watches the peer agents named in services.*.peers: polls each one's /status every
 // poll interval (libcurl, bounded by a timeout) on its own thread and hands the
-// parsed states to a callback. An unreachable peer is reported as such, with why.
+// parsed states to a callback. An unreachable peer is reported as such, with why. When a
+// peer was last seen is the time of day on the agent's clock; a request's timeout is
+// real time (libcurl's).
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/base/clock.h"
 #include "agent/model/floor.h"
 
 namespace poolkeeper {
@@ -24,7 +27,8 @@ inline constexpr Duration kPeerPollTimeout = std::chrono::seconds(1);
 class PeerWatcher {
  public:
   using Callback = std::function<void(std::vector<PeerState>)>;
-  PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb);
+  PeerWatcher(std::vector<std::string> urls, Duration interval, Duration timeout, Callback cb,
+              const Clock& clock);
   ~PeerWatcher();
   void start();
   void stop();
@@ -34,7 +38,7 @@ class PeerWatcher {
   // must not act on a stale view (depool).
   std::vector<PeerState> poll_now() const;
 
-  static PeerState poll_one(const std::string& url, Duration timeout);
+  static PeerState poll_one(const std::string& url, Duration timeout, const Clock& clock);
 
  private:
   void loop();
@@ -44,6 +48,7 @@ class PeerWatcher {
   std::vector<std::string> urls_;
   Duration interval_, timeout_;
   Callback cb_;
+  const Clock& clock_;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -59,7 +59,7 @@ struct CurlWatch {
     // that many, it finds nothing expired and asks for 1 ms more, a second turn for each
     // of its timers (a hung transfer's timeout among them). Its timer falls within the
     // next millisecond: the loop wakes at the end of it, once.
-    else w->timer = SteadyClock::now() + std::chrono::milliseconds(timeout_ms + (timeout_ms > 0 ? 1 : 0));
+    else w->timer = real_clock().now() + std::chrono::milliseconds(timeout_ms + (timeout_ms > 0 ? 1 : 0));
     return 0;
   }
 };
@@ -76,9 +76,10 @@ Prober::State::~State() {
   if (wake_fd >= 0) ::close(wake_fd);
 }
 
-Prober::Prober(Done done) : st_(std::make_shared<State>()) {
+Prober::Prober(Done done, const Clock& clock) : st_(std::make_shared<State>()) {
   curl_global_setup();
   st_->done = std::move(done);
+  st_->clock = &clock;
   st_->multi = curl_multi_init();
   if (!st_->multi) throw std::runtime_error("cannot create a curl multi handle");
   st_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -202,8 +203,8 @@ void Prober::begin(Request req) {
       return;
     }
   }
-  SteadyTime started = SteadyClock::now();
-  Deadline deadline = started + req.timeout;
+  SteadyTime started = clock().now();
+  Deadline deadline = real_clock().now() + req.timeout;
   auto once = std::make_shared<std::atomic<bool>>(false);
   Check* check = req.check.get();
   ProbeDone done = [st = st_, req, started, once](Result r) {
@@ -221,9 +222,12 @@ void Prober::begin(Request req) {
 
 void Prober::finish(const std::shared_ptr<State>& st, const Request& req, Result r, SteadyTime started) {
   try {
-    finish_result(r, started);
+    // Under the lock: an abandoned probe that ends after stop() reads no clock.
     std::lock_guard<std::mutex> lk(st->done_mu);
-    if (st->delivering) st->done(req.name, req.gen, req.seq, std::move(r));
+    if (st->delivering) {
+      finish_result(r, started, *st->clock);
+      st->done(req.name, req.gen, req.seq, std::move(r));
+    }
   } catch (const std::exception& e) {
     log_error("cannot deliver a probe result", {{"check", req.name}, {"error", e.what()}});
   }
@@ -268,7 +272,7 @@ void Prober::loop() {
   curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &watch);
   curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &CurlWatch::on_timer);
   curl_multi_setopt(m, CURLMOPT_TIMERDATA, &watch);
-  SteadyTime next_trim = SteadyClock::now() + kTrimEvery / 2;
+  SteadyTime next_trim = clock().now() + kTrimEvery / 2;
   int still = 0;
   for (;;) {
     std::deque<Request> batch;
@@ -278,7 +282,7 @@ void Prober::loop() {
       batch.swap(st_->queue);
     }
     for (auto& r : batch) begin(std::move(r));
-    if (watch.timer && SteadyClock::now() >= *watch.timer) {
+    if (watch.timer && real_clock().now() >= *watch.timer) {
       watch.timer.reset();
       curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &still);
     }
@@ -290,17 +294,17 @@ void Prober::loop() {
       complete(e, rc);
     }
     // Deadlines: a transfer libcurl has not ended by then is cut off here.
-    SteadyTime now = SteadyClock::now();
+    SteadyTime now = real_clock().now();
     std::vector<void*> late;
     long wait_ms = kMaxPollMs;
     for (const auto& [e, t] : transfers_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t.deadline + kDeadlineSlack - now).count();
+      int left = ms_left(t.deadline + kDeadlineSlack, now);
       if (left <= 0) late.push_back(e);
       else wait_ms = std::min<long>(wait_ms, left);
     }
     for (void* e : late) complete(e, CURLE_OPERATION_TIMEDOUT);
     if (!late.empty()) continue;  // callbacks may have queued work
-    if (now >= next_trim) {
+    if (SteadyTime at = clock().now(); at >= next_trim) {
       // Handles no transfer needed since the last trim go first (the last ones given
       // back are the first taken: the oldest are at the front).
       size_t unused = std::min(spare_low_, spare_easy_.size());
@@ -308,7 +312,7 @@ void Prober::loop() {
       spare_easy_.erase(spare_easy_.begin(), spare_easy_.begin() + static_cast<std::ptrdiff_t>(unused));
       spare_low_ = spare_easy_.size();
       ::malloc_trim(0);
-      next_trim = now + kTrimEvery;
+      next_trim = at + kTrimEvery;
     }
     if (watch.timer) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*watch.timer - now).count();

@@ -8,6 +8,11 @@
 // hang), so a stuck one never makes another wait. Results go to `done` from the loop
 // thread or a pool thread, with latency filled in and text made valid UTF-8; after
 // stop() none is delivered any more.
+//
+// Time: a probe's start and latency, the time of day its check reads (Check::run) and
+// when spare memory is handed back are on the clock it is given (the agent's); the
+// deadlines of transfers and libcurl's timers are on real_clock(), as the kernel waits
+// they bound are real.
 #pragma once
 
 #include <condition_variable>
@@ -28,7 +33,9 @@ namespace poolkeeper {
 class Prober final : public ProbeLoop {
  public:
   using Done = std::function<void(const std::string& name, uint64_t gen, uint64_t seq, Result)>;
-  explicit Prober(Done done);
+  // `clock` must outlive every probe started, those stop() abandons included (the
+  // agent's lives as long as the process).
+  explicit Prober(Done done, const Clock& clock = real_clock());
   ~Prober() override;
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -48,6 +55,7 @@ class Prober final : public ProbeLoop {
   void run_blocking(std::function<void()> fn) override;
   void* take_easy() override;
   void release_easy(void* easy) override;
+  const Clock& clock() const override { return *st_->clock; }
 
  private:
   struct Request {
@@ -65,6 +73,7 @@ class Prober final : public ProbeLoop {
   // callbacks hold it, so an abandoned probe may outlive the Prober safely.
   struct State {
     Done done;
+    const Clock* clock = nullptr;
 
     std::mutex mu;  // guards the fields up to `multi`
     std::deque<Request> queue;  // triggered, for the loop to begin

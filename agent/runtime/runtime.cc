@@ -154,7 +154,7 @@ void Runtime::refresh_probes() {
   if (!prober_) {
     prober_ = std::make_unique<Prober>([this](const std::string& n, uint64_t g, uint64_t seq, Result r) {
       post_result(n, g, seq, std::move(r));
-    });
+    }, clock_);
   }
   probes_.clear();
   for (const auto& [name, cc] : model_->config().checks) probes_[name] = cc.check;
@@ -295,7 +295,8 @@ void Runtime::start_loops() {
   peers_ = std::make_unique<PeerWatcher>(urls, kPeerPollInterval, kPeerPollTimeout,
                                          [this](std::vector<PeerState> p) {
                                            post([p = std::move(p)](HealthModel& e) mutable { e.set_peers(std::move(p)); });
-                                         });
+                                         },
+                                         clock_);
   if (!urls.empty()) peers_->start();
   unit_watcher_ = std::make_unique<UnitWatcher>(
       UnitWatcher::Options{},

@@ -200,13 +200,15 @@ void Stack::write_canary(const std::string& content) {
   ::chmod(canary_path().c_str(), 0644);
 }
 
-void Stack::age_canary(std::chrono::seconds age) {
-  struct timeval now;
-  ::gettimeofday(&now, nullptr);
-  struct timeval tv[2] = {now, now};
-  tv[0].tv_sec -= age.count();
-  tv[1].tv_sec -= age.count();
-  ::utimes(canary_path().c_str(), tv);
+void Stack::age_canary(std::chrono::seconds age) { set_canary_mtime(std::chrono::system_clock::now() - age); }
+
+void Stack::set_canary_mtime(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  struct timeval tv;
+  tv.tv_sec = static_cast<time_t>(us / 1'000'000);
+  tv.tv_usec = static_cast<suseconds_t>(us % 1'000'000);
+  struct timeval both[2] = {tv, tv};
+  ::utimes(canary_path().c_str(), both);
 }
 
 }  // namespace pk_test

@@ -105,7 +105,8 @@ class Stack {
 
   void remove_canary();  // (ganesha may serve a removed file from its cache for a while)
   void write_canary(const std::string& content);
-  void age_canary(std::chrono::seconds age);
+  void age_canary(std::chrono::seconds age);  // its mtime `age` before now
+  void set_canary_mtime(std::chrono::system_clock::time_point t);  // (microseconds kept)
 
   TempDir dir_;
   std::unique_ptr<Ganesha> ganesha;

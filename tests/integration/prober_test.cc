@@ -128,7 +128,7 @@ RsyncDaemon* ProberTest::hung_rsyncd_ = nullptr;
 // counts how many of its probes run at once.
 class BlockingCheck final : public Check {
  public:
-  Result run(Deadline deadline) override {
+  Result run(Deadline deadline, const poolkeeper::Clock&) override {
     int now = ++running_;
     int seen = max_seen_.load();
     while (now > seen && !max_seen_.compare_exchange_weak(seen, now)) {
@@ -155,7 +155,7 @@ class BlockingCheck final : public Check {
 
 class ThrowingCheck final : public Check {
  public:
-  Result run(Deadline) override { throw std::runtime_error("boom \xff"); }
+  Result run(Deadline, const poolkeeper::Clock&) override { throw std::runtime_error("boom \xff"); }
   std::string target() const override { return "throws"; }
 };
 
@@ -245,6 +245,37 @@ TEST_F(ProberTest, BlockingKindsRunOnThePoolOneAtATimePerCheck) {
   EXPECT_EQ(c.got[2].seq, 2u);
 }
 
+// A probe's start and latency are on the Prober's clock, the one its check is given;
+// its deadline is real time, as the kernel's waits are.
+TEST_F(ProberTest, LatencyIsOnTheProbersClockAndTheDeadlineReal) {
+  struct TimedCheck final : Check {
+    explicit TimedCheck(FakeClock& f) : fake(f) {}
+    Result run(Deadline deadline, const poolkeeper::Clock& clock) override {
+      given = &clock;
+      real_left = deadline - real_clock().now();
+      fake.advance(1234ms);  // the probe takes 1.234 s of simulated time
+      return Result::pass();
+    }
+    std::string target() const override { return "timed"; }
+    FakeClock& fake;
+    const poolkeeper::Clock* given = nullptr;  // read after the result is in
+    Duration real_left{};
+  };
+  FakeClock fake;
+  Collector c;
+  Prober p(c.sink(), fake);
+  auto t = std::make_shared<TimedCheck>(fake);
+  p.trigger("t", 1, t, 1, 30s);
+  ASSERT_TRUE(c.wait_count(1, 5s));
+  auto got = c.find("t");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->r.latency, 1234ms);
+  EXPECT_EQ(t->given, &fake);
+  EXPECT_LE(t->real_left, 30s);
+  EXPECT_GT(t->real_left, 25s);  // a time on the real clock, 30 s after the probe began
+  EXPECT_TRUE(p.stop(200ms));
+}
+
 TEST_F(ProberTest, ManyStuckBlockingProbesDelayNoOther) {
   Collector c;
   Prober p(c.sink());
@@ -292,7 +323,7 @@ TEST_F(ProberTest, StopIsBoundedWithAProbeStuckAndDropsItsResult) {
 TEST_F(ProberTest, EasyHandlesGivenBackAreReused) {
   struct HandleCheck : Check {
     std::vector<void*> seen;  // loop thread only until the results are in
-    Result run(Deadline) override { return Result::pass(); }
+    Result run(Deadline, const poolkeeper::Clock&) override { return Result::pass(); }
     void start(ProbeLoop& loop, Deadline, ProbeDone done) override {
       void* a = loop.take_easy();
       void* b = loop.take_easy();  // both in use at once: two handles
