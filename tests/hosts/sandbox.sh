@@ -7,7 +7,7 @@
 # poolkeeper.socket and poolkeeper.service running (tests/hosts/unit-kill.sh calls it at
 # its end, in the same boot). It replaces the agent's config with its own (two services,
 # no conftool: sandbox-vip with a vip check, sandbox-exec with an exec check; interval
-# 1 s, rise 1, fall 1; admin_group = "poolkeeper-admins"), restarts the agent, and checks
+# 1 s and 2 s, rise 1, fall 1; admin_group = "poolkeeper-admins"), restarts the agent, and checks
 # under the unit as shipped (User=poolkeeper, no capabilities, ProtectSystem=strict,
 # ProtectProc=invisible, RestrictAddressFamilies, SystemCallFilter, ...):
 #   vip        192.0.2.100/32 on lo with arp_ignore=1, arp_announce=2: the check healthy;
@@ -77,14 +77,16 @@ fall = 1
 [checks.plugin]
 kind = "exec"
 command = ["$PLUGIN"]
-interval = "1s"
-timeout = "5s"
+interval = "2s"
+timeout = "2s"
 rise = 1
 fall = 1
 EOF
 
+# The guest sees these files over 9p and may have cached older ones: caches dropped.
 "$H" exec "$VM" "set -e
-  ip addr add $VIP/32 dev lo
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  ip addr replace $VIP/32 dev lo
   sysctl -q -w net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   mkdir -p $(dirname $PLUGIN)
   install -m 755 $OUT/plugin-ok $PLUGIN
@@ -110,7 +112,7 @@ verdict() {
 # --- vip ----------------------------------------------------------------------------
 UP=$(guest "$G wait-check dr-vip healthy") || true
 if [ "$(field "$UP" state)" = healthy ]; then
-  "$H" exec "$VM" "ip addr del $VIP/32 dev lo" > /dev/null 2>&1
+  "$H" exec "$VM" "ip addr del $VIP/32 dev lo" > /dev/null 2>&1 || true
   DOWN=$(guest "$G wait-check dr-vip unhealthy") || true
   REASON=$(field "$DOWN" reason)
   if [ "$(field "$DOWN" state)" = unhealthy ] && [ "$REASON" = "$VIP not on lo" ] \
@@ -127,7 +129,7 @@ fi
 # --- exec ---------------------------------------------------------------------------
 UP=$(guest "$G wait-check plugin healthy") || true
 if [ "$(field "$UP" state)" = healthy ]; then
-  "$H" exec "$VM" "install -m 755 $OUT/plugin-critical $PLUGIN" > /dev/null 2>&1
+  "$H" exec "$VM" "install -m 755 $OUT/plugin-critical $PLUGIN" > /dev/null 2>&1 || true
   DOWN=$(guest "$G wait-check plugin unhealthy") || true
   REASON=$(field "$DOWN" reason)
   if [ "$(field "$DOWN" state)" = unhealthy ] && [ "$REASON" = "SANDBOX CRITICAL - plugin ran as poolkeeper" ] \
