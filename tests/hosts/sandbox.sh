@@ -109,38 +109,32 @@ verdict() {
   else row "$1" FAIL "$(field "$2" text) ${2:0:400}"; fi
 }
 
-# --- vip ----------------------------------------------------------------------------
-UP=$(guest "$G wait-check dr-vip healthy") || true
-if [ "$(field "$UP" state)" = healthy ]; then
-  "$H" exec "$VM" "ip addr del $VIP/32 dev lo" > /dev/null 2>&1 || true
-  DOWN=$(guest "$G wait-check dr-vip unhealthy") || true
-  REASON=$(field "$DOWN" reason)
-  if [ "$(field "$DOWN" state)" = unhealthy ] && [ "$REASON" = "$VIP not on lo" ] \
-     && [ "$(field "$DOWN" health_code)" = 503 ]; then
-    row vip PASS "on lo: healthy; removed: unhealthy after $(field "$DOWN" seconds) s, \"$REASON\", /health/sandbox-vip 503"
-  else
-    row vip FAIL "removed: $DOWN"
+# up_down ROW CHECK ACTION WANT: CHECK healthy, then ACTION run in the guest, then CHECK
+# unhealthy with the reason WANT and its service's /health 503.
+up_down() {
+  local row=$1 check=$2 action=$3 want=$4 up down reason
+  up=$(guest "$G wait-check $check healthy") || true
+  if [ "$(field "$up" state)" != healthy ]; then
+    row "$row" FAIL "not healthy before: $up"
+    return
   fi
-  "$H" exec "$VM" "ip addr add $VIP/32 dev lo" > /dev/null 2>&1 || true
-else
-  row vip FAIL "not healthy with $VIP on lo: $UP"
-fi
+  "$H" exec "$VM" "$action" > /dev/null 2>&1 || true
+  down=$(guest "$G wait-check $check unhealthy") || true
+  reason=$(field "$down" reason)
+  if [ "$(field "$down" state)" = unhealthy ] && [ "$reason" = "$want" ] \
+     && [ "$(field "$down" health_code)" = 503 ]; then
+    row "$row" PASS "healthy; then unhealthy after $(field "$down" seconds) s, \"$reason\", /health/$(field "$down" service) 503"
+  else
+    row "$row" FAIL "after \"$action\": $down"
+  fi
+}
+
+# --- vip ----------------------------------------------------------------------------
+up_down vip dr-vip "ip addr del $VIP/32 dev lo" "$VIP not on lo"
+"$H" exec "$VM" "ip addr replace $VIP/32 dev lo" > /dev/null 2>&1 || true
 
 # --- exec ---------------------------------------------------------------------------
-UP=$(guest "$G wait-check plugin healthy") || true
-if [ "$(field "$UP" state)" = healthy ]; then
-  "$H" exec "$VM" "install -m 755 $OUT/plugin-critical $PLUGIN" > /dev/null 2>&1 || true
-  DOWN=$(guest "$G wait-check plugin unhealthy") || true
-  REASON=$(field "$DOWN" reason)
-  if [ "$(field "$DOWN" state)" = unhealthy ] && [ "$REASON" = "SANDBOX CRITICAL - plugin ran as poolkeeper" ] \
-     && [ "$(field "$DOWN" health_code)" = 503 ]; then
-    row exec PASS "exit 0: healthy; exit 2: unhealthy after $(field "$DOWN" seconds) s, \"$REASON\""
-  else
-    row exec FAIL "exit 2: $DOWN"
-  fi
-else
-  row exec FAIL "not healthy with the plugin exiting 0: $UP"
-fi
+up_down exec plugin "install -m 755 $OUT/plugin-critical $PLUGIN" "SANDBOX CRITICAL - plugin ran as poolkeeper"
 
 # --- watchdog -----------------------------------------------------------------------
 WD=$(guest "$G watchdog --seconds 25") || true
