@@ -7,9 +7,10 @@
 # poolkeeper.socket and poolkeeper.service running (tests/hosts/unit-kill.sh calls it at
 # its end, in the same boot). It replaces the agent's config with its own (two services,
 # no conftool: sandbox-vip with a vip check, sandbox-exec with an exec check; interval
-# 1 s and 2 s, rise 1, fall 1; admin_group = "poolkeeper-admins"), restarts the agent, and checks
-# under the unit as shipped (User=poolkeeper, no capabilities, ProtectSystem=strict,
-# ProtectProc=invisible, RestrictAddressFamilies, SystemCallFilter, ...):
+# 1 s and 2 s, rise 1, fall 1; admin_group = "poolkeeper-admins"), restarts the agent,
+# and checks under the unit as shipped (User=poolkeeper, no capabilities,
+# ProtectSystem=strict, ProtectProc=invisible, RestrictAddressFamilies,
+# SystemCallFilter, ...):
 #   vip        192.0.2.100/32 on lo with arp_ignore=1, arp_announce=2: the check healthy;
 #              the address removed: unhealthy, the reason "192.0.2.100 not on lo"
 #   exec       a Nagios plugin (a shell script) exiting 0: healthy; rewritten to exit 2:
