@@ -603,6 +603,11 @@ bool ConftoolWriter::floor_step(const ConftoolKeyStep& step, nlohmann::json* key
 bool ConftoolWriter::early_floor_steps(const ConftoolView& now, std::map<std::string, FloorVerdict>* given,
                                        std::string* error) {
   if (!last_read_) return true;  // the first sync: nothing read yet to plan from
+  // Only a failing service's key goes through the floor in plan_sync: without one,
+  // there is nothing to run early (and no copy of the last read to plan from).
+  if (std::none_of(now.wants.begin(), now.wants.end(),
+                   [](const ConftoolWant& w) { return w.kind == ConftoolWant::Kind::kNoUnderFloor; }))
+    return true;
   ConftoolView view = *last_read_;
   view.wants = now.wants;
   view.peers = now.peers;

@@ -510,15 +510,17 @@ void Runtime::owner_loop() {
     model_->tick();
     publish();  // before probes start: a state change is visible at once
     queue_leave_polls(model_->take_leave_polls());  // their announcements are published now
-    for (const auto& d : model_->take_due()) {
-      auto it = probes_.find(d.name);
-      if (it == probes_.end()) continue;
-      {
-        std::lock_guard<std::mutex> g(mu_);
+    auto due = model_->take_due();
+    if (!due.empty()) {
+      std::lock_guard<std::mutex> g(mu_);
+      for (const auto& d : due) {
         if (d.fast) awaited_[d.name] = d.seq;  // the latest fast probe per check
         else awaited_.erase(d.name);
       }
-      prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
+    }
+    for (const auto& d : due) {
+      auto it = probes_.find(d.name);
+      if (it != probes_.end()) prober_->trigger(d.name, d.gen, it->second, d.seq, d.timeout);
     }
     // Leftovers that did not die at once (uninterruptible sleep) are reaped here.
     LeftoverStats left = leftover_stats();
