@@ -75,13 +75,19 @@ build() {
 }
 
 # ctest_in DIR NAME [ctest arguments...]: a failure is recorded and the later stages
-# still run; the script fails at the end.
+# still run; the script fails at the end. Tests run $CTEST_JOBS at a time (default: the
+# number of cores); those that share something (a VM's core, the machine's dpkg) say so
+# with RESOURCE_LOCK, the benchmarks with RUN_SERIAL. The stage's time is printed with
+# the sum of the tests' own times (what one at a time would take).
 ctest_in() {
   dir=$1 name=$2
   shift 2
   start "tests $name"
-  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@") || FAILED="$FAILED [tests $name]"
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j"${CTEST_JOBS:-$JOBS}" "$@") || FAILED="$FAILED [tests $name]"
   done_stage "tests $name"
+  sum=$(awk '/^Test time = / { s += $4 } END { printf "%d", s }' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null || echo 0)
+  TIMES="$TIMES$(printf '%-34s %4d s' "  (the tests' own times, summed)" "$sum")
+"
 }
 
 unit_targets() {  # the executables of the tests labelled unit, as configured in $1

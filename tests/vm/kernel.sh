@@ -7,9 +7,13 @@
 #                     and runs depmod on the extracted tree. Calls fail() on error.
 #
 # The package is resolved once and remembered in CACHE/kernel-package; delete that file
-# (or the cache) to follow a newer kernel in the archive.
+# (or the cache) to follow a newer kernel in the archive. Callers that share a cache
+# (tests/vm and tests/hosts under `ctest -j`) take turns on CACHE/.kernel.lock.
 vm_kernel() {
-  local cache=$1 kdir
+  local cache=$1 kdir lockfd
+  mkdir -p "$cache"
+  exec {lockfd}>"$cache/.kernel.lock"
+  flock "$lockfd" || fail "cannot lock $cache/.kernel.lock"
   if [ ! -s "$cache/kernel-package" ]; then
     PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
     if [ -z "$PKG" ]; then
@@ -45,6 +49,7 @@ vm_kernel() {
     rm -rf "$cache/deb"
     touch "$kdir/.extracted"
   fi
+  exec {lockfd}>&-
   VMLINUZ="$kdir/boot/vmlinuz-$KVER"
   MODDIR="$kdir/lib/modules/$KVER"
   [ -f "$VMLINUZ" ] || fail "no kernel image $VMLINUZ"
