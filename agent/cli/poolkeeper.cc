@@ -1,9 +1,9 @@
 // poolkeeper: the realserver health agent daemon. Runs in the foreground and logs to
 // stderr (systemd takes both). SIGTERM/SIGINT stop it: on a host shutdown or reboot it
 // drains (each service leaves through the floor, keeps answering for drain_seconds,
-// then exits); on a restart of the agent alone it leaves the pool state as it is and
-// exits at once. The whole stop is bounded by drain_seconds + 2 s whatever is in
-// flight; a second signal exits at once.
+// then exits, once the conftool keys it left are in etcd); on a restart of the agent
+// alone it leaves the pool state as it is and exits at once. The whole stop is bounded
+// by drain_seconds + 22 s whatever is in flight; a second signal exits at once.
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -23,6 +23,29 @@ using namespace poolkeeper;
 
 namespace {
 
+// How long a shutdown drain may wait, past drain_seconds from the signal, for etcd to
+// take the keys it left: until then the load balancer still sends this host the conftool services'
+// traffic, and the servers stop only after the agent (the unit's ordering). Within
+// the unit's TimeoutStopSec (60 s) with the default drain_seconds (10).
+constexpr auto kConftoolStopGrace = std::chrono::seconds(20);
+
+// The end of a shutdown drain with [conftool]: the keys the drain left must be in etcd
+// before the agent exits and the servers stop; waits until `end` at most.
+void drain_conftool(Runtime& agent, SteadyTime end) {
+  auto left = [&] { return std::max<Duration>(end - SteadyClock::now(), Duration::zero()); };
+  // First as long as an etcd request may take by default (2 s), and some.
+  if (agent.wait_conftool_written(std::min<Duration>(std::chrono::seconds(3), left()))) return;
+  log_warn("shutdown drain: the conftool keys are not in etcd yet (etcd not answering): the load balancer "
+           "still sends this host traffic; waiting for etcd",
+           {{"up_to_seconds", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(left()).count())}});
+  if (agent.wait_conftool_written(left())) {
+    log_info("shutdown drain: the conftool keys are in etcd");
+    return;
+  }
+  log_error("shutdown drain: etcd did not answer: exiting with the conftool keys as they were; the peers take "
+            "this host out once its liveness key has expired and it has been silent for peer_dead_after");
+}
+
 int usage(std::ostream& out, int code) {
   out << "usage: poolkeeper --config FILE\n"
          "       poolkeeper --check-config FILE\n"
@@ -35,8 +58,9 @@ int usage(std::ostream& out, int code) {
          "directory (\"drain\" or \"keep\"; read once and removed at the signal), then\n"
          "agent.stop_action (\"drain\", \"keep\" or \"auto\"), and for \"auto\" systemd's\n"
          "SystemState (\"stopping\" = the host is going down) or a job of shutdown.target;\n"
-         "without systemd, auto drains. A stop takes at most drain_seconds + 2 s; a second\n"
-         "signal exits at once.\n";
+         "without systemd, auto drains. A drain with [conftool] ends once etcd has the\n"
+         "keys it left, waiting up to 20 s more for an etcd that does not answer. A stop\n"
+         "takes at most drain_seconds + 22 s; a second signal exits at once.\n";
   return code;
 }
 
@@ -121,7 +145,7 @@ int run(const std::string& file) {
     int sig = sigtimedwait(&set, &info, &ts);
     if (stopping && stopped) break;
     if (stopping && SteadyClock::now() >= hard_deadline) {
-      log_error("stop did not finish within drain_seconds + 2 s: exiting anyway");
+      log_error("stop did not finish within drain_seconds + 22 s: exiting anyway");
       exit_now(0);
     }
     if (sig < 0) continue;  // timeout or EINTR
@@ -132,7 +156,7 @@ int run(const std::string& file) {
       }
       stopping = true;
       SteadyTime t0 = SteadyClock::now();
-      hard_deadline = t0 + std::chrono::seconds(cfg.agent.drain_seconds) + std::chrono::seconds(2);
+      hard_deadline = t0 + std::chrono::seconds(cfg.agent.drain_seconds) + kConftoolStopGrace + std::chrono::seconds(2);
       sd_notify(0, "STOPPING=1");
       std::string signame = strsignal(sig);
       // The decision and the floor may wait on systemd, peers and etcd (each bounded);
@@ -144,7 +168,10 @@ int run(const std::string& file) {
                  {{"signal", signame}, {"why", d.why},
                   {"drain_seconds", std::to_string(drain ? cfg.agent.drain_seconds : 0)}});
         agent->begin_stop(d.action);
-        if (drain) std::this_thread::sleep_until(t0 + std::chrono::seconds(cfg.agent.drain_seconds));
+        if (drain) {
+          std::this_thread::sleep_until(t0 + std::chrono::seconds(cfg.agent.drain_seconds));
+          drain_conftool(*agent, t0 + std::chrono::seconds(cfg.agent.drain_seconds) + kConftoolStopGrace);
+        }
         agent->shutdown();
         stopped = true;
       });

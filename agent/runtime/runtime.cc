@@ -362,6 +362,16 @@ void Runtime::begin_stop(StopAction action) {
   admin_handler_->drain_through_floor(floor, *snap);
 }
 
+bool Runtime::wait_conftool_written(Duration limit) {
+  if (!conftool_) return true;
+  SteadyTime end = clock_.now() + limit;
+  // A failed sync returns at once; the next waits out the writer's backoff, which etcd
+  // answering its liveness thread again cuts short.
+  for (Duration left = limit; left > Duration::zero(); left = end - clock_.now())
+    if (conftool_->wait_synced(left)) return true;
+  return false;
+}
+
 void Runtime::shutdown() {
   {
     std::lock_guard<std::mutex> lk(mu_);

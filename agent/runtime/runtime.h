@@ -47,6 +47,10 @@ class Runtime {
   // or stays pooled, logged, when the floor refuses; on_reboot = "hold" services stay.
   // Blocks for the floor's decisions (each bounded by its timeouts).
   void begin_stop(StopAction action);
+  // After a shutdown drain: true once a conftool sync begun after this call has
+  // succeeded — the keys the drain left are in etcd, where the load balancer reads them
+  // — or at once without [conftool]; false when etcd did not answer within `limit`.
+  bool wait_conftool_written(Duration limit);
   // Stops everything. Bounded: admin requests still waiting get "agent is stopping", and
   // a probe still running after a short grace is abandoned (see abandoned()).
   void shutdown();

@@ -32,7 +32,7 @@ std::string stop_action_file(const std::string& admin_socket) {
 namespace {
 
 // How long each question to systemd may take. They are asked once, at SIGTERM, while
-// the agent still serves, inside the stop's own bound (drain_seconds + 2 s): an
+// the agent still serves, inside the stop's own bound (drain_seconds + 22 s): an
 // unanswered SystemState ends the asking (drain); the two shutdown.target questions
 // after it are asked only of a systemd that just answered. During a shutdown systemd
 // and dbus-daemon are busy with the shutdown transaction: a real reboot on a loaded

@@ -2,7 +2,7 @@
 # The systemd unit passes `systemd-analyze verify` (with its binaries pointed at the
 # build tree), and orders the agent after the services it probes, so it stops first;
 # its socket unit listens where the agent does by default, and TimeoutStopSec leaves
-# room for the agent's bounded stop (drain_seconds 10 + 2 s; check timeouts ≤ 30 s).
+# room for the agent's bounded stop (drain_seconds 10 + 22 s; check timeouts ≤ 30 s).
 set -eu
 unit=$1 bindir=$2
 tmp=$(mktemp -d)
@@ -20,5 +20,5 @@ grep -q '^Wants=poolkeeper.socket' "$unit" && grep -q '^After=.*poolkeeper.socke
   { echo "not tied to poolkeeper.socket"; exit 1; }
 grep -q '^ListenStream=127.0.0.1:9473$' "$socket" || { echo "poolkeeper.socket does not listen on 127.0.0.1:9473"; exit 1; }
 stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\{0,1\}$/\1/p' "$unit")
-[ -n "$stop" ] && [ "$stop" -ge 42 ] || { echo "TimeoutStopSec=${stop:-?} leaves no room for drain_seconds + 2 s and 30 s checks"; exit 1; }
+[ -n "$stop" ] && [ "$stop" -ge 42 ] || { echo "TimeoutStopSec=${stop:-?} leaves no room for drain_seconds + 22 s and 30 s checks"; exit 1; }
 echo "1 passed, 0 failed"

@@ -145,6 +145,65 @@ TEST_F(StopConftoolTest, BothAgentsStoppedAtOnceLeaveMinPooledIn) {
   EXPECT_EQ(both_out, 0);
 }
 
+// etcd hung when the drain begins: the floor falls back to the peers' view (none here:
+// the service leaves on its own), and the drain does not end before etcd has the keys
+// "no" — until then PyBal still sends this host the traffic. etcd back 2 s after the
+// drain_seconds: the keys are written and the agent exits right after.
+TEST_F(StopConftoolTest, ShutdownDrainWaitsForEtcdToTakeTheKeys) {
+  seed("a.example.org");
+  seed("b.example.org");
+  AgentProc a("a.example.org", agent_extra("drain") + "timeout = \"500ms\"\n");
+  a.write_config(with_drain_seconds(a.config_text(), 1));
+  start_ready(a);
+  etcd().hang();
+  auto t0 = Clock::now();
+  a.signal(SIGTERM);
+  // Past drain_seconds, the agent says it waits for etcd; then etcd comes back.
+  bool waited = wait_for([&] { return a.log().find("the conftool keys are not in etcd yet") != std::string::npos; },
+                         10000ms);
+  double said = seconds_since(t0);
+  std::this_thread::sleep_for(2000ms);  // etcd stays away a while longer
+  etcd().resume();
+  double resumed = seconds_since(t0);
+  auto code = a.wait(30000ms);
+  double took = seconds_since(t0);
+  ASSERT_TRUE(waited) << a.log();
+  ASSERT_TRUE(code.has_value()) << a.log();
+  EXPECT_EQ(*code, 0);
+  std::printf("etcd hung through the drain: the wait logged after %.2f s, etcd back after %.2f s, exited after %.2f s\n",
+              said, resumed, took);
+  EXPECT_GE(took, resumed);
+  EXPECT_EQ(pooled("nfs", "a.example.org"), "no") << a.log();
+  EXPECT_EQ(pooled("http", "a.example.org"), "no") << a.log();
+  EXPECT_EQ(pooled("nfs", "b.example.org"), "yes");
+  EXPECT_NE(a.log().find("shutdown drain: the conftool keys are in etcd"), std::string::npos) << a.log();
+}
+
+// etcd hung for good: the drain waits to its bound (drain_seconds + 20 s from the signal)
+// and exits with the keys as they were, saying who takes the host out instead.
+TEST_F(StopConftoolTest, ShutdownDrainWithEtcdGoneIsBounded) {
+  seed("a.example.org");
+  seed("b.example.org");
+  AgentProc a("a.example.org", agent_extra("drain") + "timeout = \"500ms\"\n");
+  a.write_config(with_drain_seconds(a.config_text(), 1));
+  start_ready(a);
+  etcd().hang();
+  auto t0 = Clock::now();
+  a.signal(SIGTERM);
+  auto code = a.wait(40000ms);
+  double took = seconds_since(t0);
+  etcd().resume();
+  ASSERT_TRUE(code.has_value()) << a.log();
+  EXPECT_EQ(*code, 0);
+  std::printf("etcd hung for good: exited after %.2f s (drain_seconds 1 + 20 s at most)\n", took);
+  EXPECT_LT(took, 1 + 22 + 2.0);  // within the hard bound, which it must not reach
+  EXPECT_EQ(a.log().find("exiting anyway"), std::string::npos) << a.log();
+  EXPECT_EQ(pooled("nfs", "a.example.org"), "yes");
+  EXPECT_NE(a.log().find("shutdown drain: etcd did not answer: exiting with the conftool keys as they were"),
+            std::string::npos)
+      << a.log();
+}
+
 TEST_F(StopConftoolTest, RestartWritesNoKeyAndHealthStays200) {
   seed("a.example.org");
   seed("b.example.org");
