@@ -232,7 +232,9 @@ void Host::start_agent() {
 
 void Host::stop_agent(bool host_going_down) {
   agent_.signal(SIGTERM);
-  if (!agent_.wait(15000ms).has_value()) agent_.kill_and_wait();
+  // Beyond the agent's own bound (drain_seconds + 22 s: with etcd down a drain waits
+  // up to 20 s for it to take the keys).
+  if (!agent_.wait(30000ms).has_value()) agent_.kill_and_wait();
   agent_ = pk_test::Process();
   if (host_going_down) close_listen_socket();
 }
