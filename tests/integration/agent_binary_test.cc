@@ -219,7 +219,9 @@ TEST_F(AgentBinaryTest, SigtermReportsNotPooledThenExits) {
   ASSERT_TRUE(wait_for([&] { return get("/health/web").status == 503; }, 1000ms, 0ms));
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   std::printf("503 after SIGTERM in %.2f ms\n", ms);
-  EXPECT_LT(ms, 10.0);
+  // At once, not at the end of the drain: a few ms on a quiet machine, 213 ms once with
+  // three VMs and other tests beside it; the drain is 2 s.
+  EXPECT_LT(ms, 500.0);
   EXPECT_EQ(get("/health/web").body, "not pooled: stopping\n");
   EXPECT_EQ(status()["lifecycle"], "stopping");
   // Keeps answering while draining, then exits 0 after drain_seconds.
