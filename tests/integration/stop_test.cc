@@ -78,6 +78,18 @@ class StopConftoolTest : public ::testing::Test, protected ConftoolEtcd {
     return (stop_action.empty() ? "" : "stop_action = \"" + stop_action + "\"\n") + "\n[conftool]\nendpoints = [\"" +
            etcd().url() + "\"]\nprefix = \"" + kPrefix + "\"\n";
   }
+  // a and b pooled, a up with drain_seconds 1; then etcd hangs and a gets SIGTERM: the
+  // time of the signal.
+  Clock::time_point drain_with_etcd_hung(AgentProc& a) {
+    seed("a.example.org");
+    seed("b.example.org");
+    a.write_config(with_drain_seconds(a.config_text(), 1));
+    start_ready(a);
+    etcd().hang();
+    auto t0 = Clock::now();
+    a.signal(SIGTERM);
+    return t0;
+  }
   void start_ready(AgentProc& a) {
     a.start();
     ASSERT_TRUE(a.wait_health("nfs", 200)) << a.log();
@@ -150,14 +162,8 @@ TEST_F(StopConftoolTest, BothAgentsStoppedAtOnceLeaveMinPooledIn) {
 // "no" — until then PyBal still sends this host the traffic. etcd back 2 s after the
 // drain_seconds: the keys are written and the agent exits right after.
 TEST_F(StopConftoolTest, ShutdownDrainWaitsForEtcdToTakeTheKeys) {
-  seed("a.example.org");
-  seed("b.example.org");
   AgentProc a("a.example.org", agent_extra("drain") + "timeout = \"500ms\"\n");
-  a.write_config(with_drain_seconds(a.config_text(), 1));
-  start_ready(a);
-  etcd().hang();
-  auto t0 = Clock::now();
-  a.signal(SIGTERM);
+  auto t0 = drain_with_etcd_hung(a);
   // Past drain_seconds, the agent says it waits for etcd; then etcd comes back.
   bool waited = wait_for([&] { return a.log().find("the conftool keys are not in etcd yet") != std::string::npos; },
                          10000ms);
@@ -182,14 +188,8 @@ TEST_F(StopConftoolTest, ShutdownDrainWaitsForEtcdToTakeTheKeys) {
 // etcd hung for good: the drain waits to its bound (drain_seconds + 20 s from the signal)
 // and exits with the keys as they were, saying who takes the host out instead.
 TEST_F(StopConftoolTest, ShutdownDrainWithEtcdGoneIsBounded) {
-  seed("a.example.org");
-  seed("b.example.org");
   AgentProc a("a.example.org", agent_extra("drain") + "timeout = \"500ms\"\n");
-  a.write_config(with_drain_seconds(a.config_text(), 1));
-  start_ready(a);
-  etcd().hang();
-  auto t0 = Clock::now();
-  a.signal(SIGTERM);
+  auto t0 = drain_with_etcd_hung(a);
   auto code = a.wait(40000ms);
   double took = seconds_since(t0);
   etcd().resume();
