@@ -7,7 +7,8 @@ DRIVER_LOG is tests/vm/lbdriver.py's event file (seconds since the director's bo
 Prints one line per kind — the director's IPVS changes for RS, its conftool keys,
 ProxyFetch's verdicts — as offsets from T_FROM, whether a service's pool was ever empty
 (replayed from the log's start), and the clients' requests if CLIENTS_JSON is given.
-The last line is machine-readable: "counts ipvs=N keys=N fetch_down=N empty=N failed=N".
+The last line is machine-readable: "counts ipvs=N keys=N fetch_down=N empty=N failed=N"
+(failed: HTTP and rsync requests).
 
 director_view() and client_rows() are shared with table.py (a rolling reboot's table).
 """
@@ -43,15 +44,19 @@ def director_view(dlog, rs, t0, t1=float("inf")):
 
 
 def client_rows(cjson, t0, longest_op=False):
-    """The clients' summary as table lines (offsets from t0), and the failures' sum."""
+    """The clients' summary as table lines (offsets from t0), and the sum of the HTTP
+    and rsync clients' failures (NFS clients' errors are printed, not counted: a client
+    moved to another host meets handles it never gave out)."""
     s = json.load(open(cjson))
-    head = "  client      ok  failed  longest stall  " + ("longest op  " if longest_op else "") + "failures (first .. last)"
+    head = "  client       ok  failed  longest stall  " + ("longest op  " if longest_op else "") + "failures (first .. last)"
     rows, failed = [head], 0
     for c in s["clients"]:
         span = "-" if not c["failed"] else "+%.1f .. +%.1f s" % (c["first_fail"] - t0, c["last_fail"] - t0)
         op = "  %8.2f s" % c["longest_op"] if longest_op else ""
-        rows.append("  %-8s %5d  %6d  %11.2f s%s  %s" % (c["name"], c["ok"], c["failed"], c["longest_gap"], op, span))
-        failed += c["failed"]
+        nfs = "  (remounts %d, reopens %d)" % (c["remounts"], c["reopens"]) if c["name"].startswith("nfs") else ""
+        rows.append("  %-9s %5d  %6d  %11.2f s%s  %s%s" % (c["name"], c["ok"], c["failed"], c["longest_gap"], op, span, nfs))
+        if not c["name"].startswith("nfs"):
+            failed += c["failed"]
     return rows, failed
 
 
