@@ -49,6 +49,20 @@ lintian --fail-on error "$deb" > "$tmp/lintian.log" 2>&1 ||
 echo "lintian: $(grep -c '^E:' "$tmp/lintian.log" || true) errors, $(grep -c '^W:' "$tmp/lintian.log" || true) warnings"
 cat "$tmp/lintian.log"
 
+# An upgrade restarts the service (a restart keeps the pool state) and never touches
+# the socket: restarting poolkeeper.socket closes the port, and the balancer's check
+# through it would take the host out for the gap.
+dpkg-deb -e "$deb" "$tmp/control"
+grep -qE "deb-systemd-invoke (try-)?restart 'poolkeeper\.service'( >|\$)" "$tmp/control/postinst" ||
+  { echo "postinst does not restart poolkeeper.service after an upgrade"; exit 1; }
+for f in preinst postinst prerm postrm; do
+  [ -f "$tmp/control/$f" ] || continue
+  if grep -nE "(deb-systemd-invoke|systemctl)[^#]*(start|stop|restart)[^#]*poolkeeper\.socket" "$tmp/control/$f"; then
+    echo "$f starts, stops or restarts poolkeeper.socket (the port would close)"; exit 1
+  fi
+done
+echo "maintainer scripts: an upgrade restarts poolkeeper.service only"
+
 dpkg -i "$deb" > "$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; exit 1; }
 /usr/sbin/poolkeeper --check-config /etc/poolkeeper/poolkeeper.toml
 runuser -u poolkeeper -- /usr/sbin/poolkeeper --check-config /etc/poolkeeper/poolkeeper.toml >/dev/null
