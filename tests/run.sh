@@ -5,7 +5,9 @@
 # not stop the later ones, and the run fails at the end.
 #
 #   tests/run.sh [ctest arguments...]         normal build (build/, the Debian package's
-#                                             flags), tests, fuzzers
+#                                             flags), tests (the real hosts, label
+#                                             hosts, in a stage of their own, last),
+#                                             fuzzers
 #   tests/run.sh --asan [ctest arguments...]  ASan+UBSan build (build-asan/), all tests
 #   tests/run.sh --tsan [ctest arguments...]  TSan build (build-tsan/): unit tests and
 #                                             one integration test (or what the
@@ -144,7 +146,17 @@ case "$mode" in
     configure_build build
     cmake --build build -j"$JOBS"
     done_stage "build normal"
-    ctest_in build "normal" "$@"
+    # The real hosts (label hosts: a VM per host, each on a core of its own under
+    # emulation) run alone after the rest, on the package the normal stage built with
+    # the README's command (readme_commands_test); without a package from this run,
+    # ctest builds it first.
+    touch build/.tests-normal-start
+    ctest_in build "normal" -LE hosts "$@"
+    if [ -n "$(find build/deb -name 'poolkeeper_*.deb' -newer build/.tests-normal-start 2>/dev/null)" ]; then
+      ctest_in build "hosts" -L hosts -FA '.*' "$@"
+    else
+      ctest_in build "hosts" -L hosts "$@"
+    fi
     if [ "$mode" = default ]; then run_fuzzers; fi
     if [ "${CI:-}" = true ]; then
       start "build asan+ubsan unit tests (build-asan)"

@@ -1,18 +1,20 @@
 #!/bin/sh
-# The Debian package, built with deploy/build-deb.sh — with CI=true exactly as the
-# README gives it (no DEB_BUILD_OPTIONS: the unit tests run inside dpkg-buildpackage
-# under Debian's build flags), otherwise with nocheck to save a developer minutes —
-# checked by lintian (no errors), installed with dpkg -i on this disposable machine:
-# the installed agent accepts the installed config, poolctl answers --help, the links,
-# user and groups exist, the unit passes `systemd-analyze verify` and rates at most 2.0
-# in `systemd-analyze security --offline=yes`; what the docs name is what the package
-# holds (the units' Documentation=, the man pages' paths and cross-references, the
-# shipped config's pointer, the README's installed files) and the commands are on a
-# normal user's PATH; the README's first run (the installed agent started as the unit
-# starts it, then `poolctl status`) works; then purged. Prints the build time.
+# The Debian package deploy/build-deb.sh builds, checked by lintian (no errors),
+# installed with dpkg -i on this disposable machine: the maintainer scripts restart the
+# service and never the socket on an upgrade; the installed agent accepts the installed
+# config, poolctl answers --help, the links, user and groups exist, the unit passes
+# `systemd-analyze verify` and rates at most 2.0 in `systemd-analyze security
+# --offline=yes`; what the docs name is what the package holds (the units'
+# Documentation=, the man pages' paths and cross-references, the shipped config's
+# pointer, the README's installed files) and the commands are on a normal user's PATH;
+# the README's first run (the installed agent started as the unit starts it, then
+# `poolctl status`) works; then purged.
 #   deb_package_test.sh SRC [DEB_DIR]
-# With DEB_DIR the built .deb files are left there (emptied first) for the tests that
-# install the package in VMs (tests/hosts), so that a run builds the package once.
+# Under ctest DEB_DIR holds the package readme_commands_test built with the README's
+# own command (fixture poolkeeper_deb: the unit tests ran inside dpkg-buildpackage), so
+# a run builds the package once. Without a package in DEB_DIR (the script run by hand)
+# it builds one there: with CI=true exactly as the README gives it, otherwise with
+# nocheck to save a developer minutes. Prints how the package was built.
 set -eu
 src=$1
 keep=${2:-}
@@ -22,27 +24,32 @@ cleanup() { dpkg --purge poolkeeper >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
-[ -z "$keep" ] || rm -rf "$keep"                     # never a stale package for the VMs
 
-start=$(date +%s)
-if [ "${CI:-}" = true ]; then
-  how="as documented (unit tests inside)"
-  env -u DEB_BUILD_OPTIONS "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
-    { tail -60 "$tmp/build.log"; exit 1; }
-  grep -q '100% tests passed' "$tmp/build.log" || { tail -60 "$tmp/build.log"; echo "no unit tests ran in the build"; exit 1; }
+if [ -n "$keep" ] && ls "$keep"/poolkeeper_*.deb >/dev/null 2>&1; then
+  deb=$(ls "$keep"/poolkeeper_*.deb)
+  echo "package: $deb (built by the README's command, unit tests inside)"
 else
-  how="with nocheck (CI=true builds it as documented)"
-  DEB_BUILD_OPTIONS=nocheck "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
-    { tail -60 "$tmp/build.log"; exit 1; }
+  start=$(date +%s)
+  mkdir -p "$tmp/out"
+  if [ "${CI:-}" = true ]; then
+    how="as documented (unit tests inside)"
+    env -u DEB_BUILD_OPTIONS "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
+      { tail -60 "$tmp/build.log"; exit 1; }
+    grep -q '100% tests passed' "$tmp/build.log" || { tail -60 "$tmp/build.log"; echo "no unit tests ran in the build"; exit 1; }
+  else
+    how="with nocheck (CI=true builds it as documented)"
+    DEB_BUILD_OPTIONS=nocheck "$src/deploy/build-deb.sh" "$tmp/out" > "$tmp/build.log" 2>&1 ||
+      { tail -60 "$tmp/build.log"; exit 1; }
+  fi
+  echo "package built $how in $(( $(date +%s) - start )) s"
+  deb=$(ls "$tmp"/out/poolkeeper_*.deb)
+  if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    cp "$tmp"/out/*.deb "$keep/"
+    echo "left in $keep: $(cd "$keep" && echo *.deb)"
+  fi
 fi
-echo "package built $how in $(( $(date +%s) - start )) s"
-deb=$(ls "$tmp"/out/poolkeeper_*.deb)
-if [ -n "$keep" ]; then
-  rm -rf "$keep"
-  mkdir -p "$keep"
-  cp "$tmp"/out/*.deb "$keep/"
-  echo "left in $keep: $(cd "$keep" && echo *.deb)"
-fi
+[ "$(echo "$deb" | wc -l)" = 1 ] || { echo "more than one package: $deb"; exit 1; }
 
 lintian --fail-on error "$deb" > "$tmp/lintian.log" 2>&1 ||
   { cat "$tmp/lintian.log"; echo "lintian found errors"; exit 1; }

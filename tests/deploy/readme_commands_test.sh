@@ -13,9 +13,13 @@
 #     `systemctl enable --now poolkeeper` enables the unit and starts the agent the way
 #     the unit does (its ExecStartPre if any, ExecStart, User, RuntimeDirectory).
 # A command that fails fails the test, naming the README line.
-#   readme_commands_test.sh SOURCE_TREE
+#   readme_commands_test.sh SOURCE_TREE [DEB_DIR]
+# With DEB_DIR the package the README's block built is left there (emptied first) for
+# deb_package_test and the real-hosts tests (tests/hosts), so that a run builds the
+# package once, the way the README builds it.
 set -eu
 src=$1
+keep=${2:-}
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i, cmake --install to /usr)"; exit 1; }
 tmp=$(mktemp -d /tmp/pk-readme-XXXXXX)
 tree=$tmp/tree
@@ -43,6 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
+[ -z "$keep" ] || rm -rf "$keep"                     # never a stale package for the others
 
 git clone -q "$src" "$tree"
 echo "testing README.md of $(git -C "$tree" log -1 --format='%h %s')"
@@ -193,6 +198,11 @@ cat "$tmp/install.sh"
   { tail -60 "$tmp/install.log"; echo "FAILED: the README's package install"; exit 1; }
 grep -q '100% tests passed' "$tmp/install.log" || { tail -40 "$tmp/install.log"; echo "FAILED: no unit tests ran in the package build"; exit 1; }
 echo "package: built (unit tests inside) and installed in $(( $(date +%s) - t0 )) s"
+if [ -n "$keep" ]; then
+  mkdir -p "$keep"
+  cp "$tmp"/deb/*.deb "$keep/"
+  echo "left in $keep: $(cd "$keep" && echo *.deb)"
+fi
 installed_config_is_readmes
 first_run
 dpkg --purge poolkeeper > "$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; exit 1; }

@@ -17,7 +17,7 @@
 #   host.sh rss NAME                   the qemu's resident set (KiB)
 #   host.sh package                    the path of the poolkeeper .deb to install: in
 #                                      $POOLKEEPER_DEB_DIR if set, else in $HOSTS_DEB_DIR
-#                                      (ctest's, from deb_package_test), else built into
+#                                      (ctest's, from readme_commands_test), else built into
 #                                      HOSTS_DIR/deb (DEB_BUILD_OPTIONS default: nocheck)
 #
 # Each host: the host machine's root read-only over 9p under an overlay, Debian's udev

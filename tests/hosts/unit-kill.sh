@@ -10,8 +10,8 @@
 # poolkeeper installed with `dpkg -i`, its shipped units unmodified. Checks with
 # interval = "5s", fast_interval = "200ms", fall = 2.
 # The package (`host.sh package`): the .deb in $POOLKEEPER_DEB_DIR if set, else in
-# $HOSTS_DEB_DIR (ctest sets it: deb_package_test leaves the package in the build
-# tree), else built into build/hosts/deb (DEB_BUILD_OPTIONS default: nocheck).
+# $HOSTS_DEB_DIR (ctest sets it: readme_commands_test leaves the package in the
+# build tree), else built into build/hosts/deb (DEB_BUILD_OPTIONS default: nocheck).
 #
 # Each round runs inside the guest (tests/hosts/unit-round.py, its CLOCK_MONOTONIC): the
 # signal goes to every process of the unit's cgroup (what `systemctl kill -s SIG U`
