@@ -17,7 +17,7 @@
 # nocheck to save a developer minutes. Prints how the package was built.
 set -eu
 src=$1
-keep=${2:-}
+deb_dir=${2:-}
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i)"; exit 1; }
 tmp=$(mktemp -d)
 cleanup() { dpkg --purge poolkeeper >/dev/null 2>&1 || true; rm -rf "$tmp"; }
@@ -25,9 +25,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
 
-if [ -n "$keep" ] && ls "$keep"/poolkeeper_*.deb >/dev/null 2>&1; then
-  deb=$(ls "$keep"/poolkeeper_*.deb)
-  echo "package: $deb (built by the README's command, unit tests inside)"
+if [ -n "$deb_dir" ] && ls "$deb_dir"/poolkeeper_*.deb >/dev/null 2>&1; then
+  deb=$(ls "$deb_dir"/poolkeeper_*.deb)
+  echo "package: $deb (already in DEB_DIR; under ctest the one readme_commands_test built)"
 else
   start=$(date +%s)
   mkdir -p "$tmp/out"
@@ -43,10 +43,10 @@ else
   fi
   echo "package built $how in $(( $(date +%s) - start )) s"
   deb=$(ls "$tmp"/out/poolkeeper_*.deb)
-  if [ -n "$keep" ]; then
-    mkdir -p "$keep"
-    cp "$tmp"/out/*.deb "$keep/"
-    echo "left in $keep: $(cd "$keep" && echo *.deb)"
+  if [ -n "$deb_dir" ]; then
+    mkdir -p "$deb_dir"
+    cp "$tmp"/out/*.deb "$deb_dir/"
+    echo "left in $deb_dir: $(cd "$deb_dir" && echo *.deb)"
   fi
 fi
 [ "$(echo "$deb" | wc -l)" = 1 ] || { echo "more than one package: $deb"; exit 1; }

@@ -19,7 +19,7 @@
 # package once, the way the README builds it.
 set -eu
 src=$1
-keep=${2:-}
+deb_dir=${2:-}
 [ "$(id -u)" = 0 ] || { echo "needs root (dpkg -i, cmake --install to /usr)"; exit 1; }
 tmp=$(mktemp -d /tmp/pk-readme-XXXXXX)
 tree=$tmp/tree
@@ -47,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
-[ -z "$keep" ] || rm -rf "$keep"                     # never a stale package for the others
+[ -z "$deb_dir" ] || rm -rf "$deb_dir"                     # never a stale package for the others
 
 git clone -q "$src" "$tree"
 echo "testing README.md of $(git -C "$tree" log -1 --format='%h %s')"
@@ -198,10 +198,10 @@ cat "$tmp/install.sh"
   { tail -60 "$tmp/install.log"; echo "FAILED: the README's package install"; exit 1; }
 grep -q '100% tests passed' "$tmp/install.log" || { tail -40 "$tmp/install.log"; echo "FAILED: no unit tests ran in the package build"; exit 1; }
 echo "package: built (unit tests inside) and installed in $(( $(date +%s) - t0 )) s"
-if [ -n "$keep" ]; then
-  mkdir -p "$keep"
-  cp "$tmp"/deb/*.deb "$keep/"
-  echo "left in $keep: $(cd "$keep" && echo *.deb)"
+if [ -n "$deb_dir" ]; then
+  mkdir -p "$deb_dir"
+  cp "$tmp"/deb/*.deb "$deb_dir/"
+  echo "left in $deb_dir: $(cd "$deb_dir" && echo *.deb)"
 fi
 installed_config_is_readmes
 first_run
