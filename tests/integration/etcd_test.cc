@@ -130,13 +130,15 @@ class EtcdTest : public ::testing::Test {
   }
   uint64_t etcd_index() { return root().get("/", false, true).etcd_index; }
   // Writes to one key from etcd index `from` on (etcd's event history replayed).
-  // The writes are kept in `history` for a failure's message. Replayed up to etcd's
-  // index now, each with a generous timeout: on a busy machine a request under v2 auth
-  // can take a second, and a short one would miss writes.
+  // The writes are kept in `history` for a failure's message. Replayed up to the key's
+  // own last write as a read sees it now, so no watch waits for a write that will not
+  // come; each with a generous timeout: on a busy machine a request under v2 auth can
+  // take a second, and a short one would miss writes.
   int writes_since(const std::string& k, uint64_t from) {
     int n = 0;
     history.clear();
-    uint64_t now = etcd_index();
+    auto last = root().get(k);
+    uint64_t now = last.ok() ? last.node.modified_index : etcd_index();
     for (int i = 0; i < 100 && from <= now; ++i) {
       auto w = root().watch(k, false, from, std::chrono::milliseconds(5000));
       if (!w.ok() || w.node.modified_index > now) break;
