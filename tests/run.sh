@@ -107,21 +107,33 @@ run_fuzzers() {
   done_stage "build fuzzers"
   targets=${FUZZ_TARGETS:-$(ls tests/fuzz/corpus)}
   mkdir -p build-fuzz/artifacts
+  # $JOBS at a time (each fuzzer is one process on one core).
+  start "fuzz ($(echo $targets | wc -w) targets, ${secs} s each, $JOBS at a time)"
+  batch=""
   for t in $targets; do
-    start "fuzz $t (${secs} s)"
-    # New inputs go to a scratch corpus; the committed seeds are only read.
-    mkdir -p "build-fuzz/corpus/$t"
-    if ! "build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
-        -artifact_prefix="build-fuzz/artifacts/$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
-        >"build-fuzz/$t.log" 2>&1; then
-      tail -n 60 "build-fuzz/$t.log"
-      echo "run.sh: fuzzer $t found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$t.log)" >&2
-      FAILED="$FAILED [fuzz $t]"
-    fi
-    grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$t.log" | tr '\n' ' '
-    echo
-    done_stage "fuzz $t"
+    batch="$batch $t"
+    [ "$(echo $batch | wc -w)" -lt "$JOBS" ] && [ "$t" != "$(echo $targets | awk '{print $NF}')" ] && continue
+    for b in $batch; do
+      # New inputs go to a scratch corpus; the committed seeds are only read.
+      mkdir -p "build-fuzz/corpus/$b"
+      ("build-fuzz/tests/fuzz/$b" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
+        -artifact_prefix="build-fuzz/artifacts/$b-" "build-fuzz/corpus/$b" "tests/fuzz/corpus/$b" \
+        >"build-fuzz/$b.log" 2>&1; echo $? >"build-fuzz/$b.rc") &
+    done
+    wait
+    for b in $batch; do
+      if [ "$(cat "build-fuzz/$b.rc")" != 0 ]; then
+        tail -n 60 "build-fuzz/$b.log"
+        echo "run.sh: fuzzer $b found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$b.log)" >&2
+        FAILED="$FAILED [fuzz $b]"
+      fi
+      printf '%s: ' "$b"
+      grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$b.log" | tr '\n' ' '
+      echo
+    done
+    batch=""
   done
+  done_stage "fuzz ($(echo $targets | wc -w) targets)"
 }
 
 case "$mode" in
@@ -149,13 +161,13 @@ case "$mode" in
     # The real hosts (label hosts: a VM per host, each on a core of its own under
     # emulation) run alone after the rest, on the package the normal stage built with
     # the README's command (readme_commands_test); without a package from this run,
-    # ctest builds it first.
+    # ctest builds it first. Their output (the scenarios' tables) is printed (-V).
     touch build/.tests-normal-start
     ctest_in build "normal" -LE hosts "$@"
     if [ -n "$(find build/deb -name 'poolkeeper_*.deb' -newer build/.tests-normal-start 2>/dev/null)" ]; then
-      ctest_in build "hosts" -L hosts -FA '.*' "$@"
+      ctest_in build "hosts" -V -L hosts -FA '.*' "$@"
     else
-      ctest_in build "hosts" -L hosts "$@"
+      ctest_in build "hosts" -V -L hosts "$@"
     fi
     if [ "$mode" = default ]; then run_fuzzers; fi
     if [ "${CI:-}" = true ]; then
