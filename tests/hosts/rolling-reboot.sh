@@ -64,7 +64,7 @@ MORE=${HOSTS_MORE:-keep kill powercut}
 T0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { printf '[%6s s] %s\n' "$(since "$T0")" "$*"; }
-die() { log "FAIL: $*"; exit 1; }
+die() { log "FAIL: $*" >&2; exit 1; }  # stderr: seen from inside $(...) too
 cleanup() { "$H" killall || true; }
 trap cleanup EXIT
 

@@ -53,7 +53,7 @@ OUT=$HOSTS_DIR/unit-kill
 T0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { printf '[%6s s] %s\n' "$(since "$T0")" "$*"; }
-die() { log "FAIL: $*"; exit 1; }
+die() { log "FAIL: $*" >&2; exit 1; }  # stderr: seen from inside $(...) too
 cleanup() { "$H" kill $VM || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
