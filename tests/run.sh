@@ -107,31 +107,28 @@ run_fuzzers() {
   done_stage "build fuzzers"
   targets=${FUZZ_TARGETS:-$(ls tests/fuzz/corpus)}
   mkdir -p build-fuzz/artifacts
-  # $JOBS at a time (each fuzzer is one process on one core).
+  # $JOBS at a time (each fuzzer is one process on one core); their results after.
   start "fuzz ($(echo $targets | wc -w) targets, ${secs} s each, $JOBS at a time)"
-  batch=""
+  running=0
   for t in $targets; do
-    batch="$batch $t"
-    [ "$(echo $batch | wc -w)" -lt "$JOBS" ] && [ "$t" != "$(echo $targets | awk '{print $NF}')" ] && continue
-    for b in $batch; do
-      # New inputs go to a scratch corpus; the committed seeds are only read.
-      mkdir -p "build-fuzz/corpus/$b"
-      ("build-fuzz/tests/fuzz/$b" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
-        -artifact_prefix="build-fuzz/artifacts/$b-" "build-fuzz/corpus/$b" "tests/fuzz/corpus/$b" \
-        >"build-fuzz/$b.log" 2>&1; echo $? >"build-fuzz/$b.rc") &
-    done
-    wait
-    for b in $batch; do
-      if [ "$(cat "build-fuzz/$b.rc")" != 0 ]; then
-        tail -n 60 "build-fuzz/$b.log"
-        echo "run.sh: fuzzer $b found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$b.log)" >&2
-        FAILED="$FAILED [fuzz $b]"
-      fi
-      printf '%s: ' "$b"
-      grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$b.log" | tr '\n' ' '
-      echo
-    done
-    batch=""
+    # New inputs go to a scratch corpus; the committed seeds are only read.
+    mkdir -p "build-fuzz/corpus/$t"
+    ("build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -max_len=8192 -print_final_stats=1 \
+      -artifact_prefix="build-fuzz/artifacts/$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
+      >"build-fuzz/$t.log" 2>&1; echo $? >"build-fuzz/$t.rc") &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then wait; running=0; fi
+  done
+  wait
+  for t in $targets; do
+    if [ "$(cat "build-fuzz/$t.rc")" != 0 ]; then
+      tail -n 60 "build-fuzz/$t.log"
+      echo "run.sh: fuzzer $t found a problem; the input is in build-fuzz/artifacts/ (log: build-fuzz/$t.log)" >&2
+      FAILED="$FAILED [fuzz $t]"
+    fi
+    printf '%s: ' "$t"
+    grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$t.log" | tr '\n' ' '
+    echo
   done
   done_stage "fuzz ($(echo $targets | wc -w) targets)"
 }

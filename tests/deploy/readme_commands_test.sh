@@ -47,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 dpkg --purge poolkeeper >/dev/null 2>&1 || true   # a leftover of an interrupted run
-[ -z "$deb_dir" ] || rm -rf "$deb_dir"                     # never a stale package for the others
+[ -z "$deb_dir" ] || rm -rf "$deb_dir"                  # never a stale package for the others
 
 git clone -q "$src" "$tree"
 echo "testing README.md of $(git -C "$tree" log -1 --format='%h %s')"
