@@ -240,6 +240,12 @@ package() {
   fi
   deb=$(ls "$dir"/poolkeeper_*.deb 2>/dev/null | grep -v dbgsym | head -n 1 || true)
   [ -n "$deb" ] || fail "no poolkeeper_*.deb in $dir"
+  # Every package of the tree has the same version: say so when this one predates the
+  # tree's last commit (ctest -FA, or a package left from an earlier run).
+  local head
+  head=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
+  [ "$(stat -c %Y "$deb")" -ge "$head" ] ||
+    echo "host.sh: warning: $deb was built before the tree's last commit ($(git -C "$ROOT" log -1 --format='%h %ci')): it may lack what the tests expect" >&2
   echo "$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")"
 }
 
