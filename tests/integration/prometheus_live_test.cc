@@ -1,6 +1,6 @@
 // The alert rules and the dashboard against a real Prometheus (Debian's) scraping real
-// agents every second, the rules file loaded as shipped but for each `for`, cut to 5 s
-// (the shipped durations are proven in simulated time by prometheus_rules_test's
+// agents every second, the rules file loaded as shipped except that every `for` is cut
+// to 5 s (the shipped durations are proven in simulated time by prometheus_rules_test's
 // `promtool test rules`): when checks are made to fail (a stale canary behind the nfs
 // check on both hosts, the only check of a service on both hosts, a config reload
 // refused), the matching alert is firing in /api/v1/alerts within its `for` + 2 scrape
@@ -34,7 +34,7 @@ std::string urlencode(const std::string& s) {
 }
 
 // Every alert's `for` in the rules this test loads.
-constexpr double kForSeconds = 5;
+constexpr int kForSeconds = 5;
 
 class PrometheusServer {
  public:
@@ -43,7 +43,7 @@ class PrometheusServer {
     for (const auto& x : targets) t += (t.empty() ? "'" : ", '") + x + "'";
     std::string rules = read_file(SOURCE_DIR "/deploy/prometheus/poolkeeper.yaml");
     std::string cut = std::regex_replace(rules, std::regex(R"(\bfor: [0-9]+[smh]\n)"),
-                                         "for: " + std::to_string(static_cast<int>(kForSeconds)) + "s\n");
+                                         "for: " + std::to_string(kForSeconds) + "s\n");
     if (cut == rules) throw std::runtime_error("no `for:` in deploy/prometheus/poolkeeper.yaml");
     write_file(dir_.file("poolkeeper.yaml"), cut);
     write_file(dir_.file("prometheus.yml"),
